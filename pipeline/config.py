@@ -1,0 +1,193 @@
+"""The configuration: schema validation and the questions rules ask of it.
+
+Snakemake validates config.yaml against workflow/schemas/config.schema.yaml at parse time
+(`snakemake.utils.validate`); `check_config` then checks what a schema cannot (level engines and
+their keys, basis sets, functionals, SMILES, split sizes against the trajectory). Both raise
+`ConfigError` naming the value and the fix, before any job runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from .labelling.levels import Level, LevelError, make_level
+from .molecules import MoleculeError, check_spec, get_spec, known_molecules
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SUBSETS_ACCURATE = ("train", "val", "test")
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def validate_schema(config: dict) -> None:
+    """Schema check outside Snakemake (tests, CLI); the same schema file Snakemake uses."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.path) or "<top level>"
+        raise ConfigError(f"config error at {where}: {e.message}")
+
+
+def load_config(path) -> dict:
+    config = yaml.safe_load(Path(path).read_text())
+    validate_schema(config)
+    check_config(config)
+    return config
+
+
+def level(config: dict, name: str) -> Level:
+    if name not in config["levels"]:
+        raise ConfigError(f"unknown level {name!r}; defined levels: {', '.join(sorted(config['levels']))}")
+    return make_level(name, config["levels"][name])
+
+
+def accurate_level(config: dict, molecule: str) -> str:
+    return config["molecules"].get(molecule, {}).get("accurate_level", config["accurate_level"])
+
+
+def cheap_levels(config: dict, molecule: str) -> list[str]:
+    return list(config["molecules"].get(molecule, {}).get("cheap_levels", config["cheap_levels"]))
+
+
+def molecule_spec(config: dict, molecule: str):
+    try:
+        return get_spec(molecule, config["molecules"])
+    except MoleculeError as err:
+        raise ConfigError(str(err)) from None
+
+
+def subset_level(config: dict, molecule: str, subset: str) -> str | None:
+    """The level a subset is labelled at (None for the unlabelled pool)."""
+    if subset in SUBSETS_ACCURATE:
+        return accurate_level(config, molecule)
+    if subset.startswith("cheap-"):
+        return subset[len("cheap-"):]
+    return None
+
+
+def subsets(config: dict, molecule: str) -> list[str]:
+    out = list(SUBSETS_ACCURATE) + [f"cheap-{lvl}" for lvl in cheap_levels(config, molecule)]
+    if config["splits"]["unlabelled"] > 0:
+        out.append("unlabelled")
+    return out
+
+
+def subset_size(config: dict, molecule: str, subset: str) -> int:
+    s = config["splits"]
+    if subset == "train":
+        return max(s["train_sizes"])
+    if subset in ("val", "test", "unlabelled"):
+        return s[subset]
+    return s["cheap"][subset[len("cheap-"):]]
+
+
+def subset_source(config: dict, molecule: str, subset: str) -> str:
+    """Where a subset's frames come from: 'md', or the name of a `file` level."""
+    lvl = subset_level(config, molecule, subset)
+    if lvl is not None and config["levels"][lvl]["engine"] == "file":
+        return lvl
+    return "md"
+
+
+def subset_block(config: dict, molecule: str, subset: str) -> tuple[int, int]:
+    """(offset, size) of a subset in the seeded permutation of its source."""
+    from .splits import blocks
+
+    src = subset_source(config, molecule, subset)
+    sizes = {s: subset_size(config, molecule, s) for s in subsets(config, molecule)
+             if subset_source(config, molecule, s) == src}
+    return blocks(sizes)[subset]
+
+
+def check_molecule(config: dict, molecule: str) -> None:
+    """Everything about one molecule that can be checked before a job runs."""
+    spec = molecule_spec(config, molecule)
+    try:
+        check_spec(spec)
+    except MoleculeError as err:
+        raise ConfigError(str(err)) from None
+    acc = accurate_level(config, molecule)
+    cheap = cheap_levels(config, molecule)
+    for name in [acc, *cheap]:
+        level(config, name)
+    if acc in cheap:
+        raise ConfigError(f"molecule {molecule!r}: accurate level {acc!r} is also listed as a cheap level")
+    missing = [c for c in cheap if c not in config["splits"]["cheap"]]
+    if missing:
+        raise ConfigError(
+            f"molecule {molecule!r}: no cheap-pool size for level(s) {missing}; add them under splits.cheap "
+            f"(e.g. `cheap: {{{missing[0]}: 500}}`)"
+        )
+    _check_file_sources(config, molecule, spec)
+    md_total = sum(subset_size(config, molecule, s) for s in subsets(config, molecule)
+                   if subset_source(config, molecule, s) == "md")
+    if md_total > config["sampling"]["n_frames"]:
+        raise ConfigError(
+            f"molecule {molecule!r}: the splits need {md_total} MD frames but sampling.n_frames is "
+            f"{config['sampling']['n_frames']}; raise sampling.n_frames or shrink the splits"
+        )
+
+
+def check_config(config: dict) -> None:
+    """Semantic checks on the whole config (levels, targets). Raises ConfigError."""
+    for name, entry in config["levels"].items():
+        try:
+            make_level(name, entry)
+        except (LevelError, ValueError) as err:
+            raise ConfigError(str(err)) from None
+    for mol in config["targets"]:
+        if mol not in known_molecules(config["molecules"]):
+            raise ConfigError(str(MoleculeError(
+                f"targets: unknown molecule {mol!r}; built-in and configured: "
+                f"{', '.join(known_molecules(config['molecules']))}. Add it under `molecules:` with `smiles:` or `xyz:`."
+            )))
+        check_molecule(config, mol)
+
+
+def _composition(z) -> dict:
+    from collections import Counter
+
+    return dict(sorted(Counter(int(x) for x in z).items()))
+
+
+def _check_file_sources(config: dict, molecule: str, spec) -> None:
+    """Imported files: readable, right shapes and units, enough frames, the molecule's atoms."""
+    from .data import DatasetError
+
+    need: dict[str, int] = {}
+    for s in subsets(config, molecule):
+        src = subset_source(config, molecule, s)
+        if src != "md":
+            need[src] = need.get(src, 0) + subset_size(config, molecule, s)
+    for src, n in need.items():
+        try:
+            ds = level(config, src).load()
+        except DatasetError as err:
+            raise ConfigError(f"level {src!r}: {err}") from None
+        if not ds.labelled:
+            raise ConfigError(f"level {src!r}: {ds.name} has no energies/forces (keys E and F)")
+        if len(ds) < n:
+            raise ConfigError(
+                f"molecule {molecule!r}: level {src!r} file has {len(ds)} frames but the splits drawn "
+                f"from it need {n}; shrink splits or import a larger file"
+            )
+        if spec.smiles is not None:
+            from rdkit import Chem
+
+            want = _composition(a.GetAtomicNum() for a in Chem.AddHs(Chem.MolFromSmiles(spec.smiles)).GetAtoms())
+            if _composition(ds.z) != want:
+                raise ConfigError(
+                    f"molecule {molecule!r}: level {src!r} file holds atoms {_composition(ds.z)} "
+                    f"(Z: count) but the molecule's SMILES has {want}"
+                )

@@ -1,0 +1,294 @@
+"""Levels of theory: a registry of engines, each a class built from a config entry.
+
+Every engine returns energies in eV and forces in eV/Angstrom (storage units); conversions from
+Hartree and Hartree/Bohr happen through :mod:`pipeline.units`.
+
+Computed engines (dft, ccsd, ccsd_t, xtb) label frames one at a time; free engines (empirical,
+file) take labels that already exist (GAFF2 energies and forces from the MD, or an imported file).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import units
+
+
+class LevelError(ValueError):
+    """A level-of-theory entry that cannot be used (unknown engine, key, basis, functional)."""
+
+
+@dataclass
+class Label:
+    energy: float  # eV
+    forces: np.ndarray  # [n_atoms, 3] eV/Angstrom
+    converged: bool
+    reason: str = ""
+    dm: object = None  # converged density matrix, reused as the next frame's SCF guess
+
+
+class Level:
+    """Base class. Subclasses set ENGINE, COMPUTED and DEFAULTS (the only keys they accept)."""
+
+    ENGINE = ""
+    COMPUTED = True
+    DEFAULTS: dict = {}
+
+    def __init__(self, name: str, **settings):
+        unknown = sorted(set(settings) - set(self.DEFAULTS))
+        if unknown:
+            raise LevelError(
+                f"level {name!r} (engine {self.ENGINE}): unknown key(s) {unknown}; "
+                f"valid: {', '.join(sorted(self.DEFAULTS)) or 'none'}"
+            )
+        self.name = name
+        self.settings = {**self.DEFAULTS, **settings}
+        self.check()
+
+    def check(self) -> None:
+        """Parse-time validation of settings; raise LevelError naming the value and the fix."""
+
+    def cache_token(self) -> str:
+        """Canonical text of everything that changes the result (the label cache key)."""
+        return json.dumps({"engine": self.ENGINE, **self.settings}, sort_keys=True)
+
+    @property
+    def theory(self) -> str:
+        return self.ENGINE
+
+    def compute(self, z: np.ndarray, R: np.ndarray, dm0=None, safer: bool = False) -> Label:
+        raise NotImplementedError(f"engine {self.ENGINE} takes its labels from existing data")
+
+
+def _check_basis(level_name: str, basis: str) -> None:
+    from pyscf import gto
+
+    try:
+        gto.basis.load(basis, "H")
+    except Exception:
+        raise LevelError(
+            f"level {level_name!r}: unknown basis set {basis!r}; use a PySCF basis name "
+            f"such as sto-3g, 6-31G, 6-31G*, cc-pVDZ, def2-SVP"
+        ) from None
+
+
+def _pyscf_mol(z, R, basis, charge, spin):
+    from pyscf import gto
+
+    atom = [(int(zi), tuple(ri)) for zi, ri in zip(z, R)]
+    return gto.M(atom=atom, basis=basis, unit="Angstrom", charge=charge, spin=spin, verbose=0)
+
+
+def _grad_to_forces(grad_hartree_bohr) -> np.ndarray:
+    return -units.hartree_per_bohr_to_ev_per_angstrom(np.asarray(grad_hartree_bohr, dtype=np.float64))
+
+
+class DFT(Level):
+    """Kohn-Sham DFT (PySCF RKS, or UKS when spin > 0) with analytic gradients."""
+
+    ENGINE = "dft"
+    DEFAULTS = dict(
+        xc="PBE", basis="6-31G", density_fit=True, grid_level=2, conv_tol=1e-9, max_cycle=100, charge=0, spin=0
+    )
+
+    @property
+    def theory(self) -> str:
+        return f"{self.settings['xc']}/{self.settings['basis']}"
+
+    def check(self) -> None:
+        from pyscf.dft import libxc
+
+        _check_basis(self.name, self.settings["basis"])
+        try:
+            libxc.parse_xc(self.settings["xc"])
+        except Exception:
+            raise LevelError(
+                f"level {self.name!r}: unknown exchange-correlation functional {self.settings['xc']!r}; "
+                f"use a libxc name such as PBE, B3LYP, PBE0, wB97X-D"
+            ) from None
+
+    def _scf(self, mol, safer: bool):
+        from pyscf import dft
+
+        s = self.settings
+        mf = dft.RKS(mol) if s["spin"] == 0 else dft.UKS(mol)
+        mf.xc = s["xc"]
+        mf.grids.level = s["grid_level"]
+        mf.conv_tol = s["conv_tol"]
+        mf.max_cycle = s["max_cycle"]
+        if s["density_fit"]:
+            mf = mf.density_fit()
+        if safer:
+            mf.level_shift = 0.2
+            mf.max_cycle = 2 * s["max_cycle"]
+            mf = mf.newton()
+        return mf
+
+    def compute(self, z, R, dm0=None, safer=False) -> Label:
+        s = self.settings
+        mol = _pyscf_mol(z, R, s["basis"], s["charge"], s["spin"])
+        mf = self._scf(mol, safer)
+        energy = mf.kernel(dm0=dm0)
+        if not mf.converged:
+            return Label(np.nan, np.full((len(z), 3), np.nan), False, "SCF did not converge")
+        grad = mf.nuc_grad_method().kernel()
+        return Label(units.hartree_to_ev(energy), _grad_to_forces(grad), True, dm=mf.make_rdm1())
+
+
+class CCSD(Level):
+    """RHF -> CCSD with analytic gradients (PySCF); frozen core optional."""
+
+    ENGINE = "ccsd"
+    DEFAULTS = dict(basis="6-31G", frozen_core=True, conv_tol=1e-9, conv_tol_cc=1e-7, max_cycle=100, charge=0)
+
+    @property
+    def theory(self) -> str:
+        fc = " (fc)" if self.settings["frozen_core"] else ""
+        return f"{self.ENGINE.upper().replace('_T', '(T)')}/{self.settings['basis']}{fc}"
+
+    def check(self) -> None:
+        _check_basis(self.name, self.settings["basis"])
+
+    def _cc(self, z, R, dm0, safer):
+        from pyscf import cc, scf
+        from pyscf.data import elements
+
+        s = self.settings
+        mol = _pyscf_mol(z, R, s["basis"], s["charge"], 0)
+        mf = scf.RHF(mol)
+        mf.conv_tol = s["conv_tol"]
+        mf.max_cycle = s["max_cycle"]
+        if safer:
+            mf.level_shift = 0.2
+            mf.max_cycle = 2 * s["max_cycle"]
+            mf = mf.newton()
+        mf.kernel(dm0=dm0)
+        if not mf.converged:
+            return None, mf, "RHF did not converge"
+        frozen = elements.chemcore(mol) if s["frozen_core"] else None
+        mycc = cc.CCSD(mf, frozen=frozen or None)
+        mycc.conv_tol = s["conv_tol_cc"]
+        mycc.max_cycle = s["max_cycle"]
+        if safer:
+            mycc.level_shift = 0.3
+            mycc.diis_space = 12
+            mycc.max_cycle = 3 * s["max_cycle"]
+        mycc.kernel()
+        if not mycc.converged:
+            return None, mf, "CCSD amplitudes did not converge"
+        return mycc, mf, ""
+
+    def compute(self, z, R, dm0=None, safer=False) -> Label:
+        mycc, mf, reason = self._cc(z, R, dm0, safer)
+        if mycc is None:
+            return Label(np.nan, np.full((len(z), 3), np.nan), False, reason)
+        grad = mycc.nuc_grad_method().kernel()
+        return Label(units.hartree_to_ev(mycc.e_tot), _grad_to_forces(grad), True, dm=mf.make_rdm1())
+
+
+class CCSD_T(CCSD):
+    """RHF -> CCSD -> CCSD(T) with analytic (T) gradients (pyscf.grad.ccsd_t)."""
+
+    ENGINE = "ccsd_t"
+
+    def compute(self, z, R, dm0=None, safer=False) -> Label:
+        from pyscf.grad import ccsd_t as ccsd_t_grad
+
+        mycc, mf, reason = self._cc(z, R, dm0, safer)
+        if mycc is None:
+            return Label(np.nan, np.full((len(z), 3), np.nan), False, reason)
+        e_t = mycc.ccsd_t()
+        grad = ccsd_t_grad.Gradients(mycc).kernel()
+        return Label(units.hartree_to_ev(mycc.e_tot + e_t), _grad_to_forces(grad), True, dm=mf.make_rdm1())
+
+
+class XTB(Level):
+    """GFN-xTB through tblite: an extra cheap level (milliseconds per frame)."""
+
+    ENGINE = "xtb"
+    METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
+    DEFAULTS = dict(method="GFN2-xTB", charge=0, accuracy=1.0, max_iterations=250)
+
+    @property
+    def theory(self) -> str:
+        return self.settings["method"]
+
+    def check(self) -> None:
+        if self.settings["method"] not in self.METHODS:
+            raise LevelError(
+                f"level {self.name!r}: unknown xtb method {self.settings['method']!r}; valid: {', '.join(self.METHODS)}"
+            )
+
+    def compute(self, z, R, dm0=None, safer=False) -> Label:
+        from tblite.interface import Calculator
+
+        s = self.settings
+        calc = Calculator(s["method"], np.asarray(z), np.asarray(R) / units.BOHR_ANGSTROM, charge=s["charge"])
+        calc.set("verbosity", 0)
+        calc.set("accuracy", s["accuracy"])
+        calc.set("max-iter", s["max_iterations"] * (2 if safer else 1))
+        try:
+            res = calc.singlepoint()
+        except Exception as err:  # tblite raises on SCC non-convergence
+            return Label(np.nan, np.full((len(z), 3), np.nan), False, f"tblite: {err}")
+        return Label(units.hartree_to_ev(float(res.get("energy"))), _grad_to_forces(res.get("gradient")), True)
+
+
+class Empirical(Level):
+    """GAFF2 energies and forces recorded by the MD itself: free labels."""
+
+    ENGINE = "empirical"
+    COMPUTED = False
+
+    @property
+    def theory(self) -> str:
+        return "GAFF2"
+
+
+class File(Level):
+    """Labels imported from a dataset file (MD17 / rMD17 / sGDML npz, or any ASE-readable file)."""
+
+    ENGINE = "file"
+    COMPUTED = False
+    DEFAULTS = dict(path=None, energy_unit=None, length_unit=None, theory=None)
+
+    @property
+    def theory(self) -> str:
+        return self.settings["theory"] or f"file:{self.settings['path']}"
+
+    def check(self) -> None:
+        from pathlib import Path
+
+        if not self.settings["path"]:
+            raise LevelError(f"level {self.name!r} (engine file): set `path:` to an .npz or extxyz file")
+        if not Path(self.settings["path"]).exists():
+            raise LevelError(f"level {self.name!r}: file {self.settings['path']!r} does not exist")
+        for key, check in (("energy_unit", units.energy_factor), ("length_unit", units.length_factor)):
+            if self.settings[key] is not None:
+                try:
+                    check(self.settings[key])
+                except ValueError as err:
+                    raise LevelError(f"level {self.name!r}: {key}: {err}") from None
+
+    def load(self):
+        """The imported dataset in storage units (shape and unit errors raise DatasetError)."""
+        from ..data import load_any
+
+        s = self.settings
+        return load_any(s["path"], s["energy_unit"], s["length_unit"])
+
+
+LEVELS: dict[str, type[Level]] = {
+    cls.ENGINE: cls for cls in (Empirical, DFT, CCSD, CCSD_T, XTB, File)
+}
+
+
+def make_level(name: str, entry: dict) -> Level:
+    """Build the level `name` from its config entry {engine: ..., <engine keys>}."""
+    entry = dict(entry)
+    engine = entry.pop("engine", None)
+    if engine not in LEVELS:
+        raise LevelError(f"level {name!r}: unknown engine {engine!r}; valid: {', '.join(LEVELS)}")
+    return LEVELS[engine](name, **entry)

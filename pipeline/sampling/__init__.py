@@ -1,0 +1,1 @@
+"""Sampling configurations: GAFF2 parameters (AmberTools) and Langevin MD (OpenMM)."""

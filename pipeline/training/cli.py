@@ -1,0 +1,121 @@
+"""Training commands of `python -m pipeline`."""
+from __future__ import annotations
+
+import json
+
+
+def _json(text):
+    return json.loads(text)
+
+
+def _common(s, *, model=True, stage=True):
+    if model:
+        s.add_argument("--model-name", required=True, help="a name in pipeline.models.MODELS")
+        s.add_argument("--hparams", type=_json, default={}, help="model hyperparameters as JSON")
+    if stage:
+        s.add_argument("--stage", type=_json, required=True, help="the stage's config section as JSON")
+        s.add_argument("--training", type=_json, required=True, help="rho, ema_decay, grad_clip, n_projections (JSON)")
+        s.add_argument("--seed", type=int, required=True)
+        s.add_argument("--out-model", required=True)
+        s.add_argument("--out-history", required=True)
+        s.add_argument("--checkpoint", required=True, help="scratch file; a rerun resumes from it")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+
+
+def _setup(a):
+    import torch
+
+    torch.set_num_threads(a.threads)
+
+
+def _done(a):
+    """Training finished and its outputs are written: the resume checkpoint is no longer needed."""
+    from pathlib import Path
+
+    Path(a.checkpoint).unlink(missing_ok=True)
+
+
+def _run_standard(a):
+    from .stages import train_standard
+
+    _setup(a)
+    train_standard(model_name=a.model_name, hparams=a.hparams, train_npz=a.train, n_train=a.n_train, val_npz=a.val,
+                   stage=a.stage, training=a.training, seed=a.seed, device=a.device, out_model=a.out_model,
+                   out_history=a.out_history, checkpoint=a.checkpoint)
+    _done(a)
+
+
+def _run_bias(a):
+    from .stages import compute_bias
+
+    _setup(a)
+    compute_bias(model_path=a.model, cheap_npz=a.cheap, out_npz=a.out, device=a.device)
+
+
+def _run_cheap(a):
+    from .stages import train_cheap
+
+    _setup(a)
+    train_cheap(model_name=a.model_name, hparams=a.hparams, cheap_npz=a.cheap, bias_npz=a.bias, gamma=float(a.gamma),
+                stage=a.stage, training=a.training, seed=a.seed, device=a.device, out_model=a.out_model,
+                out_history=a.out_history, checkpoint=a.checkpoint, extra={"cheap_level": a.cheap_level})
+    _done(a)
+
+
+def _run_score(a):
+    from .stages import train_score_matching
+
+    _setup(a)
+    train_score_matching(model_name=a.model_name, hparams=a.hparams, unlabelled_npz=a.unlabelled,
+                         temperature_K=a.temperature, stage=a.stage, training=a.training, seed=a.seed,
+                         device=a.device, out_model=a.out_model, out_history=a.out_history, checkpoint=a.checkpoint)
+    _done(a)
+
+
+def _run_finetune(a):
+    from .stages import finetune
+
+    _setup(a)
+    finetune(init_model=a.init, train_npz=a.train, n_train=a.n_train, val_npz=a.val, stage=a.stage,
+             training=a.training, seed=a.seed, device=a.device, out_model=a.out_model, out_history=a.out_history,
+             checkpoint=a.checkpoint)
+    _done(a)
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("train-standard", help="standard training on accurate data (ASTEROID stage 1)")
+    _common(s)
+    s.add_argument("--train", required=True)
+    s.add_argument("--n-train", type=int, required=True)
+    s.add_argument("--val", required=True)
+    s.set_defaults(func=_run_standard)
+
+    s = sub.add_parser("bias", help="per-frame bias of cheap labels against the stage-1 model")
+    _common(s, model=False, stage=False)
+    s.add_argument("--model", required=True)
+    s.add_argument("--cheap", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_run_bias)
+
+    s = sub.add_parser("train-cheap", help="stage 2: bias-weighted training on cheap data (gamma=inf: unweighted)")
+    _common(s)
+    s.add_argument("--cheap", required=True)
+    s.add_argument("--cheap-level", required=True)
+    s.add_argument("--bias", default=None)
+    s.add_argument("--gamma", required=True, help="kcal/mol/A, or inf")
+    s.set_defaults(func=_run_cheap)
+
+    s = sub.add_parser("train-score", help="sliced score matching on unlabelled frames")
+    _common(s)
+    s.add_argument("--unlabelled", required=True)
+    s.add_argument("--temperature", type=float, required=True, help="K")
+    s.set_defaults(func=_run_score)
+
+    s = sub.add_parser("finetune", help="stage 3: fine-tune a model on accurate data")
+    _common(s, model=False)
+    s.add_argument("--init", required=True)
+    s.add_argument("--train", required=True)
+    s.add_argument("--n-train", type=int, required=True)
+    s.add_argument("--val", required=True)
+    s.set_defaults(func=_run_finetune)

@@ -1,0 +1,178 @@
+"""The training stages as path-in/path-out functions (one per Snakemake rule).
+
+- standard:        accurate train[:N] -> model (also ASTEROID stage 1)
+- bias:            stage-1 model + cheap pool -> B_j (kcal/mol/A) per cheap frame
+- cheap:           cheap pool, weights exp(-B_j/gamma) (gamma=inf: unweighted, the cheap-only model)
+                   -> stage-2 model, trained from scratch
+- score_matching:  unlabelled pool at temperature T -> model (label-free pre-training)
+- finetune:        an initial model + accurate train[:N] -> stage-3 model
+
+Every model file stores in `extra` what later steps need: units, stage, data sizes, validation
+loss, training time.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import fields
+
+import numpy as np
+import torch
+
+from .. import units
+from ..data import atomic_write, load_npz
+from ..models import build, load_model, save_model
+from .batching import TensorData
+from .engine import StageConfig, train
+from .losses import bias, bias_weights
+
+log = logging.getLogger(__name__)
+
+# Score-matching data carry no forces to set the output scale from; this is the typical
+# force component magnitude of small organic molecules at 300-500 K, in kcal/mol/A.
+SCORE_MATCHING_FORCE_SCALE = 20.0
+# Fraction of a cheap or unlabelled pool held out to early-stop stages that have no accurate data.
+HOLDOUT_FRACTION = 0.1
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+def stage_config(stage: dict, training: dict, **overrides) -> StageConfig:
+    names = {f.name for f in fields(StageConfig)}
+    kw = {k: v for k, v in stage.items() if k in names}
+    kw.update(rho=training["rho"], ema_decay=training["ema_decay"], grad_clip=training["grad_clip"],
+              n_projections=training.get("n_projections", 1))
+    kw.update(overrides)
+    return StageConfig(**kw)
+
+
+def _normalize(model, data: TensorData, force_scale: float | None = None) -> None:
+    """Energy shift per atom from the mean label energy, scale from the force spread."""
+    shift = float(data.E.mean()) / data.n_atoms if data.E is not None else 0.0
+    scale = force_scale if force_scale is not None else float(data.F.std())
+    model.set_normalization(shift, max(scale, 1e-3))
+
+
+def _refit_shift(model, data: TensorData, batch_size: int = 64) -> None:
+    """Move the per-atom energy shift so the mean energy matches `data` (forces unchanged).
+
+    Cheap levels and score matching leave the energy offset of another level (GAFF2 energies are
+    relative; DFT and CCSD(T) differ by a constant): fine-tuning starts from the right offset.
+    """
+    from ..evaluation.predict import predict
+
+    E_pred, _ = predict(model, data.R.cpu().numpy(), data.z.cpu().numpy(), batch_size=batch_size,
+                        device=data.R.device)
+    delta = float(data.E.mean().cpu()) - float(np.mean(E_pred))
+    model.set_normalization(float(model.energy_shift) + delta / data.n_atoms, float(model.energy_scale))
+
+
+def _save(model, path, extra: dict) -> None:
+    extra = {"energy_unit": "kcal/mol", "length_unit": "Ang", **extra}
+    atomic_write(path, lambda tmp: save_model(model, tmp, extra=extra))
+
+
+def _fresh_model(name: str, hparams: dict, seed: int, device):
+    torch.manual_seed(seed)
+    return build(name, **hparams).to(device)
+
+
+def train_standard(*, model_name, hparams, train_npz, n_train, val_npz, stage, training, seed, device,
+                   out_model, out_history, checkpoint, extra=None):
+    """Standard training on accurate data only (also ASTEROID stage 1)."""
+    dev = resolve_device(device)
+    tr = TensorData.from_dataset(load_npz(train_npz), dev, n=n_train)
+    if len(tr) < n_train:
+        raise ValueError(f"{train_npz} has {len(tr)} labelled frames, fewer than N = {n_train}")
+    va = TensorData.from_dataset(load_npz(val_npz), dev)
+    model = _fresh_model(model_name, hparams, seed, dev)
+    _normalize(model, tr)
+    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
+                          history_csv=out_history)
+    _save(best, out_model, {"stage": "standard", "n_train": n_train, "seed": seed, **summary, **(extra or {})})
+    return summary
+
+
+def compute_bias(*, model_path, cheap_npz, out_npz, device="cpu"):
+    """B_j = mean |F_stage1(x_j) - F_cheap_j| over atoms and components, kcal/mol/A."""
+    from ..evaluation.predict import predict
+
+    model = load_model(model_path, device=resolve_device(device))
+    ds = load_npz(cheap_npz)
+    _, F_pred = predict(model, ds.R, ds.z, device=resolve_device(device))  # [n, n_atoms, 3] kcal/mol/A
+    B = bias(F_pred, units.ev_to_kcal(ds.F))  # [n]
+    atomic_write(out_npz, lambda tmp: np.savez(tmp, B=B, frame_id=ds.frame_id, unit="kcal/mol/Ang"))
+    log.info("bias: mean %.3f, median %.3f, max %.3f kcal/mol/A over %d cheap frames",
+             B.mean(), np.median(B), B.max(), len(B))
+    return B
+
+
+def train_cheap(*, model_name, hparams, cheap_npz, bias_npz, gamma, stage, training, seed, device,
+                out_model, out_history, checkpoint, extra=None):
+    """Stage 2: from scratch on the cheap pool, frame weights exp(-B_j/gamma) (gamma=inf: all 1)."""
+    dev = resolve_device(device)
+    ds = load_npz(cheap_npz)
+    if math.isinf(gamma):
+        w = np.ones(len(ds))
+    else:
+        with np.load(bias_npz) as f:
+            if not np.array_equal(f["frame_id"], ds.frame_id):
+                raise ValueError(f"{bias_npz} was computed for other frames than {cheap_npz}; rerun the bias rule")
+            w = bias_weights(f["B"], gamma)
+    # Shuffled hold-out (seeded) for early stopping on the weighted validation loss.
+    perm = np.random.default_rng(seed).permutation(len(ds))
+    ds, w = ds.subset(perm), w[perm]
+    data = TensorData.from_dataset(ds, dev, weights=w)
+    n_val = max(1, int(round(HOLDOUT_FRACTION * len(data))))
+    tr, va = data.split(len(data) - n_val)
+    if stage.get("max_train_frames"):
+        tr, _ = tr.split(stage["max_train_frames"])
+    model = _fresh_model(model_name, hparams, seed, dev)
+    _normalize(model, tr)
+    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
+                          history_csv=out_history)
+    _save(best, out_model, {"stage": "cheap", "gamma": gamma, "n_cheap": len(ds), "seed": seed,
+                            "mean_weight": float(w.mean()), "effective_frames": float(w.sum()),
+                            **summary, **(extra or {})})
+    return summary
+
+
+def train_score_matching(*, model_name, hparams, unlabelled_npz, temperature_K, stage, training, seed, device,
+                         out_model, out_history, checkpoint, extra=None):
+    """Label-free pre-training: sliced score matching on Boltzmann samples at temperature_K."""
+    dev = resolve_device(device)
+    ds = load_npz(unlabelled_npz)
+    ds.E = ds.F = None
+    data = TensorData.from_dataset(ds, dev)
+    n_val = max(1, int(round(HOLDOUT_FRACTION * len(data))))
+    tr, va = data.split(len(data) - n_val)
+    model = _fresh_model(model_name, hparams, seed, dev)
+    model.set_normalization(0.0, SCORE_MATCHING_FORCE_SCALE)
+    cfg = stage_config(stage, training, objective="score_matching", kT=units.kt_kcal(temperature_K))
+    best, summary = train(model, tr, va, cfg, seed=seed, checkpoint=checkpoint, history_csv=out_history)
+    _save(best, out_model, {"stage": "score_matching", "temperature_K": temperature_K, "n_unlabelled": len(ds),
+                            "seed": seed, **summary, **(extra or {})})
+    return summary
+
+
+def finetune(*, init_model, train_npz, n_train, val_npz, stage, training, seed, device,
+             out_model, out_history, checkpoint, extra=None):
+    """Stage 3: fine-tune an initial model on accurate train[:N]."""
+    dev = resolve_device(device)
+    tr = TensorData.from_dataset(load_npz(train_npz), dev, n=n_train)
+    va = TensorData.from_dataset(load_npz(val_npz), dev)
+    model = load_model(init_model, device=dev)
+    init_extra = dict(getattr(model, "extra", {}) or {})
+    _refit_shift(model, tr)
+    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
+                          history_csv=out_history)
+    _save(best, out_model, {"stage": "finetune", "n_train": n_train, "seed": seed, "init_stage": init_extra.get("stage"),
+                            "gamma": init_extra.get("gamma"), "init_train_wall_s": init_extra.get("train_wall_s"),
+                            **summary, **(extra or {})})
+    return summary

@@ -1,0 +1,208 @@
+# Config validation at parse time and the get_* helpers the rules call.
+import json
+import shlex
+
+from snakemake.utils import validate
+
+from pipeline import config as pconf
+from pipeline.labelling.runner import n_chunks
+
+validate(config, schema="../schemas/config.schema.yaml")
+try:
+    pconf.check_config(config)
+except pconf.ConfigError as err:
+    raise WorkflowError(f"invalid config: {err}") from None
+
+LEVEL_RE = "[A-Za-z0-9_]+"
+SUBSET_RE = "train|val|test|unlabelled|cheap-[A-Za-z0-9_]+"
+LOGS = "logs/{molecule}"
+BENCH = "benchmarks/{molecule}"
+
+
+wildcard_constraints:
+    molecule="[A-Za-z0-9_]+",
+    level=LEVEL_RE,
+    subset=SUBSET_RE,
+    chunk="[0-9]+",
+    model="[a-z0-9_]+",
+    n="[0-9]+",
+    seed="[0-9]+",
+
+
+def q(value):
+    """A value as one shell word of JSON (for --flag '{...}' arguments)."""
+    return shlex.quote(json.dumps(value, sort_keys=True))
+
+
+def get_molecule(wildcards):
+    """Check the molecule named by the target path; an unknown one fails here, before any job."""
+    try:
+        pconf.check_molecule(config, wildcards.molecule)
+    except pconf.ConfigError as err:
+        raise WorkflowError(f"invalid target results/{wildcards.molecule}/...: {err}") from None
+    return wildcards.molecule
+
+
+def get_molecule_spec(wildcards):
+    spec = pconf.molecule_spec(config, get_molecule(wildcards))
+    return q({"name": spec.name, "smiles": spec.smiles, "xyz": spec.xyz, "charge": spec.charge})
+
+
+def get_molecule_inputs(wildcards):
+    """A user molecule's xyz file is an input of the GAFF2 step (edits rerun it)."""
+    spec = pconf.molecule_spec(config, get_molecule(wildcards))
+    return [spec.xyz] if spec.xyz else []
+
+
+def get_sampling(wildcards):
+    return q(config["sampling"])
+
+
+def get_subsets(molecule):
+    return pconf.subsets(config, molecule)
+
+
+def get_frames_source(wildcards):
+    mol = get_molecule(wildcards)
+    if wildcards.subset not in get_subsets(mol):
+        raise WorkflowError(f"molecule {mol!r} has no subset {wildcards.subset!r}; subsets: {', '.join(get_subsets(mol))}")
+    src = pconf.subset_source(config, mol, wildcards.subset)
+    return f"results/{mol}/md/trajectory.npz" if src == "md" else f"results/{mol}/imported/{src}.npz"
+
+
+def get_frames_block(wildcards):
+    """(offset, size) of the subset in its source's seeded permutation."""
+    return pconf.subset_block(config, get_molecule(wildcards), wildcards.subset)
+
+
+def get_level_entry(wildcards):
+    if wildcards.level not in config["levels"]:
+        raise WorkflowError(f"unknown level {wildcards.level!r}; defined: {', '.join(sorted(config['levels']))}")
+    return q(config["levels"][wildcards.level])
+
+
+def get_import_source(wildcards):
+    entry = config["levels"][wildcards.level]
+    if entry["engine"] != "file":
+        raise WorkflowError(f"level {wildcards.level!r} is not a file level")
+    return entry["path"]
+
+
+def get_chunk_bounds(wildcards):
+    size = config["labelling"]["chunk_size"]
+    i = int(wildcards.chunk)
+    return {"start": i * size, "stop": (i + 1) * size}
+
+
+def get_dataset_inputs(wildcards):
+    """Chunks of a computed level, or the frames file itself for free levels (GAFF2, imported)."""
+    mol = get_molecule(wildcards)
+    lvl = pconf.level(config, wildcards.level)
+    frames = f"results/{mol}/frames/{wildcards.subset}.npz"
+    if not lvl.COMPUTED:
+        return [frames]
+    n = pconf.subset_size(config, mol, wildcards.subset)
+    return [
+        f"results/{mol}/labels/{wildcards.level}/{wildcards.subset}/chunk{i:04d}.npz"
+        for i in range(n_chunks(n, config["labelling"]["chunk_size"]))
+    ]
+
+
+def get_n_requested(wildcards):
+    return pconf.subset_size(config, get_molecule(wildcards), wildcards.subset)
+
+
+def get_dataset(molecule, subset, level=None):
+    """Path of a labelled dataset; the level defaults to the one the subset is labelled at."""
+    level = level or pconf.subset_level(config, molecule, subset)
+    return f"results/{molecule}/data/{level}/{subset}.npz"
+
+
+def get_all_datasets(molecule):
+    return [get_dataset(molecule, s) for s in get_subsets(molecule) if s != "unlabelled"]
+
+
+# ----------------------------------------------------------------------------- training
+GAMMA_RE = "[0-9][0-9.e+-]*"
+
+
+def get_gammas():
+    """The gamma grid as path strings (kcal/mol/A)."""
+    return [f"{g:g}" for g in config["asteroid"]["gammas"]]
+
+
+def get_train_sizes():
+    return sorted(config["splits"]["train_sizes"])
+
+
+def get_training_common(wildcards):
+    t = config["training"]
+    return q({k: t[k] for k in ("rho", "ema_decay", "grad_clip", "n_projections") if k in t})
+
+
+def get_hparams(wildcards):
+    return q(config["training"]["hparams"].get(wildcards.model, {}))
+
+
+def get_stage(name):
+    """A function giving the JSON of training section `name` (accurate, cheap, finetune, score_matching)."""
+
+    def _stage(wildcards):
+        return q(config["training"][name])
+
+    _stage.__name__ = f"get_stage_{name}"
+    return _stage
+
+
+def get_accurate_data(wildcards):
+    mol = get_molecule(wildcards)
+    if int(wildcards.n) not in config["splits"]["train_sizes"]:
+        raise WorkflowError(f"N = {wildcards.n} is not in splits.train_sizes {config['splits']['train_sizes']}")
+    return {"train": get_dataset(mol, "train"), "val": get_dataset(mol, "val")}
+
+
+def get_cheap_data(wildcards):
+    mol = get_molecule(wildcards)
+    if wildcards.level not in pconf.cheap_levels(config, mol):
+        raise WorkflowError(
+            f"{wildcards.level!r} is not a cheap level of {mol}; cheap levels: {pconf.cheap_levels(config, mol)}"
+        )
+    return get_dataset(mol, f"cheap-{wildcards.level}", wildcards.level)
+
+
+def get_finetune_init(wildcards):
+    base = f"results/{wildcards.molecule}/models/{wildcards.model}/stage2/{wildcards.level}"
+    if wildcards.gamma == "inf":
+        return f"{base}/ginf/s{wildcards.seed}/model.pt"
+    return f"{base}/g{wildcards.gamma}/N{wildcards.n}_s{wildcards.seed}/model.pt"
+
+
+def get_models_dir(molecule, model):
+    return f"results/{molecule}/models/{model}"
+
+
+def get_trained_models(molecule):
+    """Every model file the comparison needs, for every configured model and seed."""
+    out = []
+    sizes = get_train_sizes()
+    for model in config["training"]["models"]:
+        d = get_models_dir(molecule, model)
+        for seed in config["training"]["seeds"]:
+            for n in sizes:
+                out.append(f"{d}/standard/N{n}_s{seed}/model.pt")
+                for lvl in pconf.cheap_levels(config, molecule):
+                    for g in get_gammas():
+                        out.append(f"{d}/stage2/{lvl}/g{g}/N{n}_s{seed}/model.pt")
+                        out.append(f"{d}/finetune/{lvl}/g{g}/N{n}_s{seed}/model.pt")
+                    out.append(f"{d}/finetune/{lvl}/ginf/N{n}_s{seed}/model.pt")
+                if config["splits"]["unlabelled"] > 0:
+                    out.append(f"{d}/finetune/score/N{n}_s{seed}/model.pt")
+            for lvl in pconf.cheap_levels(config, molecule):
+                out.append(f"{d}/stage2/{lvl}/ginf/s{seed}/model.pt")
+            if config["splits"]["unlabelled"] > 0:
+                out.append(f"{d}/score/s{seed}/model.pt")
+    return out
+
+
+def get_final_outputs():
+    return [f"results/{m}/report.html" for m in config["targets"]]

@@ -1,0 +1,1 @@
+# Evaluation (filled in below as the evaluation stage lands).

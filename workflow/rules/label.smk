@@ -1,0 +1,49 @@
+# Labelling: chunked, cached, restartable jobs at computed levels; merged datasets per subset.
+
+
+rule label_chunk:
+    input:
+        "results/{molecule}/frames/{subset}.npz",
+    output:
+        "results/{molecule}/labels/{level}/{subset}/chunk{chunk}.npz",
+    params:
+        level=get_level_entry,
+        bounds=get_chunk_bounds,
+        cache_dir=config["labelling"]["cache_dir"],
+    threads: config["labelling"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=240,
+    log:
+        LOGS + "/label/{level}/{subset}/chunk{chunk}.log",
+    benchmark:
+        BENCH + "/label/{level}/{subset}/chunk{chunk}.tsv"
+    conda:
+        "../../envs/qm.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m pipeline label --frames {input} --level-name {wildcards.level} "
+        "--level {params.level} --start {params.bounds[start]} --stop {params.bounds[stop]} "
+        "--cache-dir {params.cache_dir} --threads {threads} --out {output} 2> {log}"
+
+
+rule dataset:
+    input:
+        get_dataset_inputs,
+    output:
+        npz="results/{molecule}/data/{level}/{subset}.npz",
+        extxyz="results/{molecule}/data/{level}/{subset}.extxyz",
+        failures="results/{molecule}/data/{level}/{subset}.failures.csv",
+    params:
+        level=get_level_entry,
+        n_requested=get_n_requested,
+        max_failure_fraction=config["labelling"]["max_failure_fraction"],
+    log:
+        LOGS + "/dataset/{level}/{subset}.log",
+    benchmark:
+        BENCH + "/dataset/{level}/{subset}.tsv"
+    conda:
+        "../../envs/qm.yaml"
+    shell:
+        "python -m pipeline dataset --level-name {wildcards.level} --level {params.level} --chunks {input} "
+        "--n-requested {params.n_requested} --max-failure-fraction {params.max_failure_fraction} "
+        "--out {output.npz} --failures {output.failures} --extxyz {output.extxyz} 2> {log}"

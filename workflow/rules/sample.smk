@@ -1,0 +1,78 @@
+# Sampling: GAFF2 parameters, Langevin MD, seeded disjoint splits.
+
+
+rule gaff2:
+    input:
+        get_molecule_inputs,
+    output:
+        prmtop="results/{molecule}/md/gaff2.prmtop",
+        inpcrd="results/{molecule}/md/gaff2.inpcrd",
+        sdf="results/{molecule}/md/molecule.sdf",
+    params:
+        molecule=get_molecule_spec,
+        seed=config["sampling"]["seed"],
+    log:
+        LOGS + "/gaff2.log",
+    benchmark:
+        BENCH + "/gaff2/gaff2.tsv"
+    conda:
+        "../../envs/md.yaml"
+    shell:
+        "python -m pipeline gaff2 --molecule {params.molecule} --seed {params.seed} "
+        "--prmtop {output.prmtop} --inpcrd {output.inpcrd} --sdf {output.sdf} --tool-log {log} 2>> {log}"
+
+
+rule md:
+    input:
+        prmtop=rules.gaff2.output.prmtop,
+        inpcrd=rules.gaff2.output.inpcrd,
+    output:
+        traj="results/{molecule}/md/trajectory.npz",
+        log_csv="results/{molecule}/md/thermo.csv",
+    params:
+        sampling=get_sampling,
+    log:
+        LOGS + "/md.log",
+    benchmark:
+        BENCH + "/md/md.tsv"
+    conda:
+        "../../envs/md.yaml"
+    shell:
+        "python -m pipeline md --prmtop {input.prmtop} --inpcrd {input.inpcrd} --sampling {params.sampling} "
+        "--name {wildcards.molecule} --out {output.traj} --log-csv {output.log_csv} 2> {log}"
+
+
+rule import_level:
+    input:
+        get_import_source,
+    output:
+        "results/{molecule}/imported/{level}.npz",
+    params:
+        level=get_level_entry,
+    log:
+        LOGS + "/import/{level}.log",
+    benchmark:
+        BENCH + "/import/{level}.tsv"
+    conda:
+        "../../envs/md.yaml"
+    shell:
+        "python -m pipeline import --level-name {wildcards.level} --level {params.level} --out {output} 2> {log}"
+
+
+rule frames:
+    input:
+        get_frames_source,
+    output:
+        "results/{molecule}/frames/{subset}.npz",
+    params:
+        block=get_frames_block,
+        seed=config["splits"]["seed"],
+    log:
+        LOGS + "/frames/{subset}.log",
+    benchmark:
+        BENCH + "/frames/{subset}.tsv"
+    conda:
+        "../../envs/md.yaml"
+    shell:
+        "python -m pipeline frames --source {input} --subset {wildcards.subset} --offset {params.block[0]} "
+        "--size {params.block[1]} --seed {params.seed} --out {output} 2> {log}"

@@ -1,0 +1,196 @@
+# Training: standard (= ASTEROID stage 1), bias, stage 2 (bias-weighted / unweighted cheap-only),
+# score matching, stage 3 fine-tuning. Each model is cached; a killed job resumes from
+# <model>.ckpt when rerun.
+
+MODELS = "results/{molecule}/models/{model}"
+TRAIN_RESOURCES = dict(mem_mb=4000, runtime=720)
+
+
+rule train_standard:
+    input:
+        unpack(get_accurate_data),
+    output:
+        model=MODELS + "/standard/N{n}_s{seed}/model.pt",
+        history=MODELS + "/standard/N{n}_s{seed}/history.csv",
+    params:
+        hparams=get_hparams,
+        stage=get_stage("accurate"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        LOGS + "/train/{model}/standard/N{n}_s{seed}.log",
+    benchmark:
+        BENCH + "/train_standard/{model}/N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline train-standard --model-name {wildcards.model} --hparams {params.hparams} "
+        "--train {input.train} --n-train {wildcards.n} --val {input.val} --stage {params.stage} "
+        "--training {params.training} --seed {wildcards.seed} --device {params.device} --threads {threads} "
+        "--out-model {output.model} --out-history {output.history} --checkpoint {output.model}.ckpt 2> {log}"
+
+
+rule bias:
+    input:
+        model=rules.train_standard.output.model,
+        cheap=get_cheap_data,
+    output:
+        MODELS + "/bias/{level}/N{n}_s{seed}.npz",
+    params:
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    log:
+        LOGS + "/train/{model}/bias/{level}/N{n}_s{seed}.log",
+    benchmark:
+        BENCH + "/bias/{model}/{level}/N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline bias --model {input.model} --cheap {input.cheap} --out {output} "
+        "--device {params.device} --threads {threads} 2> {log}"
+
+
+rule train_stage2:
+    input:
+        cheap=get_cheap_data,
+        bias=MODELS + "/bias/{level}/N{n}_s{seed}.npz",
+    output:
+        model=MODELS + "/stage2/{level}/g{gamma}/N{n}_s{seed}/model.pt",
+        history=MODELS + "/stage2/{level}/g{gamma}/N{n}_s{seed}/history.csv",
+    wildcard_constraints:
+        gamma=GAMMA_RE,
+    params:
+        hparams=get_hparams,
+        stage=get_stage("cheap"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        LOGS + "/train/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}.log",
+    benchmark:
+        BENCH + "/train_stage2/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline train-cheap --model-name {wildcards.model} --hparams {params.hparams} "
+        "--cheap {input.cheap} --cheap-level {wildcards.level} --bias {input.bias} --gamma {wildcards.gamma} "
+        "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
+        "--threads {threads} --out-model {output.model} --out-history {output.history} "
+        "--checkpoint {output.model}.ckpt 2> {log}"
+
+
+rule train_cheap_only:
+    input:
+        cheap=get_cheap_data,
+    output:
+        model=MODELS + "/stage2/{level}/ginf/s{seed}/model.pt",
+        history=MODELS + "/stage2/{level}/ginf/s{seed}/history.csv",
+    params:
+        hparams=get_hparams,
+        stage=get_stage("cheap"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        LOGS + "/train/{model}/stage2/{level}/ginf/s{seed}.log",
+    benchmark:
+        BENCH + "/train_cheap_only/{model}/{level}/s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline train-cheap --model-name {wildcards.model} --hparams {params.hparams} "
+        "--cheap {input.cheap} --cheap-level {wildcards.level} --gamma inf "
+        "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
+        "--threads {threads} --out-model {output.model} --out-history {output.history} "
+        "--checkpoint {output.model}.ckpt 2> {log}"
+
+
+rule train_score:
+    input:
+        unlabelled="results/{molecule}/frames/unlabelled.npz",
+    output:
+        model=MODELS + "/score/s{seed}/model.pt",
+        history=MODELS + "/score/s{seed}/history.csv",
+    params:
+        hparams=get_hparams,
+        stage=get_stage("score_matching"),
+        training=get_training_common,
+        temperature=config["sampling"]["temperature_K"],
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        LOGS + "/train/{model}/score/s{seed}.log",
+    benchmark:
+        BENCH + "/train_score/{model}/s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline train-score --model-name {wildcards.model} --hparams {params.hparams} "
+        "--unlabelled {input.unlabelled} --temperature {params.temperature} --stage {params.stage} "
+        "--training {params.training} --seed {wildcards.seed} --device {params.device} --threads {threads} "
+        "--out-model {output.model} --out-history {output.history} --checkpoint {output.model}.ckpt 2> {log}"
+
+
+rule finetune_cheap:
+    input:
+        unpack(get_accurate_data),
+        init=get_finetune_init,
+    output:
+        model=MODELS + "/finetune/{level}/g{gamma}/N{n}_s{seed}/model.pt",
+        history=MODELS + "/finetune/{level}/g{gamma}/N{n}_s{seed}/history.csv",
+    wildcard_constraints:
+        gamma=GAMMA_RE + "|inf",
+    params:
+        stage=get_stage("finetune"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        LOGS + "/train/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}.log",
+    benchmark:
+        BENCH + "/finetune/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline finetune --init {input.init} --train {input.train} --n-train {wildcards.n} "
+        "--val {input.val} --stage {params.stage} --training {params.training} --seed {wildcards.seed} "
+        "--device {params.device} --threads {threads} --out-model {output.model} --out-history {output.history} "
+        "--checkpoint {output.model}.ckpt 2> {log}"
+
+
+rule finetune_score:
+    input:
+        unpack(get_accurate_data),
+        init=MODELS + "/score/s{seed}/model.pt",
+    output:
+        model=MODELS + "/finetune/score/N{n}_s{seed}/model.pt",
+        history=MODELS + "/finetune/score/N{n}_s{seed}/history.csv",
+    params:
+        stage=get_stage("finetune"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        LOGS + "/train/{model}/finetune/score/N{n}_s{seed}.log",
+    benchmark:
+        BENCH + "/finetune/{model}/score/N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline finetune --init {input.init} --train {input.train} --n-train {wildcards.n} "
+        "--val {input.val} --stage {params.stage} --training {params.training} --seed {wildcards.seed} "
+        "--device {params.device} --threads {threads} --out-model {output.model} --out-history {output.history} "
+        "--checkpoint {output.model}.ckpt 2> {log}"
