@@ -15,8 +15,8 @@ except pconf.ConfigError as err:
 
 LEVEL_RE = "[A-Za-z0-9_]+"
 SUBSET_RE = "train|val|test|unlabelled|cheap-[A-Za-z0-9_]+"
-LOGS = "logs/{molecule}"
-BENCH = "benchmarks/{molecule}"
+LOGS = "results/logs/{molecule}"
+BENCH = "results/benchmarks/{molecule}"
 
 
 wildcard_constraints:
