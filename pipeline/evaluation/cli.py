@@ -1,6 +1,135 @@
-"""Evaluation commands of `python -m pipeline` (wired once the evaluation modules land)."""
+"""Evaluation commands of `python -m pipeline`."""
 from __future__ import annotations
+
+import json
+
+
+def _json(text):
+    return json.loads(text)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+
+
+def _run_evaluate(a):
+    from .predict import evaluate_model
+
+    evaluate_model(a.model, a.test, a.out_json, a.out_pred, device=_device(a.device), batch_size=a.batch_size)
+
+
+def _run_sgdml(a):
+    from .sgdml_baseline import run_sgdml_baseline
+
+    s = a.sgdml
+    run_sgdml_baseline(a.train, a.val, a.test, a.out_json, a.out_pred, sigmas=tuple(s.get("sigmas", (10, 20, 40, 80))),
+                       lam=s.get("lam", 1e-10), use_sym=s.get("use_sym", True), max_processes=a.processes,
+                       out_model=a.out_model, n_train=a.n_train)
+
+
+def _run_md_stability(a):
+    from ..data import atomic_write
+    from ..models import load_model
+    from .collect import best_by_validation
+    from .md_stability import run_stability
+
+    keys = ("n_runs", "n_steps", "temperature_K", "timestep_fs", "friction_per_fs", "bond_factor",
+            "min_distance_A", "max_energy_change_kcal_per_atom")
+    kw = {k: a.md_stability[k] for k in keys if k in a.md_stability}
+    # Several candidates (the gamma grid): run the one ASTEROID selects, by validation loss.
+    extras = {p: dict(load_model(p).extra or {}) for p in a.model}
+    chosen = best_by_validation(extras) if len(a.model) > 1 else a.model[0]
+    df = run_stability(chosen, a.start, seed=a.seed, device=_device(a.device), num_threads=a.threads, **kw)
+    for key, value in {**a.label, "n_steps": kw.get("n_steps"), "model_path": chosen}.items():
+        df[key] = value
+    atomic_write(a.out, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def _run_collect(a):
+    from .collect import collect
+
+    collect(molecule=a.molecule, evals=a.evals, train_npz=a.train, cheap_npz=dict(kv.split("=", 1) for kv in a.cheap),
+            unlabelled_npz=a.unlabelled, datasets=dict(kv.split("=", 1) for kv in a.datasets),
+            stability_csvs=a.stability, out_results=a.out_results, out_gamma=a.out_gamma, out_costs=a.out_costs,
+            out_stability=a.out_stability)
+
+
+def _run_report(a):
+    import glob
+
+    from ..report.html import build_report
+
+    import yaml
+
+    from ..data import atomic_write
+
+    text = yaml.safe_dump(a.config_json, sort_keys=False)
+    atomic_write(a.out_config, lambda tmp: open(tmp, "w").write(text))
+    benchmarks = sorted(glob.glob(f"{a.benchmarks_dir}/**/*.tsv", recursive=True))
+    build_report(a.results, a.label_costs, a.gamma, a.stability, benchmarks, a.out_config, a.out_html, a.fig_dir,
+                 a.molecule)
 
 
 def add_commands(sub) -> None:
-    return None
+    s = sub.add_parser("evaluate", help="test-set errors of a trained model (JSON + per-frame predictions)")
+    s.add_argument("--model", required=True)
+    s.add_argument("--test", required=True, help="accurate test set npz (eV, eV/A)")
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-pred", required=True)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_run_evaluate)
+
+    s = sub.add_parser("sgdml", help="sGDML baseline on the accurate data, sigma chosen on --val")
+    s.add_argument("--train", required=True)
+    s.add_argument("--n-train", type=int, required=True, help="train on the first N frames")
+    s.add_argument("--val", required=True)
+    s.add_argument("--test", required=True)
+    s.add_argument("--sgdml", type=_json, default={}, help="the config's evaluation.sgdml section as JSON")
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-pred", required=True)
+    s.add_argument("--out-model", default=None)
+    s.add_argument("--processes", type=int, default=None, help="sgdml worker processes (default: all cores)")
+    s.set_defaults(func=_run_sgdml)
+
+    s = sub.add_parser("md-stability", help="Langevin MD runs with a trained model; one CSV row per run")
+    s.add_argument("--model", nargs="+", required=True,
+                   help="model file; several: the one with the lowest validation loss (ASTEROID's gamma choice)")
+    s.add_argument("--label", type=_json, required=True,
+                   help='columns identifying the run: {"model": ..., "method": ..., "cheap_level": ..., "n_train": ..., "seed": ...}')
+    s.add_argument("--start", required=True, help="npz whose frames are the start geometries")
+    s.add_argument("--md-stability", type=_json, default={}, help="the config's evaluation.md_stability section as JSON")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="CSV")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    s.set_defaults(func=_run_md_stability)
+
+    s = sub.add_parser("collect", help="results.csv, gamma selection, label costs and stability tables")
+    s.add_argument("--molecule", required=True)
+    s.add_argument("--evals", nargs="+", required=True, help="eval.json files (roles read from their paths)")
+    s.add_argument("--train", required=True, help="accurate train dataset (label costs per frame)")
+    s.add_argument("--cheap", nargs="*", default=[], help="LEVEL=PATH of cheap pools")
+    s.add_argument("--unlabelled", default=None)
+    s.add_argument("--datasets", nargs="+", required=True, help="LEVEL:SUBSET=PATH of every labelled dataset")
+    s.add_argument("--stability", nargs="*", default=[])
+    s.add_argument("--out-results", required=True)
+    s.add_argument("--out-gamma", required=True)
+    s.add_argument("--out-costs", required=True)
+    s.add_argument("--out-stability", required=True)
+    s.set_defaults(func=_run_collect)
+
+    s = sub.add_parser("report", help="results/<molecule>/report.html and its figures")
+    s.add_argument("--molecule", required=True)
+    s.add_argument("--results", required=True)
+    s.add_argument("--label-costs", required=True)
+    s.add_argument("--gamma", required=True)
+    s.add_argument("--stability", required=True)
+    s.add_argument("--benchmarks-dir", required=True, help="Snakemake benchmark files of the molecule (*.tsv)")
+    s.add_argument("--config-json", type=_json, required=True, help="the run's effective config, shown in the report")
+    s.add_argument("--out-config", required=True, help="where to save that config as YAML")
+    s.add_argument("--out-html", required=True)
+    s.add_argument("--fig-dir", required=True)
+    s.set_defaults(func=_run_report)

@@ -44,25 +44,29 @@ def set_threads(threads: int) -> None:
 
 
 def _label_one(level: Level, z, R, dm0):
-    """Compute one frame, retrying once with safer settings. Returns (Label, cpu_s, wall_s)."""
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    try:
-        label = level.compute(z, R, dm0=dm0)
-    except Exception as err:  # a numerical failure inside the engine counts as non-convergence
-        label = None
-        first_reason = f"{type(err).__name__}: {err}"
-    else:
-        first_reason = label.reason
-    if label is None or not label.converged:
-        log.warning("frame not converged (%s); retrying with safer settings", first_reason)
-        try:
-            label = level.compute(z, R, dm0=None, safer=True)
-            if not label.converged:
-                label.reason = f"{first_reason}; retry: {label.reason}"
-        except Exception as err:
-            from .levels import Label
+    """Compute one frame. Returns (Label, cpu_s, wall_s), cpu/wall summed over attempts.
 
-            label = Label(np.nan, np.full((len(z), 3), np.nan), False, f"{first_reason}; retry: {type(err).__name__}: {err}")
+    Attempts: from the previous frame's density (when given; it saves SCF iterations for nearby
+    geometries), then from the default guess, then once with safer settings.
+    """
+    from .levels import Label
+
+    attempts = ([(dm0, False)] if dm0 is not None else []) + [(None, False), (None, True)]
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    reasons = []
+    label = None
+    for guess, safer in attempts:
+        try:
+            label = level.compute(z, R, dm0=guess, safer=safer)
+        except Exception as err:  # a numerical failure inside the engine counts as non-convergence
+            label = Label(np.nan, np.full((len(z), 3), np.nan), False, f"{type(err).__name__}: {err}")
+        if label.converged:
+            break
+        what = "safer settings" if safer else ("previous density" if guess is not None else "default guess")
+        reasons.append(f"{what}: {label.reason}")
+        log.warning("frame not converged with %s (%s)", what, label.reason)
+    if not label.converged:
+        label.reason = "; ".join(reasons)
     return label, time.process_time() - cpu0, time.perf_counter() - wall0
 
 

@@ -206,3 +206,97 @@ def get_trained_models(molecule):
 
 def get_final_outputs():
     return [f"results/{m}/report.html" for m in config["targets"]]
+
+
+# ----------------------------------------------------------------------------- evaluation
+def get_test_data(wildcards):
+    return get_dataset(get_molecule(wildcards), "test")
+
+
+def get_sgdml_data(wildcards):
+    mol = get_molecule(wildcards)
+    return {"train": get_dataset(mol, "train"), "val": get_dataset(mol, "val"), "test": get_dataset(mol, "test")}
+
+
+def get_sgdml_settings(wildcards):
+    return q(config["evaluation"]["sgdml"])
+
+
+def get_stability_settings(wildcards):
+    return q(config["evaluation"]["md_stability"])
+
+
+def get_stability_models(wildcards):
+    """standard: the model at N; asteroid: every gamma's stage-3 model (the run picks by validation);
+    cheap_only: the unweighted stage-2 model (path N0: it used no accurate labels)."""
+    d = get_models_dir(get_molecule(wildcards), wildcards.model)
+    n, s, lvl = wildcards.n, wildcards.seed, wildcards.level
+    if wildcards.method == "standard":
+        return [f"{d}/standard/N{n}_s{s}/model.pt"]
+    if wildcards.method == "asteroid":
+        return [f"{d}/finetune/{lvl}/g{g}/N{n}_s{s}/model.pt" for g in get_gammas()]
+    return [f"{d}/stage2/{lvl}/ginf/s{s}/model.pt"]
+
+
+def get_stability_label(wildcards):
+    cheap = "" if wildcards.method == "standard" else wildcards.level
+    n = 0 if wildcards.method == "cheap_only" else int(wildcards.n)
+    return q({"model": wildcards.model, "method": wildcards.method, "cheap_level": cheap, "n_train": n,
+              "seed": int(wildcards.seed)})
+
+
+def get_stability_runs(molecule):
+    """Standard vs ASTEROID (each cheap level) at the smallest N, and the cheap-only models."""
+    if not config["evaluation"]["md_stability"]["enabled"]:
+        return []
+    n = get_train_sizes()[0]
+    out = []
+    for model in config["training"]["models"]:
+        for seed in config["training"]["seeds"]:
+            base = f"results/{molecule}/stability/{model}"
+            out.append(f"{base}/standard/none/N{n}_s{seed}.csv")
+            for lvl in pconf.cheap_levels(config, molecule):
+                out.append(f"{base}/asteroid/{lvl}/N{n}_s{seed}.csv")
+                out.append(f"{base}/cheap_only/{lvl}/N0_s{seed}.csv")
+    return out
+
+
+def get_evaluations(molecule):
+    evals = [p.replace("/model.pt", "/eval.json") for p in get_trained_models(molecule)]
+    if config["evaluation"]["sgdml"]["enabled"]:
+        evals += [f"results/{molecule}/baselines/sgdml/N{n}/eval.json" for n in get_train_sizes()]
+    return evals
+
+
+def get_collect_inputs(wildcards):
+    mol = get_molecule(wildcards)
+    return {
+        "evals": get_evaluations(mol),
+        "train": get_dataset(mol, "train"),
+        "datasets": get_all_datasets(mol),
+        "stability": get_stability_runs(mol),
+        "unlabelled": [f"results/{mol}/frames/unlabelled.npz"] if config["splits"]["unlabelled"] > 0 else [],
+    }
+
+
+def get_collect_cheap_flags(wildcards):
+    mol = wildcards.molecule
+    return " ".join(f"{lvl}={get_dataset(mol, f'cheap-{lvl}', lvl)}" for lvl in pconf.cheap_levels(config, mol))
+
+
+def get_collect_unlabelled_flag(wildcards):
+    return f"--unlabelled results/{wildcards.molecule}/frames/unlabelled.npz" if config["splits"]["unlabelled"] > 0 else ""
+
+
+def get_collect_dataset_flags(wildcards):
+    mol = wildcards.molecule
+    out = []
+    for s in get_subsets(mol):
+        if s != "unlabelled":
+            lvl = pconf.subset_level(config, mol, s)
+            out.append(f"{lvl}:{s}={get_dataset(mol, s, lvl)}")
+    return " ".join(out)
+
+
+def get_config_json(wildcards):
+    return q(config)

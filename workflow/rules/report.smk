@@ -1,1 +1,27 @@
-# Report (filled in below).
+# The report: results/{molecule}/report.html (self-contained) and figures/*.png|svg next to it.
+
+
+rule report:
+    input:
+        results="results/{molecule}/results.csv",
+        gamma="results/{molecule}/gamma_selection.csv",
+        costs="results/{molecule}/label_costs.csv",
+        stability="results/{molecule}/stability.csv",
+    output:
+        html="results/{molecule}/report.html",
+        figures=directory("results/{molecule}/figures"),
+        config="results/{molecule}/config.used.yaml",
+    params:
+        config=get_config_json,
+        benchmarks=BENCH,
+    log:
+        LOGS + "/report.log",
+    benchmark:
+        BENCH + "/report/report.tsv"
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
+        "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "
+        "--benchmarks-dir {params.benchmarks} --config-json {params.config} --out-config {output.config} "
+        "--out-html {output.html} --fig-dir {output.figures} 2> {log}"

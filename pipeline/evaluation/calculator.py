@@ -1,0 +1,41 @@
+"""ASE calculator around a trained EnergyModel.
+
+The model works in kcal/mol and kcal/mol/Angstrom; ASE expects eV and eV/Angstrom.
+The conversion is done here with :mod:`pipeline.units`.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+from ase.calculators.calculator import Calculator, all_changes
+
+from .. import units
+from ..models import load_model
+from .predict import predict
+
+
+class ModelCalculator(Calculator):
+    """ASE calculator: energy (eV) and forces (eV/Angstrom) from a trained EnergyModel.
+
+    Args:
+      model: a loaded EnergyModel, or the path of one saved with pipeline.models.save_model.
+      device: torch device to run on.
+    """
+
+    implemented_properties = ["energy", "free_energy", "forces"]
+
+    def __init__(self, model: torch.nn.Module | str | os.PathLike, device: str = "cpu", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(model, (str, os.PathLike)):
+            model = load_model(model, device=device)
+        self.model = model
+        self.device = device
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        E, F = predict(self.model, self.atoms.positions[None], self.atoms.numbers, batch_size=1, device=self.device)
+        energy_ev = float(units.kcal_to_ev(E[0]))
+        self.results["energy"] = energy_ev
+        self.results["free_energy"] = energy_ev
+        self.results["forces"] = units.kcal_to_ev(F[0])  # [n_atoms, 3] eV/A

@@ -1,0 +1,426 @@
+"""Report figures, drawn with matplotlib's Agg canvas (no display, no pyplot state).
+
+Every figure is written as ``<fig_dir>/<name>.png`` and ``<fig_dir>/<name>.svg``
+(SVG text is stored as paths, so the files need no fonts to display). A figure whose
+data is missing or empty is skipped: :func:`make_figures` returns a
+:class:`FigureResult` with the reason in ``skipped`` and removes stale files of that
+name, so the folder always matches the report.
+
+Figures: learning curves (force MAE vs N), force MAE vs label CPU-hours, cheap-only
+models, MD stability, time and memory per workflow stage, label cost per frame.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.container import Container
+from matplotlib.figure import Figure
+from matplotlib.ticker import (
+    FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator,
+)
+
+from ..data import atomic_write
+from . import costs
+
+MAE_LABEL = "force MAE (kcal/mol/Å)"
+
+METHOD_LABELS = {
+    "standard": "standard (accurate labels only)",
+    "asteroid": "ASTEROID",
+    "finetune_unweighted": "fine-tune, no bias weights",
+    "bias_aware_no_finetune": "bias-aware, no fine-tuning",
+    "cheap_only": "cheap labels only",
+    "score_matching": "score matching + fine-tune",
+    "score_matching_no_finetune": "score matching, no fine-tuning",
+    "sgdml": "sGDML (accurate labels only)",
+}
+METHOD_COLORS = {
+    "standard": "#1f77b4",
+    "asteroid": "#d62728",
+    "finetune_unweighted": "#ff7f0e",
+    "bias_aware_no_finetune": "#2ca02c",
+    "cheap_only": "#9467bd",
+    "score_matching": "#8c564b",
+    "score_matching_no_finetune": "#e377c2",
+    "sgdml": "#222222",
+}
+MODEL_LABELS = {"egnn": "EGNN", "gemnet": "GemNet", "sgdml": "sGDML"}
+_MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
+_LINESTYLES = ["-", "--", "-.", ":"]
+_OTHER_COLOR = "#7f7f7f"
+# Methods trained without accurate labels (n_train = 0): shown as bars, not curves.
+CHEAP_ONLY_METHODS = ["cheap_only", "score_matching_no_finetune"]
+
+
+@dataclass
+class FigureResult:
+    """One report figure: where it was written, or why it was skipped."""
+
+    name: str
+    title: str
+    caption: str = ""
+    png: Path | None = None
+    svg: Path | None = None
+    skipped: str = ""
+
+
+class SkipFigure(Exception):
+    """Raised by a figure function when its data is missing or too sparse to draw."""
+
+
+def method_label(method: str, cheap_level: str = "") -> str:
+    """Legend label of a (method, cheap_level) series, e.g. "ASTEROID (dft)"."""
+    base = METHOD_LABELS.get(method, method)
+    return f"{base} ({cheap_level})" if cheap_level else base
+
+
+def model_label(model: str) -> str:
+    return MODEL_LABELS.get(model, model)
+
+
+def _level_styles(levels) -> dict[str, tuple[str, str]]:
+    """(marker, linestyle) per cheap level; the empty level gets the first style."""
+    ordered = [""] + sorted(lv for lv in set(levels) if lv)
+    return {
+        lv: (_MARKERS[i % len(_MARKERS)], _LINESTYLES[i % len(_LINESTYLES)])
+        for i, lv in enumerate(ordered)
+    }
+
+
+def _log_axis(axis, values, ticks_at_values: bool = False) -> None:
+    """Readable log axis with plain-number labels: ticks at `values` themselves, or
+    at 1-2-3…8 / 1-2-5 / powers of ten depending on how many decades `values` span."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    axis.set_minor_formatter(NullFormatter())
+    if ticks_at_values:
+        axis.set_major_locator(FixedLocator(sorted(set(values))))
+        axis.set_minor_locator(NullLocator())
+    else:
+        decades = np.log10(values.max() / values.min()) if len(values) else 0.0
+        subs = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0) if decades < 1.2 else (
+            (1.0, 2.0, 5.0) if decades < 3 else (1.0,))
+        axis.set_major_locator(LogLocator(subs=subs))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+
+
+def _figure_legend(fig: Figure, axes) -> None:
+    """One legend below all panels, without duplicate labels: data series (error-bar
+    and bar containers) first, reference lines after them."""
+    seen: dict[str, object] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    seen = dict(sorted(seen.items(), key=lambda kv: not isinstance(kv[1], Container)))
+    if seen:
+        fig.legend(list(seen.values()), list(seen.keys()), loc="outside lower center",
+                   ncols=min(3, len(seen)), fontsize="small", frameon=False)
+
+
+def _series(rows: pd.DataFrame):
+    """(method, cheap_level, rows) of each plotted series, in METHOD_LABELS order."""
+    order = {m: i for i, m in enumerate(METHOD_LABELS)}
+    groups = dict(list(rows.groupby(["method", "cheap_level"], sort=True)))
+    for key in sorted(groups, key=lambda k: (order.get(k[0], len(order)), k)):
+        yield key[0], key[1], groups[key]
+
+
+def _curve_panels(agg: pd.DataFrame) -> list[str]:
+    """Models that get a panel: all but sGDML, which is overlaid on each panel
+    (sGDML gets its own panel only when it is the only model)."""
+    models = sorted(m for m in agg["model"].unique() if m != "sgdml")
+    return models or sorted(agg["model"].unique())
+
+
+def _sgdml_rows(agg: pd.DataFrame, panel_model: str) -> pd.DataFrame:
+    """sGDML rows to overlay on the panel of `panel_model` (none on its own panel)."""
+    if panel_model == "sgdml":
+        return agg.iloc[0:0]
+    return agg[(agg["model"] == "sgdml") & (agg["method"] == "sgdml")]
+
+
+def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
+    """Force MAE vs N (log-log), one panel per model, one line per (method, cheap level)
+    with ±1 std error bars over seeds, sGDML overlaid, and the power-law fit of the
+    standard curve."""
+    curves = agg[agg["n_train"] > 0] if not agg.empty else agg
+    if curves.empty:
+        raise SkipFigure("no results with accurate training labels (n_train > 0)")
+    panels = _curve_panels(curves)
+    styles = _level_styles(curves["cheap_level"])
+    fig = Figure(figsize=(5.0 * len(panels), 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    fits = []
+    for ax, model in zip(axes, panels):
+        rows = pd.concat([curves[curves["model"] == model], _sgdml_rows(curves, model)])
+        for method, level, g in _series(rows):
+            g = g.sort_values("n_train")
+            marker, ls = styles[level]
+            ax.errorbar(
+                g["n_train"], g["force_mae_kcal"], yerr=g["force_mae_kcal_std"].fillna(0.0),
+                label=method_label(method, level), color=METHOD_COLORS.get(method, _OTHER_COLOR),
+                marker=marker, linestyle="--" if method == "sgdml" else ls, markersize=5,
+                capsize=3, linewidth=1.6,
+            )
+        std = rows[rows["method"] == "standard"]
+        if std["n_train"].nunique() >= 2:
+            a, b = costs.fit_power_law(std["n_train"], std["force_mae_kcal"])
+            n_grid = np.geomspace(std["n_train"].min(), std["n_train"].max(), 50)
+            ax.plot(n_grid, a * n_grid ** (-b), color=METHOD_COLORS["standard"], linestyle=":",
+                    linewidth=1.2, alpha=0.8, label="power-law fit of standard")
+            fits.append(f"{model_label(model)}: {a:.3g}·N^−{b:.2f}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _log_axis(ax.xaxis, rows["n_train"], ticks_at_values=True)
+        _log_axis(ax.yaxis, rows["force_mae_kcal"])
+        ax.set_xlabel("N accurate training labels")
+        ax.set_ylabel(MAE_LABEL)
+        ax.set_title(model_label(model))
+        ax.grid(True, which="major", alpha=0.3)
+    _figure_legend(fig, axes)
+    caption = ("Force MAE on the accurate test set vs number of accurate training labels; "
+               "points are means over seeds, bars ±1 std.")
+    if fits:
+        caption += " Power-law fits of standard training (kcal/mol/Å): " + "; ".join(fits) + "."
+    return fig, caption
+
+
+def cost_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
+    """Force MAE vs total label cost (data_cost_cpu_h, accurate + cheap labels), log-log,
+    one panel per model, one line per (method, cheap level)."""
+    if agg.empty:
+        raise SkipFigure("no results")
+    pts = agg[np.isfinite(agg["data_cost_cpu_h"].astype(float))]
+    n_zero = int((pts["data_cost_cpu_h"] <= 0).sum())
+    pts = pts[pts["data_cost_cpu_h"] > 0]
+    if pts.empty:
+        raise SkipFigure("no results with a positive label cost (data_cost_cpu_h)")
+    panels = _curve_panels(pts)
+    styles = _level_styles(pts["cheap_level"])
+    fig = Figure(figsize=(5.0 * len(panels), 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    for ax, model in zip(axes, panels):
+        rows = pd.concat([pts[pts["model"] == model], _sgdml_rows(pts, model)])
+        for method, level, g in _series(rows):
+            g = g.sort_values("data_cost_cpu_h")
+            marker, ls = styles[level]
+            ax.errorbar(
+                g["data_cost_cpu_h"], g["force_mae_kcal"],
+                yerr=g["force_mae_kcal_std"].fillna(0.0), label=method_label(method, level),
+                color=METHOD_COLORS.get(method, _OTHER_COLOR), marker=marker,
+                linestyle="--" if method == "sgdml" else ls, markersize=5, capsize=3,
+                linewidth=1.6,
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _log_axis(ax.xaxis, rows["data_cost_cpu_h"])
+        _log_axis(ax.yaxis, rows["force_mae_kcal"])
+        ax.set_xlabel("label cost (CPU-h, accurate + cheap labels)")
+        ax.set_ylabel(MAE_LABEL)
+        ax.set_title(model_label(model))
+        ax.grid(True, which="major", alpha=0.3)
+    _figure_legend(fig, axes)
+    caption = ("Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
+               "computing all training labels (lower left is better).")
+    if n_zero:
+        caption += f" {n_zero} point(s) with zero label cost are not shown on the log axis."
+    return fig, caption
+
+
+def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
+    """Bar chart of the force MAE, against the accurate test set, of models trained
+    without accurate labels; a dashed line marks standard training at its largest N."""
+    rows = agg[agg["method"].isin(CHEAP_ONLY_METHODS)].sort_values(
+        ["model", "method", "cheap_level"])
+    if rows.empty:
+        raise SkipFigure("no cheap-only or score-matching-without-fine-tuning results")
+    fig = Figure(figsize=(max(5.0, 1.1 * len(rows) + 2.0), 4.6), layout="constrained")
+    ax = fig.subplots()
+    x, labels, pos = [], [], 0.0
+    refs = []
+    for model, g in rows.groupby("model", sort=True):
+        start = pos
+        for _, r in g.iterrows():
+            ax.bar(pos, r["force_mae_kcal"], yerr=np.nan_to_num(r["force_mae_kcal_std"]),
+                   color=METHOD_COLORS.get(r["method"], _OTHER_COLOR), capsize=3, width=0.8,
+                   label=METHOD_LABELS.get(r["method"], r["method"]))
+            top = r["force_mae_kcal"] + np.nan_to_num(r["force_mae_kcal_std"])
+            ax.annotate(f"{r['force_mae_kcal']:.3g}", (pos, top),
+                        xytext=(0, 3), textcoords="offset points", ha="center",
+                        va="bottom", fontsize="small")
+            x.append(pos)
+            labels.append(f"{model_label(model)}\n{r['cheap_level'] or '—'}")
+            pos += 1.0
+        std = agg[(agg["model"] == model) & (agg["method"] == "standard") & (agg["n_train"] > 0)]
+        if not std.empty:
+            best = std.loc[std["n_train"].idxmax()]
+            ax.hlines(best["force_mae_kcal"], start - 0.45, pos - 0.55, colors="k",
+                      linestyles="--", linewidth=1.2, label="standard at its largest N")
+            refs.append(f"{model_label(model)} N={int(best['n_train'])}: "
+                        f"{best['force_mae_kcal']:.3g} kcal/mol/Å")
+        pos += 0.6
+    ax.set_xticks(x, labels, fontsize="small")
+    ax.set_ylim(0, 1.12 * ax.get_ylim()[1])  # room for the value labels
+    ax.set_ylabel(MAE_LABEL)
+    ax.set_xlabel("model / cheap labels used")
+    ax.grid(True, axis="y", alpha=0.3)
+    _figure_legend(fig, [ax])
+    caption = ("Models trained without any accurate labels, evaluated on the accurate test "
+               "set (mean ± std over seeds).")
+    if refs:
+        caption += " Dashed: standard training at its largest N (" + "; ".join(refs) + ")."
+    return fig, caption
+
+
+def stability_summary(stability: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, method, cheap_level): MD runs, stable runs and stable fraction."""
+    df = costs.normalise_levels(stability)
+    df["stable"] = ~costs.as_bool(df["diverged"])
+    g = df.groupby(["model", "method", "cheap_level"], sort=True)
+    out = pd.DataFrame({"n_runs": g.size(), "n_stable": g["stable"].sum()}).reset_index()
+    out["stable_fraction"] = out["n_stable"] / out["n_runs"]
+    return out
+
+
+def stability_figure(stability: pd.DataFrame) -> tuple[Figure, str]:
+    """Horizontal bars: fraction of MD runs that stayed stable, per model and method."""
+    if stability.empty:
+        raise SkipFigure("no MD stability runs (stability.csv missing or empty)")
+    summ = stability_summary(stability)
+    fig = Figure(figsize=(7.5, 0.38 * len(summ) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(summ))[::-1]
+    for yi, (_, r) in zip(y, summ.iterrows()):
+        ax.barh(yi, r["stable_fraction"], color=METHOD_COLORS.get(r["method"], _OTHER_COLOR),
+                height=0.7)
+        ax.annotate(f"{int(r['n_stable'])}/{int(r['n_runs'])}", (r["stable_fraction"], yi),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
+    ax.set_yticks(y, [f"{model_label(r.model)} · {method_label(r.method, r.cheap_level)}"
+                      for r in summ.itertuples()], fontsize="small")
+    ax.set_xlim(0, 1.15)
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_xlabel("fraction of MD runs without divergence")
+    ax.grid(True, axis="x", alpha=0.3)
+    return fig, ("Share of MD runs driven by each model that completed without diverging "
+                 "(labels: stable/total runs, pooled over N and seeds).")
+
+
+def timings_figure(timings: pd.DataFrame) -> tuple[Figure, str]:
+    """Wall and CPU hours (left) and peak resident memory (right) per workflow stage."""
+    if timings.empty:
+        raise SkipFigure("no Snakemake benchmark files")
+    t = timings.iloc[::-1].reset_index(drop=True)
+    fig = Figure(figsize=(10.0, 0.42 * len(t) + 1.8), layout="constrained")
+    ax_t, ax_m = fig.subplots(1, 2, sharey=True, width_ratios=[2, 1])
+    y = np.arange(len(t))
+    ax_t.barh(y + 0.2, t["wall_h"], height=0.4, color="#1f77b4", label="wall time")
+    ax_t.barh(y - 0.2, t["cpu_h"], height=0.4, color="#ff7f0e", label="CPU time")
+    hours = pd.concat([t["wall_h"], t["cpu_h"]])
+    hours = hours[hours > 0]
+    if len(hours) and hours.max() / hours.min() > 100:
+        ax_t.set_xscale("log")
+        _log_axis(ax_t.xaxis, hours)
+    ax_t.set_yticks(y, [f"{s} ({n} job{'s' if n != 1 else ''})"
+                        for s, n in zip(t["stage"], t["n_jobs"])],
+                    fontsize="small")
+    ax_t.set_xlabel("hours (summed over jobs)")
+    ax_t.legend(fontsize="small")
+    ax_t.grid(True, axis="x", alpha=0.3)
+    ax_m.barh(y, t["max_rss_mb"] / 1024.0, height=0.6, color="#7f7f7f")
+    ax_m.set_xlabel("peak resident memory (GiB)")
+    ax_m.grid(True, axis="x", alpha=0.3)
+    return fig, ("Compute per workflow stage from Snakemake benchmark files: summed wall and "
+                 "CPU hours, and the largest resident memory of any job of the stage.")
+
+
+def label_cost_figure(summary: pd.DataFrame) -> tuple[Figure, str]:
+    """CPU and wall seconds per labelled frame for each level of theory (log scale)."""
+    s = summary[summary["cpu_s_per_frame"].notna()]
+    if s.empty:
+        raise SkipFigure("no label costs (label_costs.csv missing or empty)")
+    fig = Figure(figsize=(max(5.0, 1.3 * len(s) + 2.0), 4.4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(s))
+    ax.bar(x - 0.2, s["cpu_s_per_frame"], width=0.4, color="#ff7f0e", label="CPU s / frame")
+    ax.bar(x + 0.2, s["wall_s_per_frame"], width=0.4, color="#1f77b4", label="wall s / frame")
+    for xi, v in zip(x, s["cpu_s_per_frame"]):
+        ax.annotate(f"{v:,.0f}" if v >= 1000 else f"{v:.3g}", (xi - 0.2, v), xytext=(0, 3),
+                    textcoords="offset points",
+                    ha="center", va="bottom", fontsize="small")
+    positive = s["cpu_s_per_frame"][s["cpu_s_per_frame"] > 0]
+    if len(positive):
+        ax.set_yscale("log")
+        _log_axis(ax.yaxis, positive)
+    ax.set_xticks(x, s["level"])
+    ax.set_xlabel("level of theory")
+    ax.set_ylabel("seconds per frame")
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    return fig, ("Cost of one label (energy + forces of one frame) per level of theory, "
+                 "averaged over all labelled subsets.")
+
+
+def save_figure(fig: Figure, fig_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
+    """Write `fig` as <fig_dir>/<name>.png and .svg, each atomically (tmp + rename).
+
+    SVG ids and metadata are made deterministic so reruns give identical files."""
+    fig_dir = Path(fig_dir)
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with matplotlib.rc_context({"svg.hashsalt": "asteroid-report", "svg.fonttype": "path"}):
+        for fmt, extra in (("png", {"dpi": 150}), ("svg", {"metadata": {"Date": None}})):
+            target = fig_dir / f"{name}.{fmt}"
+            atomic_write(target, lambda tmp: fig.savefig(tmp, format=fmt, **extra))
+            paths.append(target)
+    return paths[0], paths[1]
+
+
+FIGURE_TITLES = {
+    "learning_curves": "Learning curves: force error vs number of accurate labels",
+    "error_vs_cost": "Force error vs label CPU-hours",
+    "cheap_only": "Models trained on cheap labels only",
+    "md_stability": "MD stability",
+    "stage_timings": "Compute time and memory per workflow stage",
+    "label_cost": "Label cost per frame and level of theory",
+}
+
+
+def make_figures(
+    results: pd.DataFrame,
+    label_costs: pd.DataFrame,
+    stability: pd.DataFrame,
+    timings: pd.DataFrame,
+    fig_dir: str | os.PathLike,
+) -> list[FigureResult]:
+    """Draw and save all report figures; skipped ones carry the reason.
+
+    `results`, `label_costs` and `stability` are the pipeline's tables (possibly empty);
+    `timings` is :func:`pipeline.report.costs.stage_timings` output.
+    """
+    agg = costs.aggregate_results(results)
+    builders = {
+        "learning_curves": lambda: learning_curves_figure(agg),
+        "error_vs_cost": lambda: cost_figure(agg),
+        "cheap_only": lambda: cheap_only_figure(agg),
+        "md_stability": lambda: stability_figure(stability),
+        "stage_timings": lambda: timings_figure(timings),
+        "label_cost": lambda: label_cost_figure(costs.label_cost_summary(label_costs)),
+    }
+    out = []
+    for name, build in builders.items():
+        res = FigureResult(name=name, title=FIGURE_TITLES[name])
+        try:
+            fig, res.caption = build()
+        except SkipFigure as why:
+            res.skipped = str(why)
+            for ext in ("png", "svg"):
+                Path(fig_dir, f"{name}.{ext}").unlink(missing_ok=True)
+        else:
+            res.png, res.svg = save_figure(fig, fig_dir, name)
+        out.append(res)
+    return out

@@ -1,0 +1,75 @@
+"""ASE calculator: eV units, and forces equal to minus the finite-difference energy gradient."""
+import copy
+
+import numpy as np
+import pytest
+import torch
+from ase import Atoms
+
+from pipeline.evaluation.calculator import ModelCalculator
+from pipeline.evaluation.predict import predict
+from pipeline.models import build, save_model
+
+from .test_predict import SMALL_EGNN
+from .toy_models import HarmonicModel, methanol, one_torch_thread  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+EV_PER_KCAL = 0.0433641043
+
+
+def with_calc(z, R, calc):
+    atoms = Atoms(numbers=z, positions=R)
+    atoms.calc = calc
+    return atoms
+
+
+def fd_forces(atoms, h=1e-4):
+    """-dE/dx by central differences, eV/Angstrom."""
+    F = np.zeros((len(atoms), 3))
+    for a in range(len(atoms)):
+        for c in range(3):
+            plus, minus = atoms.copy(), atoms.copy()
+            plus.calc = minus.calc = atoms.calc
+            plus.positions[a, c] += h
+            minus.positions[a, c] -= h
+            F[a, c] = -(plus.get_potential_energy() - minus.get_potential_energy()) / (2 * h)
+    return F
+
+
+@pytest.fixture
+def distorted():
+    R0, z = methanol()
+    R = R0 + np.random.default_rng(3).normal(scale=0.08, size=R0.shape)
+    return R0, R, z
+
+
+def test_energy_and_forces_in_ev(distorted):
+    R0, R, z = distorted
+    model = HarmonicModel(R0)
+    E_kcal, F_kcal = predict(model, R[None], z)
+    atoms = with_calc(z, R, ModelCalculator(model))
+    assert atoms.get_potential_energy() == pytest.approx(E_kcal[0] * EV_PER_KCAL, rel=1e-12)
+    np.testing.assert_allclose(atoms.get_forces(), F_kcal[0] * EV_PER_KCAL, rtol=1e-12)
+    assert atoms.get_potential_energy() > 0.01  # a real, non-trivial energy
+
+
+def test_toy_forces_match_finite_differences(distorted):
+    R0, R, z = distorted
+    atoms = with_calc(z, R, ModelCalculator(HarmonicModel(R0)))
+    F = atoms.get_forces()
+    np.testing.assert_allclose(F, fd_forces(atoms), rtol=1e-6, atol=1e-8)
+    assert np.abs(F).max() > 0.1
+
+
+def test_egnn_forces_match_finite_differences(distorted, tmp_path):
+    _, R, z = distorted
+    torch.manual_seed(0)
+    model = build("egnn", **SMALL_EGNN)
+    save_model(model, tmp_path / "m.pt")
+    calc = ModelCalculator(tmp_path / "m.pt")  # loads from a path too
+    calc.model = copy.deepcopy(calc.model).double()  # float64 so that finite differences are exact enough
+    atoms = with_calc(z, R, calc)
+    F = atoms.get_forces()
+    np.testing.assert_allclose(F, fd_forces(atoms, h=1e-5), rtol=1e-5, atol=1e-7)
+    assert np.abs(F).max() > 1e-4

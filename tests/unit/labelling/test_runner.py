@@ -1,0 +1,99 @@
+"""Chunk jobs: cache resume after a kill (no frame recomputed) and the failure policy."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.data import Dataset, load_npz
+from pipeline.labelling.cache import LabelCache
+from pipeline.labelling.levels import make_level
+from pipeline.labelling.runner import LabellingFailed, label_chunk, merge_chunks, write_chunk
+from tests.conftest import WATER_R, WATER_Z
+
+DFT = {"engine": "dft", "xc": "PBE", "basis": "sto-3g", "density_fit": True, "grid_level": 0}
+
+
+def _frames(ethanol_frames, tmp_path):
+    z, R = ethanol_frames
+    ds = Dataset(R=R, z=z, frame_id=np.arange(10, 10 + len(R)), name="ethanol")
+    ds.save(tmp_path / "frames.npz")
+    return ds
+
+
+def _cached(cache_dir):
+    return sorted(p for p in cache_dir.rglob("*.npz"))
+
+
+def test_killed_chunk_resumes_without_recomputing(ethanol_frames, tmp_path, monkeypatch):
+    _frames(ethanol_frames, tmp_path)
+    cache_dir = tmp_path / "cache"
+    cmd = [sys.executable, "-m", "pipeline", "label", "--frames", str(tmp_path / "frames.npz"), "--level-name", "dft",
+           "--level", '{"engine": "dft", "xc": "PBE", "basis": "sto-3g", "density_fit": true, "grid_level": 0}',
+           "--start", "0", "--stop", "5", "--cache-dir", str(cache_dir), "--out", str(tmp_path / "chunk.npz")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while len(_cached(cache_dir)) < 2 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in _cached(cache_dir)}
+    assert 2 <= len(done_before) < 5, "the job should have been killed mid-chunk"
+    assert not (tmp_path / "chunk.npz").exists()
+
+    # Rerun in-process, counting real engine calls.
+    level = make_level("dft", DFT)
+    calls = set()  # the geometries the engine was asked to compute
+    real = level.compute
+    monkeypatch.setattr(level, "compute", lambda z, R, **kw: calls.add(R.tobytes()) or real(z, R, **kw))
+    frames = load_npz(tmp_path / "frames.npz")
+    ds, failures = label_chunk(frames, level, LabelCache(cache_dir, level.cache_token()), 0, 5)
+    assert len(calls) == 5 - len(done_before), f"cached frames must not be recomputed: {len(calls)} computed, {len(done_before)} cached"
+    assert len(ds) == 5 and failures.empty
+    for p in _cached(cache_dir):  # the finished frames' cache entries were not rewritten
+        if p.name in done_before:
+            assert p.stat().st_mtime_ns == done_before[p.name]
+    # a second pass computes nothing at all
+    calls.clear()
+    label_chunk(frames, level, LabelCache(cache_dir, level.cache_token()), 0, 5)
+    assert not calls
+
+
+def test_changed_settings_use_a_new_cache_key(ethanol_frames, tmp_path):
+    frames = _frames(ethanol_frames, tmp_path)
+    a = make_level("dft", DFT)
+    b = make_level("dft", {**DFT, "xc": "B3LYP"})
+    assert LabelCache(tmp_path, a.cache_token()).path(frames.z, frames.R[0]) != \
+        LabelCache(tmp_path, b.cache_token()).path(frames.z, frames.R[0])
+
+
+def test_nonconverged_frames_are_dropped_recorded_and_policed(tmp_path):
+    rng = np.random.default_rng(1)
+    frames = _frames((WATER_Z, WATER_R[None] + 0.03 * rng.standard_normal((5, 3, 3))), tmp_path)
+    # max_cycle=1 cannot converge, and neither can the safer retry (2 cycles): a real failure.
+    level = make_level("dft", {**DFT, "max_cycle": 1})
+    cache = LabelCache(tmp_path / "cache", level.cache_token())
+    ds, failures = label_chunk(frames, level, cache, 0, 2)
+    assert len(ds) == 0 and len(failures) == 2
+    assert list(failures["frame_id"]) == [10, 11]
+    assert failures["reason"].str.contains("SCF did not converge").all()
+    assert failures["reason"].str.contains("safer settings").all()
+    write_chunk(tmp_path / "bad.npz", ds, failures)
+
+    good = make_level("dft", DFT)
+    ds_ok, f_ok = label_chunk(frames, good, LabelCache(tmp_path / "cache", good.cache_token()), 2, 5)
+    write_chunk(tmp_path / "good.npz", ds_ok, f_ok)
+
+    with pytest.raises(LabellingFailed, match=r"2 of 5 frames \(40.0%\) failed.*max_failure_fraction = 0.1"):
+        merge_chunks([tmp_path / "bad.npz", tmp_path / "good.npz"], 5, 0.1, tmp_path / "out.npz", tmp_path / "f.csv")
+    assert not (tmp_path / "out.npz").exists()
+    assert len(pd.read_csv(tmp_path / "f.csv")) == 2  # the failures table is written even when the rule fails
+
+    merged = merge_chunks([tmp_path / "bad.npz", tmp_path / "good.npz"], 5, 0.5, tmp_path / "out.npz", tmp_path / "f.csv")
+    assert len(merged) == 3 and list(merged.frame_id) == [12, 13, 14]
+    assert merged.meta["n_failed"] == 2
+    assert (merged.cpu_s > 0).all() and (merged.wall_s > 0).all()

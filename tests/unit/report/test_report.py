@@ -1,0 +1,254 @@
+"""build_report on small synthetic tables: offline HTML, figure files, exact numbers."""
+from __future__ import annotations
+
+import math
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.report.html import build_report
+
+MOLECULE = "aspirin"
+FIGURES = ["learning_curves", "error_vs_cost", "cheap_only", "md_stability", "stage_timings",
+           "label_cost"]
+N_VALUES = [25, 50, 100, 200]
+SEEDS = [0, 1]
+CCSDT_CPU_H = 2.0  # CPU-h per accurate label
+CHEAP_CPU_H = {"dft": 0.01, "empirical": 1e-6, "unlabelled": 0.0}
+N_CHEAP = 1000
+CONFIG_TEXT = "molecules:\n  aspirin:\n    smiles: CC(=O)OC1=CC=CC=C1C(=O)O\nnote: \"<b>x</b> & y\"\n"
+
+
+def _results(rng: np.random.Generator) -> pd.DataFrame:
+    """Per-seed results following err = 4·N^-0.5 for standard training, with
+    method-dependent factors and 2 % seed noise."""
+    factors = {  # (method, cheap_level): error factor over standard
+        ("standard", None): 1.0, ("asteroid", "dft"): 0.55, ("asteroid", "empirical"): 0.75,
+        ("finetune_unweighted", "dft"): 0.8, ("bias_aware_no_finetune", "dft"): 0.9,
+        ("score_matching", "unlabelled"): 0.85,
+    }
+    rows = []
+
+    def row(model, method, level, n, seed, mae, gamma=math.nan):
+        n_cheap = 0 if level is None else N_CHEAP
+        acc_h, cheap_h = n * CCSDT_CPU_H, n_cheap * CHEAP_CPU_H.get(level or "", 0.0)
+        rows.append({
+            "molecule": MOLECULE, "model": model, "method": method, "cheap_level": level,
+            "n_train": n, "gamma": gamma, "seed": seed, "force_mae_kcal": mae,
+            "force_rmse_kcal": 1.3 * mae, "force_mae_mev": 43.364 * mae,
+            "force_rmse_mev": 43.364 * 1.3 * mae, "energy_mae_kcal": 0.2 * mae,
+            "n_accurate_labels": n, "n_cheap_labels": n_cheap, "accurate_label_cpu_h": acc_h,
+            "cheap_label_cpu_h": cheap_h, "data_cost_cpu_h": acc_h + cheap_h,
+            "train_wall_s": 100.0 + n, "train_cpu_s": 180.0 + 2 * n,
+        })
+
+    for model, scale in (("egnn", 4.0), ("gemnet", 3.0)):
+        for seed in SEEDS:
+            for (method, level), f in factors.items():
+                gamma = {"asteroid": 1.0, "finetune_unweighted": math.inf,
+                         "bias_aware_no_finetune": 2.0}.get(method, math.nan)
+                for n in N_VALUES:
+                    noise = 1 + 0.02 * rng.standard_normal()
+                    row(model, method, level, n, seed, scale * f * n ** -0.5 * noise, gamma)
+            for level, mae in (("dft", 1.1), ("empirical", 2.4)):
+                row(model, "cheap_only", level, 0, seed, mae * (1 + 0.02 * rng.standard_normal()))
+            row(model, "score_matching_no_finetune", "unlabelled", 0, seed, 3.0 + 0.1 * seed)
+    for seed in SEEDS:
+        for n in N_VALUES:
+            row("sgdml", "sgdml", None, n, seed, 3.5 * n ** -0.45 * (1 + 0.02 * rng.standard_normal()))
+    return pd.DataFrame(rows)
+
+
+def write_synthetic_inputs(root: Path) -> dict:
+    """Write a consistent set of pipeline tables under `root`; returns build_report kwargs."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    _results(rng).to_csv(root / "results.csv", index=False)
+    pd.DataFrame([
+        ("ccsdt", "train", 200, 0, 200 * CCSDT_CPU_H * 3600, CCSDT_CPU_H * 3600, 900.0),
+        ("ccsdt", "test", 100, 1, 100 * CCSDT_CPU_H * 3600, CCSDT_CPU_H * 3600, 880.0),
+        ("dft", "cheap-dft", N_CHEAP, 2, N_CHEAP * 36.0, 36.0, 20.0),
+        ("empirical", "cheap-empirical", N_CHEAP, 0, N_CHEAP * 0.0036, 0.0036, 0.004),
+    ], columns=["level", "subset", "n_frames", "n_failed", "cpu_s_total", "cpu_s_per_frame",
+                "wall_s_per_frame"]).to_csv(root / "label_costs.csv", index=False)
+    gam = []
+    for model in ("egnn", "gemnet"):
+        for level in ("dft", "empirical"):
+            for n in N_VALUES:
+                for seed in SEEDS:
+                    losses = {g: (np.log(g) - 0.1 * seed) ** 2 + 0.1 if np.isfinite(g) else 1.0
+                              for g in (0.5, 1.0, 2.0, 4.0, math.inf)}
+                    best = min(losses, key=losses.get)
+                    gam += [(model, level, n, seed, g, v, g == best) for g, v in losses.items()]
+    pd.DataFrame(gam, columns=["model", "cheap_level", "n_train", "seed", "gamma", "val_loss",
+                               "chosen"]).to_csv(root / "gamma_selection.csv", index=False)
+    stab = []
+    for model in ("egnn", "gemnet"):
+        for method, level, p_div in (("standard", None, 0.5), ("asteroid", "dft", 0.1)):
+            for n in (25, 200):
+                for seed in SEEDS:
+                    for run in range(3):
+                        div = bool(rng.random() < p_div)
+                        stab.append((model, method, level, n, seed, run, 400 if div else 1000,
+                                     1000, div, "step 400: bond stretch 2.1" if div else ""))
+    pd.DataFrame(stab, columns=["model", "method", "cheap_level", "n_train", "seed", "run",
+                                "steps_completed", "n_steps", "diverged", "reason"]).to_csv(
+        root / "stability.csv", index=False)
+    bench = []
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for stage, n_jobs, wall, cpu, rss in (("sample_md", 1, 600.0, 590.0, 300.0),
+                                          ("label", 4, 7200.0, 28000.0, 4000.0),
+                                          ("train", 6, 900.0, 1700.0, 2500.0),
+                                          ("report", 1, 5.0, 4.0, 200.0)):
+        for j in range(n_jobs):
+            p = root / "benchmarks" / MOLECULE / stage / f"job{j}.tsv"
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(header + f"{wall + j}\t0:10:00\t{rss + j}\t{2 * rss}\t{rss}\t{rss}\t1.0\t"
+                         f"2.0\t95.0\t{cpu + j}\n")
+            bench.append(str(p))
+    (root / "config.yaml").write_text(CONFIG_TEXT)
+    return dict(
+        results_csv=root / "results.csv", label_costs_csv=root / "label_costs.csv",
+        gamma_csv=root / "gamma_selection.csv", stability_csv=root / "stability.csv",
+        benchmark_files=bench, config_path=root / "config.yaml",
+        out_html=root / "out" / "report.html", fig_dir=root / "out" / "figures",
+        molecule=MOLECULE,
+    )
+
+
+class _TableCells(HTMLParser):
+    """Collects (data-column headers, rows of data-value attributes or None) of the
+    table with a given id."""
+
+    def __init__(self, table_id: str):
+        super().__init__()
+        self.table_id, self.inside, self.columns, self.rows = table_id, False, [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table":
+            self.inside = a.get("id") == self.table_id
+        elif self.inside and tag == "th":
+            self.columns.append(a.get("data-column"))
+        elif self.inside and tag == "tr" and self.columns:
+            self.rows.append([])
+        elif self.inside and tag == "td":
+            self.rows[-1].append(a.get("data-value"))
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.inside = False
+
+
+def table_mismatches(html_text: str, csv_path: Path, table_id: str = "results-table") -> list[str]:
+    """Cells of the table whose data-value differs from the CSV (numeric columns), as messages."""
+    parser = _TableCells(table_id)
+    parser.feed(html_text)
+    df = pd.read_csv(csv_path)
+    if parser.columns != list(df.columns):
+        return [f"columns {parser.columns} != CSV columns {list(df.columns)}"]
+    if len(parser.rows) != len(df):
+        return [f"{len(parser.rows)} rows != {len(df)} CSV rows"]
+    bad = []
+    for i, (cells, (_, csv_row)) in enumerate(zip(parser.rows, df.iterrows())):
+        for col, cell in zip(df.columns, cells):
+            if not pd.api.types.is_numeric_dtype(df[col]) or pd.api.types.is_bool_dtype(df[col]):
+                continue
+            want = float(csv_row[col])
+            got = math.nan if cell is None else float(cell)
+            if not (got == want or (math.isnan(got) and math.isnan(want))):
+                bad.append(f"row {i} {col}: {cell!r} != {want!r}")
+    return bad
+
+
+_BUILT: dict[str, tuple[dict, Path]] = {}
+
+
+def built_synthetic_report(tmp_path_factory) -> tuple[dict, Path]:
+    """(build_report kwargs, report path) of the synthetic report, built once per
+    session (the browser tests reuse it)."""
+    if "report" not in _BUILT:
+        kwargs = write_synthetic_inputs(tmp_path_factory.mktemp("report"))
+        _BUILT["report"] = (kwargs, build_report(**kwargs))
+    return _BUILT["report"]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    kwargs, path = built_synthetic_report(tmp_path_factory)
+    return kwargs, path, path.read_text(encoding="utf-8")
+
+
+def test_report_has_no_network_references(report):
+    _, _, text = report
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", text, re.I)
+    assert not re.search(r"url\(\s*['\"]?\s*(?:https?:)?//", text, re.I)
+    assert "<script" not in text.lower()  # the config's "<b>x</b>" must come out escaped
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; y" in text
+
+
+def test_every_figure_written_as_png_and_svg(report):
+    kwargs, _, text = report
+    for name in FIGURES:
+        for ext in ("png", "svg"):
+            p = Path(kwargs["fig_dir"]) / f"{name}.{ext}"
+            assert p.is_file() and p.stat().st_size > 1000, p
+        assert f'data-figure="{name}"' in text
+    assert text.count('<img src="data:image/svg+xml;base64,') == len(FIGURES)
+    assert "not drawn" not in text
+
+
+def test_results_table_values_equal_csv(report):
+    kwargs, _, text = report
+    assert table_mismatches(text, kwargs["results_csv"]) == []
+    # The comparison can fail: alter one exact value and it is reported.
+    df = pd.read_csv(kwargs["results_csv"])
+    exact = repr(float(df["force_mae_kcal"].iloc[3]))
+    tampered = text.replace(f'data-value="{exact}"', 'data-value="0.123"', 1)
+    assert tampered != text
+    assert table_mismatches(tampered, kwargs["results_csv"])
+
+
+def test_summary_reports_asteroid_gain(report):
+    _, _, text = report
+    summary = text.split('<section id="figures">')[0]
+    assert "Total label cost" in summary
+    # egnn ASTEROID (dft) is built 45 % better than standard with a factor of ~(1/0.55)^2.
+    m = re.search(r"ASTEROID \(dft\) vs standard, EGNN</div><div class=\"card-value\">"
+                  r"([0-9.]+) % lower error", summary)
+    assert m and 40 < float(m.group(1)) < 50
+    m = re.search(r"ASTEROID \(dft\) vs standard, EGNN.*?sample-efficiency factor ([0-9.]+)×",
+                  summary)
+    assert m and 2.8 < float(m.group(1)) < 3.9
+
+
+def test_missing_inputs_give_notes_not_crashes(tmp_path):
+    kwargs = write_synthetic_inputs(tmp_path)
+    Path(kwargs["stability_csv"]).unlink()
+    Path(kwargs["label_costs_csv"]).write_text("")
+    df = pd.read_csv(kwargs["results_csv"])
+    df[~df["method"].isin(["cheap_only", "score_matching_no_finetune"])].to_csv(
+        kwargs["results_csv"], index=False)
+    # stale figures of an earlier run must not survive
+    Path(kwargs["fig_dir"]).mkdir(parents=True)
+    (Path(kwargs["fig_dir"]) / "md_stability.png").write_bytes(b"old")
+    kwargs["benchmark_files"] = []
+    text = build_report(**kwargs).read_text(encoding="utf-8")
+    for name in ("cheap_only", "md_stability", "stage_timings", "label_cost"):
+        assert f'id="fig-{name}"' in text and not (Path(kwargs["fig_dir"]) / f"{name}.png").exists()
+    assert text.count("not drawn") >= 4
+    assert "stability.csv not found" in text
+    assert table_mismatches(text, kwargs["results_csv"]) == []
+
+
+def test_missing_column_is_an_error(tmp_path):
+    kwargs = write_synthetic_inputs(tmp_path)
+    pd.read_csv(kwargs["results_csv"]).drop(columns="gamma").to_csv(kwargs["results_csv"],
+                                                                      index=False)
+    with pytest.raises(ValueError, match="gamma"):
+        build_report(**kwargs)
+    assert not Path(kwargs["out_html"]).exists()

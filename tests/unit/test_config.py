@@ -1,0 +1,107 @@
+"""Bad input fails at DAG construction (`snakemake -n`) with a message naming the value and the fix."""
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pipeline import config as pconf
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _default():
+    return yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_default_config_is_valid():
+    cfg = _default()
+    pconf.validate_schema(cfg)
+    pconf.check_config(cfg)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c.update(colour="blue"), "Additional properties are not allowed \\('colour'"),
+    (lambda c: c["splits"].update(tset=5), "Additional properties are not allowed \\('tset'"),
+    (lambda c: c["training"].update(models=["mace"]), "'mace' is not one of \\['egnn', 'gemnet'\\]"),
+    (lambda c: c["sampling"].pop("temperature_K"), "'temperature_K' is a required property"),
+])
+def test_schema_errors(edit, message):
+    cfg = _default()
+    edit(cfg)
+    with pytest.raises(pconf.ConfigError, match=message):
+        pconf.validate_schema(cfg)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c.update(targets=["ethanoll"]), "unknown molecule 'ethanoll'.*Add it under `molecules:`"),
+    (lambda c: (c["molecules"].update(bad={"smiles": "C1CC"}), c.update(targets=["bad"])), "cannot parse SMILES 'C1CC'"),
+    (lambda c: c["levels"]["dft"].update(basis="6-31GXX"), "unknown basis set '6-31GXX'"),
+    (lambda c: c["levels"]["ccsd_t"].update(engine="mp2"), "unknown engine 'mp2'"),
+    (lambda c: c.update(cheap_levels=["dft", "xtb"]), r"no cheap-pool size for level\(s\) \['xtb'\]"),
+    (lambda c: c.update(accurate_level="ccsdt"), "unknown level 'ccsdt'; defined levels"),
+    (lambda c: c["sampling"].update(n_frames=100), "need 3625 MD frames but sampling.n_frames is 100"),
+])
+def test_semantic_errors(edit, message):
+    cfg = _default()
+    edit(cfg)
+    with pytest.raises(pconf.ConfigError, match=message):
+        pconf.check_config(cfg)
+
+
+def test_imported_file_with_wrong_shapes(tmp_path):
+    np.savez(tmp_path / "acc.npz", R=np.zeros((400, 9, 3)), z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]),
+             E=np.zeros(400), F=np.zeros((400, 8, 3)), e_unit="kcal/mol", r_unit="Ang")
+    cfg = _default()
+    cfg["levels"]["md17"] = {"engine": "file", "path": str(tmp_path / "acc.npz")}
+    cfg["accurate_level"] = "md17"
+    with pytest.raises(pconf.ConfigError, match=r"level 'md17'.*F has shape \(400, 8, 3\)"):
+        pconf.check_config(cfg)
+
+
+def test_imported_file_of_another_molecule(tmp_path):
+    np.savez(tmp_path / "acc.npz", R=np.zeros((400, 3, 3)), z=np.array([8, 1, 1]), E=np.zeros(400),
+             F=np.zeros((400, 3, 3)), e_unit="eV", r_unit="Ang")
+    cfg = _default()
+    cfg["levels"]["md17"] = {"engine": "file", "path": str(tmp_path / "acc.npz")}
+    cfg["accurate_level"] = "md17"
+    with pytest.raises(pconf.ConfigError, match="file holds atoms .*SMILES has"):
+        pconf.check_config(cfg)
+
+
+def _snakemake(workdir, *args):
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A copy of the workflow (Snakefile, rules, schema, default config) in a scratch dir."""
+    shutil.copytree(ROOT / "workflow", tmp_path / "workflow")
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(ROOT / "envs", tmp_path / "envs")
+    return tmp_path
+
+
+def test_dag_construction_rejects_bad_input_and_keeps_outputs(workdir):
+    finished = workdir / "results" / "ethanol" / "md" / "trajectory.npz"
+    finished.parent.mkdir(parents=True)
+    finished.write_bytes(b"finished work")
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["levels"]["dft"]["basis"] = "6-31GXX"
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(workdir, "--configfile", "bad.yaml")
+    assert r.returncode != 0
+    assert "unknown basis set '6-31GXX'" in r.stdout + r.stderr
+    r = _snakemake(workdir, "results/ethanoll/report.html")
+    assert r.returncode != 0
+    assert "unknown molecule 'ethanoll'" in r.stdout + r.stderr
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["splits"]["tset"] = 3
+    (workdir / "bad2.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(workdir, "--configfile", "bad2.yaml")
+    assert r.returncode != 0 and "tset" in r.stdout + r.stderr
+    assert finished.read_bytes() == b"finished work"
