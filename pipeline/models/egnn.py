@@ -87,8 +87,8 @@ class EGNN(nn.Module):
     num_rbf: if > 0, a radial Bessel expansion of d_ij (needs a cutoff) is added to the edge
         attributes a_ij next to ||x_i - x_j||^2.
     attention: use the soft edge weights e_ij of paper eq. 8.
-    update_coords: apply the coordinate update eq. 4 between layers (off by default: the
-        paper drops it for invariant targets such as QM9 energies).
+    update_coords: apply the coordinate update eq. 4 between layers (off by default, as in
+        the authors' model for invariant QM9 targets).
     max_z: size of the atomic-number embedding table (z < max_z).
     """
 

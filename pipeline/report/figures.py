@@ -109,17 +109,48 @@ def _log_axis(axis, values, ticks_at_values: bool = False) -> None:
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def _figure_legend(fig: Figure, axes) -> None:
-    """One legend below all panels, without duplicate labels: data series (error-bar
-    and bar containers) first, reference lines after them."""
+def _legend_column_width(labels) -> float:
+    """Rough width in inches of one legend column at fontsize "small" (handle + text)."""
+    return 0.8 + 0.068 * max((len(lab) for lab in labels), default=0)
+
+
+def _figure_legend(fig: Figure, axes, where: str = "below") -> None:
+    """One legend for all panels, without duplicate labels: data series (error-bar and
+    bar containers) first, reference lines after them.
+
+    ``where="right"``: outside the panels on the right, one column (two beyond 14
+    entries); the figure is widened by the legend's width so the panels keep their size.
+    ``where="below"``: outside below the panels, in as many columns as fit the figure's
+    width. Either way the legend sits outside the plot area, and :func:`save_figure`
+    saves with a tight bounding box so no legend text is ever clipped."""
     seen: dict[str, object] = {}
     for ax in axes:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
     seen = dict(sorted(seen.items(), key=lambda kv: not isinstance(kv[1], Container)))
-    if seen:
-        fig.legend(list(seen.values()), list(seen.keys()), loc="outside lower center",
-                   ncols=min(3, len(seen)), fontsize="small", frameon=False)
+    if not seen:
+        return
+    labels = list(seen.keys())
+    col_w = _legend_column_width(labels)
+    if where == "right":
+        ncols = 1 if len(labels) <= 14 else 2
+        fig.set_size_inches(fig.get_figwidth() + ncols * col_w + 0.2, fig.get_figheight())
+        loc = "outside right upper"
+    else:
+        ncols = int(max(1, min(len(labels), fig.get_figwidth() // col_w)))
+        loc = "outside lower center"
+    fig.legend(list(seen.values()), labels, loc=loc, ncols=ncols, fontsize="small",
+               frameon=False)
+
+
+def _curve_figure(n_panels: int) -> tuple[Figure, np.ndarray, str]:
+    """Figure, axes and legend placement for one-panel-per-model curve figures: with one
+    or two panels the legend goes on the right, with more it goes below the panels."""
+    where = "right" if n_panels <= 2 else "below"
+    panel_w = 5.2 if n_panels <= 2 else 4.2
+    fig = Figure(figsize=(panel_w * n_panels, 4.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, n_panels, squeeze=False)[0])
+    return fig, axes, where
 
 
 def _series(rows: pd.DataFrame):
@@ -153,8 +184,7 @@ def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
         raise SkipFigure("no results with accurate training labels (n_train > 0)")
     panels = _curve_panels(curves)
     styles = _level_styles(curves["cheap_level"])
-    fig = Figure(figsize=(5.0 * len(panels), 4.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    fig, axes, where = _curve_figure(len(panels))
     fits = []
     for ax, model in zip(axes, panels):
         rows = pd.concat([curves[curves["model"] == model], _sgdml_rows(curves, model)])
@@ -182,7 +212,7 @@ def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
         ax.set_ylabel(MAE_LABEL)
         ax.set_title(model_label(model))
         ax.grid(True, which="major", alpha=0.3)
-    _figure_legend(fig, axes)
+    _figure_legend(fig, axes, where)
     caption = ("Force MAE on the accurate test set vs number of accurate training labels; "
                "points are means over seeds, bars ±1 std.")
     if fits:
@@ -202,8 +232,7 @@ def cost_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
         raise SkipFigure("no results with a positive label cost (data_cost_cpu_h)")
     panels = _curve_panels(pts)
     styles = _level_styles(pts["cheap_level"])
-    fig = Figure(figsize=(5.0 * len(panels), 4.8), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(1, len(panels), squeeze=False)[0])
+    fig, axes, where = _curve_figure(len(panels))
     for ax, model in zip(axes, panels):
         rows = pd.concat([pts[pts["model"] == model], _sgdml_rows(pts, model)])
         for method, level, g in _series(rows):
@@ -224,7 +253,7 @@ def cost_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
         ax.set_ylabel(MAE_LABEL)
         ax.set_title(model_label(model))
         ax.grid(True, which="major", alpha=0.3)
-    _figure_legend(fig, axes)
+    _figure_legend(fig, axes, where)
     caption = ("Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
                "computing all training labels (lower left is better).")
     if n_zero:
@@ -239,7 +268,7 @@ def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
         ["model", "method", "cheap_level"])
     if rows.empty:
         raise SkipFigure("no cheap-only or score-matching-without-fine-tuning results")
-    fig = Figure(figsize=(max(5.0, 1.1 * len(rows) + 2.0), 4.6), layout="constrained")
+    fig = Figure(figsize=(max(7.5, 1.1 * len(rows) + 2.0), 4.8), layout="constrained")
     ax = fig.subplots()
     x, labels, pos = [], [], 0.0
     refs = []
@@ -292,7 +321,7 @@ def stability_figure(stability: pd.DataFrame) -> tuple[Figure, str]:
     if stability.empty:
         raise SkipFigure("no MD stability runs (stability.csv missing or empty)")
     summ = stability_summary(stability)
-    fig = Figure(figsize=(7.5, 0.38 * len(summ) + 1.4), layout="constrained")
+    fig = Figure(figsize=(9.0, 0.4 * len(summ) + 1.4), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(summ))[::-1]
     for yi, (_, r) in zip(y, summ.iterrows()):
@@ -315,7 +344,7 @@ def timings_figure(timings: pd.DataFrame) -> tuple[Figure, str]:
     if timings.empty:
         raise SkipFigure("no Snakemake benchmark files")
     t = timings.iloc[::-1].reset_index(drop=True)
-    fig = Figure(figsize=(10.0, 0.42 * len(t) + 1.8), layout="constrained")
+    fig = Figure(figsize=(11.5, 0.42 * len(t) + 1.8), layout="constrained")
     ax_t, ax_m = fig.subplots(1, 2, sharey=True, width_ratios=[2, 1])
     y = np.arange(len(t))
     ax_t.barh(y + 0.2, t["wall_h"], height=0.4, color="#1f77b4", label="wall time")
@@ -343,7 +372,7 @@ def label_cost_figure(summary: pd.DataFrame) -> tuple[Figure, str]:
     s = summary[summary["cpu_s_per_frame"].notna()]
     if s.empty:
         raise SkipFigure("no label costs (label_costs.csv missing or empty)")
-    fig = Figure(figsize=(max(5.0, 1.3 * len(s) + 2.0), 4.4), layout="constrained")
+    fig = Figure(figsize=(max(7.5, 1.3 * len(s) + 2.0), 4.6), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(s))
     ax.bar(x - 0.2, s["cpu_s_per_frame"], width=0.4, color="#ff7f0e", label="CPU s / frame")
@@ -375,7 +404,9 @@ def save_figure(fig: Figure, fig_dir: str | os.PathLike, name: str) -> tuple[Pat
     with matplotlib.rc_context({"svg.hashsalt": "asteroid-report", "svg.fonttype": "path"}):
         for fmt, extra in (("png", {"dpi": 150}), ("svg", {"metadata": {"Date": None}})):
             target = fig_dir / f"{name}.{fmt}"
-            atomic_write(target, lambda tmp: fig.savefig(tmp, format=fmt, **extra))
+            # tight bounding box: legends and labels outside the axes are never clipped
+            atomic_write(target, lambda tmp: fig.savefig(
+                tmp, format=fmt, bbox_inches="tight", pad_inches=0.08, **extra))
             paths.append(target)
     return paths[0], paths[1]
 

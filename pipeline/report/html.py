@@ -15,6 +15,7 @@ import datetime as _dt
 import html
 import os
 import platform
+import re
 import sys
 import urllib.parse
 from importlib import metadata
@@ -331,6 +332,17 @@ def _summary_html(results, agg, se, label_summary, timings, molecule) -> str:
     return f'<p class="lede">{_e(lede)}</p><div class="cards">{card_html}</div>'
 
 
+# Figures are shown this much larger than their natural size (SVG points → CSS px at
+# 96/72), so their text matches the page's; CSS max-width caps them at the content width.
+FIGURE_SCALE = 1.25
+
+
+def _figure_width_px(svg: bytes) -> int | None:
+    """Display width in CSS px of an SVG written by matplotlib (``width="…pt"``)."""
+    m = re.search(rb'<svg[^>]*?\swidth="([0-9.]+)pt"', svg[:2000])
+    return round(float(m.group(1)) * 96 / 72 * FIGURE_SCALE) if m else None
+
+
 def _figure_html(fig: FigureResult, out_dir: Path) -> str:
     """A <figure> with the SVG embedded as a data URI and links to the PNG/SVG files,
     or a note saying why the figure was skipped."""
@@ -338,13 +350,16 @@ def _figure_html(fig: FigureResult, out_dir: Path) -> str:
         return (f'<figure class="skipped" id="fig-{_e(fig.name)}"><figcaption>'
                 f"<strong>{_e(fig.title)}</strong> — not drawn: {_e(fig.skipped)}."
                 f"</figcaption></figure>")
-    data = base64.b64encode(fig.svg.read_bytes()).decode("ascii")
+    svg = fig.svg.read_bytes()
+    data = base64.b64encode(svg).decode("ascii")
+    width = _figure_width_px(svg)
+    style = f' style="width: {width}px"' if width else ""
     links = " · ".join(
         f'<a href="{_e(_relative_url(p, out_dir))}">{ext}</a>'
         for ext, p in (("PNG", fig.png), ("SVG", fig.svg))
     )
     return (f'<figure id="fig-{_e(fig.name)}" data-figure="{_e(fig.name)}">'
-            f'<img src="data:image/svg+xml;base64,{data}" alt="{_e(fig.title)}">'
+            f'<img src="data:image/svg+xml;base64,{data}"{style} alt="{_e(fig.title)}">'
             f"<figcaption><strong>{_e(fig.title)}.</strong> {_e(fig.caption)} "
             f'<span class="files">{links}</span></figcaption></figure>')
 

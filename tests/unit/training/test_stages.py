@@ -1,0 +1,137 @@
+"""Each training stage lowers its loss on a tiny synthetic problem; a killed job resumes."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from pipeline.data import Dataset
+from pipeline.models import load_model
+from pipeline.training import stages
+from tests.conftest import ETHANOL_R, ETHANOL_Z
+
+TRAINING = {"rho": 0.01, "ema_decay": 0.5, "grad_clip": 10.0, "n_projections": 1}
+HP = {"hidden": 16, "num_layers": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _harmonic_labels(R):
+    """A smooth reference potential: harmonic springs between all pairs around the ethanol geometry."""
+    d0 = np.linalg.norm(ETHANOL_R[:, None] - ETHANOL_R[None], axis=-1)
+    diff = R[:, :, None] - R[:, None]  # [n, a, a, 3]
+    d = np.linalg.norm(diff, axis=-1) + np.eye(9)
+    k = 2.0  # eV/A^2
+    E = 0.25 * k * ((d - d0 - np.eye(9)) ** 2).sum(axis=(1, 2))
+    g = (k * (d - d0 - np.eye(9)) / d)[..., None] * diff  # [n, a, a, 3]
+    return E, -g.sum(axis=2)
+
+
+def _dataset(path, n, seed, noise=0.0):
+    rng = np.random.default_rng(seed)
+    R = ETHANOL_R[None] + 0.08 * rng.standard_normal((n, 9, 3))
+    E, F = _harmonic_labels(R)
+    F = F + noise * rng.standard_normal(F.shape)
+    Dataset(R=R, z=ETHANOL_Z, E=E, F=F, cpu_s=np.ones(n)).save(path)
+    return path
+
+
+def _first_last(history):
+    h = pd.read_csv(history)
+    return h["train_loss"].iloc[0], h["train_loss"].iloc[-1], h
+
+
+def test_every_stage_lowers_its_loss(tmp_path):
+    acc = _dataset(tmp_path / "acc.npz", 24, 0)
+    val = _dataset(tmp_path / "val.npz", 8, 1)
+    cheap = _dataset(tmp_path / "cheap.npz", 40, 2, noise=0.3)
+    stage = {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100}
+    common = dict(training=TRAINING, seed=0, device="cpu")
+
+    stages.train_standard(model_name="egnn", hparams=HP, train_npz=acc, n_train=16, val_npz=val, stage=stage,
+                          out_model=tmp_path / "s1.pt", out_history=tmp_path / "s1.csv",
+                          checkpoint=tmp_path / "s1.ckpt", **common)
+    first, last, _ = _first_last(tmp_path / "s1.csv")
+    assert last < 0.7 * first
+    m = load_model(tmp_path / "s1.pt")
+    assert m.extra["stage"] == "standard" and m.extra["n_train"] == 16
+
+    B = stages.compute_bias(model_path=tmp_path / "s1.pt", cheap_npz=cheap, out_npz=tmp_path / "bias.npz")
+    assert B.shape == (40,) and (B > 0).all()
+
+    stages.train_cheap(model_name="egnn", hparams=HP, cheap_npz=cheap, bias_npz=tmp_path / "bias.npz", gamma=1.0,
+                       stage=stage, out_model=tmp_path / "s2.pt", out_history=tmp_path / "s2.csv",
+                       checkpoint=tmp_path / "s2.ckpt", **common)
+    first, last, _ = _first_last(tmp_path / "s2.csv")
+    assert last < 0.7 * first
+    extra = load_model(tmp_path / "s2.pt").extra
+    assert extra["gamma"] == 1.0 and 0 < extra["mean_weight"] < 1
+
+    stages.finetune(init_model=tmp_path / "s2.pt", train_npz=acc, n_train=16, val_npz=val, stage=stage,
+                    out_model=tmp_path / "s3.pt", out_history=tmp_path / "s3.csv", checkpoint=tmp_path / "s3.ckpt",
+                    **common)
+    first, last, _ = _first_last(tmp_path / "s3.csv")
+    assert last < first
+    assert np.isfinite(load_model(tmp_path / "s3.pt").extra["best_val_loss"])
+
+    unl = Dataset(R=np.load(cheap)["R"], z=ETHANOL_Z)
+    unl.save(tmp_path / "unl.npz")
+    stages.train_score_matching(model_name="egnn", hparams=HP, unlabelled_npz=tmp_path / "unl.npz",
+                                temperature_K=500.0, stage={**stage, "max_epochs": 15}, out_model=tmp_path / "sm.pt",
+                                out_history=tmp_path / "sm.csv", checkpoint=tmp_path / "sm.ckpt", **common)
+    first, last, _ = _first_last(tmp_path / "sm.csv")
+    assert last < first
+
+
+def test_killed_training_resumes_from_checkpoint(tmp_path):
+    acc = _dataset(tmp_path / "acc.npz", 24, 0)
+    val = _dataset(tmp_path / "val.npz", 8, 1)
+    import json
+
+    stage = {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100}
+
+    def cmd(out):
+        return [sys.executable, "-m", "pipeline", "train-standard", "--model-name", "egnn", "--hparams",
+                json.dumps(HP), "--train", str(acc), "--n-train", "16", "--val", str(val), "--stage",
+                json.dumps(stage), "--training", json.dumps(TRAINING), "--seed", "0", "--device", "cpu",
+                "--out-model", str(out / "model.pt"), "--out-history", str(out / "history.csv"),
+                "--checkpoint", str(out / "model.pt.ckpt")]
+
+    ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
+    ref_dir.mkdir()
+    run_dir.mkdir()
+    subprocess.run(cmd(ref_dir), check=True, capture_output=True)
+    assert not (ref_dir / "model.pt.ckpt").exists()  # removed after success
+
+    proc = subprocess.Popen(cmd(run_dir), stderr=subprocess.DEVNULL)
+    ckpt = run_dir / "model.pt.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.exists() and torch.load(ckpt, weights_only=False)["state"]["epoch"] >= 5:
+            break
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    epoch_at_kill = torch.load(ckpt, weights_only=False)["state"]["epoch"]
+    assert 5 <= epoch_at_kill < 30 and not (run_dir / "model.pt").exists()
+
+    r = subprocess.run(cmd(run_dir), capture_output=True, text=True, check=True)
+    assert f"resumed from {ckpt} at epoch {epoch_at_kill}" in r.stderr
+    # the resumed run ends where an uninterrupted one does
+    h_ref, h_run = pd.read_csv(ref_dir / "history.csv"), pd.read_csv(run_dir / "history.csv")
+    assert len(h_run) == len(h_ref) == 30
+    np.testing.assert_allclose(h_run["val_loss"], h_ref["val_loss"], rtol=1e-5)
+    a, b = load_model(ref_dir / "model.pt"), load_model(run_dir / "model.pt")
+    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+        torch.testing.assert_close(v, w, rtol=1e-5, atol=1e-6)
