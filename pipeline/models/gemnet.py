@@ -104,8 +104,8 @@ class EfficientDownProjection(nn.Module):
 class EfficientBilinear(nn.Module):
     """Efficient bilinear triplet aggregation (GemNet Appendix, "efficient reformulation").
 
-    For edge c -> a:  m_ca[o] = sum_{c',t} W[o, c', t] sum_k A[ca, c', k] x[ba_k, t]  with
-    A[ca, c', k] = sum_s rbfW[ca, c', s] sph[ca, s, k], i.e. the bilinear layer of (projected
+    For edge c -> a:  m_ca[o] = sum_{f,t} W[o, f, t] sum_k A[ca, f, k] x[ba_k, t]  with
+    A[ca, f, k] = sum_s rbfW[ca, f, s] sph[ca, s, k], i.e. the bilinear layer of (projected
     CBF basis) x (message of edge b -> a), summed over the triplets b -> a <- c (k runs over
     the padded slots of atom a). All edges into atom a share the messages x[ba_k], so the sum
     over k is one [K * emb_cbf, K] @ [K, emb_trip] product per atom instead of tiny per-edge ones.
