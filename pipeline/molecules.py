@@ -43,14 +43,16 @@ def known_molecules(user_molecules: dict | None) -> list[str]:
 def get_spec(name: str, user_molecules: dict | None = None) -> MoleculeSpec:
     """The spec of molecule `name`: a user entry wins over a built-in of the same name."""
     user_molecules = user_molecules or {}
-    if name in user_molecules:
-        entry = user_molecules[name]
+    entry = user_molecules.get(name, {})
+    if entry.get("smiles") or entry.get("xyz"):
         return MoleculeSpec(
             name=name,
             smiles=entry.get("smiles"),
             xyz=entry.get("xyz"),
             charge=int(entry.get("charge", 0)),
         )
+    if name in user_molecules and name not in BUILTIN_SMILES:
+        raise MoleculeError(f"molecule {name!r}: give `smiles:` or `xyz:` (it is not a built-in MD17 molecule)")
     if name in BUILTIN_SMILES:
         return MoleculeSpec(name=name, smiles=BUILTIN_SMILES[name])
     raise MoleculeError(

@@ -15,6 +15,7 @@ import base64
 import fcntl
 import io
 import json
+import math
 import os
 import select
 import shutil
@@ -287,3 +288,44 @@ def check_report_in_browser(
         problems.append("screenshot is blank")
     report["problems"] = problems
     return report
+
+
+def _shown(text: str) -> float:
+    """A displayed number back as a float ("–" is missing, "∞" infinite)."""
+    text = text.strip().replace(",", "").replace("−", "-")
+    return {"–": math.nan, "∞": math.inf, "-∞": -math.inf}.get(text) or float(text)
+
+
+def results_table_mismatches(results_table: dict | None, results_csv) -> list[str]:
+    """Cells of the rendered results table that differ from results.csv (empty list: all equal).
+
+    Numeric cells: the exact `data-value` must equal the CSV value and the shown text must round
+    to it (SIG_DIGITS significant digits); text cells must match verbatim ("—" for missing).
+    """
+    import pandas as pd
+
+    from .html import SIG_DIGITS
+
+    if results_table is None:
+        return ["no results table rendered"]
+    df = pd.read_csv(results_csv)
+    out = []
+    if results_table["columns"] != list(df.columns):
+        out.append(f"columns {results_table['columns']} != CSV columns {list(df.columns)}")
+    if len(results_table["rows"]) != len(df):
+        out.append(f"{len(results_table['rows'])} rows rendered, {len(df)} in the CSV")
+    for i, cells in enumerate(results_table["rows"][:len(df)]):
+        for col, cell in zip(df.columns, cells):
+            want = df.at[i, col]
+            if pd.api.types.is_numeric_dtype(df[col]):
+                want = float(want)
+                exact, shown = float(cell["value"]), _shown(cell["text"])
+                if math.isnan(want):
+                    ok = math.isnan(exact) and math.isnan(shown)
+                else:
+                    ok = exact == want and math.isclose(shown, want, rel_tol=0.5 * 10 ** (1 - SIG_DIGITS))
+            else:
+                ok = cell["text"] == ("—" if pd.isna(want) else str(want))
+            if not ok:
+                out.append(f"row {i} column {col}: rendered {cell} but the CSV has {want!r}")
+    return out

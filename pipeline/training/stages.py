@@ -78,9 +78,17 @@ def _save(model, path, extra: dict) -> None:
     atomic_write(path, lambda tmp: save_model(model, tmp, extra=extra))
 
 
-def _fresh_model(name: str, hparams: dict, seed: int, device):
+def _fresh_model(name: str, hparams: dict, seed: int, device, data: TensorData):
+    """A new model; GemNet's scale factors are fitted on a few batches first (as in its paper)."""
+    from ..models import fit_scale_factors
+    from ..models.gemnet import ScaleFactor
+
     torch.manual_seed(seed)
-    return build(name, **hparams).to(device)
+    model = build(name, **hparams).to(device)
+    if any(isinstance(m, ScaleFactor) for m in model.modules()):
+        with torch.no_grad():
+            fit_scale_factors(model, [data.batch(idx) for idx in data.batches(16)[:8]])
+    return model
 
 
 def train_standard(*, model_name, hparams, train_npz, n_train, val_npz, stage, training, seed, device,
@@ -91,7 +99,7 @@ def train_standard(*, model_name, hparams, train_npz, n_train, val_npz, stage, t
     if len(tr) < n_train:
         raise ValueError(f"{train_npz} has {len(tr)} labelled frames, fewer than N = {n_train}")
     va = TensorData.from_dataset(load_npz(val_npz), dev)
-    model = _fresh_model(model_name, hparams, seed, dev)
+    model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
     best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
                           history_csv=out_history)
@@ -133,7 +141,7 @@ def train_cheap(*, model_name, hparams, cheap_npz, bias_npz, gamma, stage, train
     tr, va = data.split(len(data) - n_val)
     if stage.get("max_train_frames"):
         tr, _ = tr.split(stage["max_train_frames"])
-    model = _fresh_model(model_name, hparams, seed, dev)
+    model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
     best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
                           history_csv=out_history)
@@ -152,7 +160,7 @@ def train_score_matching(*, model_name, hparams, unlabelled_npz, temperature_K, 
     data = TensorData.from_dataset(ds, dev)
     n_val = max(1, int(round(HOLDOUT_FRACTION * len(data))))
     tr, va = data.split(len(data) - n_val)
-    model = _fresh_model(model_name, hparams, seed, dev)
+    model = _fresh_model(model_name, hparams, seed, dev, tr)
     model.set_normalization(0.0, SCORE_MATCHING_FORCE_SCALE)
     cfg = stage_config(stage, training, objective="score_matching", kT=units.kt_kcal(temperature_K))
     best, summary = train(model, tr, va, cfg, seed=seed, checkpoint=checkpoint, history_csv=out_history)

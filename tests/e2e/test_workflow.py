@@ -1,0 +1,117 @@
+"""The real DAG end to end on the tiny config: sampling, DFT + CCSD(T) labels, every training
+stage, evaluation, sGDML, MD stability and the report (checked in headless Chromium)."""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.data import load_npz
+from pipeline.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
+
+from .conftest import snakemake
+
+pytestmark = pytest.mark.e2e
+MOL = "results/ethanol"
+
+
+def test_datasets_are_labelled_disjoint_and_costed(finished_run):
+    wd, _ = finished_run
+    train = load_npz(wd / MOL / "data/ccsd_t/train.npz")
+    test = load_npz(wd / MOL / "data/ccsd_t/test.npz")
+    dft = load_npz(wd / MOL / "data/dft/cheap-dft.npz")
+    emp = load_npz(wd / MOL / "data/empirical/cheap-empirical.npz")
+    assert len(train) == 8 and len(test) == 6 and len(dft) == 12 and len(emp) == 30
+    assert train.theory.startswith("CCSD(T)") and dft.theory == "PBE/sto-3g" and emp.theory == "GAFF2"
+    ids = [set(d.frame_id) for d in (train, test, dft, emp)]
+    assert all(not (a & b) for i, a in enumerate(ids) for b in ids[i + 1:]), "subsets must be disjoint"
+    assert (train.cpu_s > 0).all() and (dft.cpu_s > 0).all()
+    assert train.cpu_s.mean() > 10 * emp.cpu_s.mean()  # empirical labels are (nearly) free
+    # DFT and CCSD(T) forces on the same molecule are similar in size (same units, eV/A)
+    assert 0.3 < np.abs(dft.F).mean() / np.abs(train.F).mean() < 3
+    with np.load(wd / MOL / "data/ccsd_t/train.npz") as f:  # readable by sGDML as is
+        assert {"type", "name", "theory", "R", "z", "E", "F", "r_unit", "e_unit", "md5"} <= set(f.files)
+
+
+def test_results_cover_every_method(finished_run):
+    wd, _ = finished_run
+    df = pd.read_csv(wd / MOL / "results.csv")
+    assert set(df["method"]) == {"standard", "asteroid", "finetune_unweighted", "bias_aware_no_finetune",
+                                 "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml"}
+    assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"dft", "empirical"}
+    assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
+    assert np.isfinite(df["force_mae_kcal"]).all() and (df["force_mae_kcal"] > 0).all()
+    np.testing.assert_allclose(df["force_mae_mev"], df["force_mae_kcal"] * 43.3641043, rtol=1e-6)
+    # data cost: ASTEROID (DFT) = its accurate labels + the whole DFT pool
+    std = df[(df.method == "standard") & (df.n_train == 8)].iloc[0]
+    ast = df[(df.method == "asteroid") & (df.cheap_level == "dft") & (df.n_train == 8)].iloc[0]
+    assert ast.accurate_label_cpu_h == pytest.approx(std.accurate_label_cpu_h)
+    assert ast.data_cost_cpu_h == pytest.approx(std.data_cost_cpu_h + ast.cheap_label_cpu_h) and ast.cheap_label_cpu_h > 0
+    # sGDML was trained on N frames, not the whole pool
+    sg = df[df.method == "sgdml"].set_index("n_train")
+    ev4 = json.loads((wd / MOL / "baselines/sgdml/N4/eval.json").read_text())
+    assert sg.loc[4, "force_mae_kcal"] == pytest.approx(ev4["force_mae_kcal"])
+    gam = pd.read_csv(wd / MOL / "gamma_selection.csv")
+    assert gam.groupby(["cheap_level", "n_train"])["chosen"].sum().eq(1).all()
+    stab = pd.read_csv(wd / MOL / "stability.csv")
+    assert set(stab["method"]) == {"standard", "asteroid", "cheap_only"} and (stab["steps_completed"] > 0).all()
+
+
+def test_report_renders_in_chromium(finished_run, tmp_path):
+    wd, _ = finished_run
+    html = wd / MOL / "report.html"
+    for name in ("learning_curves", "error_vs_cost", "cheap_only", "md_stability", "stage_timings", "label_cost"):
+        assert (wd / MOL / "figures" / f"{name}.png").stat().st_size > 0
+        assert (wd / MOL / "figures" / f"{name}.svg").stat().st_size > 0
+    if not find_chromium():
+        pytest.skip("no Chromium binary (apt-get install chromium)")
+    r = check_report_in_browser(html, screenshot_path=tmp_path / "report.png")
+    assert r["problems"] == [] and r["console_errors"] == [] and r["external_requests"] == []
+    assert results_table_mismatches(r["results_table"], wd / MOL / "results.csv") == []
+
+
+def test_no_change_rerun_has_nothing_to_do(finished_run):
+    wd, _ = finished_run
+    r = snakemake(wd, "-n", "results/ethanol/report.html")
+    assert "Nothing to be done" in r.stdout + r.stderr
+
+
+def _planned(r) -> dict[str, int]:
+    """Job counts per rule from a dry run's 'Job stats' table."""
+    text = r.stdout + r.stderr
+    table = text.split("Job stats:")[1].split("total")[0]
+    counts = {}
+    for line in table.splitlines()[3:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def test_touching_cheap_labels_plans_only_downstream(finished_run):
+    wd, _ = finished_run
+    label_file = wd / MOL / "data/dft/cheap-dft.npz"
+    before = label_file.stat()
+    label_file.touch()
+    try:
+        planned = _planned(snakemake(wd, "-n", "results/ethanol/report.html"))
+    finally:
+        os.utime(label_file, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert set(planned) <= {"bias", "train_stage2", "train_cheap_only", "finetune_cheap", "evaluate", "md_stability",
+                            "collect", "report"}, planned
+    assert {"train_stage2", "finetune_cheap", "evaluate", "collect", "report"} <= set(planned)
+    # only the DFT branch: 1 gamma x 2 N stage-2 models, and their fine-tunes (+ the unweighted ones)
+    assert planned["train_stage2"] == 2 and planned["finetune_cheap"] == 4 and planned["train_cheap_only"] == 1
+
+
+def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finished_run):
+    wd, _ = finished_run
+    cfg = (wd / "config-tiny.yaml").read_text()
+    (wd / "config-tiny.yaml").write_text(cfg.replace("finetune: {batch_size: 4, max_epochs: 3,",
+                                                     "finetune: {batch_size: 4, max_epochs: 4,"))
+    try:
+        planned = _planned(snakemake(wd, "-n", "results/ethanol/report.html"))
+    finally:
+        (wd / "config-tiny.yaml").write_text(cfg)
+    assert set(planned) == {"finetune_cheap", "finetune_score", "evaluate", "md_stability", "collect", "report"}, planned
