@@ -124,6 +124,7 @@ def get_all_datasets(molecule):
 
 # ----------------------------------------------------------------------------- training
 GAMMA_RE = "[0-9][0-9.e+-]*"
+GAMMA_OR_INF_RE = f"{GAMMA_RE}|inf"
 
 
 def get_gammas():
@@ -262,7 +263,7 @@ def get_stability_runs(molecule):
 
 
 def get_evaluations(molecule):
-    evals = [p.replace("/model.pt", "/eval.json") for p in get_trained_models(molecule)]
+    evals = [str(Path(p).with_name("eval.json")) for p in get_trained_models(molecule)]
     if config["evaluation"]["sgdml"]["enabled"]:
         evals += [f"results/{molecule}/baselines/sgdml/N{n}/eval.json" for n in get_train_sizes()]
     return evals

@@ -14,9 +14,9 @@ rule evaluate:
     params:
         device=config["training"]["device"],
     log:
-        LOGS + "/evaluate/{run}.log",
+        "results/logs/{molecule}/evaluate/{run}.log",
     benchmark:
-        BENCH + "/evaluate/{run}.tsv"
+        "results/benchmarks/{molecule}/evaluate/{run}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -35,9 +35,9 @@ rule sgdml:
         sgdml=get_sgdml_settings,
     threads: 2
     log:
-        LOGS + "/sgdml/N{n}.log",
+        "results/logs/{molecule}/sgdml/N{n}.log",
     benchmark:
-        BENCH + "/sgdml/N{n}.tsv"
+        "results/benchmarks/{molecule}/sgdml/N{n}.tsv"
     conda:
         "../../envs/report.yaml"
     shell:
@@ -59,9 +59,9 @@ rule md_stability:
         label=get_stability_label,
         device=config["training"]["device"],
     log:
-        LOGS + "/stability/{model}/{method}/{level}/N{n}_s{seed}.log",
+        "results/logs/{molecule}/stability/{model}/{method}/{level}/N{n}_s{seed}.log",
     benchmark:
-        BENCH + "/md_stability/{model}/{method}_{level}_N{n}_s{seed}.tsv"
+        "results/benchmarks/{molecule}/md_stability/{model}/{method}_{level}_N{n}_s{seed}.tsv"
     conda:
         "../../envs/report.yaml"
     shell:
@@ -83,9 +83,9 @@ rule collect:
         datasets=get_collect_dataset_flags,
         unlabelled=get_collect_unlabelled_flag,
     log:
-        LOGS + "/collect.log",
+        "results/logs/{molecule}/collect.log",
     benchmark:
-        BENCH + "/collect/collect.tsv"
+        "results/benchmarks/{molecule}/collect/collect.tsv"
     conda:
         "../../envs/report.yaml"
     shell:

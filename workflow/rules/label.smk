@@ -15,9 +15,9 @@ rule label_chunk:
         mem_mb=4000,
         runtime=240,
     log:
-        LOGS + "/label/{level}/{subset}/chunk{chunk}.log",
+        "results/logs/{molecule}/label/{level}/{subset}/chunk{chunk}.log",
     benchmark:
-        BENCH + "/label/{level}/{subset}/chunk{chunk}.tsv"
+        "results/benchmarks/{molecule}/label/{level}/{subset}/chunk{chunk}.tsv"
     conda:
         "../../envs/qm.yaml"
     shell:
@@ -38,9 +38,9 @@ rule dataset:
         n_requested=get_n_requested,
         max_failure_fraction=config["labelling"]["max_failure_fraction"],
     log:
-        LOGS + "/dataset/{level}/{subset}.log",
+        "results/logs/{molecule}/dataset/{level}/{subset}.log",
     benchmark:
-        BENCH + "/dataset/{level}/{subset}.tsv"
+        "results/benchmarks/{molecule}/dataset/{level}/{subset}.tsv"
     conda:
         "../../envs/qm.yaml"
     shell:

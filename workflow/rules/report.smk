@@ -15,9 +15,9 @@ rule report:
         config=get_config_json,
         benchmarks=BENCH,
     log:
-        LOGS + "/report.log",
+        "results/logs/{molecule}/report.log",
     benchmark:
-        BENCH + "/report/report.tsv"
+        "results/benchmarks/{molecule}/report/report.tsv"
     conda:
         "../../envs/report.yaml"
     shell:

@@ -12,9 +12,9 @@ rule gaff2:
         molecule=get_molecule_spec,
         seed=config["sampling"]["seed"],
     log:
-        LOGS + "/gaff2.log",
+        "results/logs/{molecule}/gaff2.log",
     benchmark:
-        BENCH + "/gaff2/gaff2.tsv"
+        "results/benchmarks/{molecule}/gaff2/gaff2.tsv"
     conda:
         "../../envs/md.yaml"
     shell:
@@ -32,9 +32,9 @@ rule md:
     params:
         sampling=get_sampling,
     log:
-        LOGS + "/md.log",
+        "results/logs/{molecule}/md.log",
     benchmark:
-        BENCH + "/md/md.tsv"
+        "results/benchmarks/{molecule}/md/md.tsv"
     conda:
         "../../envs/md.yaml"
     shell:
@@ -50,9 +50,9 @@ rule import_level:
     params:
         level=get_level_entry,
     log:
-        LOGS + "/import/{level}.log",
+        "results/logs/{molecule}/import/{level}.log",
     benchmark:
-        BENCH + "/import/{level}.tsv"
+        "results/benchmarks/{molecule}/import/{level}.tsv"
     conda:
         "../../envs/md.yaml"
     shell:
@@ -68,9 +68,9 @@ rule frames:
         block=get_frames_block,
         seed=config["splits"]["seed"],
     log:
-        LOGS + "/frames/{subset}.log",
+        "results/logs/{molecule}/frames/{subset}.log",
     benchmark:
-        BENCH + "/frames/{subset}.tsv"
+        "results/benchmarks/{molecule}/frames/{subset}.tsv"
     conda:
         "../../envs/md.yaml"
     shell:

@@ -2,7 +2,6 @@
 # score matching, stage 3 fine-tuning. Each model is cached; a killed job resumes from
 # <model>.ckpt when rerun.
 
-MODELS = "results/{molecule}/models/{model}"
 TRAIN_RESOURCES = dict(mem_mb=4000, runtime=720)
 
 
@@ -10,8 +9,8 @@ rule train_standard:
     input:
         unpack(get_accurate_data),
     output:
-        model=MODELS + "/standard/N{n}_s{seed}/model.pt",
-        history=MODELS + "/standard/N{n}_s{seed}/history.csv",
+        model="results/{molecule}/models/{model}/standard/N{n}_s{seed}/model.pt",
+        history="results/{molecule}/models/{model}/standard/N{n}_s{seed}/history.csv",
     params:
         hparams=get_hparams,
         stage=get_stage("accurate"),
@@ -21,9 +20,9 @@ rule train_standard:
     resources:
         **TRAIN_RESOURCES,
     log:
-        LOGS + "/train/{model}/standard/N{n}_s{seed}.log",
+        "results/logs/{molecule}/train/{model}/standard/N{n}_s{seed}.log",
     benchmark:
-        BENCH + "/train_standard/{model}/N{n}_s{seed}.tsv"
+        "results/benchmarks/{molecule}/train_standard/{model}/N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -38,14 +37,14 @@ rule bias:
         model=rules.train_standard.output.model,
         cheap=get_cheap_data,
     output:
-        MODELS + "/bias/{level}/N{n}_s{seed}.npz",
+        "results/{molecule}/models/{model}/bias/{level}/N{n}_s{seed}.npz",
     params:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     log:
-        LOGS + "/train/{model}/bias/{level}/N{n}_s{seed}.log",
+        "results/logs/{molecule}/train/{model}/bias/{level}/N{n}_s{seed}.log",
     benchmark:
-        BENCH + "/bias/{model}/{level}/N{n}_s{seed}.tsv"
+        "results/benchmarks/{molecule}/bias/{model}/{level}/N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -56,10 +55,10 @@ rule bias:
 rule train_stage2:
     input:
         cheap=get_cheap_data,
-        bias=MODELS + "/bias/{level}/N{n}_s{seed}.npz",
+        bias="results/{molecule}/models/{model}/bias/{level}/N{n}_s{seed}.npz",
     output:
-        model=MODELS + "/stage2/{level}/g{gamma}/N{n}_s{seed}/model.pt",
-        history=MODELS + "/stage2/{level}/g{gamma}/N{n}_s{seed}/history.csv",
+        model="results/{molecule}/models/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}/model.pt",
+        history="results/{molecule}/models/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}/history.csv",
     wildcard_constraints:
         gamma=GAMMA_RE,
     params:
@@ -71,9 +70,9 @@ rule train_stage2:
     resources:
         **TRAIN_RESOURCES,
     log:
-        LOGS + "/train/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}.log",
+        "results/logs/{molecule}/train/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}.log",
     benchmark:
-        BENCH + "/train_stage2/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
+        "results/benchmarks/{molecule}/train_stage2/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -88,8 +87,8 @@ rule train_cheap_only:
     input:
         cheap=get_cheap_data,
     output:
-        model=MODELS + "/stage2/{level}/ginf/s{seed}/model.pt",
-        history=MODELS + "/stage2/{level}/ginf/s{seed}/history.csv",
+        model="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/model.pt",
+        history="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/history.csv",
     params:
         hparams=get_hparams,
         stage=get_stage("cheap"),
@@ -99,9 +98,9 @@ rule train_cheap_only:
     resources:
         **TRAIN_RESOURCES,
     log:
-        LOGS + "/train/{model}/stage2/{level}/ginf/s{seed}.log",
+        "results/logs/{molecule}/train/{model}/stage2/{level}/ginf/s{seed}.log",
     benchmark:
-        BENCH + "/train_cheap_only/{model}/{level}/s{seed}.tsv"
+        "results/benchmarks/{molecule}/train_cheap_only/{model}/{level}/s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -116,8 +115,8 @@ rule train_score:
     input:
         unlabelled="results/{molecule}/frames/unlabelled.npz",
     output:
-        model=MODELS + "/score/s{seed}/model.pt",
-        history=MODELS + "/score/s{seed}/history.csv",
+        model="results/{molecule}/models/{model}/score/s{seed}/model.pt",
+        history="results/{molecule}/models/{model}/score/s{seed}/history.csv",
     params:
         hparams=get_hparams,
         stage=get_stage("score_matching"),
@@ -128,9 +127,9 @@ rule train_score:
     resources:
         **TRAIN_RESOURCES,
     log:
-        LOGS + "/train/{model}/score/s{seed}.log",
+        "results/logs/{molecule}/train/{model}/score/s{seed}.log",
     benchmark:
-        BENCH + "/train_score/{model}/s{seed}.tsv"
+        "results/benchmarks/{molecule}/train_score/{model}/s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -145,10 +144,10 @@ rule finetune_cheap:
         unpack(get_accurate_data),
         init=get_finetune_init,
     output:
-        model=MODELS + "/finetune/{level}/g{gamma}/N{n}_s{seed}/model.pt",
-        history=MODELS + "/finetune/{level}/g{gamma}/N{n}_s{seed}/history.csv",
+        model="results/{molecule}/models/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}/model.pt",
+        history="results/{molecule}/models/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}/history.csv",
     wildcard_constraints:
-        gamma=GAMMA_RE + "|inf",
+        gamma=GAMMA_OR_INF_RE,
     params:
         stage=get_stage("finetune"),
         training=get_training_common,
@@ -157,9 +156,9 @@ rule finetune_cheap:
     resources:
         **TRAIN_RESOURCES,
     log:
-        LOGS + "/train/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}.log",
+        "results/logs/{molecule}/train/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}.log",
     benchmark:
-        BENCH + "/finetune/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
+        "results/benchmarks/{molecule}/finetune/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
@@ -172,10 +171,10 @@ rule finetune_cheap:
 rule finetune_score:
     input:
         unpack(get_accurate_data),
-        init=MODELS + "/score/s{seed}/model.pt",
+        init="results/{molecule}/models/{model}/score/s{seed}/model.pt",
     output:
-        model=MODELS + "/finetune/score/N{n}_s{seed}/model.pt",
-        history=MODELS + "/finetune/score/N{n}_s{seed}/history.csv",
+        model="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/model.pt",
+        history="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/history.csv",
     params:
         stage=get_stage("finetune"),
         training=get_training_common,
@@ -184,9 +183,9 @@ rule finetune_score:
     resources:
         **TRAIN_RESOURCES,
     log:
-        LOGS + "/train/{model}/finetune/score/N{n}_s{seed}.log",
+        "results/logs/{molecule}/train/{model}/finetune/score/N{n}_s{seed}.log",
     benchmark:
-        BENCH + "/finetune/{model}/score/N{n}_s{seed}.tsv"
+        "results/benchmarks/{molecule}/finetune/{model}/score/N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
     shell:
