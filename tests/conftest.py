@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 # Ethanol near its minimum (Angstrom), atom order C C O H H H H H H.
 ETHANOL_Z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
@@ -17,3 +18,12 @@ def ethanol_frames():
     """Five distorted ethanol geometries (Angstrom), seeded."""
     rng = np.random.default_rng(0)
     return ETHANOL_Z, ETHANOL_R[None] + 0.05 * rng.standard_normal((5, 9, 3))
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models run fastest on one intra-op thread (and do not stall on a busy 2-core machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -594,7 +594,7 @@ def build_report(
     sec = []
     sec.append(('summary', 'Summary',
                 _summary_html(results, agg, se, label_summary, timings, molecule)
-                + (f'<div class="notes"><strong>Notes</strong><ul>'
+                + ('<div class="notes"><strong>Notes</strong><ul>'
                    + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></div>"
                    if notes else "")))
     sec.append(('figures', 'Figures', "".join(_figure_html(f, out_dir) for f in figures)))

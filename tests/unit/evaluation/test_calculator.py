@@ -11,9 +11,8 @@ from pipeline.evaluation.predict import predict
 from pipeline.models import build, save_model
 
 from .test_predict import SMALL_EGNN
-from .toy_models import HarmonicModel, methanol, one_torch_thread  # noqa: F401  (fixture)
+from .toy_models import HarmonicModel, methanol
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 EV_PER_KCAL = 0.0433641043
 

@@ -10,9 +10,8 @@ from pipeline.data import Dataset, save_npz
 from pipeline.evaluation.predict import evaluate_model, metrics, predict
 from pipeline.models import build, energy_and_forces, save_model
 
-from .toy_models import HarmonicModel, methanol, one_torch_thread  # noqa: F401  (fixture)
+from .toy_models import HarmonicModel, methanol
 
-pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

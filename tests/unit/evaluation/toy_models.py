@@ -5,18 +5,10 @@ All work on frames of one molecule, in kcal/mol and Angstrom, float64.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 from ase.build import molecule
 
 
-@pytest.fixture
-def one_torch_thread():
-    """Tiny molecules: one intra-op thread avoids OpenMP contention on a loaded test machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def methanol():

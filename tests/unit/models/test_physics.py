@@ -53,15 +53,6 @@ WATER_Z = [8, 1, 1]
 WATER_POS = [[0.0, 0.0, 0.117], [0.0, 0.757, -0.469], [0.0, -0.757, -0.469]]
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny models run fastest on one intra-op thread (and do not stall on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def ethanol(rattle: float = 0.0, seed: int = 0):
     """Ethanol (z, pos, batch) in float64, optionally with random displacements."""
     pos = torch.tensor(ETHANOL_POS, dtype=torch.float64)

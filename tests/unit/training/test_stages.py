@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from pipeline.data import Dataset
@@ -17,14 +16,6 @@ from tests.conftest import ETHANOL_R, ETHANOL_Z
 
 TRAINING = {"rho": 0.01, "ema_decay": 0.5, "grad_clip": 10.0, "n_projections": 1}
 HP = {"hidden": 16, "num_layers": 2}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _harmonic_labels(R):
