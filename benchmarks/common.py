@@ -1,0 +1,91 @@
+"""Helpers shared by the benchmark scripts: machine description, test geometries, markdown tables.
+
+The scripts import this module as ``common`` (they run as ``python benchmarks/<script>.py`` from
+the repository root, so ``benchmarks/`` is on ``sys.path``).
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+
+import numpy as np
+
+
+def cpu_model() -> str:
+    """CPU model name from /proc/cpuinfo (Linux), else what :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (affinity mask), falling back to os.cpu_count()."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def machine_lines(extra: dict[str, str] | None = None) -> list[str]:
+    """Markdown bullet lines describing the date, machine, load and software versions."""
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "host": platform.node(),
+        "CPU": cpu_model(),
+        "cores (usable / logical)": f"{usable_cores()} / {os.cpu_count()}",
+        "load average (1, 5, 15 min) at start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "OS": platform.platform(),
+        "Python": platform.python_version(),
+        **(extra or {}),
+    }
+    return [f"- {k}: {v}" for k, v in info.items()]
+
+
+def print_machine(extra: dict[str, str] | None = None) -> None:
+    print("## Machine\n")
+    print("\n".join(machine_lines(extra)))
+    print()
+
+
+def reference_geometry(molecule: str) -> tuple[np.ndarray, np.ndarray]:
+    """(z [n_atoms], R [n_atoms, 3] Angstrom) of a built-in molecule as the pipeline builds it.
+
+    SMILES -> RDKit AddHs -> EmbedMolecule(randomSeed=0) -> MMFF optimisation
+    (:func:`pipeline.molecules.to_rdkit`); atom order: heavy atoms, then hydrogens.
+    """
+    from pipeline.molecules import atomic_numbers, get_spec, to_rdkit
+
+    mol = to_rdkit(get_spec(molecule), seed=0)
+    return atomic_numbers(mol), np.asarray(mol.GetConformer().GetPositions(), dtype=np.float64)
+
+
+def md_like_frames(R0: np.ndarray, n_frames: int, sigma: float, seed: int) -> np.ndarray:
+    """[n_frames, n_atoms, 3]: R0 plus independent Gaussian displacements (std `sigma` Angstrom
+    per Cartesian component), from a seeded generator."""
+    rng = np.random.default_rng(seed)
+    return R0[None] + rng.normal(0.0, sigma, size=(n_frames, *R0.shape))
+
+
+def median(values) -> float:
+    return float(statistics.median(values))
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A GitHub-markdown table; floats are written with 4 significant digits (or as given if str)."""
+    def cell(v) -> str:
+        if isinstance(v, float):
+            if v != v:  # NaN
+                return "n/a"
+            return f"{v:.4g}" if abs(v) < 1e5 else f"{v:,.0f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
