@@ -34,12 +34,17 @@ def q(value):
     return shlex.quote(json.dumps(value, sort_keys=True))
 
 
+CHECKED_MOLECULES = set()
+
+
 def get_molecule(wildcards):
-    """Check the molecule named by the target path; an unknown one fails here, before any job."""
-    try:
-        pconf.check_molecule(config, wildcards.molecule)
-    except pconf.ConfigError as err:
-        raise WorkflowError(f"invalid target results/{wildcards.molecule}/...: {err}") from None
+    """Check the molecule named by the target path (once); an unknown one fails here, before any job."""
+    if wildcards.molecule not in CHECKED_MOLECULES:
+        try:
+            pconf.check_molecule(config, wildcards.molecule)
+        except pconf.ConfigError as err:
+            raise WorkflowError(f"invalid target results/{wildcards.molecule}/...: {err}") from None
+        CHECKED_MOLECULES.add(wildcards.molecule)
     return wildcards.molecule
 
 
