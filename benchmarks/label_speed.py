@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import tempfile
 import time
 from importlib.metadata import version
+from queue import Empty
 
 import numpy as np
 
@@ -113,11 +115,27 @@ def run_concurrent(name: str, entry: dict, z, R, n_jobs: int, threads: int) -> t
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(n_jobs), ctx.Queue()
     parts = np.array_split(np.arange(len(R)), n_jobs)
-    procs = [ctx.Process(target=_concurrent_job, args=(name, entry, z, R[p], threads, barrier, queue))
-             for p in parts]
-    for proc in procs:
-        proc.start()
-    results = [queue.get() for _ in procs]
+    procs = [ctx.Process(target=_concurrent_job, args=(name, entry, z, R[p], threads, barrier, queue),
+                         daemon=True) for p in parts]
+    # Jobs start with OMP_NUM_THREADS set, as the label_chunk rule starts them.
+    saved = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    try:
+        for proc in procs:
+            proc.start()
+    finally:
+        if saved is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = saved
+    results = []
+    while len(results) < len(procs):
+        try:
+            results.append(queue.get(timeout=5))
+        except Empty:
+            dead = [proc.exitcode for proc in procs if proc.exitcode not in (None, 0)]
+            if dead:  # killed without reporting (e.g. out of memory); daemons die with us
+                raise RuntimeError(f"concurrent labelling job died with exit code {dead[0]}") from None
     for proc in procs:
         proc.join()
     errors = [r[1] for r in results if r[0] == "error"]
@@ -188,7 +206,7 @@ def main(argv=None) -> None:
             f"{molecule} ({len(ds.z)})", level.theory, f"{n_a}/{n_b}",
             cpu_a / max(n_a, 1), cpu_b / max(n_b, 1), wall_a / max(n_a, 1),
             per_hour(n_a, cpu_a), per_hour(n_b, cpu_b),
-            100.0 * (cpu_a / cpu_b - 1.0), 100.0 * (wall_a / wall_b - 1.0),
+            f"{100.0 * (cpu_a / cpu_b - 1.0):+.1f}", f"{100.0 * (wall_a / wall_b - 1.0):+.1f}",
         ])
     print("## Frames per CPU-hour, pipeline chunk path (a) vs bare PySCF/tblite loop (b)\n")
     print(common.markdown_table(
@@ -205,7 +223,8 @@ def main(argv=None) -> None:
     rows = []
     for n_jobs, threads in ((1, 2), (2, 1)):
         wall, cpu, n = run_concurrent(a.parallel_level, entry, z, R, n_jobs, threads)
-        rows.append([f"{n_jobs} job x {threads} thread(s)", n, wall, per_hour(n, wall), per_hour(n, cpu)])
+        label = f"{n_jobs} job{'s' if n_jobs > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}"
+        rows.append([label, n, wall, per_hour(n, wall), per_hour(n, cpu)])
     print(f"## 1 job x 2 threads vs 2 concurrent single-thread jobs: {theory}, "
           f"{a.parallel_molecule} ({len(z)} atoms)\n")
     print(common.markdown_table(["configuration", "frames", "wall s", "frames/wall-h", "frames/CPU-h"], rows))
