@@ -4,8 +4,9 @@
    (``<results>/benchmarks/<molecule>/<dir>/....tsv``; columns s, h:m:s, max_rss, ...,
    cpu_time): jobs, summed wall and CPU seconds, CPU/wall, peak resident memory, and the total.
    Files are read with the report's own reader (``pipeline.report.costs.read_benchmarks``); each
-   file is matched to its rule by the ``benchmark:`` patterns in ``workflow/rules/*.smk``. Summed job
-   wall time exceeds the elapsed time of the run when jobs ran in parallel.
+   file is matched to its rule by the ``benchmark:`` patterns in ``workflow/Snakefile`` and
+   ``workflow/**/*.smk``. Summed job wall time exceeds the elapsed time of the run when jobs ran
+   in parallel.
 
 2. A no-change rerun in the working directory, timed ``--repeats`` times each (median, min, max;
    CPU is user + system time of snakemake and its children):
@@ -43,7 +44,8 @@ def rule_patterns(workdir: Path) -> list[tuple[str, re.Pattern]]:
     """(rule name, regex of its benchmark path below ``benchmarks/``) for every rule of the workflow
     that has a ``benchmark:`` entry; wildcards match ``.+`` (Snakemake's default)."""
     patterns = []
-    for smk in sorted((workdir / "workflow").rglob("*.smk")):
+    snakefile = workdir / "workflow" / "Snakefile"
+    for smk in [snakefile] * snakefile.is_file() + sorted((workdir / "workflow").rglob("*.smk")):
         text = smk.read_text()
         for rule in re.finditer(r"^rule\s+(\w+)\s*:(.*?)(?=^rule\s|\Z)", text, re.M | re.S):
             bench = re.search(r'benchmark:\s*"[^"]*?benchmarks/([^"]+)"', rule.group(2))
