@@ -53,6 +53,8 @@ def available() -> str | None:
         return f"SLURM programs not installed ({', '.join(missing)}): apt-get install slurm-wlm munge"
     if os.geteuid() != 0:
         return "a local slurmd must run as root"
+    if SYSTEM_CONF.is_symlink() and not SYSTEM_CONF.exists():
+        SYSTEM_CONF.unlink()  # left dangling by an earlier run of this test that was killed
     if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
         return f"{SYSTEM_CONF} exists: this machine has its own SLURM, which this test will not touch"
     return None
