@@ -204,20 +204,26 @@ def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
             ax.plot(n_grid, a * n_grid ** (-b), color=METHOD_COLORS["standard"], linestyle=":",
                     linewidth=1.2, alpha=0.8, label="power-law fit of standard")
             fits.append(f"{model_label(model)}: {a:.3g}·N^−{b:.2f}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        _log_axis(ax.xaxis, rows["n_train"], ticks_at_values=True)
-        _log_axis(ax.yaxis, rows["force_mae_kcal"])
-        ax.set_xlabel("N accurate training labels")
-        ax.set_ylabel(MAE_LABEL)
-        ax.set_title(model_label(model))
-        ax.grid(True, which="major", alpha=0.3)
+        _log_log_panel(ax, model, rows["n_train"], rows["force_mae_kcal"], "N accurate training labels",
+                       x_ticks_at_values=True)
     _figure_legend(fig, axes, where)
     caption = ("Force MAE on the accurate test set vs number of accurate training labels; "
                "points are means over seeds, bars ±1 std.")
     if fits:
         caption += " Power-law fits of standard training (kcal/mol/Å): " + "; ".join(fits) + "."
     return fig, caption
+
+
+def _log_log_panel(ax, model, x, y, xlabel: str, x_ticks_at_values: bool = False) -> None:
+    """Log-log axes of one model's panel: force MAE (y) against `x`."""
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _log_axis(ax.xaxis, x, ticks_at_values=x_ticks_at_values)
+    _log_axis(ax.yaxis, y)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(MAE_LABEL)
+    ax.set_title(model_label(model))
+    ax.grid(True, which="major", alpha=0.3)
 
 
 def cost_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
@@ -245,14 +251,8 @@ def cost_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
                 linestyle="--" if method == "sgdml" else ls, markersize=5, capsize=3,
                 linewidth=1.6,
             )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        _log_axis(ax.xaxis, rows["data_cost_cpu_h"])
-        _log_axis(ax.yaxis, rows["force_mae_kcal"])
-        ax.set_xlabel("label cost (CPU-h, accurate + cheap labels)")
-        ax.set_ylabel(MAE_LABEL)
-        ax.set_title(model_label(model))
-        ax.grid(True, which="major", alpha=0.3)
+        _log_log_panel(ax, model, rows["data_cost_cpu_h"], rows["force_mae_kcal"],
+                       "label cost (CPU-h, accurate + cheap labels)")
     _figure_legend(fig, axes, where)
     caption = ("Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
                "computing all training labels (lower left is better).")
