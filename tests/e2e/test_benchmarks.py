@@ -1,0 +1,33 @@
+"""The benchmark scripts run on a finished (tiny) run and print their tables."""
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def bench(workdir, script, *args):
+    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=workdir,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r.stdout
+
+
+def test_accuracy_per_cost_tables(finished_run):
+    workdir, _ = finished_run
+    out = bench(workdir, "accuracy_per_cost.py")
+    assert "| N | standard | ASTEROID (dft) | ASTEROID (empirical) | score matching + FT | sGDML |" in out
+    assert "| ASTEROID (dft) | 4 |" in out and "error reduction vs standard" in out
+
+
+def test_stage_table_of_a_finished_run(finished_run):
+    workdir, _ = finished_run
+    out = bench(workdir, "pipeline_overhead.py", "--no-rerun")
+    for rule in ("md", "label", "train_standard", "finetune", "report"):
+        assert f"| {rule} |" in out
+
+
+def test_asteroid_ablation_on_validation(finished_run):
+    workdir, _ = finished_run
+    out = bench(workdir, "asteroid_ablation.py", "--quick", "--config", "config-tiny.yaml", "--sizes", "4",
+                "--pool-sizes", "6", "--jobs", "1")
+    assert "### N = 4" in out and "| standard |" in out and "| asteroid g=1 pool=6 ft=cfg |" in out
