@@ -22,7 +22,7 @@ def test_accuracy_per_cost_tables(finished_run):
 def test_stage_table_of_a_finished_run(finished_run):
     workdir, _ = finished_run
     out = bench(workdir, "pipeline_overhead.py", "--no-rerun")
-    for rule in ("md", "label", "train_standard", "finetune", "report"):
+    for rule in ("md", "label_chunk", "train_standard", "finetune_cheap", "report"):
         assert f"| {rule} |" in out
 
 
