@@ -33,6 +33,16 @@ import yaml
 import common
 
 
+def merge(base: dict, over: dict) -> dict:
+    """Recursive update of `base` by `over` (how Snakemake combines several config files)."""
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            merge(base[k], v)
+        else:
+            base[k] = v
+    return base
+
+
 def _stage(path: Path, kind: str, **kw) -> dict:
     """Run one stage function; returns its summary plus the CPU seconds the process spent."""
     import torch
@@ -126,7 +136,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results", help="the run's results folder")
     p.add_argument("--molecule", default="ethanol")
-    p.add_argument("--config", default="config.yaml", help="the run's config (training settings, levels)")
+    p.add_argument("--config", nargs="+", default=["config.yaml"],
+                   help="the run's config files, later ones overriding earlier ones as Snakemake's --configfile")
     p.add_argument("--cheap-level", default="dft")
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50], help="accurate training sizes N")
     p.add_argument("--gammas", type=float, nargs="+", default=[0.5, 1.0, 3.0, float("inf")])
@@ -136,7 +147,9 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="3-epoch schedules, N = 25 only")
     a = p.parse_args()
 
-    cfg = yaml.safe_load(Path(a.config).read_text())
+    cfg = {}
+    for path in a.config:
+        merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
     accurate = cfg["accurate_level"]
     base = Path(a.results) / a.molecule / "data"
     data = {"train": str(base / accurate / "train.npz"), "val": str(base / accurate / "val.npz"),
@@ -151,7 +164,7 @@ def main() -> None:
         a.sizes, a.long_stage2_epochs, a.gammas = a.sizes[:1], 4, [1.0]
 
     common.print_machine({"torch threads per process": "1", "processes": str(a.jobs),
-                          "config": a.config, "data": str(base)})
+                          "config": " + ".join(a.config), "data": str(base)})
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ablation-") as tmp:
         tasks = [{"cfg": cfg, "n": n, "data": data, "tmp": tmp, "gammas": a.gammas,

@@ -44,8 +44,10 @@ def epoch_seconds(hidden: int, n_train: int, epochs: int, tmp: Path) -> float:
     model = build("egnn", hidden=hidden)
     model.set_normalization(0.0, 1.0)
     cfg = StageConfig(batch_size=10, max_epochs=epochs, lr=5e-4, early_stopping_patience=10 * epochs)
-    ck = tmp / f"h{hidden}_n{n_train}.ckpt"
-    train(model, tr, va, StageConfig(batch_size=10, max_epochs=1, lr=5e-4), seed=0, checkpoint=tmp / "warm.ckpt")
+    ck, warm = tmp / f"h{hidden}_n{n_train}.ckpt", tmp / "warm.ckpt"
+    for f in (ck, warm):  # a leftover checkpoint would make train() resume instead of train
+        f.unlink(missing_ok=True)
+    train(model, tr, va, StageConfig(batch_size=10, max_epochs=1, lr=5e-4), seed=0, checkpoint=warm)
     t0 = time.perf_counter()
     _, summary = train(model, tr, va, cfg, seed=0, checkpoint=ck)
     return (time.perf_counter() - t0) / summary["epochs"]

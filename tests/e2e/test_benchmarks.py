@@ -28,6 +28,6 @@ def test_stage_table_of_a_finished_run(finished_run):
 
 def test_asteroid_ablation_on_validation(finished_run):
     workdir, _ = finished_run
-    out = bench(workdir, "asteroid_ablation.py", "--quick", "--config", "config-tiny.yaml", "--sizes", "4",
+    out = bench(workdir, "asteroid_ablation.py", "--quick", "--config", "config.yaml", "config-tiny.yaml", "--sizes", "4",
                 "--pool-sizes", "6", "--jobs", "1")
     assert "### N = 4" in out and "| standard |" in out and "| asteroid g=1 pool=6 ft=cfg |" in out
