@@ -43,7 +43,7 @@ def test_schema_errors(edit, message):
     (lambda c: c["levels"]["ccsd_t"].update(engine="mp2"), "unknown engine 'mp2'"),
     (lambda c: c.update(cheap_levels=["dft", "xtb"]), r"no cheap-pool size for level\(s\) \['xtb'\]"),
     (lambda c: c.update(accurate_level="ccsdt"), "unknown level 'ccsdt'; defined levels"),
-    (lambda c: c["sampling"].update(n_frames=100), "need 1975 MD frames but sampling.n_frames is 100"),
+    (lambda c: c["sampling"].update(n_frames=100), r"need \d+ MD frames but sampling.n_frames is 100"),
 ])
 def test_semantic_errors(edit, message):
     cfg = _default()
