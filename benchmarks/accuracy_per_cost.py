@@ -25,6 +25,9 @@ import numpy as np
 import pandas as pd
 
 import common
+from pipeline.report import costs
+
+METHODS = ["standard", "asteroid", "score_matching", "sgdml"]  # table column order
 
 
 def method_label(method: str, cheap_level) -> str:
@@ -35,52 +38,40 @@ def method_label(method: str, cheap_level) -> str:
     return {"standard": "standard", "sgdml": "sGDML"}.get(method, method)
 
 
-def sample_efficiency(n_std: np.ndarray, mae_std: np.ndarray, n: int, mae: float) -> float:
-    """N' / N where standard training reaches `mae` at N' on the power-law fit of its curve."""
-    if len(n_std) < 2:
-        return float("nan")
-    slope, intercept = np.polyfit(np.log(n_std), np.log(mae_std), 1)
-    if slope >= 0:
-        return float("nan")
-    return float(np.exp((np.log(mae) - intercept) / slope)) / n
-
-
-def efficiency_text(eff: float, n: int, n_measured) -> str:
+def efficiency_text(factor: float, extrapolated: bool) -> str:
     """'x2.1', marked where standard's curve is extrapolated to get it; capped at x20."""
-    if not np.isfinite(eff):
+    if not np.isfinite(factor):
         return "n/a"
-    if eff > 20:
+    if factor > 20:
         return "> x20 (extrapolated)"
-    inside = min(n_measured) <= eff * n <= max(n_measured)
-    return f"x{eff:.2f}" + ("" if inside else " (extrapolated)")
+    return f"x{factor:.2f}" + (" (extrapolated)" if extrapolated else "")
 
 
-def tables(df: pd.DataFrame, model: str) -> tuple[str, str, str, dict]:
-    keep = {"standard", "asteroid", "score_matching"}
-    sel = df[((df["model"] == model) & df["method"].isin(keep)) | (df["method"] == "sgdml")].copy()
-    if sel.empty:
+def tables(df: pd.DataFrame, model: str) -> tuple[str, str, str]:
+    df = df.copy()
+    # sGDML rows carry model "sgdml"; compare them with this model's standard curve like the rest
+    df.loc[df["method"] == "sgdml", "model"] = model
+    agg = costs.aggregate_results(df)
+    agg = agg[(agg["model"] == model) & agg["method"].isin(METHODS) & (agg["n_train"] > 0)].copy()
+    if agg.empty:
         raise SystemExit(f"no rows for model {model!r}; models in the file: {sorted(df['model'].unique())}")
-    sel["label"] = [method_label(m, c) for m, c in zip(sel["method"], sel["cheap_level"])]
-    g = sel.groupby(["label", "n_train"]).agg(mae=("force_mae_kcal", "mean"), seeds=("seed", "nunique"),
-                                              cost=("data_cost_cpu_h", "mean")).reset_index()
-    order = ["standard"] + sorted(x for x in g["label"].unique() if x.startswith("ASTEROID")) + \
-        [x for x in ("score matching + FT", "sGDML") if x in set(g["label"])]
-    sizes = sorted(g["n_train"].unique())
-    mae = g.pivot(index="n_train", columns="label", values="mae").reindex(columns=order)
-    cost = g.pivot(index="n_train", columns="label", values="cost").reindex(columns=order)
-    std = mae["standard"].dropna()
+    agg["label"] = [method_label(m, c) for m, c in zip(agg["method"], agg["cheap_level"])]
+    agg["order"] = [METHODS.index(m) for m in agg["method"]]
+    labels = agg.sort_values(["order", "label"]).drop_duplicates("label")
+    order = list(labels["label"])
+    sizes = sorted(agg["n_train"].unique())
+    mae = agg.pivot(index="n_train", columns="label", values="force_mae_kcal").reindex(columns=order)
+    cost = agg.pivot(index="n_train", columns="label", values="data_cost_cpu_h").reindex(columns=order)
 
     t1 = common.markdown_table(["N"] + order, [[int(n)] + [float(mae.loc[n, c]) for c in order] for n in sizes])
-    rows, stats = [], {}
-    for c in order[1:]:
-        for n in sizes:
-            red = 100.0 * (1.0 - mae.loc[n, c] / mae.loc[n, "standard"])
-            eff = sample_efficiency(std.index.to_numpy(float), std.to_numpy(), int(n), float(mae.loc[n, c]))
-            rows.append([c, int(n), f"{red:+.0f}%", efficiency_text(eff, int(n), std.index)])
-            stats[(c, int(n))] = (red, eff)
+    rows = []
+    for r in labels[labels["method"] != "standard"].itertuples():
+        eff = costs.sample_efficiency(df, model, method=r.method, cheap_level=r.cheap_level)
+        rows += [[r.label, int(e.n_train), f"{e.reduction_pct:+.0f}%", efficiency_text(e.factor, e.extrapolated)]
+                 for e in eff.itertuples()]
     t2 = common.markdown_table(["method", "N", "error reduction vs standard", "sample efficiency"], rows)
     t3 = common.markdown_table(["N"] + order, [[int(n)] + [float(cost.loc[n, c]) for c in order] for n in sizes])
-    return t1, t2, t3, stats
+    return t1, t2, t3
 
 
 def main() -> None:
@@ -93,7 +84,7 @@ def main() -> None:
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `snakemake --cores all {path}` first")
     df = pd.read_csv(path)
-    t1, t2, t3, _ = tables(df, a.model)
+    t1, t2, t3 = tables(df, a.model)
     seeds = sorted(int(s) for s in df.loc[df["model"] == a.model, "seed"].unique())
     print(f"# Accuracy per cost: {a.molecule}, {a.model} (from {path}; mean over seeds {seeds})\n")
     print("## Test force MAE (kcal/mol/A)\n")

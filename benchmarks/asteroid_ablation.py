@@ -29,18 +29,9 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import yaml
+from snakemake.utils import update_config
 
 import common
-
-
-def merge(base: dict, over: dict) -> dict:
-    """Recursive update of `base` by `over` (how Snakemake combines several config files)."""
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            merge(base[k], v)
-        else:
-            base[k] = v
-    return base
 
 
 def _stage(path: Path, kind: str, **kw) -> dict:
@@ -149,7 +140,7 @@ def main() -> None:
 
     cfg = {}
     for path in a.config:
-        merge(cfg, yaml.safe_load(Path(path).read_text()) or {})
+        update_config(cfg, yaml.safe_load(Path(path).read_text()) or {})
     accurate = cfg["accurate_level"]
     base = Path(a.results) / a.molecule / "data"
     data = {"train": str(base / accurate / "train.npz"), "val": str(base / accurate / "val.npz"),

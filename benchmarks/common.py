@@ -73,6 +73,19 @@ def md_like_frames(R0: np.ndarray, n_frames: int, sigma: float, seed: int) -> np
     return R0[None] + rng.normal(0.0, sigma, size=(n_frames, *R0.shape))
 
 
+def make_data(molecule: str, n_frames: int, seed: int):
+    """MD-like frames of `molecule` with random energy/force labels (the cost of a training step
+    does not depend on the labels), as a float32 ``TensorData``."""
+    from pipeline.data import Dataset
+    from pipeline.training.batching import TensorData
+
+    z, R0 = reference_geometry(molecule)
+    R = md_like_frames(R0, n_frames, sigma=0.05, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    ds = Dataset(R=R, z=z, E=rng.normal(size=n_frames), F=rng.normal(size=R.shape), name=molecule)
+    return TensorData.from_dataset(ds)
+
+
 def median(values) -> float:
     return float(statistics.median(values))
 

@@ -7,8 +7,8 @@ and writing the resume checkpoint. Data: MD-like ethanol frames with random labe
 not depend on the labels), validation 25 frames, batch 10 (the default accurate schedule).
 
 It uses only APIs that every version of the engine has (``train``, ``StageConfig``,
-``TensorData``, ``build``), so the same script times an older checkout for a before/after
-comparison:
+``TensorData``, ``Dataset``, ``build``), so the same script times an older checkout for a
+before/after comparison:
 
     python benchmarks/engine_epoch.py
     git worktree add /tmp/before <commit> && PYTHONPATH=/tmp/before python benchmarks/engine_epoch.py
@@ -25,21 +25,12 @@ import torch
 
 import common
 from pipeline.models import build
-from pipeline.training.batching import TensorData
 from pipeline.training.engine import StageConfig, train
-
-
-def make(z, R0, n: int, seed: int) -> TensorData:
-    R = torch.tensor(common.md_like_frames(R0, n, 0.05, seed), dtype=torch.float32)
-    g = torch.Generator().manual_seed(seed)
-    return TensorData(torch.as_tensor(z), R, torch.randn(n, generator=g), torch.randn(n, len(z), 3, generator=g),
-                      torch.ones(n))
 
 
 def epoch_seconds(hidden: int, n_train: int, epochs: int, tmp: Path) -> float:
     """Median wall seconds per epoch after the first (which pays one-off imports and warm-up)."""
-    z, R0 = common.reference_geometry("ethanol")
-    tr, va = make(z, R0, n_train, 0), make(z, R0, 25, 1)
+    tr, va = common.make_data("ethanol", n_train, 0), common.make_data("ethanol", 25, 1)
     torch.manual_seed(0)
     model = build("egnn", hidden=hidden)
     model.set_normalization(0.0, 1.0)

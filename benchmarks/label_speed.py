@@ -196,12 +196,10 @@ def main(argv=None) -> None:
             warmed.add(name)
         ds = frames[molecule]
         pipe, bare = [], []
+        paths = [(pipe, run_pipeline), (bare, run_bare)]
         for r in range(a.repeats):  # alternate which path goes first, so order effects cancel
-            if r % 2:
-                bare.append(run_bare(level, ds))
-            pipe.append(run_pipeline(level, ds))
-            if not r % 2:
-                bare.append(run_bare(level, ds))
+            for out, run in (paths if r % 2 == 0 else paths[::-1]):
+                out.append(run(level, ds))
         cpu_a, wall_a = common.median([r[0] for r in pipe]), common.median([r[1] for r in pipe])
         cpu_b, wall_b = common.median([r[0] for r in bare]), common.median([r[1] for r in bare])
         n_a, n_b = pipe[0][2], bare[0][2]

@@ -27,12 +27,10 @@ from __future__ import annotations
 import argparse
 import time
 
-import numpy as np
 import torch
 from torch import nn
 
 import common
-from pipeline.data import Dataset
 from pipeline.models import EnergyModel, build, fit_scale_factors
 from pipeline.training.batching import TensorData
 from pipeline.training.engine import make_optimizer
@@ -86,15 +84,6 @@ def make_model(name: str, data: TensorData, seed: int) -> EnergyModel:
     if name == "gemnet":
         fit_scale_factors(model, [data.batch(idx) for idx in data.batches(16)[:2]])
     return model
-
-
-def make_data(molecule: str, n_frames: int, seed: int) -> TensorData:
-    """MD-like frames of `molecule` with random energy/force labels, as a float32 TensorData."""
-    z, R0 = common.reference_geometry(molecule)
-    R = common.md_like_frames(R0, n_frames, sigma=0.05, seed=seed)
-    rng = np.random.default_rng(seed + 1)
-    ds = Dataset(R=R, z=z, E=rng.normal(size=n_frames), F=rng.normal(size=R.shape), name=molecule)
-    return TensorData.from_dataset(ds)
 
 
 def time_training(model: EnergyModel, data: TensorData, batch_size: int, warmup: int, steps: int,
@@ -164,7 +153,7 @@ def main(argv=None) -> None:
     rows = []
     for molecule in a.molecules:
         n_frames = 4 * max(all_sizes)
-        data = make_data(molecule, n_frames, a.seed)
+        data = common.make_data(molecule, n_frames, a.seed)
         for threads in a.threads:
             torch.set_num_threads(threads)
             for bs in all_sizes:

@@ -1,6 +1,6 @@
 """The training engine: Adam(W), linear warmup, reduce-on-plateau, EMA weights for evaluation,
-gradient clipping, early stopping on a validation metric, per-epoch checkpoints that a rerun
-resumes from, and a history CSV.
+gradient clipping, early stopping on a validation metric, checkpoints that a rerun resumes
+from, and a history CSV.
 
 Checkpoints are written at most every ``checkpoint_every_s`` seconds of training (default 30 s):
 writing one costs about 0.1 s, as much as a whole epoch of a 25-frame training set, and a killed
@@ -60,13 +60,14 @@ class EMA:
     def __init__(self, model: torch.nn.Module, decay: float):
         self.decay = decay
         self.shadow = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self._float = [k for k, v in self.shadow.items() if v.dtype.is_floating_point]
         self._model = None  # evaluation copy, made once and refreshed by copy_to
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         state = model.state_dict()
-        names = [k for k, v in state.items() if v.dtype.is_floating_point]
-        torch._foreach_lerp_([self.shadow[k] for k in names], [state[k].detach() for k in names], 1 - self.decay)
+        torch._foreach_lerp_([self.shadow[k] for k in self._float], [state[k].detach() for k in self._float],
+                             1 - self.decay)
         for k, v in state.items():
             if not v.dtype.is_floating_point:
                 self.shadow[k].copy_(v)

@@ -47,8 +47,7 @@ def test_every_stage_lowers_its_loss(tmp_path):
     acc = _dataset(tmp_path / "acc.npz", 24, 0)
     val = _dataset(tmp_path / "val.npz", 8, 1)
     cheap = _dataset(tmp_path / "cheap.npz", 40, 2, noise=0.3)
-    stage = {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100,
-             "checkpoint_every_s": 0}  # a checkpoint every epoch
+    stage = {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100}
     common = dict(training=TRAINING, seed=0, device="cpu")
 
     stages.train_standard(model_name="egnn", hparams=HP, train_npz=acc, n_train=16, val_npz=val, stage=stage,
