@@ -5,6 +5,7 @@ import shlex
 from snakemake.utils import validate
 
 from pipeline import config as pconf
+from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import n_chunks
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -84,6 +85,11 @@ def get_level_entry(wildcards):
     if wildcards.level not in config["levels"]:
         raise WorkflowError(f"unknown level {wildcards.level!r}; defined: {', '.join(sorted(config['levels']))}")
     return q(config["levels"][wildcards.level])
+
+
+def get_level_revision(wildcards):
+    """The engine's implementation revision: a fix that changes its numbers reruns its labels."""
+    return LEVELS[config["levels"][wildcards.level]["engine"]].REVISION
 
 
 def get_import_source(wildcards):

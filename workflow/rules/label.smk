@@ -8,6 +8,7 @@ rule label_chunk:
         "results/{molecule}/labels/{level}/{subset}/chunk{chunk}.npz",
     params:
         level=get_level_entry,
+        revision=get_level_revision,  # not passed on: a change reruns the chunk (params trigger)
         bounds=get_chunk_bounds,
         cache_dir=config["labelling"]["cache_dir"],
     threads: config["labelling"]["threads"]

@@ -71,6 +71,16 @@ def test_changed_settings_use_a_new_cache_key(ethanol_frames, tmp_path):
         LabelCache(tmp_path, b.cache_token()).path(frames.z, frames.R[0])
 
 
+def test_engine_revision_uses_a_new_cache_key(ethanol_frames, tmp_path, monkeypatch):
+    """A fix that changes an engine's numbers (REVISION) must not reuse labels cached before it."""
+    frames = _frames(ethanol_frames, tmp_path)
+    level = make_level("dft", DFT)
+    before = LabelCache(tmp_path, level.cache_token()).path(frames.z, frames.R[0])
+    monkeypatch.setattr(type(level), "REVISION", type(level).REVISION + 1)
+    assert LabelCache(tmp_path, level.cache_token()).path(frames.z, frames.R[0]) != before
+    assert '"revision": 2' in make_level("ccsd_t", {"engine": "ccsd_t"}).cache_token()
+
+
 def test_nonconverged_frames_are_dropped_recorded_and_policed(tmp_path):
     rng = np.random.default_rng(1)
     frames = _frames((WATER_Z, WATER_R[None] + 0.03 * rng.standard_normal((5, 3, 3))), tmp_path)
