@@ -50,3 +50,16 @@ def test_unknown_basis_functional_and_key():
 def test_file_level_needs_an_existing_file(tmp_path):
     with pytest.raises(LevelError, match="does not exist"):
         make_level("md17", {"engine": "file", "path": str(tmp_path / "missing.npz")})
+
+
+@pytest.mark.parametrize("name, module", [("ccsd", "ccsd_lambda"), ("ccsd_t", "ccsd_t_lambda")])
+def test_unconverged_lambda_equations_fail_the_frame(name, module, monkeypatch):
+    """The gradient needs converged Lambda amplitudes; PySCF would only log a warning."""
+    import importlib
+
+    lam = importlib.import_module(f"pyscf.cc.{module}")
+    monkeypatch.setattr(lam, "kernel", lambda mycc, eris, t1, t2, **kw: (False, t1 * 0, t2 * 0))
+    label = make_level(name, ENGINES[name]).compute(WATER_Z, WATER_R)
+    assert not label.converged
+    assert "Lambda equations did not converge" in label.reason
+    assert np.isnan(label.forces).all()
