@@ -31,6 +31,12 @@ from sgdml.predict import GDMLPredict  # noqa: E402  (needs the alias above)
 from sgdml.train import GDMLTrain  # noqa: E402
 from sgdml.utils.io import dataset_md5  # noqa: E402
 
+# Importing sgdml calls logging.setLoggerClass with its own class, which gives every logger created
+# afterwards (torch's, ours) level DEBUG and a private handler on the stderr of that moment: INFO
+# chatter in the job logs, and "Logging error ... closed file" at exit under pytest's capture.
+# sgdml's own loggers are already created; later ones get the standard class back.
+logging.setLoggerClass(logging.Logger)
+
 DEFAULT_SIGMAS = (10, 20, 30, 40, 50, 70, 100)  # sGDML CLI's default search range, 10..100
 
 

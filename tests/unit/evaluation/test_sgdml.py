@@ -90,3 +90,12 @@ def test_identical_train_and_valid_rejected(data):
     tmp, paths = data
     with pytest.raises(ValueError, match="identical"):
         run_sgdml_baseline(paths["train"], paths["train"], paths["test"], tmp / "x.json", tmp / "x.npz", sigmas=(10,), max_processes=1)
+
+
+def test_importing_the_baseline_leaves_logging_alone():
+    """sgdml replaces the logger class at import; later loggers (torch's) must stay standard."""
+    import logging
+
+    import pipeline.evaluation.sgdml_baseline  # noqa: F401
+
+    assert logging.getLoggerClass() is logging.Logger
