@@ -27,3 +27,9 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def cached_entries(cache_dir) -> dict:
+    """Finished label-cache entries {path: mtime_ns}. A kill mid-write can leave atomic_write's
+    hidden temporary (.<key>.npz.<pid>.tmp.npz) behind; it is not an entry and is never read."""
+    return {p: p.stat().st_mtime_ns for p in sorted(cache_dir.rglob("*.npz")) if not p.name.startswith(".")}

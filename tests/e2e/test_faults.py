@@ -8,6 +8,7 @@ import time
 import pytest
 
 from pipeline.data import load_npz
+from tests.conftest import cached_entries
 
 from .conftest import make_workdir, snakemake
 
@@ -16,7 +17,7 @@ TARGET = "results/ethanol/data/ccsd_t/val.npz"  # 4 CCSD(T) frames in one chunk
 
 
 def _cached(workdir):
-    return {p: p.stat().st_mtime_ns for p in (workdir / ".cache" / "labels").rglob("*.npz")}
+    return cached_entries(workdir / ".cache" / "labels")
 
 
 def test_sigkilled_labelling_job_resumes_without_recomputing(tmp_path):

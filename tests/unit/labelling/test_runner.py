@@ -13,7 +13,7 @@ from pipeline.data import Dataset, load_npz
 from pipeline.labelling.cache import LabelCache
 from pipeline.labelling.levels import make_level
 from pipeline.labelling.runner import LabellingFailed, label_chunk, merge_chunks, write_chunk
-from tests.conftest import WATER_R, WATER_Z
+from tests.conftest import WATER_R, WATER_Z, cached_entries
 
 DFT = {"engine": "dft", "xc": "PBE", "basis": "sto-3g", "density_fit": True, "grid_level": 0}
 
@@ -26,7 +26,7 @@ def _frames(ethanol_frames, tmp_path):
 
 
 def _cached(cache_dir):
-    return sorted(p for p in cache_dir.rglob("*.npz"))
+    return sorted(cached_entries(cache_dir))
 
 
 def test_killed_chunk_resumes_without_recomputing(ethanol_frames, tmp_path, monkeypatch):
