@@ -8,6 +8,7 @@ file) take labels that already exist (GAFF2 energies and forces from the MD, or 
 """
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 
@@ -193,11 +194,12 @@ class CCSD(Level):
             return None, None, mf, "CCSD amplitudes did not converge"
         return mycc, eris, mf, ""
 
+    LAMBDA_MODULE = "ccsd_lambda"  # pyscf.cc module that solves this method's Lambda equations
+
     def _lambda(self, mycc, eris):
         """Lambda (de-excitation) amplitudes for the gradient. Returns (l1, l2) or None."""
-        from pyscf.cc import ccsd_lambda
-
-        converged, l1, l2 = ccsd_lambda.kernel(
+        lam = importlib.import_module(f"pyscf.cc.{self.LAMBDA_MODULE}")
+        converged, l1, l2 = lam.kernel(
             mycc, eris, mycc.t1, mycc.t2, max_cycle=mycc.max_cycle, tol=LAMBDA_TOL, verbose=mycc.verbose
         )
         return (l1, l2) if converged else None
@@ -243,15 +245,13 @@ class CCSD_T(CCSD):
     def _energy(self, mycc, eris) -> float:
         return mycc.e_tot + mycc.ccsd_t(eris=eris)
 
+    LAMBDA_MODULE = "ccsd_t_lambda"
+
     def _lambda(self, mycc, eris):
         from pyscf import lib
-        from pyscf.cc import ccsd_t_lambda
 
-        mycc.max_memory = lib.current_memory()[0] + TRIPLES_BLOCK_BUDGET_MB
-        converged, l1, l2 = ccsd_t_lambda.kernel(
-            mycc, eris, mycc.t1, mycc.t2, max_cycle=mycc.max_cycle, tol=LAMBDA_TOL, verbose=mycc.verbose
-        )
-        return (l1, l2) if converged else None
+        mycc.max_memory = lib.current_memory()[0] + TRIPLES_BLOCK_BUDGET_MB  # also used by the gradient
+        return super()._lambda(mycc, eris)
 
     def _gradient(self, mycc, l1, l2, eris):
         from pyscf.grad import ccsd_t as ccsd_t_grad
