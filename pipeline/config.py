@@ -83,8 +83,14 @@ def subsets(config: dict, molecule: str) -> list[str]:
     return out
 
 
+def splits(config: dict, molecule: str) -> dict:
+    """The splits of one molecule: the global `splits`, with the molecule's own `splits` entry
+    (validation and test sizes) over it."""
+    return {**config["splits"], **config["molecules"].get(molecule, {}).get("splits", {})}
+
+
 def subset_size(config: dict, molecule: str, subset: str) -> int:
-    s = config["splits"]
+    s = splits(config, molecule)
     if subset == "train":
         return max(s["train_sizes"])
     if subset in ("val", "test", "unlabelled"):

@@ -53,7 +53,16 @@ def _run_collect(a):
     collect(molecule=a.molecule, evals=a.evals, train_npz=a.train, cheap_npz=dict(kv.split("=", 1) for kv in a.cheap),
             unlabelled_npz=a.unlabelled, datasets=dict(kv.split("=", 1) for kv in a.datasets),
             stability_csvs=a.stability, out_results=a.out_results, out_gamma=a.out_gamma, out_costs=a.out_costs,
-            out_stability=a.out_stability)
+            out_stability=a.out_stability, bias_csvs=a.bias_diagnostics, out_reductions=a.out_reductions,
+            out_bias=a.out_bias, out_bias_summary=a.out_bias_summary, out_forcefield=a.out_forcefield,
+            accurate_level=a.accurate_level)
+
+
+def _run_bias_diagnostic(a):
+    from .bias_diagnostic import bias_diagnostic
+
+    bias_diagnostic(model_path=a.model, cheap_val_npz=a.cheap_val, accurate_val_npz=a.accurate_val,
+                    cheap_level=a.cheap_level, out_csv=a.out, device=_device(a.device))
 
 
 def _run_report(a):
@@ -69,7 +78,8 @@ def _run_report(a):
     atomic_write(a.out_config, lambda tmp: open(tmp, "w").write(text))
     benchmarks = sorted(glob.glob(f"{a.benchmarks_dir}/**/*.tsv", recursive=True))
     build_report(a.results, a.label_costs, a.gamma, a.stability, benchmarks, a.out_config, a.out_html, a.fig_dir,
-                 a.molecule)
+                 a.molecule, reductions_csv=a.reductions, bias_csv=a.bias, bias_summary_csv=a.bias_summary,
+                 forcefield_dir=a.forcefield)
 
 
 def add_commands(sub) -> None:
@@ -109,7 +119,7 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("collect", help="results.csv, gamma selection, label costs and stability tables")
     s.add_argument("--molecule", required=True)
-    s.add_argument("--evals", nargs="+", required=True, help="eval.json files (roles read from their paths)")
+    s.add_argument("--evals", nargs="+", required=True, help="eval.json files (roles read from the model metadata inside)")
     s.add_argument("--train", required=True, help="accurate train dataset (label costs per frame)")
     s.add_argument("--cheap", nargs="*", default=[], help="LEVEL=PATH of cheap pools")
     s.add_argument("--unlabelled", default=None)
@@ -119,7 +129,22 @@ def add_commands(sub) -> None:
     s.add_argument("--out-gamma", required=True)
     s.add_argument("--out-costs", required=True)
     s.add_argument("--out-stability", required=True)
+    s.add_argument("--bias-diagnostics", nargs="*", default=[], help="per-frame bias diagnostic CSVs")
+    s.add_argument("--out-reductions", required=True)
+    s.add_argument("--out-bias", required=True)
+    s.add_argument("--out-bias-summary", required=True)
+    s.add_argument("--out-forcefield", required=True, help="directory for the recommended force field")
+    s.add_argument("--accurate-level", default="", help="name of the accurate level (recorded in the metadata)")
     s.set_defaults(func=_run_collect)
+
+    s = sub.add_parser("bias-diagnostic", help="estimated bias B_j against the true cheap-label error (validation)")
+    s.add_argument("--model", required=True, help="the stage-1 (standard) model")
+    s.add_argument("--cheap-val", required=True, help="validation frames labelled at the cheap level")
+    s.add_argument("--accurate-val", required=True, help="validation frames labelled at the accurate level")
+    s.add_argument("--cheap-level", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_run_bias_diagnostic)
 
     s = sub.add_parser("report", help="results/<molecule>/report.html and its figures")
     s.add_argument("--molecule", required=True)
@@ -127,6 +152,10 @@ def add_commands(sub) -> None:
     s.add_argument("--label-costs", required=True)
     s.add_argument("--gamma", required=True)
     s.add_argument("--stability", required=True)
+    s.add_argument("--reductions", default=None)
+    s.add_argument("--bias", default=None, help="bias_diagnostic.csv (per validation frame)")
+    s.add_argument("--bias-summary", default=None, help="bias_correlation.csv")
+    s.add_argument("--forcefield", default=None, help="directory of the recommended force field")
     s.add_argument("--benchmarks-dir", required=True, help="Snakemake benchmark files of the molecule (*.tsv)")
     s.add_argument("--config-json", type=_json, required=True, help="the run's effective config, shown in the report")
     s.add_argument("--out-config", required=True, help="where to save that config as YAML")

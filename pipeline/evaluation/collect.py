@@ -1,68 +1,99 @@
 """Collect evaluations into the tidy tables the report reads.
 
-- results.csv: one row per (model, method, cheap level, N, seed) with test errors, data cost and
-  training time. ASTEROID's gamma is chosen per (model, cheap level, N, seed) by the fine-tuned
-  model's validation loss (never by test error); `bias_aware_no_finetune` is stage 2 at that gamma.
-- gamma_selection.csv: every gamma's validation loss and which one was chosen.
+What a model is (its stage, model name, cheap level, gamma, N, seed) is read from the metadata
+saved with it at training time and carried into its eval.json (``model_extra``); no meaning is
+parsed out of paths.
+
+- results.csv: one row per (model, method, cheap level, N, seed) with test errors and their 95%
+  bootstrap interval over test frames, the reduction against standard training of the same model,
+  N and seed (paired bootstrap interval), label cost and training cost in CPU-hours.
+  ASTEROID's gamma is chosen per (model, cheap level, N, seed) among every candidate, gamma = inf
+  (no bias weights) included, by the fine-tuned model's validation loss (never by test error);
+  `bias_aware_no_finetune` is stage 2 at that gamma.
+- reductions.csv: the same reductions with every seed pooled (paired over seeds and test frames).
+- gamma_selection.csv: every candidate's gamma, effective sample size and validation loss.
 - label_costs.csv: CPU cost per frame of each labelled subset, from the per-frame records.
 - stability.csv: the MD stability runs, concatenated.
-
-Model roles come from the path layout the workflow writes (results/<molecule>/...):
-  models/<model>/standard/N<n>_s<seed>                  standard (= ASTEROID stage 1)
-  models/<model>/stage2/<level>/g<gamma>/N<n>_s<seed>   stage 2, bias-weighted
-  models/<model>/stage2/<level>/ginf/s<seed>            cheap-only (unweighted stage 2)
-  models/<model>/finetune/<level>/g<gamma>/N<n>_s<seed> stage 3 (gamma=inf: no bias weights)
-  models/<model>/score/s<seed>                          score matching only
-  models/<model>/finetune/score/N<n>_s<seed>            score matching + fine-tuning
-  baselines/sgdml/N<n>                                  sGDML
+- bias_diagnostic.csv / bias_correlation.csv: B_j against the true cheap-label error on the
+  validation frames, per frame and summarised (Spearman rank correlation).
+- forcefield/: the recommended force field (chosen on validation) and its metadata.
 """
 from __future__ import annotations
 
 import json
 import math
-import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..data import atomic_write, load_npz
+from .stats import mean_interval, reduction_interval
 
-PATTERNS = [
-    ("standard", re.compile(r"models/(?P<model>\w+)/standard/N(?P<n>\d+)_s(?P<seed>\d+)/eval\.json$")),
-    ("stage2", re.compile(r"models/(?P<model>\w+)/stage2/(?P<level>\w+)/g(?P<gamma>[0-9.e+-]+)/N(?P<n>\d+)_s(?P<seed>\d+)/eval\.json$")),
-    ("cheap_only", re.compile(r"models/(?P<model>\w+)/stage2/(?P<level>\w+)/ginf/s(?P<seed>\d+)/eval\.json$")),
-    ("score_matching", re.compile(r"models/(?P<model>\w+)/finetune/score/N(?P<n>\d+)_s(?P<seed>\d+)/eval\.json$")),
-    ("finetune", re.compile(r"models/(?P<model>\w+)/finetune/(?P<level>\w+)/g(?P<gamma>[0-9.e+-]+|inf)/N(?P<n>\d+)_s(?P<seed>\d+)/eval\.json$")),
-    ("score_matching_no_finetune", re.compile(r"models/(?P<model>\w+)/score/s(?P<seed>\d+)/eval\.json$")),
-    ("sgdml", re.compile(r"baselines/sgdml/N(?P<n>\d+)/eval\.json$")),
-]
 METRICS = ["force_mae_kcal", "force_rmse_kcal", "force_mae_mev", "force_rmse_mev", "energy_mae_kcal"]
-COLUMNS = ["molecule", "model", "method", "cheap_level", "n_train", "gamma", "seed", *METRICS,
+COLUMNS = ["molecule", "model", "method", "cheap_level", "n_train", "gamma", "gamma_spec", "seed", *METRICS,
+           "force_mae_ci_low", "force_mae_ci_high", "reduction_vs_standard", "reduction_ci_low", "reduction_ci_high",
+           "val_force_mae_kcal", "effective_frames",
            "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h", "cheap_label_cpu_h", "data_cost_cpu_h",
-           "train_wall_s", "train_cpu_s"]
+           "train_wall_s", "train_cpu_s", "train_cpu_h_total", "total_cpu_h"]
+GAMMA_COLUMNS = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "n_cheap",
+                 "val_loss", "chosen"]
+REDUCTION_COLUMNS = ["model", "method", "cheap_level", "n_train", "baseline", "n_seeds", "n_test",
+                     "force_mae_kcal", "baseline_force_mae_kcal", "reduction", "reduction_ci_low",
+                     "reduction_ci_high", "significant"]
+# Methods whose model ends on accurate data and has a validation force MAE on the accurate
+# validation set: the candidates for the recommended force field.
+PRODUCT_METHODS = ("standard", "asteroid", "finetune_unweighted", "score_matching")
 
 
-def parse_eval_path(path: str) -> dict:
-    p = Path(path).as_posix()
-    for role, pat in PATTERNS:
-        m = pat.search(p)
-        if m:
-            d = m.groupdict()
-            return {
-                "role": role,
-                "model": d.get("model", "sgdml"),
-                "cheap_level": d.get("level", "unlabelled" if role.startswith("score") else ""),
-                "n_train": int(d.get("n", 0)),
-                "gamma": float(d["gamma"]) if "gamma" in d else (math.inf if role == "cheap_only" else math.nan),
-                "seed": int(d.get("seed", 0)),
-            }
-    raise ValueError(f"{path}: not an evaluation path of the workflow layout")
+def best_by_validation(model_extras: dict) -> object:
+    """Key of the candidate with the lowest validation loss (stage-3 `best_val_loss`).
+
+    The one gamma choice of the workflow: the results table and the MD stability runs both call it."""
+    return min(model_extras, key=lambda k: _num(model_extras[k].get("best_val_loss"), math.inf))
 
 
-def best_by_validation(model_extras: dict[str, dict]) -> str:
-    """Key of the candidate with the lowest validation loss (stage-3 `best_val_loss`)."""
-    return min(model_extras, key=lambda k: model_extras[k].get("best_val_loss", math.inf))
+def _num(x, default=math.nan) -> float:
+    return default if x is None else float(x)
+
+
+def evaluation_record(path: str) -> dict:
+    """One evaluation with its role, from the eval.json and the model metadata inside it."""
+    ev = json.loads(Path(path).read_text())
+    extra = ev.get("model_extra") or {}
+    rec = {"path": path, "extra": extra, **{m: ev[m] for m in METRICS},
+           "errors": np.asarray(ev["per_frame_force_mae_kcal"], dtype=np.float64),
+           "frame_id": np.asarray(ev["frame_id"]), "cheap_level": "", "gamma": math.nan, "gamma_spec": "",
+           "effective_frames": math.nan, "val_force_mae_kcal": math.nan}
+    if ev.get("method") == "sgdml":
+        return {**rec, "role": "sgdml", "model": "sgdml", "n_train": int(ev["n_train"]), "seed": 0,
+                "train_wall_s": _num(ev.get("train_wall_s"), 0.0), "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0),
+                "val_force_mae_kcal": _num(ev.get("valid_force_mae_kcal"))}
+    stage = extra.get("stage")
+    rec.update(model=extra["model_name"], seed=int(extra["seed"]), n_train=int(extra.get("n_train") or 0),
+               train_wall_s=_num(extra.get("train_wall_s"), 0.0), train_cpu_s=_num(extra.get("train_cpu_s"), 0.0),
+               gamma=_num(extra.get("gamma")), gamma_spec=str(extra.get("gamma_spec") or ""),
+               effective_frames=_num(extra.get("effective_frames")), cheap_level=str(extra.get("cheap_level") or ""))
+    if stage in ("standard", "finetune"):
+        rec["val_force_mae_kcal"] = _num(extra.get("best_metric"))
+    if stage == "standard":
+        role = "standard"
+    elif stage == "cheap":
+        role = "cheap_only" if math.isinf(rec["gamma"]) else "stage2"
+        if role == "cheap_only":
+            rec["n_train"] = 0
+        else:
+            rec["n_train"] = int(extra["stage1_n_train"])
+    elif stage == "score_matching":
+        role, rec["cheap_level"], rec["n_train"] = "score_matching_no_finetune", "unlabelled", 0
+    elif stage == "finetune" and extra.get("init_stage") == "score_matching":
+        role, rec["cheap_level"] = "score_matching", "unlabelled"
+    elif stage == "finetune":
+        role = "finetune"
+    else:
+        raise ValueError(f"{path}: model metadata has no known stage ({stage!r}); retrain it with this version")
+    return {**rec, "role": role}
 
 
 def _label_cost_rows(datasets: dict[str, str]) -> pd.DataFrame:
@@ -80,9 +111,64 @@ def _label_cost_rows(datasets: dict[str, str]) -> pd.DataFrame:
                                        "wall_s_per_frame"])
 
 
+class _Index:
+    """Evaluations looked up by role and metadata."""
+
+    def __init__(self, records: list[dict]):
+        self.records = records
+
+    def find(self, role, model=None, level=None, n=None, seed=None, gamma_spec=None) -> list[dict]:
+        return [r for r in self.records if r["role"] == role and (model is None or r["model"] == model)
+                and (level is None or r["cheap_level"] == level) and (n is None or r["n_train"] == n)
+                and (seed is None or r["seed"] == seed) and (gamma_spec is None or r["gamma_spec"] == gamma_spec)]
+
+    def one(self, *args, **kw) -> dict | None:
+        found = self.find(*args, **kw)
+        return found[0] if found else None
+
+
+def _cpu_s(rec: dict | None) -> float:
+    return 0.0 if rec is None else float(rec["train_cpu_s"])
+
+
+def _training_cpu_s(method: str, rec: dict, idx: _Index, candidates: list[dict]) -> float:
+    """CPU seconds of every training step the method's final model needed (all gamma candidates
+    for ASTEROID: choosing gamma requires them all; the stage-1 model and the bias pass too)."""
+    m, lvl, n, s = rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]
+    stage1 = lambda: _cpu_s(idx.one("standard", m, n=n, seed=s))  # noqa: E731
+    bias_cpu = float(rec["extra"].get("bias_cpu_s") or 0.0)
+    if method == "asteroid":
+        total = stage1()
+        for c in candidates:
+            if math.isinf(c["gamma"]):
+                s2 = idx.one("cheap_only", m, lvl, seed=s)
+            else:
+                s2 = idx.one("stage2", m, lvl, n, s, gamma_spec=c["gamma_spec"])
+                bias_cpu = float((s2 or {}).get("extra", {}).get("bias_cpu_s") or bias_cpu)
+            total += _cpu_s(s2) + _cpu_s(c)
+        return total + bias_cpu
+    if method == "finetune_unweighted":
+        return _cpu_s(idx.one("cheap_only", m, lvl, seed=s)) + _cpu_s(rec)
+    if method == "bias_aware_no_finetune":
+        return stage1() + bias_cpu + _cpu_s(rec)
+    if method == "score_matching":
+        return _cpu_s(idx.one("score_matching_no_finetune", m, seed=s)) + _cpu_s(rec)
+    return _cpu_s(rec)
+
+
+def _errors_by_seed(rows: list[dict]) -> np.ndarray:
+    """[n_seeds, n_frames] per-frame errors of rows sorted by seed (all on the same test frames)."""
+    rows = sorted(rows, key=lambda r: r["seed"])
+    return np.stack([r["errors"] for r in rows])
+
+
 def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[str, str], unlabelled_npz: str | None,
             datasets: dict[str, str], stability_csvs: list[str], out_results: str, out_gamma: str, out_costs: str,
-            out_stability: str) -> pd.DataFrame:
+            out_stability: str, bias_csvs: list[str] = (), out_reductions: str | None = None,
+            out_bias: str | None = None, out_bias_summary: str | None = None, out_forcefield: str | None = None,
+            accurate_level: str = "", n_bootstrap: int = 2000) -> pd.DataFrame:
+    from .bias_diagnostic import COLUMNS as BIAS_COLUMNS, summarise
+
     train_cpu = load_npz(train_npz).cpu_s  # [n_train_max] CPU s per accurate label, in train order
     cheap_cpu_h = {lvl: float(load_npz(p).cpu_s.sum()) / 3600 for lvl, p in cheap_npz.items()}
     cheap_n = {lvl: len(load_npz(p)) for lvl, p in cheap_npz.items()}
@@ -90,54 +176,142 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
         unl = load_npz(unlabelled_npz)
         cheap_cpu_h["unlabelled"], cheap_n["unlabelled"] = float(unl.cpu_s.sum()) / 3600, len(unl)
 
-    records = []
-    for path in evals:
-        info = parse_eval_path(path)
-        ev = json.loads(Path(path).read_text())
-        extra = ev.get("model_extra", {}) or {}
-        wall = float(extra.get("train_wall_s", ev.get("train_wall_s", 0.0)) or 0.0) + float(extra.get("init_train_wall_s") or 0.0)
-        cpu = float(extra.get("train_cpu_s", 0.0) or 0.0)
-        records.append({**info, "path": path, "extra": extra, **{m: ev[m] for m in METRICS},
-                        "train_wall_s": wall, "train_cpu_s": cpu})
-    df = pd.DataFrame(records)
+    idx = _Index([evaluation_record(p) for p in evals])
+    frames = {tuple(r["frame_id"]) for r in idx.records}
+    if len(frames) > 1:
+        raise ValueError("the evaluations were scored on different test sets; rerun the evaluate rules")
 
-    def cost_row(r, method):
-        n = int(r["n_train"]) if method not in ("cheap_only", "score_matching_no_finetune") else 0
+    def row(rec, method, candidates=()):
+        n = rec["n_train"] if method not in ("cheap_only", "score_matching_no_finetune") else 0
         uses_cheap = method not in ("standard", "sgdml")
         acc_h = float(train_cpu[:n].sum()) / 3600
-        ch_h = cheap_cpu_h.get(r["cheap_level"], 0.0) if uses_cheap else 0.0
-        return dict(n_train=n, n_accurate_labels=n, n_cheap_labels=cheap_n.get(r["cheap_level"], 0) if uses_cheap else 0,
-                    accurate_label_cpu_h=acc_h, cheap_label_cpu_h=ch_h, data_cost_cpu_h=acc_h + ch_h)
+        ch_h = cheap_cpu_h.get(rec["cheap_level"], 0.0) if uses_cheap else 0.0
+        train_h = _training_cpu_s(method, rec, idx, list(candidates)) / 3600
+        ci = mean_interval(rec["errors"], n_boot=n_bootstrap)
+        return {**{k: v for k, v in rec.items() if k not in ("extra", "errors", "frame_id", "path", "role")},
+                "method": method, "n_train": n, "n_accurate_labels": n,
+                "n_cheap_labels": cheap_n.get(rec["cheap_level"], 0) if uses_cheap else 0,
+                "accurate_label_cpu_h": acc_h, "cheap_label_cpu_h": ch_h, "data_cost_cpu_h": acc_h + ch_h,
+                "train_cpu_h_total": train_h, "total_cpu_h": acc_h + ch_h + train_h,
+                "force_mae_ci_low": ci.low, "force_mae_ci_high": ci.high, "_errors": rec["errors"],
+                "_path": rec["path"]}
 
     out, gamma_rows = [], []
-    direct = {"standard": "standard", "cheap_only": "cheap_only", "score_matching": "score_matching",
-              "score_matching_no_finetune": "score_matching_no_finetune", "sgdml": "sgdml"}
-    for _, r in df.iterrows():
-        method = direct.get(r["role"])
-        if r["role"] == "finetune" and math.isinf(r["gamma"]):
-            method = "finetune_unweighted"
-        if method:
-            out.append({**r.to_dict(), "method": method, **cost_row(r, method)})
-    ft = df[(df["role"] == "finetune") & np.isfinite(df["gamma"].astype(float))] if len(df) else df
-    for (model, lvl, n, seed), grp in ft.groupby(["model", "cheap_level", "n_train", "seed"]) if len(ft) else []:
-        extras = {float(g): e for g, e in zip(grp["gamma"], grp["extra"])}
-        chosen = best_by_validation(extras)
-        for g, e in sorted(extras.items()):
-            gamma_rows.append(dict(model=model, cheap_level=lvl, n_train=n, seed=seed, gamma=g,
-                                   val_loss=e.get("best_val_loss", math.nan), chosen=g == chosen))
-        best = grp[grp["gamma"] == chosen].iloc[0]
-        out.append({**best.to_dict(), "method": "asteroid", **cost_row(best, "asteroid")})
-        s2 = df[(df["role"] == "stage2") & (df["model"] == model) & (df["cheap_level"] == lvl) &
-                (df["n_train"] == n) & (df["seed"] == seed) & (df["gamma"] == chosen)]
-        if len(s2):
-            out.append({**s2.iloc[0].to_dict(), "method": "bias_aware_no_finetune",
-                        **cost_row(s2.iloc[0], "bias_aware_no_finetune")})
+    direct = {"standard", "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml"}
+    for rec in idx.records:
+        if rec["role"] in direct:
+            out.append(row(rec, rec["role"]))
+        elif rec["role"] == "finetune" and math.isinf(rec["gamma"]):
+            out.append(row(rec, "finetune_unweighted"))
+    groups: dict[tuple, list[dict]] = {}
+    for rec in idx.find("finetune"):
+        groups.setdefault((rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]), []).append(rec)
+    for (model, lvl, n, seed), cands in sorted(groups.items()):
+        chosen = cands[best_by_validation({i: c["extra"] for i, c in enumerate(cands)})]
+        for c in sorted(cands, key=lambda c: c["gamma"]):
+            gamma_rows.append(dict(model=model, cheap_level=lvl, n_train=n, seed=seed, gamma_spec=c["gamma_spec"],
+                                   gamma=c["gamma"], effective_frames=c["effective_frames"],
+                                   n_cheap=c["extra"].get("n_cheap"), val_loss=_num(c["extra"].get("best_val_loss")),
+                                   chosen=c is chosen))
+        out.append(row(chosen, "asteroid", cands))
+        s2 = (idx.one("cheap_only", model, lvl, seed=seed) if math.isinf(chosen["gamma"])
+              else idx.one("stage2", model, lvl, n, seed, gamma_spec=chosen["gamma_spec"]))
+        if s2 is not None:
+            out.append({**row(s2, "bias_aware_no_finetune"), "n_train": n, "n_accurate_labels": n})
+
+    # Reductions against standard training of the same model, N and seed (paired over test frames).
+    std = {(r["model"], r["n_train"], r["seed"]): r for r in out if r["method"] == "standard"}
+    for r in out:
+        base = std.get((r["model"], r["n_train"], r["seed"]))
+        if r["method"] != "standard" and base is not None and r["n_train"] > 0:
+            ci = reduction_interval(r["_errors"], base["_errors"], n_boot=n_bootstrap)
+            r.update(reduction_vs_standard=ci.estimate, reduction_ci_low=ci.low, reduction_ci_high=ci.high)
     results = pd.DataFrame(out)
+    for c in COLUMNS:
+        if c not in results.columns:
+            results[c] = math.nan
     results["molecule"] = molecule
-    results = results[COLUMNS].sort_values(["model", "method", "cheap_level", "n_train", "seed"]).reset_index(drop=True)
-    gamma = pd.DataFrame(gamma_rows, columns=["model", "cheap_level", "n_train", "seed", "gamma", "val_loss", "chosen"])
+    results = results.sort_values(["model", "method", "cheap_level", "n_train", "seed"]).reset_index(drop=True)
+    reductions = pooled_reductions(results, n_bootstrap)
+    recommended = recommend(results)
+    gamma = pd.DataFrame(gamma_rows, columns=GAMMA_COLUMNS)
     costs = _label_cost_rows(datasets)
     stab = pd.concat([pd.read_csv(p) for p in stability_csvs], ignore_index=True) if stability_csvs else pd.DataFrame()
-    for path, table in ((out_results, results), (out_gamma, gamma), (out_costs, costs), (out_stability, stab)):
-        atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
-    return results
+    bias_frames = pd.concat([pd.read_csv(p) for p in bias_csvs], ignore_index=True) if bias_csvs else \
+        pd.DataFrame(columns=BIAS_COLUMNS)
+    tables = [(out_results, results[COLUMNS]), (out_gamma, gamma), (out_costs, costs), (out_stability, stab),
+              (out_reductions, reductions), (out_bias, bias_frames), (out_bias_summary, summarise(bias_frames))]
+    for path, table in tables:
+        if path:
+            atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
+    if out_forcefield and recommended is not None:
+        export_forcefield(recommended, results, molecule, accurate_level, out_forcefield)
+    return results[COLUMNS]
+
+
+def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.DataFrame:
+    """Every method against standard training of the same model and N, all seeds pooled
+    (seeds present for both, matched), and sGDML against each model's standard training."""
+    rows = []
+    res = results[results["n_train"] > 0]
+    for (model, method, lvl, n), g in res.groupby(["model", "method", "cheap_level", "n_train"], sort=True):
+        if method == "standard":
+            continue
+        bases = ([("standard", res[(res["model"] == m) & (res["method"] == "standard") & (res["n_train"] == n)])
+                  for m in sorted(res.loc[res["model"] != "sgdml", "model"].unique())]
+                 if method == "sgdml" else
+                 [("standard", res[(res["model"] == model) & (res["method"] == "standard") & (res["n_train"] == n)])])
+        for base_name, b in bases:
+            seeds = sorted(set(g["seed"]) & set(b["seed"])) if method != "sgdml" else sorted(b["seed"])
+            if not seeds:
+                continue
+            a_err = np.stack([g[g["seed"] == s]["_errors"].iloc[0] if method != "sgdml" else g["_errors"].iloc[0]
+                              for s in seeds])
+            b_err = np.stack([b[b["seed"] == s]["_errors"].iloc[0] for s in seeds])
+            ci = reduction_interval(a_err, b_err, n_boot=n_bootstrap)
+            base_model = b["model"].iloc[0]
+            rows.append(dict(model=model if method != "sgdml" else f"sgdml vs {base_model}", method=method,
+                             cheap_level=lvl, n_train=n, baseline=f"{base_model} {base_name}", n_seeds=len(seeds),
+                             n_test=a_err.shape[1], force_mae_kcal=float(a_err.mean()),
+                             baseline_force_mae_kcal=float(b_err.mean()), reduction=ci.estimate,
+                             reduction_ci_low=ci.low, reduction_ci_high=ci.high, significant=ci.significant))
+    return pd.DataFrame(rows, columns=REDUCTION_COLUMNS)
+
+
+def recommend(results: pd.DataFrame) -> pd.Series | None:
+    """The recommended force field: among models that end on accurate data, at the largest N, the
+    one with the lowest validation force MAE on the accurate validation set (never test error)."""
+    cand = results[results["method"].isin(PRODUCT_METHODS) & results["val_force_mae_kcal"].notna()]
+    if cand.empty:
+        return None
+    cand = cand[cand["n_train"] == cand["n_train"].max()]
+    return cand.sort_values(["val_force_mae_kcal", "method"]).iloc[0]
+
+
+def export_forcefield(best: pd.Series, results: pd.DataFrame, molecule: str, accurate_level: str, out_dir) -> None:
+    """Copy the recommended model to out_dir/model.pt with metadata.json beside it."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = Path(best["_path"]).with_name("model.pt")
+    meta = {
+        "molecule": molecule, "model": best["model"], "method": best["method"], "accurate_level": accurate_level,
+        "cheap_level": best["cheap_level"] or None, "n_train": int(best["n_train"]), "seed": int(best["seed"]),
+        "gamma_kcal_per_mol_A": None if pd.isna(best["gamma"]) else float(best["gamma"]),
+        "gamma_spec": best["gamma_spec"] or None,
+        "chosen_by": "lowest validation force MAE (accurate validation set) at the largest N",
+        "val_force_mae_kcal_per_mol_A": float(best["val_force_mae_kcal"]),
+        "expected_test_force_mae_kcal_per_mol_A": float(best["force_mae_kcal"]),
+        "test_force_mae_95ci": [float(best["force_mae_ci_low"]), float(best["force_mae_ci_high"])],
+        "energy_unit": "kcal/mol", "length_unit": "Ang", "source_model": str(model_path),
+        "load": "from pipeline.evaluation.calculator import ModelCalculator; ModelCalculator('model.pt')",
+    }
+    sg = results[(results["method"] == "sgdml") & (results["n_train"] == best["n_train"])]
+    if len(sg) and pd.notna(sg["val_force_mae_kcal"].iloc[0]):
+        # The kernel baseline is not exported (it needs sgdml's own calculator), but a user must
+        # know when it did better on the same validation data.
+        meta["sgdml_same_n"] = {"val_force_mae_kcal_per_mol_A": float(sg["val_force_mae_kcal"].iloc[0]),
+                                "better_on_validation": bool(sg["val_force_mae_kcal"].iloc[0] < best["val_force_mae_kcal"]),
+                                "model": str(Path(sg["_path"].iloc[0]).with_name("sgdml_model.npz"))}
+    atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))
+    text = json.dumps(meta, indent=2)
+    atomic_write(out_dir / "metadata.json", lambda tmp: Path(tmp).write_text(text + "\n"))

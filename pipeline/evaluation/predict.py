@@ -141,7 +141,10 @@ def write_evaluation(
     F_ref = units.ev_to_kcal(test.F)  # [n_test, n_atoms, 3] kcal/mol/A
     result = metrics(E_pred, F_pred, E_ref, F_ref)
     result.update(n_test=len(test), e_unit=E_UNIT, f_unit=F_UNIT)
-    result.update(to_jsonable(info))
+    # Per-frame force MAE (kcal/mol/A) in test-set order: the unit of the bootstrap intervals.
+    result["per_frame_force_mae_kcal"] = np.abs(np.asarray(F_pred, dtype=np.float64) - F_ref).mean(axis=(1, 2))
+    result["frame_id"] = np.asarray(test.frame_id)
+    result = to_jsonable({**result, **info})
     text = json.dumps(result, indent=2, sort_keys=True)
     atomic_write(out_json, lambda tmp: Path(tmp).write_text(text + "\n"))
     arrays = dict(

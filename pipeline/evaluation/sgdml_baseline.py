@@ -140,6 +140,14 @@ def train_sgdml(
     return model, info
 
 
+def _cpu_s_with_children() -> float:
+    """CPU seconds of this process and its finished children (sgdml's worker pool)."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def run_sgdml_baseline(
     train_npz: str | os.PathLike,
     valid_npz: str | os.PathLike,
@@ -169,7 +177,9 @@ def run_sgdml_baseline(
         train = train.subset(np.arange(n_train))  # the same nested prefix the neural models use
     if not np.array_equal(train.z, test.z):
         raise ValueError(f"{train_npz} and {test_npz} hold different molecules (z differs)")
+    cpu0 = _cpu_s_with_children()
     model, info = train_sgdml(train, valid, sigmas=sigmas, lam=lam, use_sym=use_sym, max_processes=max_processes)
+    info["train_cpu_s"] = _cpu_s_with_children() - cpu0  # the whole sigma search, worker processes included
     E_pred, F_pred = sgdml_predict(model, test.R, max_processes)
     if out_model is not None:
         atomic_write(out_model, lambda tmp: np.savez_compressed(tmp, **model))

@@ -22,22 +22,30 @@ RESULTS_COLUMNS = [
     "force_mae_kcal", "force_rmse_kcal", "force_mae_mev", "force_rmse_mev",
     "energy_mae_kcal", "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h",
     "cheap_label_cpu_h", "data_cost_cpu_h", "train_wall_s", "train_cpu_s",
+    "force_mae_ci_low", "force_mae_ci_high", "reduction_vs_standard", "reduction_ci_low",
+    "reduction_ci_high", "train_cpu_h_total", "total_cpu_h",
 ]
+REDUCTION_COLUMNS = [
+    "model", "method", "cheap_level", "n_train", "baseline", "n_seeds", "n_test", "force_mae_kcal",
+    "baseline_force_mae_kcal", "reduction", "reduction_ci_low", "reduction_ci_high", "significant",
+]
+BIAS_SUMMARY_COLUMNS = ["model", "cheap_level", "n_train", "seed", "n_frames", "spearman"]
 LABEL_COST_COLUMNS = [
     "level", "subset", "n_frames", "n_failed", "cpu_s_total", "cpu_s_per_frame",
     "wall_s_per_frame",
 ]
-GAMMA_COLUMNS = ["model", "cheap_level", "n_train", "seed", "gamma", "val_loss", "chosen"]
+GAMMA_COLUMNS = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames",
+                 "val_loss", "chosen"]
 STABILITY_COLUMNS = [
     "model", "method", "cheap_level", "n_train", "seed", "run", "steps_completed",
     "n_steps", "diverged", "reason",
 ]
 # Metrics averaged over seeds by aggregate_results (mean and std of each).
-_AGG_METRICS = ["force_mae_kcal", "force_rmse_kcal", "energy_mae_kcal", "data_cost_cpu_h"]
+_AGG_METRICS = ["force_mae_kcal", "force_rmse_kcal", "energy_mae_kcal", "data_cost_cpu_h", "total_cpu_h"]
 # Cost columns averaged over seeds (they rarely differ between seeds).
 _AGG_COSTS = [
     "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h", "cheap_label_cpu_h",
-    "train_wall_s", "train_cpu_s",
+    "train_wall_s", "train_cpu_s", "train_cpu_h_total",
 ]
 GROUP_KEYS = ["model", "method", "cheap_level", "n_train"]
 

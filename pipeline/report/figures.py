@@ -226,39 +226,115 @@ def _log_log_panel(ax, model, x, y, xlabel: str, x_ticks_at_values: bool = False
     ax.grid(True, which="major", alpha=0.3)
 
 
-def cost_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
-    """Force MAE vs total label cost (data_cost_cpu_h, accurate + cheap labels), log-log,
-    one panel per model, one line per (method, cheap level)."""
-    if agg.empty:
+COST_AXES = {
+    "data_cost_cpu_h": ("label cost (CPU-h, accurate + cheap labels)",
+                        "Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
+                        "computing all training labels (lower left is better)."),
+    "total_cpu_h": ("labels + training (CPU-h)",
+                    "Accuracy per CPU-hour in full: force MAE vs label CPU time plus the CPU time of "
+                    "every training step the method needed (for ASTEROID: stage 1, the bias pass, and "
+                    "stage 2 and fine-tuning for every γ candidate)."),
+}
+
+
+def cost_figure(agg: pd.DataFrame, column: str = "data_cost_cpu_h") -> tuple[Figure, str]:
+    """Force MAE vs a cost column (COST_AXES: label CPU-h, or labels + training CPU-h),
+    log-log, one panel per model, one line per (method, cheap level)."""
+    if agg.empty or column not in agg.columns:
         raise SkipFigure("no results")
-    pts = agg[np.isfinite(agg["data_cost_cpu_h"].astype(float))]
-    n_zero = int((pts["data_cost_cpu_h"] <= 0).sum())
-    pts = pts[pts["data_cost_cpu_h"] > 0]
+    xlabel, caption = COST_AXES[column]
+    pts = agg[np.isfinite(agg[column].astype(float))]
+    n_zero = int((pts[column] <= 0).sum())
+    pts = pts[pts[column] > 0]
     if pts.empty:
-        raise SkipFigure("no results with a positive label cost (data_cost_cpu_h)")
+        raise SkipFigure(f"no results with a positive cost ({column})")
     panels = _curve_panels(pts)
     styles = _level_styles(pts["cheap_level"])
     fig, axes, where = _curve_figure(len(panels))
     for ax, model in zip(axes, panels):
         rows = pd.concat([pts[pts["model"] == model], _sgdml_rows(pts, model)])
         for method, level, g in _series(rows):
-            g = g.sort_values("data_cost_cpu_h")
+            g = g.sort_values(column)
             marker, ls = styles[level]
             ax.errorbar(
-                g["data_cost_cpu_h"], g["force_mae_kcal"],
+                g[column], g["force_mae_kcal"],
                 yerr=g["force_mae_kcal_std"].fillna(0.0), label=method_label(method, level),
                 color=METHOD_COLORS.get(method, _OTHER_COLOR), marker=marker,
                 linestyle="--" if method == "sgdml" else ls, markersize=5, capsize=3,
                 linewidth=1.6,
             )
-        _log_log_panel(ax, model, rows["data_cost_cpu_h"], rows["force_mae_kcal"],
-                       "label cost (CPU-h, accurate + cheap labels)")
+        _log_log_panel(ax, model, rows[column], rows["force_mae_kcal"], xlabel)
     _figure_legend(fig, axes, where)
-    caption = ("Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
-               "computing all training labels (lower left is better).")
     if n_zero:
-        caption += f" {n_zero} point(s) with zero label cost are not shown on the log axis."
+        caption += f" {n_zero} point(s) with zero cost are not shown on the log axis."
     return fig, caption
+
+
+def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
+    """Validation loss of the fine-tuned model against γ, one panel per (model, cheap level),
+    one line per (N, seed); γ = ∞ (no bias weights) drawn at the right edge."""
+    if gamma.empty:
+        raise SkipFigure("no γ candidates")
+    g = costs.normalise_levels(gamma)
+    keys = list(g[["model", "cheap_level"]].drop_duplicates().itertuples(index=False, name=None))
+    fig = Figure(figsize=(4.2 * min(len(keys), 3), 3.4 * -(-len(keys) // 3)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(-(-len(keys) // 3), min(len(keys), 3), squeeze=False)).ravel()
+    for ax in axes[len(keys):]:
+        ax.set_visible(False)
+    for ax, (model, level) in zip(axes, keys):
+        rows = g[(g["model"] == model) & (g["cheap_level"] == level)]
+        finite = rows["gamma"][np.isfinite(rows["gamma"].astype(float))]
+        inf_x = float(finite.max()) * 3 if len(finite) else 1.0
+        for i, ((n, seed), r) in enumerate(rows.groupby(["n_train", "seed"])):
+            x = np.where(np.isfinite(r["gamma"].astype(float)), r["gamma"].astype(float), inf_x)
+            order = np.argsort(x)
+            color = f"C{i % 10}"
+            ax.plot(x[order], r["val_loss"].to_numpy()[order], marker="o", color=color,
+                    label=f"N = {int(n)}, seed {int(seed)}")
+            ch = costs.as_bool(r["chosen"]).to_numpy()
+            ax.scatter(x[ch], r["val_loss"].to_numpy()[ch], s=120, facecolors="none", edgecolors=color,
+                       linewidths=2)
+        ax.set_xscale("log")
+        ax.axvline(inf_x, color="#999", linestyle=":", linewidth=1)
+        ax.annotate("∞", (inf_x, 1), xycoords=("data", "axes fraction"), ha="center", va="bottom")
+        ax.set_xlabel("γ (kcal/mol/Å)")
+        ax.set_ylabel("validation loss after fine-tuning")
+        ax.set_title(f"{model_label(model)}, {level}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig, ("Validation loss of the fine-tuned ASTEROID model against the bias-weight scale γ "
+                 "(relative candidates at their absolute value for that stage-1 model; γ = ∞: no bias "
+                 "weights). The circled point of each line is the chosen γ.")
+
+
+def bias_figure(bias_frames: pd.DataFrame, summary: pd.DataFrame) -> tuple[Figure, str]:
+    """Estimated bias B_j against the true cheap-label error on the validation frames, one
+    panel per cheap level (largest N of the first model and seed)."""
+    if bias_frames.empty:
+        raise SkipFigure("no bias diagnostic (no cheap level could label the validation frames)")
+    b = costs.normalise_levels(bias_frames)
+    model, seed = sorted(b["model"].unique())[0], sorted(b["seed"].unique())[0]
+    b = b[(b["model"] == model) & (b["seed"] == seed)]
+    levels = sorted(b["cheap_level"].unique())
+    fig = Figure(figsize=(4.0 * len(levels), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(levels), squeeze=False)).ravel()
+    for ax, level in zip(axes, levels):
+        rows = b[b["cheap_level"] == level]
+        for i, (n, r) in enumerate(rows.groupby("n_train")):
+            rho = summary[(summary["model"] == model) & (summary["cheap_level"] == level) &
+                          (summary["n_train"] == n) & (summary["seed"] == seed)]["spearman"]
+            label = f"N = {int(n)}" + (f", ρ = {rho.iloc[0]:.2f}" if len(rho) and np.isfinite(rho.iloc[0]) else "")
+            ax.scatter(r["true_bias"], r["bias_estimate"], s=14, alpha=0.7, color=f"C{i % 10}", label=label)
+        ax.set_xlabel("true cheap-label error |F_cheap − F_acc| (kcal/mol/Å)")
+        ax.set_ylabel("estimated bias B (kcal/mol/Å)")
+        ax.set_title(f"{model_label(model)}, {level}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    return fig, ("Does the bias estimate work on this molecule? Each point is a validation frame: the "
+                 "stage-1 model's bias estimate B_j against the true error of its cheap label (the "
+                 "validation frames are labelled at both levels). ρ is Spearman's rank correlation: "
+                 "near 1, the weights single out the worst cheap labels; near 0, they weight frames "
+                 "by the stage-1 model's own error instead.")
 
 
 def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
@@ -414,6 +490,9 @@ def save_figure(fig: Figure, fig_dir: str | os.PathLike, name: str) -> tuple[Pat
 FIGURE_TITLES = {
     "learning_curves": "Learning curves: force error vs number of accurate labels",
     "error_vs_cost": "Force error vs label CPU-hours",
+    "error_vs_total_cost": "Force error vs label + training CPU-hours",
+    "gamma_selection": "γ selection on validation data",
+    "bias_diagnostic": "Estimated vs true bias of the cheap labels",
     "cheap_only": "Models trained on cheap labels only",
     "md_stability": "MD stability",
     "stage_timings": "Compute time and memory per workflow stage",
@@ -427,6 +506,9 @@ def make_figures(
     stability: pd.DataFrame,
     timings: pd.DataFrame,
     fig_dir: str | os.PathLike,
+    gamma: pd.DataFrame | None = None,
+    bias_frames: pd.DataFrame | None = None,
+    bias_summary: pd.DataFrame | None = None,
 ) -> list[FigureResult]:
     """Draw and save all report figures; skipped ones carry the reason.
 
@@ -437,6 +519,10 @@ def make_figures(
     builders = {
         "learning_curves": lambda: learning_curves_figure(agg),
         "error_vs_cost": lambda: cost_figure(agg),
+        "error_vs_total_cost": lambda: cost_figure(agg, "total_cpu_h"),
+        "gamma_selection": lambda: gamma_figure(gamma if gamma is not None else pd.DataFrame()),
+        "bias_diagnostic": lambda: bias_figure(bias_frames if bias_frames is not None else pd.DataFrame(),
+                                               bias_summary if bias_summary is not None else pd.DataFrame()),
         "cheap_only": lambda: cheap_only_figure(agg),
         "md_stability": lambda: stability_figure(stability),
         "stage_timings": lambda: timings_figure(timings),

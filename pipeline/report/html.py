@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import json
 import os
 import platform
 import re
@@ -79,6 +80,15 @@ COLUMN_LABELS = {
     "n_seeds": "seeds",
     "asteroid_force_mae_kcal": "ASTEROID force MAE (kcal/mol/Å)",
     "asteroid_data_cost_cpu_h": "ASTEROID label cost (CPU-h)",
+    "gamma_spec": "γ candidate",
+    "effective_frames": "effective cheap frames (Kish)",
+    "n_frames_val": "validation frames",
+    "spearman": "Spearman ρ (B vs true bias)",
+    "mean_bias_estimate": "mean B (kcal/mol/Å)",
+    "mean_true_bias": "mean true bias (kcal/mol/Å)",
+    "mean_stage1_error": "mean stage-1 error (kcal/mol/Å)",
+    "total_cpu_h": "labels + training (CPU-h)",
+    "train_cpu_h_total": "training (CPU-h, all stages)",
 }
 
 
@@ -268,10 +278,24 @@ def _stability_table(stability: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- sections
 
 
-def _summary_html(results, agg, se, label_summary, timings, molecule) -> str:
-    """Key numbers: best method at the smallest N per model, ASTEROID vs standard,
-    sample-efficiency factor, total label and compute CPU-hours."""
+def _summary_html(results, agg, se, label_summary, timings, molecule, reductions=None, forcefield=None) -> str:
+    """Key numbers: best method at the smallest N per model, ASTEROID vs standard (with its 95%
+    interval, in words when not significant), sample-efficiency factor, the recommended force
+    field, total label and compute CPU-hours."""
     cards = []
+    if forcefield:
+        lo, hi = forcefield["test_force_mae_95ci"]
+        cards.append(("Recommended force field (chosen on validation)",
+                      f"{method_label(forcefield['method'], forcefield.get('cheap_level') or '')}",
+                      f"{model_label(forcefield['model'])}, N = {forcefield['n_train']}; expected test force MAE "
+                      f"{fmt_value(forcefield['expected_test_force_mae_kcal_per_mol_A'])} kcal/mol/Å "
+                      f"(95% CI {fmt_value(lo)}–{fmt_value(hi)}); forcefield/model.pt"))
+    if reductions is not None and not reductions.empty:
+        red = costs.normalise_levels(reductions)
+        ast = red[red["method"] == "asteroid"]
+        for r in ast[ast["n_train"] == ast["n_train"].min()].itertuples():
+            cards.append((f"ASTEROID ({r.cheap_level}) vs standard, {model_label(r.model)}",
+                          _change_words(r.reduction), reduction_sentence(r)))
     if not label_summary.empty:
         total = label_summary["cpu_h_total"].sum()
         parts = ", ".join(f"{lv}: {fmt_value(h)}" for lv, h in
@@ -290,25 +314,19 @@ def _summary_html(results, agg, se, label_summary, timings, molecule) -> str:
         at = rows[rows["n_train"] == n_min]
         best = at.loc[at["force_mae_kcal"].idxmin()]
         detail = f"{model_label(model)}, N = {int(n_min)} accurate labels"
-        std = at[at["method"] == "standard"]
-        if not std.empty and best["method"] != "standard":
-            ref = std["force_mae_kcal"].iloc[0]
-            red = 100 * (ref - best["force_mae_kcal"]) / ref
-            detail += f"; {fmt_value(red)} % below standard ({fmt_value(ref)})"
+        detail += "; lowest mean test error (see the reduction table for intervals)"
         cards.append((f"Best at smallest N ({model_label(model)})",
                       f"{method_label(best['method'], best['cheap_level'])}: "
                       f"{fmt_value(best['force_mae_kcal'])} kcal/mol/Å", detail))
     if not se.empty:
         first = se.loc[se.groupby(["model", "cheap_level"])["n_train"].idxmin()]
         for r in first.itertuples():
-            label = f"ASTEROID ({r.cheap_level}) vs standard, {model_label(r.model)}"
-            value = (f"{fmt_value(r.reduction_pct)} % lower error"
-                     if not pd.isna(r.reduction_pct) else "no standard run at this N")
+            label = f"Sample efficiency of ASTEROID ({r.cheap_level}), {model_label(r.model)}"
+            value = f"{fmt_value(r.factor)}×" if not pd.isna(r.factor) else "not defined"
             detail = f"N = {int(r.n_train)}"
             if not pd.isna(r.factor):
-                detail += (f"; sample-efficiency factor {fmt_value(r.factor)}× "
-                           f"(standard needs ≈{fmt_value(float(r.n_equiv))} labels"
-                           f"{', extrapolated' if r.extrapolated else ''})")
+                detail += (f"; standard training needs ≈{fmt_value(float(r.n_equiv))} labels for the same error"
+                           f"{' (extrapolated)' if r.extrapolated else ''}; point estimate from the power-law fit")
             if not pd.isna(r.standard_equiv_cost_cpu_h):
                 detail += (f"; labels cost {fmt_value(r.data_cost_cpu_h)} CPU-h vs "
                            f"≈{fmt_value(r.standard_equiv_cost_cpu_h)} CPU-h for standard "
@@ -420,25 +438,57 @@ def _aggregated_html(agg: pd.DataFrame) -> str:
             f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-def _reduction_html(results: pd.DataFrame, agg: pd.DataFrame) -> str:
-    """Error reduction (%) of each method over standard, one column per N."""
-    tables = [costs.error_reduction(results, m) for m in sorted(agg["model"].unique())]
-    long = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    if long.empty:
+def _pct(x) -> str:
+    return f"{100 * x:+.0f}%" if np.isfinite(x) else "–"
+
+
+def _change_words(x) -> str:
+    if not np.isfinite(x):
+        return "–"
+    return f"{abs(100 * x):.0f}% {'lower' if x >= 0 else 'higher'} force error"
+
+
+def reduction_sentence(r) -> str:
+    """One reduction in words, with its interval, saying so when it is not significant."""
+    what = f"{method_label(r.method, r.cheap_level)} vs {r.baseline} at N = {int(r.n_train)}"
+    body = (f"{_change_words(r.reduction)} (reduction {_pct(r.reduction)}, 95% CI {_pct(r.reduction_ci_low)} to "
+            f"{_pct(r.reduction_ci_high)}; {int(r.n_seeds)} seed(s), {int(r.n_test)} test frames)")
+    if not costs.as_bool(pd.Series([r.significant])).iloc[0]:
+        body += ": not significant at 95%"
+    return f"{what}: {body}"
+
+
+def _reduction_html(reductions: pd.DataFrame) -> str:
+    """Error reduction of each method over standard training, with its 95% paired-bootstrap interval."""
+    if reductions.empty:
         return '<p class="note">No method was run at an N where standard training was also run.</p>'
-    ns = sorted(long["n_train"].unique())
+    red = costs.normalise_levels(reductions)
+    ns = sorted(red["n_train"].unique())
     head = "".join(f"<th>{_e(h)}</th>" for h in ["model", "method", "cheap level"]) + "".join(
         f'<th data-column="n_train={int(n)}">N = {int(n)}</th>' for n in ns)
     body = []
-    for (model, method, level), g in long.groupby(["model", "method", "cheap_level"], sort=True):
-        by = g.set_index("n_train")["reduction_pct"]
+    for (model, method, level), g in red.groupby(["model", "method", "cheap_level"], sort=True):
+        by = g.set_index("n_train")
         cells = [_td(model_label(model)), _td(method_label(method)), _td(level)]
-        cells += [_td(float(by[n])) if n in by.index else '<td class="num">–</td>' for n in ns]
+        for n in ns:
+            if n not in by.index:
+                cells.append('<td class="num">–</td>')
+                continue
+            r = by.loc[n]
+            sig = costs.as_bool(pd.Series([r["significant"]])).iloc[0]
+            text = (f"{_pct(r['reduction'])} [{_pct(r['reduction_ci_low'])}, {_pct(r['reduction_ci_high'])}]"
+                    + ("" if sig else " n.s."))
+            cells.append(f'<td class="num{" best" if sig and r["reduction"] > 0 else ""}" '
+                         f'data-value="{exact_value(r["reduction"])}">{_e(text)}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="table-wrap"><table id="reduction-table"><caption>Force-MAE reduction '
-            f"over standard training at the same N, in % (100·(standard − method)/standard; "
-            f"positive is better).</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table></div>")
+    seeds = sorted(red["n_seeds"].unique())
+    scope = ("test frames only (one training seed: seed-to-seed variation is not covered)" if seeds == [1]
+             else "test frames and training seeds")
+    return (f'<div class="table-wrap"><table id="reduction-table"><caption>Force-MAE reduction over standard '
+            f"training of the same model at the same N (1 − method/standard; positive is better), with the "
+            f"95% paired bootstrap interval over {scope}. Bold: significant improvement; "
+            f"“n.s.”: the interval includes zero, so the difference is not significant at 95%."
+            f"</caption><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
 def _sample_efficiency_html(se: pd.DataFrame) -> str:
@@ -470,18 +520,70 @@ def _gamma_html(gamma: pd.DataFrame) -> str:
     g = costs.normalise_levels(gamma)
     g["chosen"] = costs.as_bool(g["chosen"])
     g = g.sort_values(["model", "cheap_level", "n_train", "seed", "gamma"]).reset_index(drop=True)
-    cols = ["model", "cheap_level", "n_train", "seed", "gamma", "val_loss", "chosen"]
+    cols = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "val_loss", "chosen"]
     full = table_html(_with_labels(g), cols, table_id="gamma-table",
                       row_classes=["chosen" if c else "" for c in g["chosen"]],
-                      caption="All γ candidates; the chosen one (lowest validation loss) in bold.")
-    chosen = g[g["chosen"]].pivot_table(index=["model", "cheap_level", "n_train"],
-                                        columns="seed", values="gamma", aggfunc="first")
+                      caption="All γ candidates: absolute (kcal/mol/Å), relative (r<c>: c times the "
+                              "interquartile range of that stage-1 model's B) and ∞ (no bias weights); "
+                              "effective cheap frames = (Σw)²/Σw². The chosen one (lowest validation "
+                              "loss after fine-tuning) in bold.")
+    ch = g[g["chosen"]]
+    chosen = ch.pivot_table(index=["model", "cheap_level", "n_train"], columns="seed", values="gamma_spec",
+                            aggfunc="first")
     seeds = list(chosen.columns)
     chosen = chosen.rename(columns={s: f"γ, seed {s}" for s in seeds}).reset_index()
+    n_inf = int((ch["gamma_spec"] == "inf").sum())
+    words = (f"γ = ∞ (no bias weights) was chosen in {n_inf} of {len(ch)} settings"
+             + ("; on this molecule the bias weights did not help on validation data." if n_inf == len(ch) else "."))
     compact = table_html(_with_labels(chosen), table_id="gamma-chosen-table",
-                         caption="Chosen bias-aware weight scale γ (kcal/mol/Å) per setting and "
-                                 "seed (γ = ∞: unweighted).")
+                         caption="Chosen γ candidate per setting and seed. " + words)
     return compact + f"<details><summary>All {len(g)} γ candidates</summary>{full}</details>"
+
+
+def _bias_html(summary: pd.DataFrame) -> str:
+    if summary.empty:
+        return '<p class="note">No bias diagnostic: no cheap level could label the validation frames.</p>'
+    b = costs.normalise_levels(summary).rename(columns={"n_frames": "n_frames_val"})
+    return table_html(_with_labels(b), ["model", "cheap_level", "n_train", "seed", "n_frames_val", "spearman",
+                                        "mean_bias_estimate", "mean_true_bias", "mean_stage1_error"],
+                      table_id="bias-table",
+                      caption="The bias estimate B_j (stage-1 model vs cheap label) against the true error of the "
+                              "cheap label on the validation frames, which are labelled at both levels. A Spearman ρ "
+                              "near 1 means the bias weights pick out the worst cheap labels; when the mean stage-1 "
+                              "error is close to the mean B, B mostly measures the stage-1 model's own error.")
+
+
+def _forcefield_html(meta: dict | None) -> str:
+    if not meta:
+        return '<p class="note">No recommended force field (no model that ends on accurate data).</p>'
+    lo, hi = meta["test_force_mae_95ci"]
+    what = method_label(meta["method"], meta.get("cheap_level") or "")
+    rows = [("model", model_label(meta["model"])), ("method", what), ("accurate level", meta["accurate_level"]),
+            ("cheap level", meta.get("cheap_level") or "–"), ("N accurate labels", meta["n_train"]),
+            ("γ", meta.get("gamma_spec") or "–"), ("seed", meta["seed"]), ("chosen by", meta["chosen_by"]),
+            ("validation force MAE (kcal/mol/Å)", fmt_value(meta["val_force_mae_kcal_per_mol_A"])),
+            ("expected test force MAE (kcal/mol/Å)",
+             f"{fmt_value(meta['expected_test_force_mae_kcal_per_mol_A'])} (95% CI {fmt_value(lo)}–{fmt_value(hi)})")]
+    body = "".join(f'<tr><th scope="row">{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in rows)
+    code = ("from ase.io import read\nfrom ase.md.langevin import Langevin\nfrom ase import units\n"
+            "from pipeline.evaluation.calculator import ModelCalculator\n\n"
+            "atoms = read('start.xyz')\natoms.calc = ModelCalculator('forcefield/model.pt')\n"
+            "Langevin(atoms, 0.5 * units.fs, temperature_K=300, friction=0.002).run(1000)")
+    return (f'<p>The recommended force field is in <code>forcefield/model.pt</code> with '
+            f'<code>forcefield/metadata.json</code>. It was chosen on validation data, never on test data.</p>'
+            f'<div class="table-wrap"><table id="forcefield-table"><tbody>{body}</tbody></table></div>'
+            f"<p>Use it as an ASE calculator:</p><pre>{_e(code)}</pre>" + _sgdml_note(meta))
+
+
+def _sgdml_note(meta: dict) -> str:
+    sg = meta.get("sgdml_same_n")
+    if not sg or not sg["better_on_validation"]:
+        return ""
+    return (f'<p class="notes">sGDML, trained on the same {meta["n_train"]} accurate labels, had a lower validation '
+            f"force MAE ({fmt_value(sg['val_force_mae_kcal_per_mol_A'])} vs "
+            f"{fmt_value(meta['val_force_mae_kcal_per_mol_A'])} kcal/mol/Å). Its model is "
+            f"<code>{_e(sg['model'])}</code> (use it with sgdml's own ASE calculator); the neural force field above "
+            f"is recommended among the models this pipeline ships as ASE calculators.</p>")
 
 
 def _versions_html(versions: dict[str, str]) -> str:
@@ -544,6 +646,10 @@ def build_report(
     out_html: str | os.PathLike,
     fig_dir: str | os.PathLike,
     molecule: str,
+    reductions_csv: str | os.PathLike | None = None,
+    bias_csv: str | os.PathLike | None = None,
+    bias_summary_csv: str | os.PathLike | None = None,
+    forcefield_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write the report of `molecule` to `out_html` and its figures to `fig_dir`.
 
@@ -568,6 +674,12 @@ def build_report(
     label_costs = _load_csv(label_costs_csv, costs.LABEL_COST_COLUMNS, "label_costs.csv", notes)
     gamma = _load_csv(gamma_csv, costs.GAMMA_COLUMNS, "gamma_selection.csv", notes)
     stability = _load_csv(stability_csv, costs.STABILITY_COLUMNS, "stability.csv", notes)
+    reductions = _load_csv(reductions_csv, costs.REDUCTION_COLUMNS, "reductions.csv", notes)
+    bias_frames = _load_csv(bias_csv, ["model", "cheap_level", "n_train", "seed", "bias_estimate", "true_bias"],
+                            "bias_diagnostic.csv", notes)
+    bias_summary = _load_csv(bias_summary_csv, costs.BIAS_SUMMARY_COLUMNS, "bias_correlation.csv", notes)
+    ff_meta_path = Path(forcefield_dir, "metadata.json") if forcefield_dir else None
+    forcefield = json.loads(ff_meta_path.read_text()) if ff_meta_path and ff_meta_path.is_file() else None
     present = [p for p in benchmark_files if Path(p).is_file()]
     if len(present) < len(benchmark_files):
         notes.append(f"{len(benchmark_files) - len(present)} of {len(benchmark_files)} "
@@ -576,7 +688,8 @@ def build_report(
     if not benchmark_files:
         notes.append("No Snakemake benchmark files were given; no timings.")
 
-    figures = make_figures(results, label_costs, stability, timings, fig_dir)
+    figures = make_figures(results, label_costs, stability, timings, fig_dir, gamma=gamma, bias_frames=bias_frames,
+                           bias_summary=bias_summary)
     notes += [f"Figure “{f.title}” not drawn: {f.skipped}." for f in figures if f.skipped]
 
     agg = costs.aggregate_results(results)
@@ -593,7 +706,7 @@ def build_report(
 
     sec = []
     sec.append(('summary', 'Summary',
-                _summary_html(results, agg, se, label_summary, timings, molecule)
+                _summary_html(results, agg, se, label_summary, timings, molecule, reductions, forcefield)
                 + ('<div class="notes"><strong>Notes</strong><ul>'
                    + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul></div>"
                    if notes else "")))
@@ -601,13 +714,14 @@ def build_report(
     res_parts = [
         "<h3>Sample efficiency of ASTEROID</h3>", _sample_efficiency_html(se),
         "<h3>Ablation: bias weights and fine-tuning</h3>", _ablation_html(results),
-        "<h3>Error reduction over standard training</h3>",
-        _reduction_html(results, agg) if not agg.empty else '<p class="note">No results.</p>',
+        "<h3>Error reduction over standard training</h3>", _reduction_html(reductions),
         "<h3>Mean over seeds</h3>", _aggregated_html(agg),
         '<p>Every single run is listed in <a href="#runs">All runs</a>.</p>',
     ]
     sec.append(('results', 'Results', "".join(res_parts)))
+    sec.append(('forcefield', 'Recommended force field', _forcefield_html(forcefield)))
     sec.append(('gamma', 'γ selection', _gamma_html(gamma)))
+    sec.append(('bias', 'Bias diagnostic', _bias_html(bias_summary)))
     sec.append(('stability', 'MD stability',
                 table_html(_with_labels(_stability_table(stability)), table_id="stability-table",
                            caption="MD runs driven by each model; a run is stable if it "

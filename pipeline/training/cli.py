@@ -57,7 +57,7 @@ def _run_cheap(a):
     from .stages import train_cheap
 
     _setup(a)
-    train_cheap(model_name=a.model_name, hparams=a.hparams, cheap_npz=a.cheap, bias_npz=a.bias, gamma=float(a.gamma),
+    train_cheap(model_name=a.model_name, hparams=a.hparams, cheap_npz=a.cheap, bias_npz=a.bias, gamma=a.gamma,
                 stage=a.stage, training=a.training, seed=a.seed, device=a.device, out_model=a.out_model,
                 out_history=a.out_history, checkpoint=a.checkpoint, extra={"cheap_level": a.cheap_level})
     _done(a)
@@ -103,7 +103,8 @@ def add_commands(sub) -> None:
     s.add_argument("--cheap", required=True)
     s.add_argument("--cheap-level", required=True)
     s.add_argument("--bias", default=None)
-    s.add_argument("--gamma", required=True, help="kcal/mol/A, or inf")
+    s.add_argument("--gamma", required=True,
+                   help="candidate: kcal/mol/A ('1'), relative to the spread of B ('r0.5'), or inf")
     s.set_defaults(func=_run_cheap)
 
     s = sub.add_parser("train-score", help="sliced score matching on unlabelled frames")

@@ -2,6 +2,12 @@
 gradient clipping, early stopping on a validation metric, checkpoints that a rerun resumes
 from, and a history CSV.
 
+Training runs in *evaluation periods*: one epoch by default, or ``eval_every_steps`` optimisation
+steps when set (the shuffled stream of batches then runs across epoch boundaries). Early stopping,
+reduce-on-plateau and warm-up count periods, and ``max_steps`` bounds the total number of
+optimisation steps, so the cost of a stage on a pool of thousands of frames is set by a step
+budget and early stopping, not by the pool size times an epoch count.
+
 Checkpoints are written at most every ``checkpoint_every_s`` seconds of training (default 30 s):
 writing one costs about 0.1 s, as much as a whole epoch of a 25-frame training set, and a killed
 job loses at most that much work. Resuming from any checkpoint gives the uninterrupted result.
@@ -34,8 +40,10 @@ log = logging.getLogger(__name__)
 @dataclass
 class StageConfig:
     batch_size: int
-    max_epochs: int
+    max_epochs: int  # cap on evaluation periods (epochs, or eval_every_steps blocks)
     lr: float
+    max_steps: int | None = None  # cap on optimisation steps (None: max_epochs alone)
+    eval_every_steps: int | None = None  # steps per evaluation period (None: one epoch)
     weight_decay: float = 0.0
     warmup_epochs: int = 0
     plateau_patience: int = 10
@@ -135,8 +143,8 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
     )
     ema = EMA(model, cfg.ema_decay)
     metric = "val_loss" if cfg.objective == "score_matching" else "val_force_mae"
-    state = {"epoch": 0, "best": math.inf, "best_epoch": -1, "best_state": None, "history": [],
-             "elapsed_s": 0.0, "cpu_s": 0.0}
+    state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": -1, "best_state": None, "history": [],
+             "elapsed_s": 0.0, "cpu_s": 0.0, "pending": []}
 
     if checkpoint.exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -160,14 +168,27 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
 
     last_save = time.perf_counter()
     steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
-    warmup_steps = cfg.warmup_epochs * steps_per_epoch
+    steps_per_period = cfg.eval_every_steps or steps_per_epoch
+    warmup_steps = cfg.warmup_epochs * steps_per_period
+    max_steps = cfg.max_steps if cfg.max_steps is not None else math.inf
+
+    def next_batches(n: int) -> list:
+        """The next n batches of the shuffled stream (a new permutation at each epoch boundary);
+        the unused rest of a permutation is kept in the state, so a resumed run continues it."""
+        out = []
+        while len(out) < n:
+            if not state["pending"]:
+                state["pending"] = [idx.cpu() for idx in train_data.batches(cfg.batch_size, gen)]
+            out.append(state["pending"].pop(0).to(train_data.R.device))
+        return out
+
     model.train()
-    while state["epoch"] < cfg.max_epochs:
+    while state["epoch"] < cfg.max_epochs and state["step"] < max_steps:
         t0, c0 = time.perf_counter(), time.process_time()
         epoch = state["epoch"]
-        train_loss = 0.0
-        for step, idx in enumerate(train_data.batches(cfg.batch_size, gen)):
-            global_step = epoch * steps_per_epoch + step
+        train_loss, n_seen = 0.0, 0
+        for idx in next_batches(int(min(steps_per_period, max_steps - state["step"]))):
+            global_step = state["step"]
             if global_step < warmup_steps:
                 for g in opt.param_groups:
                     g["lr"] = cfg.lr * (global_step + 1) / warmup_steps
@@ -180,7 +201,9 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
             opt.step()
             ema.update(model)
+            state["step"] += 1
             train_loss += float(loss.detach()) * len(idx)
+            n_seen += len(idx)
         ema_model = ema.copy_to(model)
         val = evaluate(ema_model, val_data, cfg, torch.Generator().manual_seed(val_gen_seed))
         if epoch + 1 >= cfg.warmup_epochs:
@@ -188,13 +211,13 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
         state["epoch"] = epoch + 1
         state["elapsed_s"] += time.perf_counter() - t0
         state["cpu_s"] += time.process_time() - c0
-        row = {"epoch": epoch + 1, "train_loss": train_loss / len(train_data), **val,
+        row = {"epoch": epoch + 1, "step": state["step"], "train_loss": train_loss / max(n_seen, 1), **val,
                "lr": opt.param_groups[0]["lr"], "wall_s": state["elapsed_s"]}
         state["history"].append(row)
         if val[metric] < state["best"]:
             state.update(best=val[metric], best_epoch=epoch + 1,
                          best_state={k: v.clone() for k, v in ema.shadow.items()})
-        if epoch % 10 == 0 or epoch + 1 == cfg.max_epochs:
+        if epoch % 10 == 0 or epoch + 1 == cfg.max_epochs or state["step"] >= max_steps:
             log.info("epoch %d %s", epoch + 1, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         stop = epoch + 1 - state["best_epoch"] >= cfg.early_stopping_patience
         if time.perf_counter() - last_save >= cfg.checkpoint_every_s:
@@ -212,7 +235,8 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
         hist = pd.DataFrame(state["history"])
         atomic_write(history_csv, lambda tmp: hist.to_csv(tmp, index=False))
     best_row = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
-    summary = {"best_epoch": state["best_epoch"], "epochs": state["epoch"], "metric": metric,
+    summary = {"best_epoch": state["best_epoch"], "epochs": state["epoch"], "steps": state["step"],
+               "frames_seen": state["step"] * cfg.batch_size, "metric": metric,
                "best_metric": state["best"], "best_val_loss": best_row.get("val_loss"),
                "train_wall_s": state["elapsed_s"], "train_cpu_s": state["cpu_s"]}
     return best_model, summary

@@ -43,6 +43,62 @@ def bias_weights(B: np.ndarray, gamma: float) -> np.ndarray:
     return np.exp(-np.asarray(B, dtype=np.float64) / gamma)
 
 
+def bias_spread(B: np.ndarray) -> float:
+    """The scale relative gammas are measured in: the interquartile range of B (kcal/mol/A).
+
+    At small N, B_j is dominated by the stage-1 model's own error, so all B_j sit far above any
+    fixed gamma; only their spread decides how weights differ between frames (the overall scale
+    of the weights is a constant factor that Adam largely removes). Falls back to the standard
+    deviation when the IQR is zero.
+    """
+    B = np.asarray(B, dtype=np.float64)
+    q25, q75 = np.percentile(B, [25, 75])
+    spread = float(q75 - q25)
+    if spread <= 0:
+        spread = float(B.std())
+    return spread if spread > 0 else 1e-6
+
+
+def parse_gamma(spec: str) -> tuple[str, float]:
+    """A gamma candidate as written in paths and config: '1.5' (absolute, kcal/mol/A),
+    'r0.5' (relative: 0.5 x bias_spread(B)) or 'inf' (no weights). Returns (kind, value)."""
+    text = str(spec)
+    if text == "inf":
+        return "inf", math.inf
+    kind, num = ("relative", text[1:]) if text.startswith("r") else ("absolute", text)
+    try:
+        value = float(num)
+    except ValueError:
+        raise ValueError(f"gamma {spec!r}: expected a number (kcal/mol/A), r<number> (relative) or inf") from None
+    if not value > 0 or math.isinf(value):
+        raise ValueError(f"gamma {spec!r}: must be a positive finite number, r<positive number>, or inf")
+    return kind, value
+
+
+def resolve_gamma(spec: str, B: np.ndarray | None) -> float:
+    """The absolute gamma (kcal/mol/A) of a candidate; relative ones need the bias B."""
+    kind, value = parse_gamma(spec)
+    if kind == "relative":
+        if B is None:
+            raise ValueError(f"relative gamma {spec!r} needs the bias values B")
+        return value * bias_spread(B)
+    return value
+
+
+def normalised_bias_weights(B: np.ndarray, gamma: float) -> np.ndarray:
+    """exp(-B_j/gamma) divided by its largest value: the same relative weights without underflow
+    (at gamma far below B every raw weight can be below 1e-300)."""
+    B = np.asarray(B, dtype=np.float64)
+    return bias_weights(B - B.min(), gamma)
+
+
+def effective_sample_size(w: np.ndarray) -> float:
+    """Kish's effective number of frames, (sum w)^2 / sum w^2 (scale-free)."""
+    w = np.asarray(w, dtype=np.float64)
+    s2 = float((w ** 2).sum())
+    return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
+
+
 def jacobian_trace_sliced(F: torch.Tensor, pos: torch.Tensor, n_projections: int, generator=None):
     """Sliced estimate of tr(dF/dx) per atom-row block: returns [n_atoms_total] contributions.
 

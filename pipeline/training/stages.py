@@ -24,15 +24,21 @@ from ..data import atomic_write, load_npz
 from ..models import build, load_model, save_model
 from .batching import TensorData
 from .engine import StageConfig, train
-from .losses import bias, bias_weights
+from .losses import bias, effective_sample_size, normalised_bias_weights, parse_gamma, resolve_gamma
 
 log = logging.getLogger(__name__)
 
 # Score-matching data carry no forces to set the output scale from; this is the typical
 # force component magnitude of small organic molecules at 300-500 K, in kcal/mol/A.
 SCORE_MATCHING_FORCE_SCALE = 20.0
-# Fraction of a cheap or unlabelled pool held out to early-stop stages that have no accurate data.
+# Fraction of a cheap or unlabelled pool held out to early-stop stages that have no accurate data,
+# capped so that validating a pool of thousands of frames does not cost more than training on it.
 HOLDOUT_FRACTION = 0.1
+MAX_HOLDOUT_FRAMES = 250
+
+
+def holdout_size(n: int) -> int:
+    return max(1, min(MAX_HOLDOUT_FRAMES, int(round(HOLDOUT_FRACTION * n))))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -103,51 +109,72 @@ def train_standard(*, model_name, hparams, train_npz, n_train, val_npz, stage, t
     _normalize(model, tr)
     best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
                           history_csv=out_history)
-    _save(best, out_model, {"stage": "standard", "n_train": n_train, "seed": seed, **summary, **(extra or {})})
+    _save(best, out_model, {"stage": "standard", "model_name": model_name, "n_train": n_train, "seed": seed,
+                            **summary, **(extra or {})})
     return summary
 
 
 def compute_bias(*, model_path, cheap_npz, out_npz, device="cpu"):
-    """B_j = mean |F_stage1(x_j) - F_cheap_j| over atoms and components, kcal/mol/A."""
+    """B_j = mean |F_stage1(x_j) - F_cheap_j| over atoms and components, kcal/mol/A.
+
+    The file also records the stage-1 model's training CPU time and this step's own, so the
+    cost of every model built on it can be counted in full."""
+    import time
+
     from ..evaluation.predict import predict
 
+    c0 = time.process_time()
     model = load_model(model_path, device=resolve_device(device))
     ds = load_npz(cheap_npz)
     _, F_pred = predict(model, ds.R, ds.z, device=resolve_device(device))  # [n, n_atoms, 3] kcal/mol/A
     B = bias(F_pred, units.ev_to_kcal(ds.F))  # [n]
-    atomic_write(out_npz, lambda tmp: np.savez(tmp, B=B, frame_id=ds.frame_id, unit="kcal/mol/Ang"))
-    log.info("bias: mean %.3f, median %.3f, max %.3f kcal/mol/A over %d cheap frames",
-             B.mean(), np.median(B), B.max(), len(B))
+    stage1 = dict(getattr(model, "extra", {}) or {})
+    arrays = dict(B=B, frame_id=ds.frame_id, unit="kcal/mol/Ang", bias_cpu_s=time.process_time() - c0,
+                  stage1_train_cpu_s=float(stage1.get("train_cpu_s") or 0.0), n_train=int(stage1.get("n_train", 0)))
+    atomic_write(out_npz, lambda tmp: np.savez(tmp, **arrays))
+    log.info("bias: mean %.3f, median %.3f, IQR %.3f, max %.3f kcal/mol/A over %d cheap frames",
+             B.mean(), np.median(B), np.subtract(*np.percentile(B, [75, 25])), B.max(), len(B))
     return B
 
 
 def train_cheap(*, model_name, hparams, cheap_npz, bias_npz, gamma, stage, training, seed, device,
                 out_model, out_history, checkpoint, extra=None):
-    """Stage 2: from scratch on the cheap pool, frame weights exp(-B_j/gamma) (gamma=inf: all 1)."""
+    """Stage 2: from scratch on the cheap pool, frame weights exp(-B_j/gamma).
+
+    `gamma` is a candidate spec (losses.parse_gamma): absolute kcal/mol/A ('1'), relative to the
+    spread of this stage-1 model's B ('r0.5'), or 'inf' (unit weights: the cheap-only model).
+    Weights are stored normalised to a largest weight of 1 (the same relative weights)."""
     dev = resolve_device(device)
     ds = load_npz(cheap_npz)
-    if math.isinf(gamma):
-        w = np.ones(len(ds))
+    kind, _ = parse_gamma(gamma)
+    bias_info = {}
+    if kind == "inf":
+        w, gamma_abs = np.ones(len(ds)), math.inf
     else:
         with np.load(bias_npz) as f:
             if not np.array_equal(f["frame_id"], ds.frame_id):
                 raise ValueError(f"{bias_npz} was computed for other frames than {cheap_npz}; rerun the bias rule")
-            w = bias_weights(f["B"], gamma)
+            B = f["B"]
+            bias_info = {"bias_cpu_s": float(f["bias_cpu_s"]), "stage1_n_train": int(f["n_train"]),
+                         "bias_mean": float(B.mean()), "bias_iqr": float(np.subtract(*np.percentile(B, [75, 25])))}
+        gamma_abs = resolve_gamma(gamma, B)
+        w = normalised_bias_weights(B, gamma_abs)
+    ess = effective_sample_size(w)
+    log.info("gamma %s = %s kcal/mol/A: effective sample size %.1f of %d cheap frames", gamma, gamma_abs, ess, len(w))
     # Shuffled hold-out (seeded) for early stopping on the weighted validation loss.
     perm = np.random.default_rng(seed).permutation(len(ds))
     ds, w = ds.subset(perm), w[perm]
     data = TensorData.from_dataset(ds, dev, weights=w)
-    n_val = max(1, int(round(HOLDOUT_FRACTION * len(data))))
-    tr, va = data.split(len(data) - n_val)
+    tr, va = data.split(len(data) - holdout_size(len(data)))
     if stage.get("max_train_frames"):
         tr, _ = tr.split(stage["max_train_frames"])
     model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
     best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
                           history_csv=out_history)
-    _save(best, out_model, {"stage": "cheap", "gamma": gamma, "n_cheap": len(ds), "seed": seed,
-                            "mean_weight": float(w.mean()), "effective_frames": float(w.sum()),
-                            **summary, **(extra or {})})
+    _save(best, out_model, {"stage": "cheap", "model_name": model_name, "gamma": gamma_abs, "gamma_spec": str(gamma),
+                            "n_cheap": len(ds), "seed": seed, "mean_weight": float(w.mean()),
+                            "effective_frames": ess, **bias_info, **summary, **(extra or {})})
     return summary
 
 
@@ -158,13 +185,12 @@ def train_score_matching(*, model_name, hparams, unlabelled_npz, temperature_K, 
     ds = load_npz(unlabelled_npz)
     ds.E = ds.F = None
     data = TensorData.from_dataset(ds, dev)
-    n_val = max(1, int(round(HOLDOUT_FRACTION * len(data))))
-    tr, va = data.split(len(data) - n_val)
+    tr, va = data.split(len(data) - holdout_size(len(data)))
     model = _fresh_model(model_name, hparams, seed, dev, tr)
     model.set_normalization(0.0, SCORE_MATCHING_FORCE_SCALE)
     cfg = stage_config(stage, training, objective="score_matching", kT=units.kt_kcal(temperature_K))
     best, summary = train(model, tr, va, cfg, seed=seed, checkpoint=checkpoint, history_csv=out_history)
-    _save(best, out_model, {"stage": "score_matching", "temperature_K": temperature_K, "n_unlabelled": len(ds),
+    _save(best, out_model, {"stage": "score_matching", "model_name": model_name, "temperature_K": temperature_K, "n_unlabelled": len(ds),
                             "seed": seed, **summary, **(extra or {})})
     return summary
 
@@ -180,7 +206,10 @@ def finetune(*, init_model, train_npz, n_train, val_npz, stage, training, seed, 
     _refit_shift(model, tr)
     best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
                           history_csv=out_history)
-    _save(best, out_model, {"stage": "finetune", "n_train": n_train, "seed": seed, "init_stage": init_extra.get("stage"),
-                            "gamma": init_extra.get("gamma"), "init_train_wall_s": init_extra.get("train_wall_s"),
-                            **summary, **(extra or {})})
+    inherited = {k: init_extra.get(k) for k in ("model_name", "cheap_level", "gamma", "gamma_spec", "effective_frames",
+                                                "n_cheap", "bias_mean", "bias_iqr")
+                 if init_extra.get(k) is not None}
+    _save(best, out_model, {"stage": "finetune", **inherited, "n_train": n_train, "seed": seed,
+                            "init_stage": init_extra.get("stage"), "init_train_wall_s": init_extra.get("train_wall_s"),
+                            "init_train_cpu_s": init_extra.get("train_cpu_s"), **summary, **(extra or {})})
     return summary

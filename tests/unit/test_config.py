@@ -23,6 +23,22 @@ def test_default_config_is_valid():
     pconf.check_config(cfg)
 
 
+def test_paper_config_keeps_the_papers_settings_when_merged_over_the_default():
+    """config.paper.yaml is used with --configfile over config.yaml: what it does not set is inherited,
+    so it must undo the default's laptop choices (64 EGNN features, step budgets, relative gammas)."""
+    from snakemake.utils import update_config
+
+    cfg = _default()
+    update_config(cfg, yaml.safe_load((ROOT / "config.paper.yaml").read_text()))
+    pconf.validate_schema(cfg)
+    assert cfg["training"]["hparams"]["egnn"] == {"hidden": 128, "num_layers": 5}
+    for stage in ("accurate", "cheap", "finetune"):
+        assert cfg["training"][stage].get("max_steps") is None and cfg["training"][stage].get("eval_every_steps") is None
+    assert cfg["asteroid"]["relative_gammas"] == [] and 0.5 in cfg["asteroid"]["gammas"]
+    assert pconf.subset_size(cfg, "ethanol", "test") == 1000 and pconf.subset_size(cfg, "toluene", "test") == 500
+    assert pconf.accurate_level(cfg, "aspirin") == "ccsd"
+
+
 @pytest.mark.parametrize("edit,message", [
     (lambda c: c.update(colour="blue"), "Additional properties are not allowed \\('colour'"),
     (lambda c: c["splits"].update(tset=5), "Additional properties are not allowed \\('tset'"),

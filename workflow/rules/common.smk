@@ -134,13 +134,20 @@ def get_all_datasets(molecule):
 
 
 # ----------------------------------------------------------------------------- training
-GAMMA_RE = "[0-9][0-9.e+-]*"
+GAMMA_RE = "r?[0-9][0-9.e+-]*"
 GAMMA_OR_INF_RE = f"{GAMMA_RE}|inf"
 
 
 def get_gammas():
-    """The gamma grid as path strings (kcal/mol/A)."""
-    return [f"{g:g}" for g in config["asteroid"]["gammas"]]
+    """The finite gamma candidates as path strings: absolute ones in kcal/mol/A ('1'), relative
+    ones as 'r<c>' (c times the spread of the stage-1 model's B). gamma = inf ('ginf', no bias
+    weights) is always a candidate too; its models are built for every level and N anyway."""
+    a = config["asteroid"]
+    return [f"{g:g}" for g in a["gammas"]] + [f"r{c:g}" for c in a.get("relative_gammas", [])]
+
+
+def get_gamma_candidates():
+    return get_gammas() + ["inf"]
 
 
 def get_train_sizes():
@@ -239,14 +246,15 @@ def get_stability_settings(wildcards):
 
 
 def get_stability_models(wildcards):
-    """standard: the model at N; asteroid: every gamma's stage-3 model (the run picks by validation);
+    """standard: the model at N; asteroid: every gamma candidate's stage-3 model, inf included (the
+    run picks by validation, with the same function as results.csv);
     cheap_only: the unweighted stage-2 model (path N0: it used no accurate labels)."""
     d = get_models_dir(get_molecule(wildcards), wildcards.model)
     n, s, lvl = wildcards.n, wildcards.seed, wildcards.level
     if wildcards.method == "standard":
         return [f"{d}/standard/N{n}_s{s}/model.pt"]
     if wildcards.method == "asteroid":
-        return [f"{d}/finetune/{lvl}/g{g}/N{n}_s{s}/model.pt" for g in get_gammas()]
+        return [f"{d}/finetune/{lvl}/g{g}/N{n}_s{s}/model.pt" for g in get_gamma_candidates()]
     return [f"{d}/stage2/{lvl}/ginf/s{s}/model.pt"]
 
 
@@ -280,6 +288,42 @@ def get_evaluations(molecule):
     return evals
 
 
+def get_bias_diagnostic_levels(molecule):
+    """Cheap levels whose labels can be computed on the validation frames: computed engines, and
+    GAFF2 (empirical) when the validation frames come from the MD. Imported (file) levels cannot."""
+    out = []
+    for lvl in pconf.cheap_levels(config, molecule):
+        engine = pconf.level(config, lvl)
+        md_val = pconf.subset_source(config, molecule, "val") == "md"
+        if engine.COMPUTED or (engine.ENGINE == "empirical" and md_val):
+            out.append(lvl)
+    return out
+
+
+def get_bias_diagnostics(molecule):
+    out = []
+    for model in config["training"]["models"]:
+        for seed in config["training"]["seeds"]:
+            for lvl in get_bias_diagnostic_levels(molecule):
+                for n in get_train_sizes():
+                    out.append(f"results/{molecule}/models/{model}/bias/{lvl}/val_N{n}_s{seed}.csv")
+    return out
+
+
+def get_bias_diagnostic_data(wildcards):
+    mol = get_molecule(wildcards)
+    if wildcards.level not in get_bias_diagnostic_levels(mol):
+        raise WorkflowError(
+            f"level {wildcards.level!r} cannot label the validation frames of {mol}; bias diagnostics exist for "
+            f"{get_bias_diagnostic_levels(mol)}"
+        )
+    return {"cheap_val": get_dataset(mol, "val", wildcards.level), "accurate_val": get_dataset(mol, "val")}
+
+
+def get_accurate_level(wildcards):
+    return pconf.accurate_level(config, get_molecule(wildcards))
+
+
 def get_collect_inputs(wildcards):
     mol = get_molecule(wildcards)
     return {
@@ -287,6 +331,7 @@ def get_collect_inputs(wildcards):
         "train": get_dataset(mol, "train"),
         "datasets": get_all_datasets(mol),
         "stability": get_stability_runs(mol),
+        "bias": get_bias_diagnostics(mol),
         "unlabelled": [f"results/{mol}/frames/unlabelled.npz"] if config["splits"]["unlabelled"] > 0 else [],
     }
 

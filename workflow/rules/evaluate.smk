@@ -70,18 +70,43 @@ rule md_stability:
         "--device {params.device} 2> {log}"
 
 
+rule bias_diagnostic:
+    input:
+        unpack(get_bias_diagnostic_data),
+        model="results/{molecule}/models/{model}/standard/N{n}_s{seed}/model.pt",
+    output:
+        "results/{molecule}/models/{model}/bias/{level}/val_N{n}_s{seed}.csv",
+    params:
+        device=config["training"]["device"],
+    log:
+        "results/logs/{molecule}/bias_diagnostic/{model}/{level}/N{n}_s{seed}.log",
+    benchmark:
+        "results/benchmarks/{molecule}/bias_diagnostic/{model}/{level}_N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline bias-diagnostic --model {input.model} --cheap-val {input.cheap_val} "
+        "--accurate-val {input.accurate_val} --cheap-level {wildcards.level} --out {output} "
+        "--device {params.device} 2> {log}"
+
+
 rule collect:
     input:
         unpack(get_collect_inputs),
     output:
         results="results/{molecule}/results.csv",
+        reductions="results/{molecule}/reductions.csv",
         gamma="results/{molecule}/gamma_selection.csv",
         costs="results/{molecule}/label_costs.csv",
         stability="results/{molecule}/stability.csv",
+        bias="results/{molecule}/bias_diagnostic.csv",
+        bias_summary="results/{molecule}/bias_correlation.csv",
+        forcefield=directory("results/{molecule}/forcefield"),
     params:
         cheap=get_collect_cheap_flags,
         datasets=get_collect_dataset_flags,
         unlabelled=get_collect_unlabelled_flag,
+        accurate_level=get_accurate_level,
     log:
         "results/logs/{molecule}/collect.log",
     benchmark:
@@ -91,5 +116,7 @@ rule collect:
     shell:
         "python -m pipeline collect --molecule {wildcards.molecule} --evals {input.evals} --train {input.train} "
         "--cheap {params.cheap} {params.unlabelled} --datasets {params.datasets} --stability {input.stability} "
-        "--out-results {output.results} --out-gamma {output.gamma} --out-costs {output.costs} "
-        "--out-stability {output.stability} 2> {log}"
+        "--bias-diagnostics {input.bias} --accurate-level {params.accurate_level} "
+        "--out-results {output.results} --out-reductions {output.reductions} --out-gamma {output.gamma} "
+        "--out-costs {output.costs} --out-stability {output.stability} --out-bias {output.bias} "
+        "--out-bias-summary {output.bias_summary} --out-forcefield {output.forcefield} 2> {log}"

@@ -7,6 +7,10 @@ rule report:
         gamma="results/{molecule}/gamma_selection.csv",
         costs="results/{molecule}/label_costs.csv",
         stability="results/{molecule}/stability.csv",
+        reductions="results/{molecule}/reductions.csv",
+        bias="results/{molecule}/bias_diagnostic.csv",
+        bias_summary="results/{molecule}/bias_correlation.csv",
+        forcefield="results/{molecule}/forcefield",
     output:
         html="results/{molecule}/report.html",
         figures=directory("results/{molecule}/figures"),
@@ -23,5 +27,7 @@ rule report:
     shell:
         "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
         "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "
+        "--reductions {input.reductions} --bias {input.bias} --bias-summary {input.bias_summary} "
+        "--forcefield {input.forcefield} "
         "--benchmarks-dir {params.benchmarks} --config-json {params.config} --out-config {output.config} "
         "--out-html {output.html} --fig-dir {output.figures} 2> {log}"

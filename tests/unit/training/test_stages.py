@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from pipeline.data import Dataset
@@ -85,13 +86,37 @@ def test_every_stage_lowers_its_loss(tmp_path):
     assert last < first
 
 
-def test_killed_training_resumes_from_checkpoint(tmp_path):
+# A checkpoint every evaluation period; with eval_every_steps = 3 and 2 batches per epoch the
+# periods cut epochs in half, so a resumed run must continue a half-used shuffled permutation.
+RESUME_STAGES = {
+    "epochs": {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100,
+               "checkpoint_every_s": 0},
+    "steps": {"batch_size": 8, "max_epochs": 1000, "max_steps": 90, "eval_every_steps": 3, "lr": 3e-3,
+              "early_stopping_patience": 100, "checkpoint_every_s": 0},
+}
+
+
+def test_step_budget_bounds_a_stage_and_records_it(tmp_path):
+    acc = _dataset(tmp_path / "acc.npz", 24, 0)
+    val = _dataset(tmp_path / "val.npz", 8, 1)
+    stage = {"batch_size": 8, "max_epochs": 1000, "max_steps": 10, "eval_every_steps": 4, "lr": 3e-3,
+             "early_stopping_patience": 100}
+    summary = stages.train_standard(model_name="egnn", hparams=HP, train_npz=acc, n_train=16, val_npz=val,
+                                    stage=stage, training=TRAINING, seed=0, device="cpu", out_model=tmp_path / "m.pt",
+                                    out_history=tmp_path / "h.csv", checkpoint=tmp_path / "m.ckpt")
+    h = pd.read_csv(tmp_path / "h.csv")
+    assert summary["steps"] == 10 and summary["frames_seen"] == 80
+    assert list(h["step"]) == [4, 8, 10]  # three evaluations: two full periods and the rest of the budget
+    assert load_model(tmp_path / "m.pt").extra["model_name"] == "egnn"
+
+
+@pytest.mark.parametrize("schedule", sorted(RESUME_STAGES))
+def test_killed_training_resumes_from_checkpoint(tmp_path, schedule):
     acc = _dataset(tmp_path / "acc.npz", 24, 0)
     val = _dataset(tmp_path / "val.npz", 8, 1)
     import json
 
-    stage = {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100,
-             "checkpoint_every_s": 0}  # a checkpoint every epoch
+    stage = RESUME_STAGES[schedule]
 
     def cmd(out):
         return [sys.executable, "-m", "pipeline", "train-standard", "--model-name", "egnn", "--hparams",

@@ -1,0 +1,136 @@
+"""collect reads roles from model metadata: gamma choice (inf included), costs, every method row."""
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.data import Dataset
+from pipeline.evaluation.collect import collect
+from tests.conftest import ETHANOL_R, ETHANOL_Z
+
+N_TEST = 30
+
+
+def _eval(path, errors, extra=None, **top):
+    """An eval.json as the evaluate/sgdml rules write it (per-frame errors drive every statistic)."""
+    path.mkdir(parents=True, exist_ok=True)
+    e = np.asarray(errors, dtype=float)
+    ev = {"force_mae_kcal": e.mean(), "force_rmse_kcal": e.mean(), "force_mae_mev": 43 * e.mean(),
+          "force_rmse_mev": 43 * e.mean(), "energy_mae_kcal": 0.1, "per_frame_force_mae_kcal": e.tolist(),
+          "frame_id": list(range(N_TEST)), "method": "model", "model_extra": extra or {}, **top}
+    (path / "eval.json").write_text(json.dumps(ev))
+    (path / "model.pt").write_bytes(b"model " + path.name.encode())
+    return str(path / "eval.json")
+
+
+def _ds(path, n, cpu):
+    Dataset(R=np.repeat(ETHANOL_R[None], n, 0), z=ETHANOL_Z, E=np.zeros(n), F=np.zeros((n, 9, 3)),
+            cpu_s=np.full(n, cpu)).save(path)
+    return str(path)
+
+
+@pytest.fixture
+def run(tmp_path):
+    rng = np.random.default_rng(0)
+    hard = rng.lognormal(0, 0.5, N_TEST)  # per-frame difficulty shared by all methods
+    m = tmp_path / "models"
+    base = dict(model_name="egnn", seed=0)
+    evals = [
+        _eval(m / "std", 2.0 * hard, dict(base, stage="standard", n_train=4, best_metric=2.1, train_cpu_s=100)),
+        _eval(m / "cheap_only", 3.0 * hard, dict(base, stage="cheap", cheap_level="xtb", gamma=math.inf,
+                                                 gamma_spec="inf", train_cpu_s=1000)),
+        _eval(m / "s2_r1", 2.9 * hard, dict(base, stage="cheap", cheap_level="xtb", gamma=0.7, gamma_spec="r1",
+                                            stage1_n_train=4, bias_cpu_s=7, effective_frames=55.0, n_cheap=90,
+                                            train_cpu_s=900)),
+        _eval(m / "ft_r1", 1.6 * hard, dict(base, stage="finetune", init_stage="cheap", cheap_level="xtb", gamma=0.7,
+                                            gamma_spec="r1", n_train=4, best_val_loss=0.5, best_metric=1.7,
+                                            effective_frames=55.0, n_cheap=90, train_cpu_s=50)),
+        _eval(m / "ft_inf", 1.2 * hard, dict(base, stage="finetune", init_stage="cheap", cheap_level="xtb",
+                                             gamma=math.inf, gamma_spec="inf", n_train=4, best_val_loss=0.3,
+                                             best_metric=1.3, effective_frames=100.0, n_cheap=100, train_cpu_s=60)),
+        _eval(m / "score", 4.0 * hard, dict(base, stage="score_matching", train_cpu_s=30)),
+        _eval(m / "ft_score", 1.9 * hard, dict(base, stage="finetune", init_stage="score_matching", n_train=4,
+                                               best_val_loss=0.9, best_metric=1.95, train_cpu_s=20)),
+        _eval(tmp_path / "sgdml", 1.0 * hard, None, method="sgdml", n_train=4, train_cpu_s=8,
+              valid_force_mae_kcal=1.0),
+    ]
+    train = _ds(tmp_path / "train.npz", 4, 3600.0)  # one CPU-hour per accurate label
+    cheap = _ds(tmp_path / "cheap.npz", 100, 36.0)  # 1 CPU-h for the pool
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red", "bias", "bsum")}
+    res = collect(molecule="ethanol", evals=evals, train_npz=train, cheap_npz={"xtb": cheap}, unlabelled_npz=None,
+                  datasets={"ccsd_t:train": train, "xtb:cheap-xtb": cheap}, stability_csvs=[],
+                  out_results=out["results"], out_gamma=out["gamma"], out_costs=out["costs"], out_stability=out["stab"],
+                  out_reductions=out["red"], out_bias=out["bias"], out_bias_summary=out["bsum"],
+                  out_forcefield=str(tmp_path / "forcefield"), accurate_level="ccsd_t", n_bootstrap=500)
+    return res, out, tmp_path
+
+
+def test_every_method_row_from_metadata(run):
+    res, _, _ = run
+    rows = {(r.method, r.cheap_level): r for r in res.itertuples()}
+    assert set(rows) == {("standard", ""), ("cheap_only", "xtb"), ("asteroid", "xtb"),
+                         ("bias_aware_no_finetune", "xtb"), ("finetune_unweighted", "xtb"),
+                         ("score_matching", "unlabelled"), ("score_matching_no_finetune", "unlabelled"),
+                         ("sgdml", "")}
+    assert rows[("cheap_only", "xtb")].n_train == 0 and rows[("asteroid", "xtb")].n_train == 4
+
+
+def test_gamma_inf_is_a_candidate_and_wins_on_validation_loss(run):
+    res, out, _ = run
+    g = pd.read_csv(out["gamma"])
+    assert list(g["gamma_spec"]) == ["r1", "inf"] and list(g["chosen"]) == [False, True]
+    assert list(g["effective_frames"]) == [55.0, 100.0]
+    ast = res[res["method"] == "asteroid"].iloc[0]
+    assert ast["gamma_spec"] == "inf" and math.isinf(ast["gamma"])
+    assert ast["force_mae_kcal"] == pytest.approx(1.2 * res[res["method"] == "standard"]["force_mae_kcal"].iloc[0] / 2)
+    # with gamma = inf chosen, "no fine-tuning" is the unweighted stage-2 (cheap-only) model
+    nf = res[res["method"] == "bias_aware_no_finetune"].iloc[0]
+    assert nf["force_mae_kcal"] == pytest.approx(res[res["method"] == "cheap_only"]["force_mae_kcal"].iloc[0])
+
+
+def test_costs_count_labels_and_every_training_step(run):
+    res, _, _ = run
+    r = {m: res[res["method"] == m].iloc[0] for m in res["method"]}
+    assert r["standard"]["accurate_label_cpu_h"] == pytest.approx(4.0)
+    assert r["asteroid"]["cheap_label_cpu_h"] == pytest.approx(1.0)
+    # stage 1 + bias + (stage 2 + fine-tune) for both candidates
+    assert r["asteroid"]["train_cpu_h_total"] * 3600 == pytest.approx(100 + 7 + 900 + 50 + 1000 + 60)
+    assert r["finetune_unweighted"]["train_cpu_h_total"] * 3600 == pytest.approx(1000 + 60)
+    assert r["score_matching"]["train_cpu_h_total"] * 3600 == pytest.approx(30 + 20)
+    assert r["sgdml"]["train_cpu_h_total"] * 3600 == pytest.approx(8)
+    assert r["asteroid"]["total_cpu_h"] == pytest.approx(4 + 1 + r["asteroid"]["train_cpu_h_total"])
+
+
+def test_reductions_carry_paired_intervals(run):
+    res, out, _ = run
+    ast = res[res["method"] == "asteroid"].iloc[0]
+    assert ast["reduction_vs_standard"] == pytest.approx(0.4)
+    assert ast["reduction_ci_low"] == pytest.approx(0.4) and ast["reduction_ci_high"] == pytest.approx(0.4)
+    std = res[res["method"] == "standard"].iloc[0]
+    assert std["force_mae_ci_low"] < std["force_mae_kcal"] < std["force_mae_ci_high"]
+    red = pd.read_csv(out["red"])
+    sg = red[red["method"] == "sgdml"].iloc[0]
+    assert sg["baseline"] == "egnn standard" and sg["reduction"] == pytest.approx(0.5) and sg["significant"]
+
+
+def test_recommended_force_field_is_chosen_on_validation_and_exported(run):
+    _, _, tmp = run
+    meta = json.loads((tmp / "forcefield" / "metadata.json").read_text())
+    # lowest validation MAE among models ending on accurate data: fine-tuned, gamma = inf (1.3)
+    assert meta["method"] == "asteroid" and meta["gamma_spec"] == "inf" and meta["n_train"] == 4
+    assert meta["val_force_mae_kcal_per_mol_A"] == 1.3 and meta["accurate_level"] == "ccsd_t"
+    assert (tmp / "forcefield" / "model.pt").read_bytes() == b"model ft_inf"
+
+
+def test_evaluations_on_different_test_sets_are_refused(tmp_path, run):
+    ev = json.loads((tmp_path / "models" / "std" / "eval.json").read_text())
+    ev["frame_id"] = list(range(1, N_TEST + 1))
+    (tmp_path / "models" / "std" / "eval.json").write_text(json.dumps(ev))
+    with pytest.raises(ValueError, match="different test sets"):
+        collect(molecule="ethanol", evals=[str(tmp_path / "models" / "std" / "eval.json"),
+                                           str(tmp_path / "models" / "ft_inf" / "eval.json")],
+                train_npz=str(tmp_path / "train.npz"), cheap_npz={}, unlabelled_npz=None, datasets={},
+                stability_csvs=[], out_results=str(tmp_path / "r.csv"), out_gamma=str(tmp_path / "g.csv"),
+                out_costs=str(tmp_path / "c.csv"), out_stability=str(tmp_path / "s.csv"))
