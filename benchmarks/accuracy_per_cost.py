@@ -6,12 +6,13 @@ of every trained model with its data cost) and prints, for one model:
 1. test force MAE (kcal/mol/A) at each accurate training size N for standard training, ASTEROID
    with each cheap level, score matching + fine-tuning, and sGDML (mean over seeds);
 2. the reduction of each method's error against standard training at the same N (the paper's
-   headline: 66% for EGNN with DFT in the low-data setting), and its sample-efficiency factor:
+   headline: 66% for EGNN with DFT in the low-data setting) with its 95% paired bootstrap interval
+   over test frames and seeds (``reductions.csv``), and its sample-efficiency factor:
    how many accurate labels standard training would need for the same error, divided by N
    (from a power-law fit, log MAE linear in log N, of standard training's learning curve;
    extrapolated outside the measured range, and below 1 where the method is worse);
 3. the label CPU-hours each method consumed at each N (accurate + cheap labels, as recorded by the
-   labelling jobs; GAFF2 labels cost only the MD).
+   labelling jobs; GAFF2 labels cost only the MD), and its training CPU-hours (every stage).
 
     python benchmarks/accuracy_per_cost.py                          # results/ethanol, egnn
     python benchmarks/accuracy_per_cost.py --molecule aspirin --model gemnet
@@ -47,7 +48,21 @@ def efficiency_text(factor: float, extrapolated: bool) -> str:
     return f"x{factor:.2f}" + (" (extrapolated)" if extrapolated else "")
 
 
-def tables(df: pd.DataFrame, model: str) -> tuple[str, str, str]:
+def reduction_text(red: pd.DataFrame, model: str, method: str, level, n: int) -> str:
+    """'+32% [+25%, +38%]' from reductions.csv, with 'n.s.' when the interval includes zero."""
+    key = f"sgdml vs {model}" if method == "sgdml" else model
+    lvl = "" if pd.isna(level) else str(level)
+    r = red[(red["model"] == key) & (red["method"] == method) & (red["cheap_level"].fillna("") == lvl) &
+            (red["n_train"] == n)]
+    if r.empty:
+        return "n/a"
+    r = r.iloc[0]
+    sig = str(r["significant"]).lower() == "true"
+    return (f"{100 * r['reduction']:+.0f}% [{100 * r['reduction_ci_low']:+.0f}%, {100 * r['reduction_ci_high']:+.0f}%]"
+            + ("" if sig else " n.s."))
+
+
+def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, str, str]:
     df = df.copy()
     # sGDML rows carry model "sgdml"; compare them with this model's standard curve like the rest
     df.loc[df["method"] == "sgdml", "model"] = model
@@ -62,16 +77,18 @@ def tables(df: pd.DataFrame, model: str) -> tuple[str, str, str]:
     sizes = sorted(agg["n_train"].unique())
     mae = agg.pivot(index="n_train", columns="label", values="force_mae_kcal").reindex(columns=order)
     cost = agg.pivot(index="n_train", columns="label", values="data_cost_cpu_h").reindex(columns=order)
+    train = agg.pivot(index="n_train", columns="label", values="train_cpu_h_total").reindex(columns=order)
 
     t1 = common.markdown_table(["N"] + order, [[int(n)] + [float(mae.loc[n, c]) for c in order] for n in sizes])
     rows = []
     for r in labels[labels["method"] != "standard"].itertuples():
         eff = costs.sample_efficiency(df, model, method=r.method, cheap_level=r.cheap_level)
-        rows += [[r.label, int(e.n_train), f"{e.reduction_pct:+.0f}%", efficiency_text(e.factor, e.extrapolated)]
-                 for e in eff.itertuples()]
-    t2 = common.markdown_table(["method", "N", "error reduction vs standard", "sample efficiency"], rows)
+        rows += [[r.label, int(e.n_train), reduction_text(red, model, r.method, r.cheap_level, int(e.n_train)),
+                  efficiency_text(e.factor, e.extrapolated)] for e in eff.itertuples()]
+    t2 = common.markdown_table(["method", "N", "error reduction vs standard [95% CI]", "sample efficiency"], rows)
     t3 = common.markdown_table(["N"] + order, [[int(n)] + [float(cost.loc[n, c]) for c in order] for n in sizes])
-    return t1, t2, t3
+    t4 = common.markdown_table(["N"] + order, [[int(n)] + [float(train.loc[n, c]) for c in order] for n in sizes])
+    return t1, t2, t3, t4
 
 
 def main() -> None:
@@ -84,15 +101,18 @@ def main() -> None:
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `snakemake --cores all {path}` first")
     df = pd.read_csv(path)
-    t1, t2, t3 = tables(df, a.model)
+    t1, t2, t3, t4 = tables(df, a.model, pd.read_csv(path.with_name("reductions.csv")))
     seeds = sorted(int(s) for s in df.loc[df["model"] == a.model, "seed"].unique())
     print(f"# Accuracy per cost: {a.molecule}, {a.model} (from {path}; mean over seeds {seeds})\n")
     print("## Test force MAE (kcal/mol/A)\n")
     print(t1, "\n")
     print("## Against standard training\n")
+    print("Intervals: 95% paired bootstrap over test frames (and seeds, when several); n.s. = not significant.\n")
     print(t2, "\n")
     print("## Label cost per method (CPU-hours of the labels it trained on)\n")
-    print(t3)
+    print(t3, "\n")
+    print("## Training cost per method (CPU-hours of every training step it needed)\n")
+    print(t4)
 
 
 if __name__ == "__main__":

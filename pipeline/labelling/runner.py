@@ -8,6 +8,7 @@ merge fails with a clear message when more than `max_failure_fraction` of a subs
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from pathlib import Path
@@ -130,6 +131,20 @@ def merge_chunks(chunk_paths: list[str], n_requested: int, max_failure_fraction:
     ds.meta["n_failed"] = int(len(failures))
     ds.save(out_path)
     return ds
+
+
+def frames_per_job(n_frames: int, cpu_s_per_frame: float, job_cpu_minutes: float, max_frames_per_job: int) -> int:
+    """Frames per labelling job of a subset: jobs of about `job_cpu_minutes` of estimated CPU time
+    (and at most `max_frames_per_job` frames), the subset split into equal jobs.
+
+    A 4,000-frame xTB pool (milliseconds a frame) becomes a few jobs, not hundreds of jobs that
+    spend their time importing Python; 100 CCSD(T) frames of ~13 s become two 20-minute jobs.
+    The estimate must not depend on the label cache, or job boundaries would move as it fills.
+    """
+    n_frames = max(int(n_frames), 1)
+    by_cost = math.ceil(n_frames * max(cpu_s_per_frame, 0.0) / (60.0 * job_cpu_minutes))
+    n_jobs = max(1, by_cost, math.ceil(n_frames / max_frames_per_job))
+    return math.ceil(n_frames / n_jobs)
 
 
 def n_chunks(n_frames: int, chunk_size: int) -> int:

@@ -1,5 +1,7 @@
-"""The real DAG end to end on the tiny config: sampling, DFT + CCSD(T) labels, every training
-stage, evaluation, sGDML, MD stability and the report (checked in headless Chromium)."""
+"""The real DAG end to end on the tiny config: sampling, xTB + CCSD(T) labels, every training
+stage, gamma selection (absolute, relative, inf), the bias diagnostic, evaluation with bootstrap
+intervals, sGDML, MD stability, the recommended force field and the report (checked in headless
+Chromium)."""
 import json
 import os
 
@@ -20,16 +22,19 @@ def test_datasets_are_labelled_disjoint_and_costed(finished_run):
     wd, _ = finished_run
     train = load_npz(wd / MOL / "data/ccsd_t/train.npz")
     test = load_npz(wd / MOL / "data/ccsd_t/test.npz")
-    dft = load_npz(wd / MOL / "data/dft/cheap-dft.npz")
+    xtb = load_npz(wd / MOL / "data/xtb/cheap-xtb.npz")
     emp = load_npz(wd / MOL / "data/empirical/cheap-empirical.npz")
-    assert len(train) == 8 and len(test) == 6 and len(dft) == 12 and len(emp) == 30
-    assert train.theory.startswith("CCSD(T)") and dft.theory == "PBE/sto-3g" and emp.theory == "GAFF2"
-    ids = [set(d.frame_id) for d in (train, test, dft, emp)]
+    assert len(train) == 8 and len(test) == 6 and len(xtb) == 40 and len(emp) == 30
+    assert train.theory.startswith("CCSD(T)") and "xTB" in xtb.theory and emp.theory == "GAFF2"
+    ids = [set(d.frame_id) for d in (train, test, xtb, emp)]
     assert all(not (a & b) for i, a in enumerate(ids) for b in ids[i + 1:]), "subsets must be disjoint"
-    assert (train.cpu_s > 0).all() and (dft.cpu_s > 0).all()
-    assert train.cpu_s.mean() > 10 * emp.cpu_s.mean()  # empirical labels are (nearly) free
-    # DFT and CCSD(T) forces on the same molecule are similar in size (same units, eV/A)
-    assert 0.3 < np.abs(dft.F).mean() / np.abs(train.F).mean() < 3
+    assert (train.cpu_s > 0).all() and (xtb.cpu_s > 0).all()
+    assert train.cpu_s.mean() > 10 * xtb.cpu_s.mean()  # xTB labels are nearly free
+    # xTB and CCSD(T) forces on the same molecule are similar in size (same units, eV/A)
+    assert 0.3 < np.abs(xtb.F).mean() / np.abs(train.F).mean() < 3
+    # the validation frames are labelled at the cheap levels too (bias diagnostic)
+    val, xtb_val = load_npz(wd / MOL / "data/ccsd_t/val.npz"), load_npz(wd / MOL / "data/xtb/val.npz")
+    assert set(val.frame_id) == set(xtb_val.frame_id)
     with np.load(wd / MOL / "data/ccsd_t/train.npz") as f:  # readable by sGDML as is
         assert {"type", "name", "theory", "R", "z", "E", "F", "r_unit", "e_unit", "md5"} <= set(f.files)
 
@@ -39,21 +44,34 @@ def test_results_cover_every_method(finished_run):
     df = pd.read_csv(wd / MOL / "results.csv")
     assert set(df["method"]) == {"standard", "asteroid", "finetune_unweighted", "bias_aware_no_finetune",
                                  "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml"}
-    assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"dft", "empirical"}
+    assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"xtb", "empirical"}
     assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
     assert np.isfinite(df["force_mae_kcal"]).all() and (df["force_mae_kcal"] > 0).all()
     np.testing.assert_allclose(df["force_mae_mev"], df["force_mae_kcal"] * 43.3641043, rtol=1e-6)
-    # data cost: ASTEROID (DFT) = its accurate labels + the whole DFT pool
+    # data cost: ASTEROID (xTB) = its accurate labels + the whole xTB pool; training cost: every stage
     std = df[(df.method == "standard") & (df.n_train == 8)].iloc[0]
-    ast = df[(df.method == "asteroid") & (df.cheap_level == "dft") & (df.n_train == 8)].iloc[0]
+    ast = df[(df.method == "asteroid") & (df.cheap_level == "xtb") & (df.n_train == 8)].iloc[0]
     assert ast.accurate_label_cpu_h == pytest.approx(std.accurate_label_cpu_h)
     assert ast.data_cost_cpu_h == pytest.approx(std.data_cost_cpu_h + ast.cheap_label_cpu_h) and ast.cheap_label_cpu_h > 0
+    assert ast.train_cpu_h_total > 3 * std.train_cpu_h_total > 0
+    assert ast.total_cpu_h == pytest.approx(ast.data_cost_cpu_h + ast.train_cpu_h_total)
+    # intervals: every row has one around its error; every method with N > 0 a paired reduction
+    assert (df.force_mae_ci_low <= df.force_mae_kcal).all() and (df.force_mae_kcal <= df.force_mae_ci_high).all()
+    others = df[(df.method != "standard") & (df.method != "sgdml") & (df.n_train > 0)]
+    assert others.reduction_vs_standard.notna().all()
+    red = pd.read_csv(wd / MOL / "reductions.csv")
+    assert {"asteroid", "sgdml"} <= set(red["method"]) and red["reduction_ci_low"].le(red["reduction_ci_high"]).all()
     # sGDML was trained on N frames, not the whole pool
     sg = df[df.method == "sgdml"].set_index("n_train")
     ev4 = json.loads((wd / MOL / "baselines/sgdml/N4/eval.json").read_text())
     assert sg.loc[4, "force_mae_kcal"] == pytest.approx(ev4["force_mae_kcal"])
     gam = pd.read_csv(wd / MOL / "gamma_selection.csv")
     assert gam.groupby(["cheap_level", "n_train"])["chosen"].sum().eq(1).all()
+    assert set(gam["gamma_spec"]) == {"1", "r1", "inf"} and (gam["effective_frames"] > 0).all()
+    bias = pd.read_csv(wd / MOL / "bias_correlation.csv")
+    assert set(bias["cheap_level"]) == {"xtb", "empirical"} and (bias["n_frames"] == 4).all()
+    meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())
+    assert meta["n_train"] == 8 and (wd / MOL / "forcefield/model.pt").stat().st_size > 0
     stab = pd.read_csv(wd / MOL / "stability.csv")
     assert set(stab["method"]) == {"standard", "asteroid", "cheap_only"} and (stab["steps_completed"] > 0).all()
 
@@ -61,7 +79,8 @@ def test_results_cover_every_method(finished_run):
 def test_report_renders_in_chromium(finished_run, tmp_path):
     wd, _ = finished_run
     html = wd / MOL / "report.html"
-    for name in ("learning_curves", "error_vs_cost", "cheap_only", "md_stability", "stage_timings", "label_cost"):
+    for name in ("learning_curves", "error_vs_cost", "error_vs_total_cost", "gamma_selection", "bias_diagnostic",
+                 "cheap_only", "md_stability", "stage_timings", "label_cost"):
         assert (wd / MOL / "figures" / f"{name}.png").stat().st_size > 0
         assert (wd / MOL / "figures" / f"{name}.svg").stat().st_size > 0
     if not find_chromium():
@@ -91,7 +110,7 @@ def _planned(r) -> dict[str, int]:
 
 def test_touching_cheap_labels_plans_only_downstream(finished_run):
     wd, _ = finished_run
-    label_file = wd / MOL / "data/dft/cheap-dft.npz"
+    label_file = wd / MOL / "data/xtb/cheap-xtb.npz"
     before = label_file.stat()
     label_file.touch()
     try:
@@ -101,8 +120,8 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
     assert set(planned) <= {"bias", "train_stage2", "train_cheap_only", "finetune_cheap", "evaluate", "md_stability",
                             "collect", "report"}, planned
     assert {"train_stage2", "finetune_cheap", "evaluate", "collect", "report"} <= set(planned)
-    # only the DFT branch: 1 gamma x 2 N stage-2 models, and their fine-tunes (+ the unweighted ones)
-    assert planned["train_stage2"] == 2 and planned["finetune_cheap"] == 4 and planned["train_cheap_only"] == 1
+    # only the xTB branch: 2 finite gammas x 2 N stage-2 models, and the fine-tunes of those and of gamma = inf
+    assert planned["train_stage2"] == 4 and planned["finetune_cheap"] == 6 and planned["train_cheap_only"] == 1
 
 
 def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finished_run):

@@ -1,4 +1,5 @@
 # Config validation at parse time and the get_* helpers the rules call.
+import functools
 import json
 import shlex
 
@@ -6,7 +7,7 @@ from snakemake.utils import validate
 
 from pipeline import config as pconf
 from pipeline.labelling.levels import LEVELS
-from pipeline.labelling.runner import n_chunks
+from pipeline.labelling.runner import frames_per_job, n_chunks
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -99,8 +100,21 @@ def get_import_source(wildcards):
     return entry["path"]
 
 
+@functools.lru_cache(maxsize=None)
+def get_frames_per_job(molecule, level, subset):
+    """Frames per labelling job: about labelling.job_cpu_minutes of CPU time as the cost model
+    estimates it (uncalibrated, so job boundaries do not move as the label cache fills), at most
+    labelling.max_frames_per_job."""
+    from pipeline.labelling.cost import model_cpu_s_per_frame, molecule_z
+
+    lab = config["labelling"]
+    per_frame = model_cpu_s_per_frame(pconf.level(config, level), molecule_z(config, molecule))
+    n = pconf.subset_size(config, molecule, subset)
+    return frames_per_job(n, per_frame, lab["job_cpu_minutes"], lab["max_frames_per_job"])
+
+
 def get_chunk_bounds(wildcards):
-    size = config["labelling"]["chunk_size"]
+    size = get_frames_per_job(get_molecule(wildcards), wildcards.level, wildcards.subset)
     i = int(wildcards.chunk)
     return {"start": i * size, "stop": (i + 1) * size}
 
@@ -113,9 +127,10 @@ def get_dataset_inputs(wildcards):
     if not lvl.COMPUTED:
         return [frames]
     n = pconf.subset_size(config, mol, wildcards.subset)
+    size = get_frames_per_job(mol, wildcards.level, wildcards.subset)
     return [
         f"results/{mol}/labels/{wildcards.level}/{wildcards.subset}/chunk{i:04d}.npz"
-        for i in range(n_chunks(n, config["labelling"]["chunk_size"]))
+        for i in range(n_chunks(n, size))
     ]
 
 

@@ -107,3 +107,18 @@ def test_nonconverged_frames_are_dropped_recorded_and_policed(tmp_path):
     assert len(merged) == 3 and list(merged.frame_id) == [12, 13, 14]
     assert merged.meta["n_failed"] == 2
     assert (merged.cpu_s > 0).all() and (merged.wall_s > 0).all()
+
+
+def test_labelling_jobs_are_sized_by_cost():
+    from pipeline.labelling.runner import frames_per_job, n_chunks
+
+    # nearly free xTB: the frame cap alone splits the pool
+    assert frames_per_job(4000, 0.005, 20, 2000) == 2000
+    # ~13 s CCSD(T) frames: 100 frames are two equal jobs of about 20 CPU-minutes
+    assert frames_per_job(100, 13.0, 20, 2000) == 50 and n_chunks(100, 50) == 2
+    # an hour a frame (aspirin CCSD on one core): one frame per job
+    assert frames_per_job(165, 3600.0, 20, 2000) == 1
+    # free levels and tiny subsets never give empty or zero-sized jobs
+    assert frames_per_job(7, 0.0, 20, 2000) == 7 and frames_per_job(0, 1.0, 20, 5) == 1
+    # equal split: 11 frames with a 5-frame cap are 3 jobs of at most 4
+    assert frames_per_job(11, 0.0, 20, 5) == 4 and n_chunks(11, 4) == 3
