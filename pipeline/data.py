@@ -87,19 +87,27 @@ class Dataset:
         save_npz(path, self)
 
 
+SHAPE_FIX = ("Fix: an MD17/sGDML dataset holds R [n_frames, n_atoms, 3], z [n_atoms], E [n_frames] and "
+             "F [n_frames, n_atoms, 3]; re-export the file with those shapes")
+
+
 def validate_arrays(R, z, E=None, F=None, where="dataset") -> None:
-    """Check shapes; raise DatasetError naming the array, its shape and the expectation."""
+    """Check shapes; raise DatasetError naming the array, its shape, the expectation and the fix."""
+    problem = None
     if R.ndim != 3 or R.shape[2] != 3:
-        raise DatasetError(f"{where}: R has shape {R.shape}; expected [n_frames, n_atoms, 3]")
-    n, n_atoms = R.shape[:2]
-    if z.shape != (n_atoms,):
-        raise DatasetError(f"{where}: z has shape {z.shape}; expected ({n_atoms},) to match R {R.shape}")
-    if np.any(z < 1) or np.any(z > 118):
-        raise DatasetError(f"{where}: z holds values outside 1..118: {sorted(set(z.tolist()))}")
-    if E is not None and E.shape != (n,):
-        raise DatasetError(f"{where}: E has {E.size} values; expected one per frame ({n})")
-    if F is not None and F.shape != R.shape:
-        raise DatasetError(f"{where}: F has shape {F.shape}; expected the shape of R {R.shape}")
+        problem = f"R has shape {R.shape}; expected [n_frames, n_atoms, 3]"
+    else:
+        n, n_atoms = R.shape[:2]
+        if z.shape != (n_atoms,):
+            problem = f"z has shape {z.shape}; expected ({n_atoms},) to match R {R.shape}"
+        elif np.any(z < 1) or np.any(z > 118):
+            problem = f"z holds values outside 1..118: {sorted(set(z.tolist()))}"
+        elif E is not None and E.shape != (n,):
+            problem = f"E has {E.size} values; expected one per frame ({n})"
+        elif F is not None and F.shape != R.shape:
+            problem = f"F has shape {F.shape}; expected the shape of R {R.shape}"
+    if problem:
+        raise DatasetError(f"{where}: {problem}. {SHAPE_FIX}")
 
 
 def nonfinite_frames(R, E=None, F=None) -> list[tuple[int, str, str]]:
@@ -284,7 +292,7 @@ def load_ase(path: str | os.PathLike, energy_unit: str = "eV", length_unit: str 
         raise DatasetError(f"{path}: ASE could not read it ({err}); give an .npz or an ASE-readable file "
                            f"such as extxyz") from None
     if not frames:
-        raise DatasetError(f"{path}: no frames")
+        raise DatasetError(f"{path}: no frames; point the level's path at a file with labelled frames")
     z = frames[0].numbers
     for i, a in enumerate(frames):
         if not np.array_equal(a.numbers, z):

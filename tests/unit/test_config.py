@@ -150,4 +150,14 @@ def test_dag_construction_rejects_bad_input_and_keeps_outputs(workdir):
     (workdir / "bad2.yaml").write_text(yaml.safe_dump(cfg))
     r = _snakemake(workdir, "--configfile", "bad2.yaml")
     assert r.returncode != 0 and "tset" in r.stdout + r.stderr
+    F = np.random.default_rng(1).normal(size=(400, 9, 3))
+    F[5, 0, 0] = np.nan
+    np.savez(workdir / "md17.npz", R=np.random.default_rng(0).normal(size=(400, 9, 3)),
+             z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]), E=np.zeros(400), F=F, e_unit="kcal/mol", r_unit="Ang")
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["levels"]["md17"] = {"engine": "file", "path": "md17.npz"}
+    cfg["accurate_level"] = "md17"
+    (workdir / "bad3.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(workdir, "--configfile", "bad3.yaml")
+    assert r.returncode != 0 and "md17.npz: non-finite values in 1 frame(s): frame 5 key F: NaN" in r.stdout + r.stderr
     assert finished.read_bytes() == b"finished work"
