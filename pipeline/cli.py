@@ -77,11 +77,12 @@ def cmd_label(a):
 def cmd_dataset(a):
     from .data import export_extxyz, load_npz
     from .labelling.levels import make_level
-    from .labelling.runner import merge_chunks
+    from .labelling.runner import finish_dataset, merge_chunks
 
     level = make_level(a.level_name, a.level)
     if level.COMPUTED:
-        ds = merge_chunks(a.chunks, a.n_requested, a.max_failure_fraction, a.out, a.failures)
+        ds = merge_chunks(a.chunks, a.n_requested, a.max_failure_fraction, a.out, a.failures,
+                          outliers=a.outliers, outliers_csv=a.outliers_csv)
     else:
         import pandas as pd
 
@@ -91,8 +92,8 @@ def cmd_dataset(a):
         ds = load_npz(frames)
         ds.theory = level.theory
         ds.meta = {**ds.meta, "level": level.name, "level_settings": level.settings, "n_failed": 0}
-        ds.save(a.out)
         atomic_write(a.failures, lambda tmp: pd.DataFrame(columns=["level", "frame_id", "reason", "cpu_s"]).to_csv(tmp, index=False))
+        ds = finish_dataset(ds, a.out, a.outliers, a.outliers_csv)
     if a.extxyz:
         export_extxyz(ds, a.extxyz)
 
@@ -155,6 +156,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--failures", required=True)
     s.add_argument("--extxyz", default=None)
+    s.add_argument("--outliers", type=_json, default=None,
+                   help="outlier screen settings as JSON {action, max_robust_z, min_frames} (none: no screen)")
+    s.add_argument("--outliers-csv", default=None, help="table of flagged frames")
     s.set_defaults(func=cmd_dataset)
 
     from .training.cli import add_commands as add_training

@@ -182,11 +182,14 @@ def _check_file_sources(config: dict, molecule: str, spec) -> None:
         except DatasetError as err:
             raise ConfigError(f"level {src!r}: {err}") from None
         if not ds.labelled:
-            raise ConfigError(f"level {src!r}: {ds.name} has no energies/forces (keys E and F)")
+            raise ConfigError(
+                f"level {src!r}: {level(config, src).settings['path']} has no energies/forces (keys E and F); "
+                f"a file level supplies labels: point levels.{src}.path at a labelled file"
+            )
         if len(ds) < n:
             raise ConfigError(
-                f"molecule {molecule!r}: level {src!r} file has {len(ds)} frames but the splits drawn "
-                f"from it need {n}; shrink splits or import a larger file"
+                f"molecule {molecule!r}: level {src!r} file {level(config, src).settings['path']} has {len(ds)} "
+                f"frames but the splits drawn from it need {n}; shrink splits or import a larger file"
             )
         if spec.smiles is not None:
             from rdkit import Chem
@@ -194,6 +197,7 @@ def _check_file_sources(config: dict, molecule: str, spec) -> None:
             want = _composition(a.GetAtomicNum() for a in Chem.AddHs(Chem.MolFromSmiles(spec.smiles)).GetAtoms())
             if _composition(ds.z) != want:
                 raise ConfigError(
-                    f"molecule {molecule!r}: level {src!r} file holds atoms {_composition(ds.z)} "
-                    f"(Z: count) but the molecule's SMILES has {want}"
+                    f"molecule {molecule!r}: level {src!r} file {level(config, src).settings['path']} holds atoms "
+                    f"{_composition(ds.z)} (Z: count) but the molecule's SMILES has {want}; point "
+                    f"levels.{src}.path at a file of this molecule"
                 )

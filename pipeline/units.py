@@ -15,6 +15,7 @@ KJ_PER_MOL_EV = 0.0103642688  # 1 kJ/mol in eV
 NM_ANGSTROM = 10.0
 BOLTZMANN_EV_PER_K = 8.617333262e-5
 BOLTZMANN_KCAL_PER_MOL_K = BOLTZMANN_EV_PER_K / KCAL_PER_MOL_EV
+BOLTZMANN_KJ_PER_MOL_K = 8.314462618e-3  # molar gas constant R in kJ/mol/K
 
 # Factors that take a value in the named unit to the storage unit.
 ENERGY_TO_EV = {

@@ -104,10 +104,11 @@ def _label_cost_rows(datasets: dict[str, str]) -> pd.DataFrame:
         fail_csv = Path(path).with_suffix(".failures.csv")
         failed = pd.read_csv(fail_csv) if fail_csv.exists() else pd.DataFrame(columns=["cpu_s"])
         cpu_total = float(ds.cpu_s.sum() + failed["cpu_s"].sum())
-        rows.append(dict(level=level, subset=subset, n_frames=len(ds), n_failed=len(failed), cpu_s_total=cpu_total,
+        rows.append(dict(level=level, subset=subset, n_frames=len(ds), n_failed=len(failed),
+                         n_outliers=int(ds.meta.get("n_outliers", 0)), cpu_s_total=cpu_total,
                          cpu_s_per_frame=float(ds.cpu_s.mean()) if len(ds) else math.nan,
                          wall_s_per_frame=float(ds.wall_s.mean()) if len(ds) else math.nan))
-    return pd.DataFrame(rows, columns=["level", "subset", "n_frames", "n_failed", "cpu_s_total", "cpu_s_per_frame",
+    return pd.DataFrame(rows, columns=["level", "subset", "n_frames", "n_failed", "n_outliers", "cpu_s_total", "cpu_s_per_frame",
                                        "wall_s_per_frame"])
 
 

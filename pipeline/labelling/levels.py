@@ -319,20 +319,21 @@ class File(Level):
         if not self.settings["path"]:
             raise LevelError(f"level {self.name!r} (engine file): set `path:` to an .npz or extxyz file")
         if not Path(self.settings["path"]).exists():
-            raise LevelError(f"level {self.name!r}: file {self.settings['path']!r} does not exist")
+            raise LevelError(f"level {self.name!r}: file {self.settings['path']!r} does not exist; "
+                             f"set levels.{self.name}.path to an existing .npz or extxyz file")
         for key, check in (("energy_unit", units.energy_factor), ("length_unit", units.length_factor)):
             if self.settings[key] is not None:
                 try:
                     check(self.settings[key])
                 except ValueError as err:
-                    raise LevelError(f"level {self.name!r}: {key}: {err}") from None
+                    raise LevelError(f"level {self.name!r}: levels.{self.name}.{key}: {err}") from None
 
     def load(self):
         """The imported dataset in storage units (shape and unit errors raise DatasetError)."""
         from ..data import load_any
 
         s = self.settings
-        return load_any(s["path"], s["energy_unit"], s["length_unit"])
+        return load_any(s["path"], s["energy_unit"], s["length_unit"], config_key=f"levels.{self.name}")
 
 
 LEVELS: dict[str, type[Level]] = {

@@ -263,7 +263,8 @@ def ablation_table(results_df: pd.DataFrame) -> pd.DataFrame:
 
 
 def label_cost_summary(label_costs: pd.DataFrame) -> pd.DataFrame:
-    """Per label level: frames, failed frames, total CPU-h and CPU-s / wall-s per frame.
+    """Per label level: frames, failed frames, outlier frames (when counted), total CPU-h and
+    CPU-s / wall-s per frame.
 
     Per-frame costs are averaged over subsets weighted by their frame counts.
     Sorted from cheapest to most expensive level per frame.
@@ -279,6 +280,9 @@ def label_cost_summary(label_costs: pd.DataFrame) -> pd.DataFrame:
         "n_failed": g["n_failed"].sum(),
         "cpu_h_total": g["cpu_s_total"].sum() / 3600.0,
     })
+    if "n_outliers" in df:  # frames flagged as implausible (labelling.outliers); older tables lack it
+        out["n_outliers"] = g["n_outliers"].sum()
+        cols = cols[:3] + ["n_outliers"] + cols[3:]
     frames = out["n_frames"].where(out["n_frames"] > 0)
     out["cpu_s_per_frame"] = g["cpu_s_total"].sum() / frames
     out["wall_s_per_frame"] = g["_wall_s"].sum() / frames

@@ -58,6 +58,7 @@ COLUMN_LABELS = {
     "subset": "subset",
     "n_frames": "frames",
     "n_failed": "failed frames",
+    "n_outliers": "outlier frames",
     "cpu_s_total": "CPU time (s)",
     "cpu_h_total": "CPU time (CPU-h)",
     "cpu_s_per_frame": "CPU s / frame",

@@ -10,7 +10,7 @@ import time
 import numpy as np
 
 from .. import units
-from ..data import Dataset
+from ..data import Dataset, check_finite
 
 SMALL_SYSTEM_ATOMS = 100
 
@@ -27,10 +27,32 @@ def choose_platform(name: str, n_atoms: int):
     return mm.Platform.getPlatformByName(next(p for p in order if p in available))
 
 
+def degrees_of_freedom(system) -> int:
+    """Kinetic degrees of freedom of an OpenMM system: 3 per moving particle, less one per
+    constraint, less 3 when a CMMotionRemover keeps the centre of mass at rest (the default of
+    AmberPrmtopFile.createSystem). Counting 3N for a 9-atom molecule reads 11% low."""
+    import openmm as mm
+
+    moving = sum(1 for i in range(system.getNumParticles()) if system.getParticleMass(i).value_in_unit(
+        mm.unit.dalton) > 0)
+    dof = 3 * moving - system.getNumConstraints()
+    if any(isinstance(system.getForce(i), mm.CMMotionRemover) for i in range(system.getNumForces())):
+        dof -= 3
+    return dof
+
+
+def kinetic_temperature(kinetic_energy_kj_per_mol, dof: int):
+    """T = 2 KE / (dof k_B), KE in kJ/mol."""
+    return 2 * kinetic_energy_kj_per_mol / (dof * units.BOLTZMANN_KJ_PER_MOL_K)
+
+
 def run_md(prmtop: str, inpcrd: str, *, temperature_K: float, timestep_fs: float, friction_per_ps: float,
            equilibration_steps: int, stride: int, n_frames: int, seed: int, platform: str = "auto",
            log_csv: str | None = None, name: str = "") -> Dataset:
-    """Equilibrate, then save `n_frames` frames every `stride` steps with GAFF2 energies and forces."""
+    """Equilibrate, then save `n_frames` frames every `stride` steps with GAFF2 energies and forces.
+
+    Non-finite positions, energies or forces (an MD that blew up) raise, naming the frame and
+    the key; the fix is a shorter `sampling.timestep_fs`."""
     import openmm as mm
     import openmm.app as app
     import openmm.unit as u
@@ -55,7 +77,7 @@ def run_md(prmtop: str, inpcrd: str, *, temperature_K: float, timestep_fs: float
     E = np.empty(n_frames)  # [n_frames] eV
     F = np.empty((n_frames, n_atoms, 3))  # [n_frames, n_atoms, 3] eV/A
     T = np.empty(n_frames)  # [n_frames] K
-    dof = 3 * n_atoms
+    dof = degrees_of_freedom(system)
     ev_per_kj = units.KJ_PER_MOL_EV  # kJ/mol -> eV
     for i in range(n_frames):
         sim.step(stride)
@@ -64,8 +86,11 @@ def run_md(prmtop: str, inpcrd: str, *, temperature_K: float, timestep_fs: float
         E[i] = st.getPotentialEnergy().value_in_unit(u.kilojoule_per_mole) * ev_per_kj
         F[i] = st.getForces(asNumpy=True).value_in_unit(u.kilojoule_per_mole / u.angstrom) * ev_per_kj
         ke = st.getKineticEnergy().value_in_unit(u.kilojoule_per_mole)
-        T[i] = 2 * ke * 1000 / (dof * 8.314462618)
+        T[i] = kinetic_temperature(ke, dof)
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    check_finite(R, E, F, where=f"MD of {name or prmtop} (GAFF2 labels)",
+                 fix=f"the MD became unstable; lower sampling.timestep_fs (now {timestep_fs}) or "
+                     f"sampling.temperature_K (now {temperature_K})")
     z = np.array([a.element.atomic_number for a in prm.topology.atoms()], dtype=np.int64)
     if log_csv:
         import pandas as pd

@@ -84,8 +84,54 @@ def test_imported_file_of_another_molecule(tmp_path):
     cfg = _default()
     cfg["levels"]["md17"] = {"engine": "file", "path": str(tmp_path / "acc.npz")}
     cfg["accurate_level"] = "md17"
-    with pytest.raises(pconf.ConfigError, match="file holds atoms .*SMILES has"):
+    with pytest.raises(pconf.ConfigError, match="acc.npz holds atoms .*SMILES has.*point levels.md17.path"):
         pconf.check_config(cfg)
+
+
+def _md17_level(tmp_path, **arrays):
+    z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
+    rng = np.random.default_rng(0)
+    data = dict(R=rng.normal(size=(400, 9, 3)), E=rng.normal(size=400), F=rng.normal(size=(400, 9, 3)),
+                e_unit="kcal/mol", r_unit="Ang")
+    data.update(arrays)
+    np.savez(tmp_path / "acc.npz", z=z, **data)
+    cfg = _default()
+    cfg["levels"]["md17"] = {"engine": "file", "path": str(tmp_path / "acc.npz")}
+    cfg["accurate_level"] = "md17"
+    return cfg
+
+
+def test_imported_file_with_nan_forces_fails_at_dag_construction(tmp_path):
+    F = np.random.default_rng(1).normal(size=(400, 9, 3))
+    F[17, 2, 1] = np.nan
+    cfg = _md17_level(tmp_path, F=F)
+    with pytest.raises(pconf.ConfigError) as err:
+        pconf.check_config(cfg)
+    msg = str(err.value)
+    assert "level 'md17'" in msg and str(tmp_path / "acc.npz") in msg and "frame 17 key F: NaN" in msg
+
+
+def test_imported_file_with_unknown_unit_names_the_file_and_config_key(tmp_path):
+    cfg = _md17_level(tmp_path, e_unit="kcal_per_mol")
+    with pytest.raises(pconf.ConfigError) as err:
+        pconf.check_config(cfg)
+    msg = str(err.value)
+    assert str(tmp_path / "acc.npz") in msg and "e_unit='kcal_per_mol'" in msg
+    assert "levels.md17.energy_unit" in msg and "kcal/mol" in msg
+    cfg["levels"]["md17"]["energy_unit"] = "kcal/mol"  # the fix the message names
+    pconf.check_config(cfg)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda c: c["labelling"]["outliers"].update(action="flag"), "'flag' is not one of \\['drop', 'keep'\\]"),
+    (lambda c: c["labelling"]["outliers"].update(max_robust_z=0), "0 is less than or equal to the minimum"),
+    (lambda c: c["labelling"]["outliers"].update(cutoff=3), "Additional properties are not allowed \\('cutoff'"),
+])
+def test_outlier_settings_are_validated(edit, message):
+    cfg = _default()
+    edit(cfg)
+    with pytest.raises(pconf.ConfigError, match=message):
+        pconf.validate_schema(cfg)
 
 
 def _snakemake(workdir, *args):
@@ -120,4 +166,14 @@ def test_dag_construction_rejects_bad_input_and_keeps_outputs(workdir):
     (workdir / "bad2.yaml").write_text(yaml.safe_dump(cfg))
     r = _snakemake(workdir, "--configfile", "bad2.yaml")
     assert r.returncode != 0 and "tset" in r.stdout + r.stderr
+    F = np.random.default_rng(1).normal(size=(400, 9, 3))
+    F[5, 0, 0] = np.nan
+    np.savez(workdir / "md17.npz", R=np.random.default_rng(0).normal(size=(400, 9, 3)),
+             z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]), E=np.zeros(400), F=F, e_unit="kcal/mol", r_unit="Ang")
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["levels"]["md17"] = {"engine": "file", "path": "md17.npz"}
+    cfg["accurate_level"] = "md17"
+    (workdir / "bad3.yaml").write_text(yaml.safe_dump(cfg))
+    r = _snakemake(workdir, "--configfile", "bad3.yaml")
+    assert r.returncode != 0 and "md17.npz: non-finite values in 1 frame(s): frame 5 key F: NaN" in r.stdout + r.stderr
     assert finished.read_bytes() == b"finished work"

@@ -65,8 +65,50 @@ def test_undeclared_units_are_an_error(tmp_path):
     assert ds.labelled
 
 
-def test_unknown_declared_unit(tmp_path):
+def test_unknown_declared_unit_names_file_key_and_fix(tmp_path):
     np.savez(tmp_path / "u.npz", R=np.zeros((2, 9, 3)), z=ETHANOL_Z, E=np.zeros(2), F=np.zeros((2, 9, 3)),
              e_unit="furlong", r_unit="Ang")
-    with pytest.raises(ValueError, match="unknown energy unit 'furlong'"):
-        load_npz(tmp_path / "u.npz")
+    with pytest.raises(DatasetError) as err:
+        load_npz(tmp_path / "u.npz", config_key="levels.md17")
+    msg = str(err.value)
+    assert str(tmp_path / "u.npz") in msg and "e_unit='furlong'" in msg
+    assert "levels.md17.energy_unit" in msg and "kcal/mol" in msg and "eV" in msg
+    # the config's unit is used for a declaration this pipeline does not know
+    np.savez(tmp_path / "u2.npz", R=np.zeros((2, 9, 3)), z=ETHANOL_Z, E=np.ones(2), F=np.zeros((2, 9, 3)),
+             e_unit="kcal mol-1", r_unit="Ang")
+    assert load_npz(tmp_path / "u2.npz", energy_unit="kcal/mol").E[0] == pytest.approx(units.KCAL_PER_MOL_EV)
+
+
+@pytest.mark.parametrize("key,value,what", [("F", np.nan, "NaN"), ("E", np.inf, "+inf"), ("F", -np.inf, "-inf"),
+                                            ("R", np.nan, "NaN")])
+def test_nonfinite_values_in_an_imported_npz_name_file_frame_and_key(tmp_path, key, value, what):
+    R, E, F = _md17_file(tmp_path / "md17.npz")
+    arrays = {"R": R, "E": E, "F": F}
+    arrays[key] = arrays[key].copy()
+    arrays[key].reshape(len(R), -1)[3, 0] = value
+    np.savez(tmp_path / "bad.npz", z=ETHANOL_Z, e_unit="kcal/mol", r_unit="Ang", **arrays)
+    with pytest.raises(DatasetError) as err:
+        load_npz(tmp_path / "bad.npz")
+    msg = str(err.value)
+    assert str(tmp_path / "bad.npz") in msg and f"frame 3 key {key}: {what}" in msg and "Fix:" in msg
+
+
+def test_nonfinite_forces_in_an_extxyz_are_rejected(tmp_path):
+    _md17_file(tmp_path / "md17.npz")
+    ds = load_npz(tmp_path / "md17.npz")
+    export_extxyz(ds, tmp_path / "ok.extxyz")
+    text = (tmp_path / "ok.extxyz").read_text().splitlines()
+    n_atoms = 9
+    line = 2 + 1 * (n_atoms + 2) + 4  # frame 1, atom 4
+    parts = text[line].split()
+    parts[-1] = "nan"
+    text[line] = " ".join(parts)
+    (tmp_path / "bad.extxyz").write_text("\n".join(text) + "\n")
+    with pytest.raises(DatasetError, match=r"bad.extxyz: non-finite values in 1 frame\(s\): frame 1 key F: NaN"):
+        load_any(tmp_path / "bad.extxyz")
+
+
+def test_datasets_never_hold_nonfinite_labels():
+    with pytest.raises(DatasetError, match=r"frame 1 \(frame_id 7\) key E: NaN"):
+        Dataset(R=np.zeros((2, 9, 3)), z=ETHANOL_Z, E=np.array([0.0, np.nan]), F=np.zeros((2, 9, 3)),
+                frame_id=np.array([6, 7]), name="merged")

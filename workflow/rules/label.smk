@@ -34,10 +34,12 @@ rule dataset:
         npz="results/{molecule}/data/{level}/{subset}.npz",
         extxyz="results/{molecule}/data/{level}/{subset}.extxyz",
         failures="results/{molecule}/data/{level}/{subset}.failures.csv",
+        outliers="results/{molecule}/data/{level}/{subset}.outliers.csv",
     params:
         level=get_level_entry,
         n_requested=get_n_requested,
         max_failure_fraction=config["labelling"]["max_failure_fraction"],
+        outliers=q(config["labelling"]["outliers"]),
     log:
         "results/logs/{molecule}/dataset/{level}/{subset}.log",
     benchmark:
@@ -47,4 +49,5 @@ rule dataset:
     shell:
         "python -m pipeline dataset --level-name {wildcards.level} --level {params.level} --chunks {input} "
         "--n-requested {params.n_requested} --max-failure-fraction {params.max_failure_fraction} "
-        "--out {output.npz} --failures {output.failures} --extxyz {output.extxyz} 2> {log}"
+        "--out {output.npz} --failures {output.failures} --extxyz {output.extxyz} "
+        "--outliers {params.outliers} --outliers-csv {output.outliers} 2> {log}"

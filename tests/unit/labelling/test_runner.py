@@ -122,3 +122,36 @@ def test_labelling_jobs_are_sized_by_cost():
     assert frames_per_job(7, 0.0, 20, 2000) == 7 and frames_per_job(0, 1.0, 20, 5) == 1
     # equal split: 11 frames with a 5-frame cap are 3 jobs of at most 4
     assert frames_per_job(11, 0.0, 20, 5) == 4 and n_chunks(11, 4) == 3
+
+
+@pytest.mark.parametrize("bad", ["forces", "energy"])
+def test_nonfinite_engine_labels_fail_the_frame_with_a_reason(ethanol_frames, tmp_path, monkeypatch, bad):
+    """An engine that 'converges' to NaN or inf: retried, then dropped and listed, never trained on."""
+    frames = _frames(ethanol_frames, tmp_path)
+    level = make_level("xtb", {"engine": "xtb"})
+    real = level.compute
+    poisoned = frames.R[1].tobytes()
+
+    def compute(z, R, **kw):
+        label = real(z, R, **kw)
+        if R.tobytes() == poisoned:
+            if bad == "forces":
+                label.forces[3, 1] = np.nan
+            else:
+                label.energy = np.inf
+        return label
+
+    monkeypatch.setattr(level, "compute", compute)
+    cache = LabelCache(tmp_path / "cache", level.cache_token())
+    ds, failures = label_chunk(frames, level, cache, 0, 3)
+    assert list(ds.frame_id) == [10, 12] and np.isfinite(ds.F).all() and np.isfinite(ds.E).all()
+    assert list(failures["frame_id"]) == [11]
+    key, what = ("F", "NaN") if bad == "forces" else ("E", "+inf")
+    assert f"non-finite {key} ({what}) from the xtb engine" in failures["reason"][0]
+    assert "safer settings" in failures["reason"][0]  # it was retried
+    write_chunk(tmp_path / "c.npz", ds, failures)
+    merged = merge_chunks([tmp_path / "c.npz"], 3, 0.5, tmp_path / "out.npz", tmp_path / "f.csv")
+    assert len(merged) == 2 and pd.read_csv(tmp_path / "f.csv")["reason"].str.contains(f"non-finite {key}").all()
+    with pytest.raises(LabellingFailed, match=r"out2.npz: 1 of 3 frames .*non-finite labels.*f2.csv"):
+        merge_chunks([tmp_path / "c.npz"], 3, 0.1, tmp_path / "out2.npz", tmp_path / "f2.csv")
+    assert not (tmp_path / "out2.npz").exists()

@@ -123,6 +123,17 @@ def test_label_cost_summary_weights_by_frames():
     assert s.at["ccsdt", "cpu_s_per_frame"] == pytest.approx(4500.0)
     assert s.at["ccsdt", "wall_s_per_frame"] == pytest.approx(625.0)
     assert s.at["ccsdt", "n_failed"] == 2
+    assert "n_outliers" not in s  # tables from before the outlier screen
+
+
+def test_label_cost_summary_counts_outlier_frames():
+    lc = pd.DataFrame([("ccsdt", "train", 100, 0, 3, 720000.0, 7200.0, 1000.0),
+                       ("ccsdt", "test", 300, 2, 1, 1080000.0, 3600.0, 500.0)],
+                      columns=["level", "subset", "n_frames", "n_failed", "n_outliers", "cpu_s_total",
+                               "cpu_s_per_frame", "wall_s_per_frame"])
+    s = costs.label_cost_summary(lc)
+    assert list(s.columns[:4]) == ["level", "n_frames", "n_failed", "n_outliers"]
+    assert s.at[0, "n_outliers"] == 4
 
 
 def test_stage_timings_from_benchmark_files(tmp_path):

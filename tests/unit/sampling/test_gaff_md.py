@@ -5,7 +5,7 @@ import pytest
 from pipeline import units
 from pipeline.molecules import BUILTIN_SMILES, MoleculeError, MoleculeSpec, get_spec
 from pipeline.sampling.gaff import build_gaff2
-from pipeline.sampling.md import run_md
+from pipeline.sampling.md import degrees_of_freedom, run_md
 
 
 @pytest.mark.parametrize("name,n_atoms", [("ethanol", 9), ("aspirin", 21)])
@@ -69,3 +69,33 @@ def test_builtin_md17_set_and_errors():
 
     with pytest.raises(MoleculeError, match="cannot parse SMILES 'C1CC'"):
         to_rdkit(MoleculeSpec(name="bad", smiles="C1CC"))
+
+
+def test_temperature_counts_the_degrees_of_freedom_the_system_has(tmp_path):
+    """OpenMM removes centre-of-mass motion (3N - 3 dof); 3N would read ethanol 11% cold."""
+    import openmm as mm
+    import openmm.app as app
+    import pandas as pd
+
+    p = tmp_path / "eth"
+    build_gaff2(get_spec("ethanol"), f"{p}.prmtop", f"{p}.inpcrd", f"{p}.sdf")
+    prm = app.AmberPrmtopFile(f"{p}.prmtop")
+    assert degrees_of_freedom(prm.createSystem()) == 3 * 9 - 3
+    assert degrees_of_freedom(prm.createSystem(removeCMMotion=False)) == 3 * 9
+    assert degrees_of_freedom(prm.createSystem(constraints=app.HBonds)) == 3 * 9 - 3 - 6
+    # a long thermostatted run averages to the bath temperature (with 3N dof it would read ~444 K)
+    ds = run_md(f"{p}.prmtop", f"{p}.inpcrd", temperature_K=500, timestep_fs=0.5, friction_per_ps=5.0,
+                equilibration_steps=20000, stride=10, n_frames=6000, seed=1, log_csv=str(tmp_path / "t.csv"))
+    mean_t = pd.read_csv(tmp_path / "t.csv")["temperature_K"].mean()
+    assert mean_t == pytest.approx(500, rel=0.04) and ds.meta["mean_temperature_K"] == pytest.approx(mean_t)
+
+
+def test_md_that_blows_up_is_rejected_naming_frame_key_and_fix(tmp_path):
+    from pipeline.data import DatasetError
+
+    p = tmp_path / "eth"
+    build_gaff2(get_spec("ethanol"), f"{p}.prmtop", f"{p}.inpcrd", f"{p}.sdf")
+    with pytest.raises(DatasetError, match=r"MD of ethanol \(GAFF2 labels\): non-finite values .*frame 0 key E: NaN"
+                                           r".*lower sampling.timestep_fs \(now 8\)"):
+        run_md(f"{p}.prmtop", f"{p}.inpcrd", temperature_K=500, timestep_fs=8, friction_per_ps=1.0,
+               equilibration_steps=100, stride=10, n_frames=20, seed=0, name="ethanol")
