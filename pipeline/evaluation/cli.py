@@ -69,7 +69,7 @@ def _run_report(a):
     atomic_write(a.out_config, lambda tmp: open(tmp, "w").write(text))
     benchmarks = sorted(glob.glob(f"{a.benchmarks_dir}/**/*.tsv", recursive=True))
     build_report(a.results, a.label_costs, a.gamma, a.stability, benchmarks, a.out_config, a.out_html, a.fig_dir,
-                 a.molecule)
+                 a.molecule, label_plan_csv=a.label_plan)
 
 
 def add_commands(sub) -> None:
@@ -125,6 +125,7 @@ def add_commands(sub) -> None:
     s.add_argument("--molecule", required=True)
     s.add_argument("--results", required=True)
     s.add_argument("--label-costs", required=True)
+    s.add_argument("--label-plan", default=None, help="label_plan.csv: the cost estimate made at the start")
     s.add_argument("--gamma", required=True)
     s.add_argument("--stability", required=True)
     s.add_argument("--benchmarks-dir", required=True, help="Snakemake benchmark files of the molecule (*.tsv)")

@@ -79,6 +79,12 @@ COLUMN_LABELS = {
     "n_seeds": "seeds",
     "asteroid_force_mae_kcal": "ASTEROID force MAE (kcal/mol/Å)",
     "asteroid_data_cost_cpu_h": "ASTEROID label cost (CPU-h)",
+    "estimated_cpu_s_per_frame": "estimated CPU s / frame",
+    "estimated_cpu_h": "estimated CPU-h",
+    "spent_cpu_s_per_frame": "spent CPU s / frame",
+    "spent_cpu_h": "spent CPU-h",
+    "spent_over_estimate": "spent / estimated",
+    "estimate_source": "estimate from",
 }
 
 
@@ -544,6 +550,7 @@ def build_report(
     out_html: str | os.PathLike,
     fig_dir: str | os.PathLike,
     molecule: str,
+    label_plan_csv: str | os.PathLike | None = None,
 ) -> Path:
     """Write the report of `molecule` to `out_html` and its figures to `fig_dir`.
 
@@ -566,6 +573,8 @@ def build_report(
         if results.empty:
             notes.append(f"results.csv has {n_all} rows but none for molecule {molecule!r}.")
     label_costs = _load_csv(label_costs_csv, costs.LABEL_COST_COLUMNS, "label_costs.csv", notes)
+    plan = (_load_csv(label_plan_csv, costs.PLAN_COLUMNS, "label_plan.csv", notes)
+            if label_plan_csv is not None else pd.DataFrame(columns=costs.PLAN_COLUMNS))
     gamma = _load_csv(gamma_csv, costs.GAMMA_COLUMNS, "gamma_selection.csv", notes)
     stability = _load_csv(stability_csv, costs.STABILITY_COLUMNS, "stability.csv", notes)
     present = [p for p in benchmark_files if Path(p).is_file()]
@@ -625,6 +634,13 @@ def build_report(
                                "by frames)."),
             table_html(lc, table_id="label-cost-table", caption="Per level and subset, as in "
                        "label_costs.csv."),
+        ]
+    if not plan.empty:
+        cost_parts += [
+            "<h3>Label cost: estimate vs spent</h3>",
+            table_html(costs.estimate_vs_spent(plan, label_costs), table_id="label-estimate-table",
+                       caption="The cost preview at the start of the run (label_plan.csv; every frame "
+                               "of the level, cached or not) next to the CPU time the labels recorded."),
         ]
     cost_parts.append("<h3>Compute per workflow stage</h3>")
     cost_parts.append(

@@ -7,6 +7,7 @@ rule report:
         gamma="results/{molecule}/gamma_selection.csv",
         costs="results/{molecule}/label_costs.csv",
         stability="results/{molecule}/stability.csv",
+        plan="results/{molecule}/label_plan.csv",
     output:
         html="results/{molecule}/report.html",
         figures=directory("results/{molecule}/figures"),
@@ -22,6 +23,6 @@ rule report:
         "../../envs/report.yaml"
     shell:
         "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
-        "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "
+        "--label-costs {input.costs} --label-plan {input.plan} --gamma {input.gamma} --stability {input.stability} "
         "--benchmarks-dir {params.benchmarks} --config-json {params.config} --out-config {output.config} "
         "--out-html {output.html} --fig-dir {output.figures} 2> {log}"
