@@ -77,6 +77,20 @@ def describe(config: dict, molecule: str, level_name: str, z) -> dict:
     )
 
 
+def cc_breakdown(level, z, R) -> dict:
+    """CPU seconds of the steps of a CC frame through the engine's own methods: RHF + integrals +
+    CCSD amplitudes, the (T) energy (zero for CCSD), the Lambda equations, the gradient."""
+    T = time.process_time
+    out = {}
+    t = T(); mycc, eris, mf, reason = level._cc(z, R, None, False); out["rhf_ccsd_s"] = T() - t
+    if mycc is None:
+        raise RuntimeError(reason)
+    t = T(); level._energy(mycc, eris); out["energy_s"] = T() - t
+    t = T(); lam = level._lambda(mycc, eris); out["lambda_s"] = T() - t
+    t = T(); level._gradient(mycc, *lam, eris); out["gradient_s"] = T() - t
+    return out
+
+
 def print_table(df: pd.DataFrame) -> None:
     rows = []
     for r in df.itertuples(index=False):
@@ -99,6 +113,8 @@ def main(argv=None) -> int:
     p.add_argument("--csv", default=None, help="write the rows here (appended per row)")
     p.add_argument("--from-csv", default=None, help="print the table from a --csv file with the current model")
     p.add_argument("--quick", action="store_true", help="ethanol only")
+    p.add_argument("--breakdown", action="store_true",
+                   help="CC levels: also time the steps (RHF+CCSD, (T) energy, Lambda, gradient) of the frame")
     a = p.parse_args(argv)
     config = pconf.load_config(a.config)
 
@@ -129,13 +145,23 @@ def main(argv=None) -> int:
                     label, cpu_s, wall_s = _label_one(level, z, R, None)
                     row.update(measured_cpu_s=cpu_s, measured_wall_s=wall_s,
                                status="ok" if label.converged else f"failed: {label.reason}")
+                    if a.breakdown and level.ENGINE in ("ccsd", "ccsd_t"):
+                        row.update(cc_breakdown(level, z, R))
                 print(f"# {mol} {name}: predicted {row['predicted_cpu_s']:.1f} s, measured "
                       f"{row['measured_cpu_s']:.1f} s CPU ({row['status']})", file=sys.stderr, flush=True)
                 rows.append(row)
                 if a.csv:
                     pd.DataFrame(rows).to_csv(a.csv, index=False)
     print("## Predicted vs measured CPU seconds per frame (1 thread)\n")
-    print_table(pd.DataFrame(rows))
+    df = pd.DataFrame(rows)
+    print_table(df)
+    steps = ["rhf_ccsd_s", "energy_s", "lambda_s", "gradient_s"]
+    if all(c in df.columns for c in steps):
+        cc = df.dropna(subset=steps)
+        print("\n## CC steps of the same frame, CPU seconds (a second run)\n")
+        print(common.markdown_table(["molecule", "level", "N_bf", "o", "v", "RHF + CCSD", "(T) energy", "Lambda", "gradient"],
+                                    [[r.molecule, r.theory, r.n_bf, r.o, r.v, *(float(getattr(r, c)) for c in steps)]
+                                     for r in cc.itertuples()]))
     return 0
 
 

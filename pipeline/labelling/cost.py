@@ -23,8 +23,9 @@ Cost model (1 thread; N = basis functions, o = correlated occupied orbitals, v =
                intermediates)
 - ``xtb``:     XTB_PER_ATOM_S * atoms;  ``empirical``, ``file``: 0 (labels already exist).
 
-The constants were fitted to single-thread timings of MD frames on the development VM (2 shared
-vCPUs, AMD EPYC; BENCHMARKS.md section 6, ``benchmarks/cost_model.py``).
+times BUSY_FACTOR (CPU time per frame when every core runs a labelling job). The constants were
+fitted to single-thread timings on the development VM (2 shared vCPUs, AMD EPYC; BENCHMARKS.md
+section 6, ``benchmarks/cost_model.py``).
 """
 from __future__ import annotations
 
@@ -39,16 +40,26 @@ import numpy as np
 from .levels import Level
 
 # ----------------------------------------------------------------------------- model constants
-# CPU-seconds; fitted on the development VM (see module docstring and BENCHMARKS.md section 6).
-DFT_FIXED_S = 1.0  # molecule and grid setup, SCF bookkeeping, gradient driver
-DFT_N3_S = 1.6e-5  # per N^3 (density fitting, grid level 1)
+# CPU-seconds of one frame run alone (1 thread), fitted on the development VM (2 vCPUs, AMD EPYC)
+# to single-frame timings of MD frames and MMFF geometries (BENCHMARKS.md section 6):
+# CCSD: ethanol 2.05, malonaldehyde 6.6, benzene 15.0, aspirin 659 s (fit within 8%);
+# (T) part: 1.1e-8, 0.9e-8, 1.3e-8 s per o^3 v^4 (ethanol, malonaldehyde, benzene);
+# PBE/6-31G: ethanol 1.3-1.6, malonaldehyde 3.0, aspirin 33 s.
+DFT_FIXED_S = 0.6  # molecule and grid setup, SCF bookkeeping, gradient driver
+DFT_N3_S = 1.37e-5  # per N^3 (density fitting, grid level 1)
 DFT_NO_DF_FACTOR = 2.0  # conventional 4-index Coulomb/exchange instead of density fitting
 DFT_HYBRID_FACTOR = 1.3  # exact exchange (B3LYP, PBE0, ...)
-CC_FIXED_S = 0.5
-CC_N4_S = 4.5e-7  # RHF and the gradient's AO derivative integrals
-CCSD_O2V4_S = 3.0e-9  # CCSD amplitudes + Lambda, all iterations
-CCSD_T_O3V4_S = 1.4e-8  # (T) energy + (T) Lambda + (T) gradient intermediates
-XTB_PER_ATOM_S = 1.0e-3
+CC_FIXED_S = 0.78
+CC_N4_S = 3.98e-7  # RHF and the gradient's AO derivative integrals
+CCSD_O2V4_S = 8.31e-9  # CCSD amplitudes + Lambda, all iterations
+CCSD_T_O3V4_S = 1.2e-8  # (T) energy + (T) Lambda + (T) gradient intermediates
+XTB_PER_ATOM_S = 5.0e-4  # GFN2-xTB: 3-20 ms per frame for 9-21 atoms, mostly fixed costs
+# A labelling run keeps every core busy. On the development VM that costs 1.85x the CPU time of
+# a frame run alone, for CCSD(T) and DFT alike (default run: ethanol CCSD(T) 13.5 and PBE 2.6
+# CPU-s per frame with two chunk jobs side by side, against 7.3 and 1.4 alone): the estimate is
+# the alone cost times this factor. Machines without shared (SMT) cores see less; the calibration
+# from the label cache measures it.
+BUSY_FACTOR = 1.85
 # PySCF grid levels 0-9 cost roughly this much relative to level 1 (more radial/angular points).
 GRID_FACTOR = {0: 0.8, 1: 1.0, 2: 1.2, 3: 1.5, 4: 1.9, 5: 2.5, 6: 3.2, 7: 4.0, 8: 5.0, 9: 6.5}
 MODEL_SOURCE = "cost model (constants fitted on the development VM, BENCHMARKS.md section 6)"
@@ -110,11 +121,17 @@ def _is_hybrid(xc: str) -> bool:
 
 # ----------------------------------------------------------------------------- the pure model
 def model_cpu_s_per_frame(level: Level, z: np.ndarray) -> float:
-    """Model estimate of CPU-seconds for one frame (energy + forces) at `level`, 1 thread.
+    """Model estimate of CPU-seconds for one frame (energy + forces) at `level`, 1 thread, in a
+    labelling run that keeps every core busy (:data:`BUSY_FACTOR` x :func:`alone_cpu_s_per_frame`).
 
     A pure function of the level's engine and settings and the atomic numbers `z`: no cache or
     file is read. Free engines (``empirical``, ``file``) cost 0.
     """
+    return BUSY_FACTOR * alone_cpu_s_per_frame(level, z)
+
+
+def alone_cpu_s_per_frame(level: Level, z: np.ndarray) -> float:
+    """CPU-seconds for one frame at `level`, 1 thread, on an otherwise idle core (the fit)."""
     z = np.asarray(z, dtype=np.int64).reshape(-1)
     s = level.settings
     engine = level.ENGINE
@@ -354,6 +371,11 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
     )
 
 
+def _fmt_h(hours: float) -> str:
+    """Hours to 3 significant digits, large values written out (1,530 rather than 1.53e+03)."""
+    return f"{hours:,.0f}" if hours >= 100 else f"{hours:.3g}"
+
+
 def _fmt_s(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.3g} s"
@@ -385,11 +407,11 @@ def format_plan(plan: Plan, config: dict | None = None) -> str:
     for lp in plan.levels:
         lines.append(
             f"  {lp.level:<12} {lp.theory:<22} {lp.n_frames:>7} {lp.n_cached:>7} "
-            f"{_fmt_s(lp.cpu_s_per_frame):>10} {lp.cpu_h:>9.3g}  {lp.source}"
+            f"{_fmt_s(lp.cpu_s_per_frame):>10} {_fmt_h(lp.cpu_h):>9}  {lp.source}"
         )
     longest = max((c for lp in plan.levels for c in lp.chunks), default=0.0)
     lines.append(
-        f"  total {plan.cpu_h:.3g} CPU-h; wall time at {plan.cores} cores about {_fmt_s(plan.wall_h * 3600)} "
+        f"  total {_fmt_h(plan.cpu_h)} CPU-h; wall time at {plan.cores} cores about {_fmt_s(plan.wall_h * 3600)} "
         f"(the longest chunk job: {_fmt_s(longest / plan.threads)})"
     )
     if not plan.frames_known:
@@ -406,19 +428,23 @@ def check_budget(plan: Plan, config: dict) -> None:
     max_cpu = lab.get("max_cpu_hours")
     max_wall = lab.get("max_wall_hours")
     if max_cpu is not None and plan.cpu_h > max_cpu:
-        over.append(f"{plan.cpu_h:.3g} CPU-hours > labelling.max_cpu_hours = {max_cpu:g}")
+        over.append(f"{_fmt_h(plan.cpu_h)} CPU-hours > labelling.max_cpu_hours = {max_cpu:g}")
     if max_wall is not None and plan.wall_h > max_wall:
-        over.append(f"about {plan.wall_h:.3g} h wall time at {plan.cores} cores > labelling.max_wall_hours = {max_wall:g}")
+        over.append(f"about {_fmt_h(plan.wall_h)} h wall time at {plan.cores} cores > labelling.max_wall_hours = {max_wall:g}")
     if not over:
         return
     acc = next((lp for lp in plan.levels if lp.role == "accurate"), None)
     cheaper = (f" (e.g. `molecules: {{{plan.molecule}: {{accurate_level: ccsd}}}}` with a `ccsd` level)"
                if acc is not None and "CCSD(T)" in acc.theory else "")
+    chunks = [c for lp in plan.levels for c in lp.chunks]
+    chunk_bound = bool(chunks) and max(chunks) / plan.threads >= sum(chunks) / (plan.cores or 1)
+    more_cores = ("a smaller labelling.chunk_size (the longest chunk job sets the wall time)" if chunk_bound
+                  else "more --cores")
     raise BudgetExceeded(
         f"labels for {plan.molecule} are estimated above the budget: {'; '.join(over)}.\n"
         f"{format_plan(plan, config)}\n"
         f"Nothing was computed. Ways out: raise labelling.max_cpu_hours / labelling.max_wall_hours "
-        f"(or give more --cores); label fewer frames (splits.train_sizes, val, test, cheap); choose a "
+        f"(or, for the wall time, {more_cores}); label fewer frames (splits.train_sizes, val, test, cheap); choose a "
         f"cheaper accurate level{cheaper}; or import labelled frames through a `file` level "
         f"(engine: file, e.g. MD17's own CCSD(T)/CCSD data)."
     )
