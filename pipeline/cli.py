@@ -98,6 +98,66 @@ def cmd_dataset(a):
         export_extxyz(ds, a.extxyz)
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """Recursive dict update, as Snakemake merges --configfile files over config.yaml."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def cmd_plan(a):
+    """The label cost preview (and budget check) of molecules, without running anything."""
+    import os
+
+    import yaml
+
+    from . import config as pconf
+    from .labelling import cost
+
+    if a.config_json is not None:
+        config = a.config_json
+    else:
+        config = {}
+        for path in a.config:
+            config = _merge(config, yaml.safe_load(open(path)) or {})
+        try:
+            pconf.validate_schema(config)
+            pconf.check_config(config)
+        except pconf.ConfigError as err:
+            print(f"invalid config: {err}", file=sys.stderr)
+            return 1
+    molecules = a.molecule or config.get("targets", [])
+    cores = a.cores or os.cpu_count() or 1
+    status, tables = 0, []
+    for mol in molecules:
+        try:
+            if a.config_json is None:  # a rule's config was checked at DAG construction
+                pconf.check_molecule(config, mol)
+        except pconf.ConfigError as err:
+            print(f"invalid molecule {mol!r}: {err}", file=sys.stderr)
+            return 1
+        plan = cost.plan_labels(config, mol, cores, results_dir=a.results_dir)
+        tables.append(cost.plan_table(plan))
+        if a.no_budget:
+            print(cost.format_plan(plan), file=sys.stderr)
+            continue
+        try:
+            cost.check_budget(plan, config)
+            print(cost.format_plan(plan, config), file=sys.stderr)
+        except cost.BudgetExceeded as err:
+            print(f"label budget exceeded: {err}", file=sys.stderr)
+            status = 1
+    if a.out:
+        import pandas as pd
+
+        from .data import atomic_write
+
+        table = pd.concat(tables, ignore_index=True)
+        atomic_write(a.out, lambda tmp: table.to_csv(tmp, index=False))
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
@@ -161,6 +221,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--outliers-csv", default=None, help="table of flagged frames")
     s.set_defaults(func=cmd_dataset)
 
+    s = sub.add_parser("plan", help="label cost preview per molecule and level; exit 1 when over the budget")
+    s.add_argument("--config", nargs="+", default=["config.yaml"],
+                   help="config files, later ones merged over earlier ones (as snakemake --configfile)")
+    s.add_argument("--config-json", type=_json, default=None, help="the effective config as JSON (rules)")
+    s.add_argument("--molecule", nargs="+", default=None, help="default: the config's targets")
+    s.add_argument("--cores", type=int, default=None, help="cores for the wall-time estimate (default: this machine's)")
+    s.add_argument("--results-dir", default="results", help="where sampled frames are looked for (cache hits)")
+    s.add_argument("--no-budget", action="store_true", help="print the estimate only; never fail")
+    s.add_argument("--out", default=None, help="write the estimate as CSV (labelling.cost.PLAN_COLUMNS)")
+    s.set_defaults(func=cmd_plan)
+
     from .training.cli import add_commands as add_training
     from .evaluation.cli import add_commands as add_evaluation
 
@@ -176,5 +247,4 @@ def main(argv=None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    args.func(args)
-    return 0
+    return args.func(args) or 0

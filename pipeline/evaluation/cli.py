@@ -79,7 +79,7 @@ def _run_report(a):
     benchmarks = sorted(glob.glob(f"{a.benchmarks_dir}/**/*.tsv", recursive=True))
     build_report(a.results, a.label_costs, a.gamma, a.stability, benchmarks, a.out_config, a.out_html, a.fig_dir,
                  a.molecule, reductions_csv=a.reductions, bias_csv=a.bias, bias_summary_csv=a.bias_summary,
-                 forcefield_dir=a.forcefield)
+                 forcefield_dir=a.forcefield, label_plan_csv=a.label_plan)
 
 
 def add_commands(sub) -> None:
@@ -150,6 +150,7 @@ def add_commands(sub) -> None:
     s.add_argument("--molecule", required=True)
     s.add_argument("--results", required=True)
     s.add_argument("--label-costs", required=True)
+    s.add_argument("--label-plan", default=None, help="label_plan.csv: the cost estimate made at the start")
     s.add_argument("--gamma", required=True)
     s.add_argument("--stability", required=True)
     s.add_argument("--reductions", default=None)

@@ -125,5 +125,6 @@ class LabelCache:
             reason=np.str_(reason),
             cpu_s=np.float64(cpu_s),
             wall_s=np.float64(wall_s),
+            z=np.asarray(z, dtype=np.int64),  # lets the cost model calibrate per molecule (labelling/cost.py)
         )
         atomic_write(self.path(z, R), lambda tmp: np.savez(tmp, **arrays))

@@ -348,3 +348,33 @@ def stage_timings(benchmarks: pd.DataFrame) -> pd.DataFrame:
     }).reset_index()
     out = out.sort_values(["cpu_h", "stage"], ascending=[False, True], na_position="last")
     return out[cols].reset_index(drop=True)
+
+
+PLAN_COLUMNS = ["level", "n_frames", "cpu_s_per_frame", "source"]
+
+
+def estimate_vs_spent(plan: pd.DataFrame, label_costs: pd.DataFrame) -> pd.DataFrame:
+    """Per computed level: the run's label cost estimate (``label_plan.csv``, written at its
+    start) next to the CPU time its labels recorded (``label_costs.csv``).
+
+    Both sides count every labelled frame, cached or not (a cached frame carries the CPU time it
+    cost when it was computed), so the ratio ``spent / estimate`` measures the cost model.
+    """
+    cols = ["level", "n_frames", "estimated_cpu_s_per_frame", "estimated_cpu_h", "spent_cpu_s_per_frame",
+            "spent_cpu_h", "spent_over_estimate", "estimate_source"]
+    if plan.empty:
+        return pd.DataFrame(columns=cols)
+    est = pd.DataFrame({
+        "level": plan["level"].astype(str),
+        "n_frames": plan["n_frames"],
+        "estimated_cpu_s_per_frame": plan["cpu_s_per_frame"],
+        "estimated_cpu_h": plan["n_frames"] * plan["cpu_s_per_frame"] / 3600.0,
+        "estimate_source": plan["source"],
+    })
+    spent = label_cost_summary(label_costs)[["level", "n_frames", "cpu_h_total"]].rename(
+        columns={"n_frames": "spent_frames", "cpu_h_total": "spent_cpu_h"})
+    spent["level"] = spent["level"].astype(str)
+    out = est.merge(spent, on="level", how="left")
+    out["spent_cpu_s_per_frame"] = out["spent_cpu_h"] * 3600.0 / out["spent_frames"].where(out["spent_frames"] > 0)
+    out["spent_over_estimate"] = out["spent_cpu_h"] / out["estimated_cpu_h"].where(out["estimated_cpu_h"] > 0)
+    return out[cols].reset_index(drop=True)

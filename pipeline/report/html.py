@@ -90,6 +90,12 @@ COLUMN_LABELS = {
     "mean_stage1_error": "mean stage-1 error (kcal/mol/Å)",
     "total_cpu_h": "labels + training (CPU-h)",
     "train_cpu_h_total": "training (CPU-h, all stages)",
+    "estimated_cpu_s_per_frame": "estimated CPU s / frame",
+    "estimated_cpu_h": "estimated CPU-h",
+    "spent_cpu_s_per_frame": "spent CPU s / frame",
+    "spent_cpu_h": "spent CPU-h",
+    "spent_over_estimate": "spent / estimated",
+    "estimate_source": "estimate from",
 }
 
 
@@ -651,6 +657,7 @@ def build_report(
     bias_csv: str | os.PathLike | None = None,
     bias_summary_csv: str | os.PathLike | None = None,
     forcefield_dir: str | os.PathLike | None = None,
+    label_plan_csv: str | os.PathLike | None = None,
 ) -> Path:
     """Write the report of `molecule` to `out_html` and its figures to `fig_dir`.
 
@@ -673,6 +680,8 @@ def build_report(
         if results.empty:
             notes.append(f"results.csv has {n_all} rows but none for molecule {molecule!r}.")
     label_costs = _load_csv(label_costs_csv, costs.LABEL_COST_COLUMNS, "label_costs.csv", notes)
+    plan = (_load_csv(label_plan_csv, costs.PLAN_COLUMNS, "label_plan.csv", notes)
+            if label_plan_csv is not None else pd.DataFrame(columns=costs.PLAN_COLUMNS))
     gamma = _load_csv(gamma_csv, costs.GAMMA_COLUMNS, "gamma_selection.csv", notes)
     stability = _load_csv(stability_csv, costs.STABILITY_COLUMNS, "stability.csv", notes)
     reductions = _load_csv(reductions_csv, costs.REDUCTION_COLUMNS, "reductions.csv", notes)
@@ -740,6 +749,13 @@ def build_report(
                                "by frames)."),
             table_html(lc, table_id="label-cost-table", caption="Per level and subset, as in "
                        "label_costs.csv."),
+        ]
+    if not plan.empty:
+        cost_parts += [
+            "<h3>Label cost: estimate vs spent</h3>",
+            table_html(costs.estimate_vs_spent(plan, label_costs), table_id="label-estimate-table",
+                       caption="The cost preview at the start of the run (label_plan.csv; every frame "
+                               "of the level, cached or not) next to the CPU time the labels recorded."),
         ]
     cost_parts.append("<h3>Compute per workflow stage</h3>")
     cost_parts.append(

@@ -177,3 +177,28 @@ def test_dag_construction_rejects_bad_input_and_keeps_outputs(workdir):
     r = _snakemake(workdir, "--configfile", "bad3.yaml")
     assert r.returncode != 0 and "md17.npz: non-finite values in 1 frame(s): frame 5 key F: NaN" in r.stdout + r.stderr
     assert finished.read_bytes() == b"finished work"
+
+
+def test_label_budget_stops_dag_construction_and_touches_nothing(workdir):
+    """An estimate over labelling.max_cpu_hours stops `snakemake` before any job: no results, no cache."""
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    cfg["labelling"]["max_cpu_hours"] = 0.01
+    (workdir / "budget.yaml").write_text(yaml.safe_dump(cfg))
+    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "budget.yaml"],
+                       cwd=workdir, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0
+    assert "label budget exceeded" in out and "labelling.max_cpu_hours = 0.01" in out
+    assert "Label cost preview for ethanol" in out and "Ways out" in out
+    assert not (workdir / "results").exists() and not (workdir / ".cache").exists()
+
+
+def test_aspirin_dry_run_prints_the_preview_within_its_budget(workdir):
+    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "32", "results/aspirin/report.html"],
+                       cwd=workdir, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "Label cost preview for aspirin (accurate level 'ccsd', from molecules.aspirin.accurate_level" in out
+    assert "CCSD/6-31G (fc)" in out and "--cores 32" in out
+    assert "labelling.max_cpu_hours 100 CPU-h (within); labelling.max_wall_hours 12 h wall (within)" in out
+    assert "label_plan" in out

@@ -2,10 +2,12 @@
 import functools
 import json
 import shlex
+import sys
 
 from snakemake.utils import validate
 
 from pipeline import config as pconf
+from pipeline.labelling import cost as lcost
 from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import frames_per_job, n_chunks
 
@@ -47,7 +49,29 @@ def get_molecule(wildcards):
         except pconf.ConfigError as err:
             raise WorkflowError(f"invalid target results/{wildcards.molecule}/...: {err}") from None
         CHECKED_MOLECULES.add(wildcards.molecule)
+        check_label_budget(wildcards.molecule)
     return wildcards.molecule
+
+
+def get_label_cores():
+    """Cores the label jobs share: --cores locally; --jobs x labelling.threads on a cluster."""
+    if workflow.local_exec:
+        return workflow._cores or 1
+    return (workflow.nodes or 1) * config["labelling"]["threads"]
+
+
+def check_label_budget(molecule):
+    """Print the label cost preview of a target molecule and stop here (no job started) when it
+    exceeds labelling.max_cpu_hours / max_wall_hours. Main Snakemake process only: jobs that
+    re-parse the workflow (cluster or subprocess execution) skip it."""
+    if not workflow.is_main_process:
+        return
+    plan = lcost.plan_labels(config, molecule, get_label_cores())
+    try:
+        lcost.check_budget(plan, config)
+    except lcost.BudgetExceeded as err:
+        raise WorkflowError(f"label budget exceeded: {err}") from None
+    print(lcost.format_plan(plan, config), file=sys.stderr)
 
 
 def get_molecule_spec(wildcards):
@@ -372,3 +396,11 @@ def get_collect_dataset_flags(wildcards):
 
 def get_config_json(wildcards):
     return q(config)
+
+
+PLAN_KEYS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling", "splits", "labelling")
+
+
+def get_label_plan_config(wildcards):
+    """The config sections the label cost estimate depends on (other edits do not rerun it)."""
+    return q({k: config[k] for k in PLAN_KEYS})

@@ -51,3 +51,23 @@ rule dataset:
         "--n-requested {params.n_requested} --max-failure-fraction {params.max_failure_fraction} "
         "--out {output.npz} --failures {output.failures} --extxyz {output.extxyz} "
         "--outliers {params.outliers} --outliers-csv {output.outliers} 2> {log}"
+
+
+rule label_plan:
+    """The label cost estimate at the start of the run (the report sets it against what was spent).
+    No inputs and a high priority: it runs first, before frames and labels exist."""
+    output:
+        "results/{molecule}/label_plan.csv",
+    params:
+        config=get_label_plan_config,
+        molecule=get_molecule,
+    priority: 100
+    log:
+        "results/logs/{molecule}/label_plan.log",
+    benchmark:
+        "results/benchmarks/{molecule}/label_plan/label_plan.tsv"
+    conda:
+        "../../envs/qm.yaml"
+    shell:
+        "python -m pipeline plan --config-json {params.config} --molecule {params.molecule} --no-budget "
+        "--out {output} 2> {log}"

@@ -11,6 +11,7 @@ rule report:
         bias="results/{molecule}/bias_diagnostic.csv",
         bias_summary="results/{molecule}/bias_correlation.csv",
         forcefield="results/{molecule}/forcefield",
+        plan="results/{molecule}/label_plan.csv",
     output:
         html="results/{molecule}/report.html",
         figures=directory("results/{molecule}/figures"),
@@ -29,5 +30,6 @@ rule report:
         "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "
         "--reductions {input.reductions} --bias {input.bias} --bias-summary {input.bias_summary} "
         "--forcefield {input.forcefield} "
+        "--label-plan {input.plan} "
         "--benchmarks-dir {params.benchmarks} --config-json {params.config} --out-config {output.config} "
         "--out-html {output.html} --fig-dir {output.figures} 2> {log}"

@@ -155,3 +155,23 @@ def test_stage_timings_from_benchmark_files(tmp_path):
     assert math.isnan(t.at["train", "cpu_h"]) and t.at["train", "wall_h"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="not under a 'aspirin' directory"):
         costs.stage_from_path(files[0], "aspirin")
+
+
+def test_estimate_vs_spent_per_level():
+    lc = pd.DataFrame([("ccsdt", "train", 100, 0, 720000.0, 7200.0, 1000.0),
+                       ("ccsdt", "test", 300, 2, 1080000.0, 3600.0, 500.0),
+                       ("dft", "cheap-dft", 1000, 0, 36000.0, 36.0, 10.0)],
+                      columns=costs.LABEL_COST_COLUMNS)
+    plan = pd.DataFrame([("ccsdt", 400, 3000.0, "cost model"), ("dft", 1000, 72.0, "measured")],
+                        columns=costs.PLAN_COLUMNS)
+    t = costs.estimate_vs_spent(plan, lc).set_index("level")
+    assert t.at["ccsdt", "estimated_cpu_h"] == pytest.approx(400 * 3000 / 3600)
+    assert t.at["ccsdt", "spent_cpu_h"] == pytest.approx(500.0)
+    assert t.at["ccsdt", "spent_over_estimate"] == pytest.approx(500.0 / (400 * 3000 / 3600))
+    assert t.at["dft", "spent_cpu_s_per_frame"] == pytest.approx(36.0)
+    assert t.at["dft", "spent_over_estimate"] == pytest.approx(0.5)
+    assert t.at["dft", "estimate_source"] == "measured"
+    # a level not labelled (yet): spent is missing, not zero
+    plan2 = pd.concat([plan, pd.DataFrame([("xtb", 10, 0.01, "cost model")], columns=costs.PLAN_COLUMNS)])
+    assert math.isnan(costs.estimate_vs_spent(plan2, lc).set_index("level").at["xtb", "spent_cpu_h"])
+    assert costs.estimate_vs_spent(plan.iloc[:0], lc).empty

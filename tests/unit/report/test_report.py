@@ -296,3 +296,17 @@ def test_missing_column_is_an_error(tmp_path):
     with pytest.raises(ValueError, match="gamma"):
         build_report(**kwargs)
     assert not Path(kwargs["out_html"]).exists()
+
+
+def test_cost_section_sets_the_estimate_against_what_was_spent(tmp_path):
+    kwargs = write_synthetic_inputs(tmp_path)
+    plan = tmp_path / "label_plan.csv"
+    pd.DataFrame([("ccsdt", 300, 2 * CCSDT_CPU_H * 3600, "cost model (test)"),
+                  ("dft", N_CHEAP, 36.0, "measured: mean of 9 cached frames of this molecule")],
+                 columns=["level", "n_frames", "cpu_s_per_frame", "source"]).to_csv(plan, index=False)
+    text = build_report(**kwargs, label_plan_csv=plan).read_text(encoding="utf-8")
+    section = text.split('id="label-estimate-table"')[1].split("</table>")[0]
+    assert "cost model (test)" in section and "spent / estimated" in section
+    # CCSD(T) spent half the estimate, DFT exactly the estimate
+    assert 'data-value="0.5"' in section and 'data-value="1.0"' in section
+    assert 'id="label-estimate-table"' not in build_report(**kwargs).read_text(encoding="utf-8")
