@@ -323,11 +323,11 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
     costs come from :func:`calibrated_cpu_s_per_frame` (label cache timings), else the model.
     """
     from .. import config as pconf
-    from .runner import chunk_bounds, n_chunks
+    from .runner import chunk_bounds, frames_per_job, n_chunks
 
     z = molecule_z(config, molecule)
-    cache_dir = config["labelling"]["cache_dir"]
-    chunk_size = config["labelling"]["chunk_size"]
+    lab = config["labelling"]
+    cache_dir = lab["cache_dir"]
     acc = pconf.accurate_level(config, molecule)
     by_level: dict[str, LevelPlan] = {}
     frames_known = True
@@ -359,6 +359,8 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
         lp.subsets.append(subset)
         lp.n_frames += n
         lp.n_cached += int(hits.sum())
+        # the workflow's own job sizes (from the uncalibrated model, as in common.smk)
+        chunk_size = frames_per_job(n, lp.model_cpu_s_per_frame, lab["job_cpu_minutes"], lab["max_frames_per_job"])
         for i in range(n_chunks(n, chunk_size)):
             start, stop = chunk_bounds(i, chunk_size)
             todo = int((~hits[start:stop]).sum())
@@ -438,7 +440,7 @@ def check_budget(plan: Plan, config: dict) -> None:
                if acc is not None and "CCSD(T)" in acc.theory else "")
     chunks = [c for lp in plan.levels for c in lp.chunks]
     chunk_bound = bool(chunks) and max(chunks) / plan.threads >= sum(chunks) / (plan.cores or 1)
-    more_cores = ("a smaller labelling.chunk_size (the longest chunk job sets the wall time)" if chunk_bound
+    more_cores = ("a smaller labelling.job_cpu_minutes (the longest labelling job sets the wall time)" if chunk_bound
                   else "more --cores")
     raise BudgetExceeded(
         f"labels for {plan.molecule} are estimated above the budget: {'; '.join(over)}.\n"

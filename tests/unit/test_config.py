@@ -57,7 +57,7 @@ def test_schema_errors(edit, message):
     (lambda c: (c["molecules"].update(bad={"smiles": "C1CC"}), c.update(targets=["bad"])), "cannot parse SMILES 'C1CC'"),
     (lambda c: c["levels"]["dft"].update(basis="6-31GXX"), "unknown basis set '6-31GXX'"),
     (lambda c: c["levels"]["ccsd_t"].update(engine="mp2"), "unknown engine 'mp2'"),
-    (lambda c: c.update(cheap_levels=["dft", "xtb"]), r"no cheap-pool size for level\(s\) \['xtb'\]"),
+    (lambda c: c["splits"]["cheap"].pop("xtb"), r"no cheap-pool size for level\(s\) \['xtb'\]"),
     (lambda c: c.update(accurate_level="ccsdt"), "unknown level 'ccsdt'; defined levels"),
     (lambda c: c["sampling"].update(n_frames=100), r"need \d+ MD frames but sampling.n_frames is 100"),
 ])

@@ -164,8 +164,9 @@ def test_calibration_samples_a_bounded_number_of_records(tmp_path):
 def _tiny_config(tmp_path):
     cfg = _default()
     cfg["labelling"]["cache_dir"] = str(tmp_path / "cache")
+    cfg["cheap_levels"] = ["dft", "empirical"]
     cfg["splits"].update(train_sizes=[10], val=5, test=5, cheap={"dft": 20, "empirical": 20}, unlabelled=0)
-    cfg["labelling"]["chunk_size"] = 5
+    cfg["labelling"]["max_frames_per_job"] = 5
     return cfg
 
 
@@ -222,7 +223,7 @@ def test_budget_refuses_with_estimate_budget_and_ways_out(tmp_path):
     with pytest.raises(cost.BudgetExceeded, match="wall time at 2 cores > labelling.max_wall_hours"):
         cost.check_budget(plan, cfg)
     plan.cores = 1000  # the longest chunk sets the wall time: more cores would not help
-    with pytest.raises(cost.BudgetExceeded, match="a smaller labelling.chunk_size"):
+    with pytest.raises(cost.BudgetExceeded, match="a smaller labelling.job_cpu_minutes"):
         cost.check_budget(plan, cfg)
     cfg["labelling"].update(max_cpu_hours=None, max_wall_hours=None)
     cost.check_budget(plan, cfg)
@@ -248,5 +249,5 @@ def test_plan_table_columns():
     cfg = _default()
     table = cost.plan_table(cost.plan_labels(cfg, "ethanol", cores=2, calibrate=False))
     assert list(table.columns) == cost.PLAN_COLUMNS
-    assert set(table["level"]) == {"ccsd_t", "dft"} and (table["cpu_h"] > 0).all()
+    assert set(table["level"]) == {"ccsd_t", "xtb"} and (table["cpu_h"] > 0).all()
     json.dumps(table.to_dict(orient="records"))  # plain values
