@@ -308,6 +308,16 @@ def _cached_count(frames_path: Path, level: Level, cache_dir) -> tuple[int, np.n
     return int(hits.sum()), hits
 
 
+def _frames_current(frames_path: Path, config: dict, molecule: str, subset: str) -> bool:
+    """Whether a frames file on disk is the block the current config draws (size and offset)."""
+    from .. import config as pconf
+    from ..data import load_npz
+
+    offset, size = pconf.subset_block(config, molecule, subset)
+    ds = load_npz(frames_path)
+    return len(ds) == size and int(ds.meta.get("offset", -1)) == offset
+
+
 def accurate_level_source(config: dict, molecule: str) -> str:
     entry = config["molecules"].get(molecule, {})
     if "accurate_level" in entry:
@@ -351,10 +361,10 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
         n = pconf.subset_size(config, molecule, subset)
         frames = Path(results_dir) / molecule / "frames" / f"{subset}.npz"
         hits = np.zeros(n, dtype=bool)
-        if frames.exists():
+        if frames.exists() and _frames_current(frames, config, molecule, subset):
             _, found = _cached_count(frames, level, cache_dir)
             hits[: len(found)] = found[:n]
-        else:
+        else:  # not sampled yet, or sampled for another config (the frames rule will redo it)
             frames_known = False
         lp.subsets.append(subset)
         lp.n_frames += n
