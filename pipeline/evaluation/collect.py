@@ -382,7 +382,8 @@ def export_forcefield(best: pd.Series, results: pd.DataFrame, molecule: str, acc
         meta["delta_same_n"] = {"method": d["method"], "model": d["model"], "cheap_level": d["cheap_level"],
                                 "val_force_mae_kcal_per_mol_A": float(d["val_force_mae_kcal"]),
                                 "better_on_validation": bool(d["val_force_mae_kcal"] < best["val_force_mae_kcal"]),
-                                "predict_cpu_s_per_frame": float(d["predict_cpu_s_per_frame"]),
+                                "predict_cpu_s_per_frame": None if pd.isna(d["predict_cpu_s_per_frame"])
+                                else float(d["predict_cpu_s_per_frame"]),
                                 "model_path": str(Path(d["_path"]).parent)}
     atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))
     text = json.dumps(meta, indent=2)

@@ -170,7 +170,8 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
     res = collect(molecule="ethanol", evals=evals, train_npz=train, cheap_npz={}, unlabelled_npz=None,
                   datasets={"ccsd_t:train": train, "xtb:train": xtb_train, "xtb:val": xtb_val, "xtb:test": xtb_test},
                   stability_csvs=[], out_results=out["results"], out_gamma=out["gamma"], out_costs=out["costs"],
-                  out_stability=out["stab"], out_reductions=out["red"], n_bootstrap=300)
+                  out_stability=out["stab"], out_reductions=out["red"], n_bootstrap=300,
+                  out_forcefield=str(tmp_path / "ff"))
     r = {x.method: x for x in res.itertuples()}
     assert set(r) == {"standard", "delta", "delta_sgdml"}
     d = r["delta"]
@@ -188,6 +189,10 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
     red = pd.read_csv(out["red"]).set_index("method")
     assert red.loc["delta", "reduction"] == pytest.approx(0.75) and red.loc["delta", "baseline"] == "egnn standard"
     assert red.loc["delta_sgdml", "model"] == "sgdml vs egnn" and red.loc["delta_sgdml", "reduction"] == pytest.approx(0.6)
+    # Δ is not exported (it needs xTB at every call), but the metadata says it did better on validation
+    meta = json.loads((tmp_path / "ff" / "metadata.json").read_text())
+    assert meta["method"] == "standard" and meta["delta_same_n"]["better_on_validation"]
+    assert meta["delta_same_n"]["method"] == "delta" and meta["delta_same_n"]["predict_cpu_s_per_frame"] == 0.006
 
 
 def test_delta_without_its_cheap_datasets_is_refused(tmp_path):
