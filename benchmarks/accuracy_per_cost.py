@@ -12,7 +12,12 @@ of every trained model with its data cost) and prints, for one model:
    (from a power-law fit, log MAE linear in log N, of standard training's learning curve;
    extrapolated outside the measured range, and below 1 where the method is worse);
 3. the label CPU-hours each method consumed at each N (accurate + cheap labels, as recorded by the
-   labelling jobs; GAFF2 labels cost only the MD), and its training CPU-hours (every stage).
+   labelling jobs; GAFF2 labels cost only the MD), and its training CPU-hours (every stage);
+4. the CPU seconds of one prediction on one frame (one MD step) per method: Δ-learning (the cheap
+   level plus a correction, EGNN/GemNet `delta` or sGDML `delta_sgdml`) pays its cheap level there.
+
+Δ-learning counts as label cost its N accurate labels plus its cheap labels on those N frames and
+on the validation and test frames.
 
     python benchmarks/accuracy_per_cost.py                          # results/ethanol, egnn
     python benchmarks/accuracy_per_cost.py --molecule aspirin --model gemnet
@@ -28,12 +33,17 @@ import pandas as pd
 import common
 from pipeline.report import costs
 
-METHODS = ["standard", "asteroid", "score_matching", "sgdml"]  # table column order
+METHODS = ["standard", "asteroid", "score_matching", "sgdml", "delta", "delta_sgdml"]  # table column order
+KERNEL_METHODS = ("sgdml", "delta_sgdml")  # model "sgdml": compared with this model's standard curve
 
 
 def method_label(method: str, cheap_level) -> str:
     if method == "asteroid":
         return f"ASTEROID ({cheap_level})"
+    if method == "delta":
+        return f"Δ ({cheap_level})"
+    if method == "delta_sgdml":
+        return f"Δ sGDML ({cheap_level})"
     if method == "score_matching":
         return "score matching + FT"
     return {"standard": "standard", "sgdml": "sGDML"}.get(method, method)
@@ -50,7 +60,7 @@ def efficiency_text(factor: float, extrapolated: bool) -> str:
 
 def reduction_text(red: pd.DataFrame, model: str, method: str, level, n: int) -> str:
     """'+32% [+25%, +38%]' from reductions.csv, with 'n.s.' when the interval includes zero."""
-    key = f"sgdml vs {model}" if method == "sgdml" else model
+    key = f"sgdml vs {model}" if method in KERNEL_METHODS else model
     lvl = "" if pd.isna(level) else str(level)
     r = red[(red["model"] == key) & (red["method"] == method) & (red["cheap_level"].fillna("") == lvl) &
             (red["n_train"] == n)]
@@ -62,10 +72,12 @@ def reduction_text(red: pd.DataFrame, model: str, method: str, level, n: int) ->
             + ("" if sig else " n.s."))
 
 
-def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, str, str]:
+def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, str, str, str]:
     df = df.copy()
     # sGDML rows carry model "sgdml"; compare them with this model's standard curve like the rest
-    df.loc[df["method"] == "sgdml", "model"] = model
+    df.loc[df["method"].isin(KERNEL_METHODS), "model"] = model
+    if "predict_cpu_s_per_frame" not in df.columns:  # results.csv of an older run
+        df["predict_cpu_s_per_frame"] = np.nan
     agg = costs.aggregate_results(df)
     agg = agg[(agg["model"] == model) & agg["method"].isin(METHODS) & (agg["n_train"] > 0)].copy()
     if agg.empty:
@@ -78,6 +90,7 @@ def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, s
     mae = agg.pivot(index="n_train", columns="label", values="force_mae_kcal").reindex(columns=order)
     cost = agg.pivot(index="n_train", columns="label", values="data_cost_cpu_h").reindex(columns=order)
     train = agg.pivot(index="n_train", columns="label", values="train_cpu_h_total").reindex(columns=order)
+    pred = agg.pivot(index="n_train", columns="label", values="predict_cpu_s_per_frame").reindex(columns=order)
 
     t1 = common.markdown_table(["N"] + order, [[int(n)] + [float(mae.loc[n, c]) for c in order] for n in sizes])
     rows = []
@@ -88,7 +101,8 @@ def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, s
     t2 = common.markdown_table(["method", "N", "error reduction vs standard [95% CI]", "sample efficiency"], rows)
     t3 = common.markdown_table(["N"] + order, [[int(n)] + [float(cost.loc[n, c]) for c in order] for n in sizes])
     t4 = common.markdown_table(["N"] + order, [[int(n)] + [float(train.loc[n, c]) for c in order] for n in sizes])
-    return t1, t2, t3, t4
+    t5 = common.markdown_table(["N"] + order, [[int(n)] + [float(pred.loc[n, c]) for c in order] for n in sizes])
+    return t1, t2, t3, t4, t5
 
 
 def main() -> None:
@@ -101,7 +115,7 @@ def main() -> None:
     if not path.exists():
         raise SystemExit(f"{path} is missing: run `snakemake --cores all {path}` first")
     df = pd.read_csv(path)
-    t1, t2, t3, t4 = tables(df, a.model, pd.read_csv(path.with_name("reductions.csv")))
+    t1, t2, t3, t4, t5 = tables(df, a.model, pd.read_csv(path.with_name("reductions.csv")))
     seeds = sorted(int(s) for s in df.loc[df["model"] == a.model, "seed"].unique())
     print(f"# Accuracy per cost: {a.molecule}, {a.model} (from {path}; mean over seeds {seeds})\n")
     print("## Test force MAE (kcal/mol/A)\n")
@@ -112,7 +126,9 @@ def main() -> None:
     print("## Label cost per method (CPU-hours of the labels it trained on)\n")
     print(t3, "\n")
     print("## Training cost per method (CPU-hours of every training step it needed)\n")
-    print(t4)
+    print(t4, "\n")
+    print("## Prediction cost per MD step (CPU seconds of one prediction on one frame; Δ includes its cheap level)\n")
+    print(t5)
 
 
 if __name__ == "__main__":

@@ -60,6 +60,51 @@ def cheap_levels(config: dict, molecule: str) -> list[str]:
     return list(config["molecules"].get(molecule, {}).get("cheap_levels", config["cheap_levels"]))
 
 
+DELTA_DEFAULTS = {"enabled": False, "cheap_levels": [], "sgdml": True, "md_stability_levels": []}
+
+
+def delta_settings(config: dict) -> dict:
+    """The `delta:` section with its defaults (absent: Δ-learning off)."""
+    return {**DELTA_DEFAULTS, **(config.get("delta") or {})}
+
+
+def delta_levels(config: dict, molecule: str) -> list[str]:
+    """Cheap levels of the Δ-learning baseline for a molecule ([] when delta.enabled is false)."""
+    d = delta_settings(config)
+    return list(d["cheap_levels"]) if d["enabled"] else []
+
+
+def delta_stability_levels(config: dict, molecule: str) -> list[str]:
+    return [lvl for lvl in delta_settings(config)["md_stability_levels"] if lvl in delta_levels(config, molecule)]
+
+
+def _check_delta(config: dict, molecule: str) -> None:
+    """Δ levels must be computable at the accurate frames (and at any geometry, for predictions)."""
+    d = delta_settings(config)
+    if not d["enabled"]:
+        return
+    acc = accurate_level(config, molecule)
+    for lvl in d["cheap_levels"]:
+        engine = level(config, lvl)
+        if lvl == acc:
+            raise ConfigError(f"delta.cheap_levels: {lvl!r} is the accurate level of {molecule}; a Δ model corrects a "
+                              f"cheaper level: remove it")
+        if not engine.COMPUTED and engine.ENGINE != "empirical":
+            raise ConfigError(f"delta.cheap_levels: {lvl!r} is an imported ({engine.ENGINE}) level, which has labels "
+                              f"only on its own frames; a Δ model calls its cheap level at new geometries: use a "
+                              f"computed level (xtb, dft) or empirical")
+        if engine.ENGINE == "empirical":
+            not_md = [s for s in SUBSETS_ACCURATE if subset_source(config, molecule, s) != "md"]
+            if not_md:
+                raise ConfigError(f"delta.cheap_levels: {lvl!r} (GAFF2) labels only frames of the MD, but the "
+                                  f"{', '.join(not_md)} frames of {molecule} are imported; use a computed level "
+                                  f"(xtb, dft) for Δ-learning on imported frames")
+    extra = [lvl for lvl in d["md_stability_levels"] if lvl not in d["cheap_levels"]]
+    if extra:
+        raise ConfigError(f"delta.md_stability_levels: {extra} are not in delta.cheap_levels {d['cheap_levels']}; "
+                          f"add them there or remove them")
+
+
 def molecule_spec(config: dict, molecule: str):
     try:
         return get_spec(molecule, config["molecules"])
@@ -136,6 +181,7 @@ def check_molecule(config: dict, molecule: str) -> None:
             f"(e.g. `cheap: {{{missing[0]}: 500}}`)"
         )
     _check_file_sources(config, molecule, spec)
+    _check_delta(config, molecule)
     md_total = sum(subset_size(config, molecule, s) for s in subsets(config, molecule)
                    if subset_source(config, molecule, s) == "md")
     if md_total > config["sampling"]["n_frames"]:

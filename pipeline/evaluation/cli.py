@@ -41,10 +41,34 @@ def _run_md_stability(a):
     # Several candidates (the gamma grid): run the one ASTEROID selects, by validation loss.
     extras = {p: dict(load_model(p).extra or {}) for p in a.model}
     chosen = best_by_validation(extras) if len(a.model) > 1 else a.model[0]
-    df = run_stability(chosen, a.start, seed=a.seed, device=_device(a.device), num_threads=a.threads, **kw)
+    model = chosen
+    if extras[chosen].get("stage") == "delta":  # the cheap level is called at every step
+        from ..data import load_npz
+        from .delta import DeltaCalculator
+
+        model = DeltaCalculator(chosen, z=load_npz(a.start).z, prmtop=a.prmtop, device=_device(a.device))
+    df = run_stability(model, a.start, seed=a.seed, device=_device(a.device), num_threads=a.threads, **kw)
     for key, value in {**a.label, "n_steps": kw.get("n_steps"), "model_path": chosen}.items():
         df[key] = value
     atomic_write(a.out, lambda tmp: df.to_csv(tmp, index=False))
+
+
+def _run_evaluate_delta(a):
+    from .delta import evaluate_delta
+
+    evaluate_delta(a.model, a.test, a.cheap_test, a.out_json, a.out_pred, prmtop=a.prmtop, device=_device(a.device),
+                   batch_size=a.batch_size)
+
+
+def _run_sgdml_delta(a):
+    from .delta import run_sgdml_delta
+
+    s = a.sgdml
+    run_sgdml_delta(train_npz=a.train, cheap_train_npz=a.cheap_train, val_npz=a.val, cheap_val_npz=a.cheap_val,
+                    test_npz=a.test, cheap_test_npz=a.cheap_test, n_train=a.n_train, cheap_level=a.cheap_level,
+                    cheap_entry=a.cheap_entry, out_json=a.out_json, out_predictions_npz=a.out_pred,
+                    out_model=a.out_model, prmtop=a.prmtop, sigmas=tuple(s.get("sigmas", (10, 20, 40, 80))),
+                    lam=s.get("lam", 1e-10), use_sym=s.get("use_sym", True), max_processes=a.processes)
 
 
 def _run_collect(a):
@@ -115,7 +139,33 @@ def add_commands(sub) -> None:
     s.add_argument("--out", required=True, help="CSV")
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    s.add_argument("--prmtop", default=None, help="GAFF2 prmtop, for a Δ model whose cheap level is GAFF2")
     s.set_defaults(func=_run_md_stability)
+
+    s = sub.add_parser("evaluate-delta", help="test-set errors of a Δ model (cheap labels + correction)")
+    s.add_argument("--model", required=True, help="a model trained by train-delta")
+    s.add_argument("--test", required=True, help="accurate test set npz (eV, eV/A)")
+    s.add_argument("--cheap-test", required=True, help="the test frames labelled at the model's cheap level")
+    s.add_argument("--prmtop", default=None, help="GAFF2 prmtop (cheap level empirical only)")
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-pred", required=True)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--device", default="auto")
+    s.set_defaults(func=_run_evaluate_delta)
+
+    s = sub.add_parser("sgdml-delta", help="sGDML as a kernel Δ-model on accurate - cheap, sigma chosen on --val")
+    for flag in ("--train", "--cheap-train", "--val", "--cheap-val", "--test", "--cheap-test"):
+        s.add_argument(flag, required=True)
+    s.add_argument("--n-train", type=int, required=True, help="train on the first N accurate frames")
+    s.add_argument("--cheap-level", required=True)
+    s.add_argument("--cheap-entry", type=_json, required=True, help="the cheap level's config entry as JSON")
+    s.add_argument("--prmtop", default=None, help="GAFF2 prmtop (cheap level empirical only)")
+    s.add_argument("--sgdml", type=_json, default={}, help="the config's evaluation.sgdml section as JSON")
+    s.add_argument("--out-json", required=True)
+    s.add_argument("--out-pred", required=True)
+    s.add_argument("--out-model", default=None)
+    s.add_argument("--processes", type=int, default=None)
+    s.set_defaults(func=_run_sgdml_delta)
 
     s = sub.add_parser("collect", help="results.csv, gamma selection, label costs and stability tables")
     s.add_argument("--molecule", required=True)

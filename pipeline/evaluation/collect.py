@@ -6,7 +6,11 @@ parsed out of paths.
 
 - results.csv: one row per (model, method, cheap level, N, seed) with test errors and their 95%
   bootstrap interval over test frames, the reduction against standard training of the same model,
-  N and seed (paired bootstrap interval), label cost and training cost in CPU-hours.
+  N and seed (paired bootstrap interval), label cost and training cost in CPU-hours, and the CPU
+  seconds of one prediction on one frame (≈ one MD step; for Δ-learning the cheap level's included).
+  Δ-learning (`delta`: the cheap level + a neural correction; `delta_sgdml`: + a kernel correction)
+  counts, besides its N accurate labels, the cheap labels on those N frames and on the validation
+  and test frames (to stop training and to predict on the test set).
   ASTEROID's gamma is chosen per (model, cheap level, N, seed) among every candidate, gamma = inf
   (no bias weights) included, by the fine-tuned model's validation loss (never by test error);
   `bias_aware_no_finetune` is stage 2 at that gamma.
@@ -36,7 +40,7 @@ COLUMNS = ["molecule", "model", "method", "cheap_level", "n_train", "gamma", "ga
            "force_mae_ci_low", "force_mae_ci_high", "reduction_vs_standard", "reduction_ci_low", "reduction_ci_high",
            "val_force_mae_kcal", "effective_frames",
            "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h", "cheap_label_cpu_h", "data_cost_cpu_h",
-           "train_wall_s", "train_cpu_s", "train_cpu_h_total", "total_cpu_h"]
+           "train_wall_s", "train_cpu_s", "train_cpu_h_total", "total_cpu_h", "predict_cpu_s_per_frame"]
 GAMMA_COLUMNS = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "n_cheap",
                  "val_loss", "chosen"]
 REDUCTION_COLUMNS = ["model", "method", "cheap_level", "n_train", "baseline", "n_seeds", "n_test",
@@ -45,6 +49,10 @@ REDUCTION_COLUMNS = ["model", "method", "cheap_level", "n_train", "baseline", "n
 # Methods whose model ends on accurate data and has a validation force MAE on the accurate
 # validation set: the candidates for the recommended force field.
 PRODUCT_METHODS = ("standard", "asteroid", "finetune_unweighted", "score_matching")
+# Kernel models (model "sgdml"): compared with every neural model's standard training.
+KERNEL_METHODS = ("sgdml", "delta_sgdml")
+# Δ-learning: the cheap level plus a learned correction; the cheap level runs at prediction time.
+DELTA_METHODS = ("delta", "delta_sgdml")
 
 
 def best_by_validation(model_extras: dict) -> object:
@@ -65,7 +73,12 @@ def evaluation_record(path: str) -> dict:
     rec = {"path": path, "extra": extra, **{m: ev[m] for m in METRICS},
            "errors": np.asarray(ev["per_frame_force_mae_kcal"], dtype=np.float64),
            "frame_id": np.asarray(ev["frame_id"]), "cheap_level": "", "gamma": math.nan, "gamma_spec": "",
-           "effective_frames": math.nan, "val_force_mae_kcal": math.nan}
+           "effective_frames": math.nan, "val_force_mae_kcal": math.nan,
+           "predict_cpu_s_per_frame": _num(ev.get("predict_cpu_s_per_frame"))}
+    if ev.get("method") == "delta_sgdml":
+        return {**rec, "role": "delta_sgdml", "model": "sgdml", "n_train": int(ev["n_train"]), "seed": 0,
+                "cheap_level": str(ev["cheap_level"]), "train_wall_s": _num(ev.get("train_wall_s"), 0.0),
+                "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0), "val_force_mae_kcal": _num(ev.get("valid_force_mae_kcal"))}
     if ev.get("method") == "sgdml":
         return {**rec, "role": "sgdml", "model": "sgdml", "n_train": int(ev["n_train"]), "seed": 0,
                 "train_wall_s": _num(ev.get("train_wall_s"), 0.0), "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0),
@@ -75,7 +88,7 @@ def evaluation_record(path: str) -> dict:
                train_wall_s=_num(extra.get("train_wall_s"), 0.0), train_cpu_s=_num(extra.get("train_cpu_s"), 0.0),
                gamma=_num(extra.get("gamma")), gamma_spec=str(extra.get("gamma_spec") or ""),
                effective_frames=_num(extra.get("effective_frames")), cheap_level=str(extra.get("cheap_level") or ""))
-    if stage in ("standard", "finetune"):
+    if stage in ("standard", "finetune", "delta"):
         rec["val_force_mae_kcal"] = _num(extra.get("best_metric"))
     if stage == "standard":
         role = "standard"
@@ -91,6 +104,8 @@ def evaluation_record(path: str) -> dict:
         role, rec["cheap_level"] = "score_matching", "unlabelled"
     elif stage == "finetune":
         role = "finetune"
+    elif stage == "delta":
+        role = "delta"
     else:
         raise ValueError(f"{path}: model metadata has no known stage ({stage!r}); retrain it with this version")
     return {**rec, "role": role}
@@ -110,6 +125,42 @@ def _label_cost_rows(datasets: dict[str, str]) -> pd.DataFrame:
                          wall_s_per_frame=float(ds.wall_s.mean()) if len(ds) else math.nan))
     return pd.DataFrame(rows, columns=["level", "subset", "n_frames", "n_failed", "n_outliers", "cpu_s_total", "cpu_s_per_frame",
                                        "wall_s_per_frame"])
+
+
+class _DeltaCheapCost:
+    """Cheap labels a Δ method used, from the per-frame records of LEVEL:train/val/test datasets:
+    those of the accurate train[:N] frames (failed attempts included) plus every validation and test
+    frame (it needs them to stop training and to predict on the test set)."""
+
+    def __init__(self, datasets: dict[str, str], train_frame_id):
+        self.datasets = datasets
+        self.train_frame_id = np.asarray(train_frame_id)
+        self._loaded: dict[str, tuple] = {}
+
+    def _load(self, level: str, subset: str):
+        key = f"{level}:{subset}"
+        if key not in self._loaded:
+            if key not in self.datasets:
+                raise ValueError(f"a Δ model of cheap level {level!r} needs its {subset} labels in --datasets "
+                                 f"({key}=PATH); the workflow passes them when delta.enabled")
+            ds = load_npz(self.datasets[key])
+            fail_csv = Path(self.datasets[key]).with_suffix(".failures.csv")
+            failed = pd.read_csv(fail_csv) if fail_csv.exists() else pd.DataFrame(columns=["frame_id", "cpu_s"])
+            self._loaded[key] = (ds, failed)
+        return self._loaded[key]
+
+    def __call__(self, level: str, n: int) -> tuple[int, float]:
+        """(cheap labels, their CPU seconds) for a Δ model at N accurate training frames."""
+        ids = set(int(f) for f in self.train_frame_id[:n])
+        ds, failed = self._load(level, "train")
+        used = np.array([int(f) in ids for f in ds.frame_id], dtype=bool)
+        n_labels = int(used.sum())
+        cpu = float(ds.cpu_s[used].sum()) + float(failed.loc[failed["frame_id"].astype(int).isin(ids), "cpu_s"].sum())
+        for subset in ("val", "test"):
+            ds, failed = self._load(level, subset)
+            n_labels += len(ds)
+            cpu += float(ds.cpu_s.sum()) + float(failed["cpu_s"].sum())
+        return n_labels, cpu
 
 
 class _Index:
@@ -170,7 +221,9 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
             accurate_level: str = "", n_bootstrap: int = 2000) -> pd.DataFrame:
     from .bias_diagnostic import COLUMNS as BIAS_COLUMNS, summarise
 
-    train_cpu = load_npz(train_npz).cpu_s  # [n_train_max] CPU s per accurate label, in train order
+    train_ds = load_npz(train_npz)
+    train_cpu = train_ds.cpu_s  # [n_train_max] CPU s per accurate label, in train order
+    delta_cost = _DeltaCheapCost(datasets, train_ds.frame_id)
     cheap_cpu_h = {lvl: float(load_npz(p).cpu_s.sum()) / 3600 for lvl, p in cheap_npz.items()}
     cheap_n = {lvl: len(load_npz(p)) for lvl, p in cheap_npz.items()}
     if unlabelled_npz:
@@ -186,19 +239,24 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
         n = rec["n_train"] if method not in ("cheap_only", "score_matching_no_finetune") else 0
         uses_cheap = method not in ("standard", "sgdml")
         acc_h = float(train_cpu[:n].sum()) / 3600
-        ch_h = cheap_cpu_h.get(rec["cheap_level"], 0.0) if uses_cheap else 0.0
+        if method in DELTA_METHODS:  # cheap labels on its N training frames, the validation and the test frames
+            n_cheap, ch_s = delta_cost(rec["cheap_level"], n)
+            ch_h = ch_s / 3600
+        else:
+            ch_h = cheap_cpu_h.get(rec["cheap_level"], 0.0) if uses_cheap else 0.0
+            n_cheap = cheap_n.get(rec["cheap_level"], 0) if uses_cheap else 0
         train_h = _training_cpu_s(method, rec, idx, list(candidates)) / 3600
         ci = mean_interval(rec["errors"], n_boot=n_bootstrap)
         return {**{k: v for k, v in rec.items() if k not in ("extra", "errors", "frame_id", "path", "role")},
                 "method": method, "n_train": n, "n_accurate_labels": n,
-                "n_cheap_labels": cheap_n.get(rec["cheap_level"], 0) if uses_cheap else 0,
+                "n_cheap_labels": n_cheap,
                 "accurate_label_cpu_h": acc_h, "cheap_label_cpu_h": ch_h, "data_cost_cpu_h": acc_h + ch_h,
                 "train_cpu_h_total": train_h, "total_cpu_h": acc_h + ch_h + train_h,
                 "force_mae_ci_low": ci.low, "force_mae_ci_high": ci.high, "_errors": rec["errors"],
                 "_path": rec["path"]}
 
     out, gamma_rows = [], []
-    direct = {"standard", "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml"}
+    direct = {"standard", "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml", *DELTA_METHODS}
     for rec in idx.records:
         if rec["role"] in direct:
             out.append(row(rec, rec["role"]))
@@ -252,26 +310,28 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
 
 def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.DataFrame:
     """Every method against standard training of the same model and N, all seeds pooled
-    (seeds present for both, matched), and sGDML against each model's standard training."""
+    (seeds present for both, matched), and the kernel methods (sGDML, sGDML Δ) against each
+    model's standard training."""
     rows = []
     res = results[results["n_train"] > 0]
     for (model, method, lvl, n), g in res.groupby(["model", "method", "cheap_level", "n_train"], sort=True):
         if method == "standard":
             continue
+        kernel = method in KERNEL_METHODS
         bases = ([("standard", res[(res["model"] == m) & (res["method"] == "standard") & (res["n_train"] == n)])
                   for m in sorted(res.loc[res["model"] != "sgdml", "model"].unique())]
-                 if method == "sgdml" else
+                 if kernel else
                  [("standard", res[(res["model"] == model) & (res["method"] == "standard") & (res["n_train"] == n)])])
         for base_name, b in bases:
-            seeds = sorted(set(g["seed"]) & set(b["seed"])) if method != "sgdml" else sorted(b["seed"])
+            seeds = sorted(set(g["seed"]) & set(b["seed"])) if not kernel else sorted(b["seed"])
             if not seeds:
                 continue
-            a_err = np.stack([g[g["seed"] == s]["_errors"].iloc[0] if method != "sgdml" else g["_errors"].iloc[0]
+            a_err = np.stack([g[g["seed"] == s]["_errors"].iloc[0] if not kernel else g["_errors"].iloc[0]
                               for s in seeds])
             b_err = np.stack([b[b["seed"] == s]["_errors"].iloc[0] for s in seeds])
             ci = reduction_interval(a_err, b_err, n_boot=n_bootstrap)
             base_model = b["model"].iloc[0]
-            rows.append(dict(model=model if method != "sgdml" else f"sgdml vs {base_model}", method=method,
+            rows.append(dict(model=model if not kernel else f"sgdml vs {base_model}", method=method,
                              cheap_level=lvl, n_train=n, baseline=f"{base_model} {base_name}", n_seeds=len(seeds),
                              n_test=a_err.shape[1], force_mae_kcal=float(a_err.mean()),
                              baseline_force_mae_kcal=float(b_err.mean()), reduction=ci.estimate,
@@ -313,6 +373,18 @@ def export_forcefield(best: pd.Series, results: pd.DataFrame, molecule: str, acc
         meta["sgdml_same_n"] = {"val_force_mae_kcal_per_mol_A": float(sg["val_force_mae_kcal"].iloc[0]),
                                 "better_on_validation": bool(sg["val_force_mae_kcal"].iloc[0] < best["val_force_mae_kcal"]),
                                 "model": str(Path(sg["_path"].iloc[0]).with_name("sgdml_model.npz"))}
+    dl = results[results["method"].isin(DELTA_METHODS) & (results["n_train"] == best["n_train"])
+                 & results["val_force_mae_kcal"].notna()]
+    if len(dl):
+        # Δ models need their cheap level at every call, so they are not exported as a plain force
+        # field; a user must still know when one did better on the same validation data.
+        d = dl.sort_values("val_force_mae_kcal").iloc[0]
+        meta["delta_same_n"] = {"method": d["method"], "model": d["model"], "cheap_level": d["cheap_level"],
+                                "val_force_mae_kcal_per_mol_A": float(d["val_force_mae_kcal"]),
+                                "better_on_validation": bool(d["val_force_mae_kcal"] < best["val_force_mae_kcal"]),
+                                "predict_cpu_s_per_frame": None if pd.isna(d["predict_cpu_s_per_frame"])
+                                else float(d["predict_cpu_s_per_frame"]),
+                                "model_path": str(Path(d["_path"]).parent)}
     atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))
     text = json.dumps(meta, indent=2)
     atomic_write(out_dir / "metadata.json", lambda tmp: Path(tmp).write_text(text + "\n"))

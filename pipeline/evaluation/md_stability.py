@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from ase import Atoms, units as ase_units
+from ase.calculators.calculator import Calculator
 from ase.data import covalent_radii
 from ase.md.langevin import Langevin
 from ase.md.velocitydistribution import Stationary, thermalize_momenta
@@ -114,7 +115,7 @@ def check_divergence(
 
 
 def run_stability(
-    model: torch.nn.Module | str | os.PathLike,
+    model: torch.nn.Module | str | os.PathLike | Calculator,
     start: np.ndarray | str | os.PathLike,
     z=None,
     temperature_K: float = 500.0,
@@ -132,7 +133,8 @@ def run_stability(
     """Run `n_runs` Langevin MD runs of `n_steps` and report which ones diverged.
 
     Args:
-      model: loaded EnergyModel or path of a saved one (kcal/mol, Angstrom).
+      model: loaded EnergyModel or path of a saved one (kcal/mol, Angstrom), or an ASE calculator
+        (e.g. pipeline.evaluation.delta.DeltaCalculator: a cheap level plus a correction).
       start: start positions [n_start, n_atoms, 3] (or [n_atoms, 3]) in Angstrom, or the
         path of a dataset npz whose frames are the start positions (its z is used).
         Run r starts from frame r % n_start.
@@ -167,7 +169,8 @@ def run_stability(
     z = np.asarray(z, dtype=np.int64).reshape(-1)  # [n_atoms]
     if start_R.ndim != 3 or start_R.shape[1:] != (len(z), 3):
         raise ValueError(f"start positions have shape {start_R.shape}; expected [n_start, {len(z)}, 3]")
-    calc = ModelCalculator(model, device=device)  # loads `model` if it is a path
+    # an ASE calculator is used as is; a model (or its path) is wrapped
+    calc = model if isinstance(model, Calculator) else ModelCalculator(model, device=device)
 
     rows = []
     threads_before = torch.get_num_threads()
@@ -198,7 +201,7 @@ def run_stability(
 
 
 def _one_run(
-    calc: ModelCalculator,
+    calc: Calculator,
     positions,
     z,
     rng: np.random.Generator,

@@ -69,6 +69,23 @@ def predict(model: torch.nn.Module, R, z, batch_size: int = 64, device: str = "c
     return E_out, F_out
 
 
+# Frames timed one at a time for the prediction cost (one frame per call, as in an MD step).
+TIMED_FRAMES = 20
+
+
+def predict_cpu_s_per_frame(model: torch.nn.Module, R, z, device: str = "cpu", n_frames: int = TIMED_FRAMES) -> float:
+    """CPU seconds of one energy-and-forces call on a single frame (the cost of an MD step with this
+    model), the mean over the first `n_frames` frames of R [n, n_atoms, 3] after one warm-up call."""
+    import time
+
+    R = np.asarray(R, dtype=np.float64)[:n_frames]
+    predict(model, R[:1], z, batch_size=1, device=device)  # warm-up (allocations, lazy init)
+    c0 = time.process_time()
+    for i in range(len(R)):
+        predict(model, R[i:i + 1], z, batch_size=1, device=device)
+    return (time.process_time() - c0) / max(len(R), 1)
+
+
 def metrics(E_pred, F_pred, E_ref, F_ref) -> dict:
     """Energy and force errors; all inputs in kcal/mol and kcal/mol/Angstrom.
 
@@ -180,7 +197,8 @@ def evaluate_model(
 ) -> dict:
     """Evaluate a saved model on the accurate test set.
 
-    Writes `out_json` (metrics in kcal/mol and meV units, n_test, model extra info) and
+    Writes `out_json` (metrics in kcal/mol and meV units, n_test, model extra info, the CPU
+    seconds of one single-frame prediction: predict_cpu_s_per_frame) and
     `out_predictions_npz` (E_pred, F_pred, E_ref, F_ref in kcal/mol(/A), frame_id, z,
     e_unit, f_unit, r_unit). Returns the JSON dict.
     """
@@ -192,5 +210,6 @@ def evaluate_model(
         "model_path": str(model_path),
         "test_npz": str(test_npz),
         "model_extra": getattr(model, "extra", None) or {},
+        "predict_cpu_s_per_frame": predict_cpu_s_per_frame(model, test.R, test.z, device=device),
     }
     return write_evaluation(out_json, out_predictions_npz, E_pred, F_pred, test, info)

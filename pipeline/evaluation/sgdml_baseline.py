@@ -68,6 +68,27 @@ def sgdml_predict(model: dict, R, max_processes: int | None = None):
     return np.asarray(E, dtype=np.float64), np.asarray(F, dtype=np.float64).reshape(R.shape)
 
 
+def sgdml_cpu_s_per_frame(model: dict, R, n_frames: int = 20) -> float:
+    """CPU seconds of one single-frame sGDML prediction (one MD step), mean over up to `n_frames`
+    frames of R [n, n_atoms, 3], in this process (no worker pool) after one warm-up call."""
+    R = np.asarray(R, dtype=np.float64)[:n_frames]
+    gdml = GDMLPredict(model, max_processes=1, log_level=logging.CRITICAL)
+    gdml.predict(R[:1].reshape(1, -1))
+    c0 = time.process_time()
+    for i in range(len(R)):
+        gdml.predict(R[i:i + 1].reshape(1, -1))
+    return (time.process_time() - c0) / max(len(R), 1)
+
+
+def fit_sgdml(train: Dataset, valid: Dataset, **kw) -> tuple[dict, dict]:
+    """:func:`train_sgdml` with the CPU seconds of the whole sigma search (workers included) in
+    info["train_cpu_s"]."""
+    cpu0 = _cpu_s_with_children()
+    model, info = train_sgdml(train, valid, **kw)
+    info["train_cpu_s"] = _cpu_s_with_children() - cpu0
+    return model, info
+
+
 def train_sgdml(
     train: Dataset,
     valid: Dataset,
@@ -177,10 +198,9 @@ def run_sgdml_baseline(
         train = train.subset(np.arange(n_train))  # the same nested prefix the neural models use
     if not np.array_equal(train.z, test.z):
         raise ValueError(f"{train_npz} and {test_npz} hold different molecules (z differs)")
-    cpu0 = _cpu_s_with_children()
-    model, info = train_sgdml(train, valid, sigmas=sigmas, lam=lam, use_sym=use_sym, max_processes=max_processes)
-    info["train_cpu_s"] = _cpu_s_with_children() - cpu0  # the whole sigma search, worker processes included
+    model, info = fit_sgdml(train, valid, sigmas=sigmas, lam=lam, use_sym=use_sym, max_processes=max_processes)
     E_pred, F_pred = sgdml_predict(model, test.R, max_processes)
+    info["predict_cpu_s_per_frame"] = sgdml_cpu_s_per_frame(model, test.R)
     if out_model is not None:
         atomic_write(out_model, lambda tmp: np.savez_compressed(tmp, **model))
     info.update(

@@ -45,7 +45,7 @@ _AGG_METRICS = ["force_mae_kcal", "force_rmse_kcal", "energy_mae_kcal", "data_co
 # Cost columns averaged over seeds (they rarely differ between seeds).
 _AGG_COSTS = [
     "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h", "cheap_label_cpu_h",
-    "train_wall_s", "train_cpu_s", "train_cpu_h_total",
+    "train_wall_s", "train_cpu_s", "train_cpu_h_total", "predict_cpu_s_per_frame",
 ]
 GROUP_KEYS = ["model", "method", "cheap_level", "n_train"]
 
@@ -378,3 +378,57 @@ def estimate_vs_spent(plan: pd.DataFrame, label_costs: pd.DataFrame) -> pd.DataF
     out["spent_cpu_s_per_frame"] = out["spent_cpu_h"] * 3600.0 / out["spent_frames"].where(out["spent_frames"] > 0)
     out["spent_over_estimate"] = out["spent_cpu_h"] / out["estimated_cpu_h"].where(out["estimated_cpu_h"] > 0)
     return out[cols].reset_index(drop=True)
+
+
+# Methods compared as routes to a target error (each trains on N accurate labels).
+ROUTE_METHODS = ["standard", "asteroid", "score_matching", "sgdml", "delta", "delta_sgdml"]
+ROUTE_COLUMNS = ["target", "target_force_mae_kcal", "model", "method", "cheap_level", "n_train", "force_mae_kcal",
+                 "data_cost_cpu_h", "total_cpu_h", "predict_cpu_s_per_frame", "cheapest"]
+# MD steps in one nanosecond at the paper's 0.5 fs time step: the prediction cost of a simulation.
+STEPS_PER_NS = 2_000_000
+
+
+def cheapest_routes(results: pd.DataFrame) -> pd.DataFrame:
+    """Which route reaches a target test error for the least CPU time (labels + training).
+
+    Targets are what standard training reached (its mean force MAE over seeds) at each N, per model.
+    For each target and each route (model, method, cheap level of ROUTE_METHODS), the setting (N) with
+    mean error at or below the target and the lowest total CPU-hours; ``cheapest`` marks the route with
+    the lowest total per target. Prediction cost is carried along: a Δ route also pays its cheap level
+    at every prediction (``predict_cpu_s_per_frame``), which total_cpu_h does not contain."""
+    agg = aggregate_results(results)
+    if agg.empty:
+        return pd.DataFrame(columns=ROUTE_COLUMNS)
+    agg = agg[agg["method"].isin(ROUTE_METHODS) & (agg["n_train"] > 0) & agg["force_mae_kcal"].notna()]
+    if "predict_cpu_s_per_frame" not in agg.columns:
+        agg = agg.assign(predict_cpu_s_per_frame=np.nan)
+    std = agg[agg["method"] == "standard"].sort_values(["model", "n_train"])
+    rows = []
+    for t in std.itertuples():
+        target = f"standard {t.model}, N = {int(t.n_train)}"
+        found = []
+        for (model, method, level), g in agg.groupby(["model", "method", "cheap_level"], sort=True):
+            ok = g[(g["force_mae_kcal"] <= t.force_mae_kcal) & g["total_cpu_h"].notna()]
+            if ok.empty:
+                continue
+            b = ok.sort_values(["total_cpu_h", "n_train"]).iloc[0]
+            found.append(dict(target=target, target_force_mae_kcal=t.force_mae_kcal, model=model, method=method,
+                              cheap_level=level, n_train=int(b["n_train"]), force_mae_kcal=b["force_mae_kcal"],
+                              data_cost_cpu_h=b["data_cost_cpu_h"], total_cpu_h=b["total_cpu_h"],
+                              predict_cpu_s_per_frame=b["predict_cpu_s_per_frame"], cheapest=False))
+        if found:
+            min(found, key=lambda r: r["total_cpu_h"])["cheapest"] = True
+        rows += found
+    return pd.DataFrame(rows, columns=ROUTE_COLUMNS)
+
+
+def prediction_costs(results: pd.DataFrame) -> pd.DataFrame:
+    """CPU seconds of one prediction (≈ one MD step) per (model, method, cheap level), the mean over
+    its runs, and the CPU-hours of 1 ns of MD at 0.5 fs steps (one prediction per step)."""
+    df = normalise_levels(results)
+    if df.empty or "predict_cpu_s_per_frame" not in df.columns:
+        return pd.DataFrame(columns=["model", "method", "cheap_level", "predict_cpu_s_per_frame", "md_cpu_h_per_ns"])
+    df = df[df["predict_cpu_s_per_frame"].notna()]
+    out = df.groupby(["model", "method", "cheap_level"], sort=True)["predict_cpu_s_per_frame"].mean().reset_index()
+    out["md_cpu_h_per_ns"] = out["predict_cpu_s_per_frame"] * STEPS_PER_NS / 3600
+    return out

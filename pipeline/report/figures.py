@@ -38,6 +38,8 @@ METHOD_LABELS = {
     "score_matching": "score matching + fine-tune",
     "score_matching_no_finetune": "score matching, no fine-tuning",
     "sgdml": "sGDML (accurate labels only)",
+    "delta": "Δ-learning: cheap level + neural correction",
+    "delta_sgdml": "Δ-learning: cheap level + sGDML correction",
 }
 METHOD_COLORS = {
     "standard": "#1f77b4",
@@ -48,7 +50,11 @@ METHOD_COLORS = {
     "score_matching": "#8c564b",
     "score_matching_no_finetune": "#e377c2",
     "sgdml": "#222222",
+    "delta": "#17becf",
+    "delta_sgdml": "#bcbd22",
 }
+# Kernel methods (model "sgdml"): overlaid on every model's panel, dashed.
+KERNEL_METHODS = ("sgdml", "delta_sgdml")
 MODEL_LABELS = {"egnn": "EGNN", "gemnet": "GemNet", "sgdml": "sGDML"}
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 _LINESTYLES = ["-", "--", "-.", ":"]
@@ -172,7 +178,7 @@ def _sgdml_rows(agg: pd.DataFrame, panel_model: str) -> pd.DataFrame:
     """sGDML rows to overlay on the panel of `panel_model` (none on its own panel)."""
     if panel_model == "sgdml":
         return agg.iloc[0:0]
-    return agg[(agg["model"] == "sgdml") & (agg["method"] == "sgdml")]
+    return agg[(agg["model"] == "sgdml") & agg["method"].isin(KERNEL_METHODS)]
 
 
 def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
@@ -194,7 +200,7 @@ def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
             ax.errorbar(
                 g["n_train"], g["force_mae_kcal"], yerr=g["force_mae_kcal_std"].fillna(0.0),
                 label=method_label(method, level), color=METHOD_COLORS.get(method, _OTHER_COLOR),
-                marker=marker, linestyle="--" if method == "sgdml" else ls, markersize=5,
+                marker=marker, linestyle="--" if method in KERNEL_METHODS else ls, markersize=5,
                 capsize=3, linewidth=1.6,
             )
         std = rows[rows["method"] == "standard"]
@@ -229,7 +235,9 @@ def _log_log_panel(ax, model, x, y, xlabel: str, x_ticks_at_values: bool = False
 COST_AXES = {
     "data_cost_cpu_h": ("label cost (CPU-h, accurate + cheap labels)",
                         "Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
-                        "computing all training labels (lower left is better)."),
+                        "computing all training labels (lower left is better). Δ-learning counts its "
+                        "cheap labels on the N training, the validation and the test frames, and also pays "
+                        "its cheap level at every prediction (see the prediction-cost table)."),
     "total_cpu_h": ("labels + training (CPU-h)",
                     "Accuracy per CPU-hour in full: force MAE vs label CPU time plus the CPU time of "
                     "every training step the method needed (for ASTEROID: stage 1, the bias pass, and "
@@ -260,7 +268,7 @@ def cost_figure(agg: pd.DataFrame, column: str = "data_cost_cpu_h") -> tuple[Fig
                 g[column], g["force_mae_kcal"],
                 yerr=g["force_mae_kcal_std"].fillna(0.0), label=method_label(method, level),
                 color=METHOD_COLORS.get(method, _OTHER_COLOR), marker=marker,
-                linestyle="--" if method == "sgdml" else ls, markersize=5, capsize=3,
+                linestyle="--" if method in KERNEL_METHODS else ls, markersize=5, capsize=3,
                 linewidth=1.6,
             )
         _log_log_panel(ax, model, rows[column], rows["force_mae_kcal"], xlabel)

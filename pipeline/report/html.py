@@ -96,6 +96,11 @@ COLUMN_LABELS = {
     "spent_cpu_h": "spent CPU-h",
     "spent_over_estimate": "spent / estimated",
     "estimate_source": "estimate from",
+    "predict_cpu_s_per_frame": "prediction CPU s / frame (≈ one MD step)",
+    "md_cpu_h_per_ns": "CPU-h per ns of MD (0.5 fs steps)",
+    "target": "target: the error of",
+    "target_force_mae_kcal": "target force MAE (kcal/mol/Å)",
+    "cheapest": "cheapest",
 }
 
 
@@ -299,10 +304,12 @@ def _summary_html(results, agg, se, label_summary, timings, molecule, reductions
                       f"(95% CI {fmt_value(lo)}–{fmt_value(hi)}); forcefield/model.pt"))
     if reductions is not None and not reductions.empty:
         red = costs.normalise_levels(reductions)
-        ast = red[red["method"] == "asteroid"]
-        for r in ast[ast["n_train"] == ast["n_train"].min()].itertuples():
-            cards.append((f"ASTEROID ({r.cheap_level}) vs standard, {model_label(r.model)}",
-                          _change_words(r.reduction), reduction_sentence(r)))
+        for method in ("asteroid", "delta"):
+            ast = red[red["method"] == method]
+            for r in ast[ast["n_train"] == ast["n_train"].min()].itertuples():
+                name = "ASTEROID" if method == "asteroid" else "Δ-learning"
+                cards.append((f"{name} ({r.cheap_level}) vs standard, {model_label(r.model)}",
+                              _change_words(r.reduction), reduction_sentence(r)))
     if not label_summary.empty:
         total = label_summary["cpu_h_total"].sum()
         parts = ", ".join(f"{lv}: {fmt_value(h)}" for lv, h in
@@ -443,6 +450,54 @@ def _aggregated_html(agg: pd.DataFrame) -> str:
     return (f'<div class="table-wrap"><table id="aggregated-table"><caption>Mean ± std over '
             f"seeds per setting (std omitted for a single seed).</caption><thead><tr>{head}"
             f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _routes_html(results: pd.DataFrame) -> str:
+    """costs.cheapest_routes as a wide table: one row per target error, one column per route, the
+    cell its lowest labels + training CPU-h (and N) at or below the target; the cheapest in bold."""
+    routes = costs.cheapest_routes(results) if not results.empty else pd.DataFrame()
+    if routes.empty:
+        return '<p class="note">No route reached any error of standard training.</p>'
+    keys = list(routes[["model", "method", "cheap_level"]].drop_duplicates().sort_values(
+        ["method", "model", "cheap_level"]).itertuples(index=False, name=None))
+    pred = routes.groupby(["model", "method", "cheap_level"])["predict_cpu_s_per_frame"].mean()
+    head = "<th>target: the error of</th><th>target force MAE (kcal/mol/Å)</th>" + "".join(
+        f'<th data-column="{_e(f"{m}|{me}|{lv}")}">{_e(model_label(m))} · {_e(method_label(me, lv))}<br>'
+        f"<small>predicts in {_e(fmt_value(pred.get((m, me, lv))))} CPU s/frame</small></th>"
+        for m, me, lv in keys)
+    body = []
+    for (target, mae), g in routes.groupby(["target", "target_force_mae_kcal"], sort=False):
+        by = {(r.model, r.method, r.cheap_level): r for r in g.itertuples()}
+        cells = [_td(target), _td(float(mae))]
+        for k in keys:
+            r = by.get(k)
+            if r is None:
+                cells.append('<td class="num">not reached</td>')
+                continue
+            cls = "num best" if r.cheapest else "num"
+            cells.append(f'<td class="{cls}" data-value="{_e(exact_value(r.total_cpu_h))}">'
+                         f"{_e(fmt_value(r.total_cpu_h))} CPU-h (N = {int(r.n_train)})</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="table-wrap"><table id="routes-table"><caption>Which route reaches a target test '
+            f"error for the least CPU time: for each target (the mean error standard training reached at an N), "
+            f"the lowest labels + training CPU-hours of each method's settings whose mean test force MAE is at "
+            f"or below it (N in brackets), cheapest in bold. Δ-learning's cost counts its cheap labels on the N "
+            f"training, the validation and the test frames; it also pays the cheap level at every later "
+            f"prediction (per frame in the column head, and in the prediction-cost table), which these totals "
+            f"do not contain. Mean errors over seeds; see the reduction table for intervals.</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+
+
+def _prediction_cost_html(results: pd.DataFrame) -> str:
+    pc = costs.prediction_costs(results)
+    if pc.empty:
+        return '<p class="note">No prediction costs recorded.</p>'
+    return table_html(_with_labels(pc), table_id="prediction-cost-table",
+                      caption="CPU seconds of one energy-and-forces prediction on one frame (one MD step), measured "
+                              "at evaluation; for Δ-learning the cheap level's calculation is included (its labelling "
+                              "cost per frame for computed levels, an OpenMM force call for GAFF2). An MD step that "
+                              "calls DFT is not comparable to one that does not: the last column is the CPU time of "
+                              "1 ns of MD (2 million steps of 0.5 fs).")
 
 
 def _pct(x) -> str:
@@ -725,6 +780,8 @@ def build_report(
         "<h3>Sample efficiency of ASTEROID</h3>", _sample_efficiency_html(se),
         "<h3>Ablation: bias weights and fine-tuning</h3>", _ablation_html(results),
         "<h3>Error reduction over standard training</h3>", _reduction_html(reductions),
+        "<h3>Cheapest route to a target error</h3>", _routes_html(results),
+        "<h3>Prediction cost</h3>", _prediction_cost_html(results),
         "<h3>Mean over seeds</h3>", _aggregated_html(agg),
         '<p>Every single run is listed in <a href="#runs">All runs</a>.</p>',
     ]

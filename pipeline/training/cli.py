@@ -83,6 +83,17 @@ def _run_finetune(a):
     _done(a)
 
 
+def _run_delta(a):
+    from .stages import train_delta
+
+    _setup(a)
+    train_delta(model_name=a.model_name, hparams=a.hparams, train_npz=a.train, cheap_train_npz=a.cheap_train,
+                n_train=a.n_train, val_npz=a.val, cheap_val_npz=a.cheap_val, cheap_level=a.cheap_level,
+                cheap_entry=a.cheap_entry, stage=a.stage, training=a.training, seed=a.seed, device=a.device,
+                out_model=a.out_model, out_history=a.out_history, checkpoint=a.checkpoint)
+    _done(a)
+
+
 def add_commands(sub) -> None:
     s = sub.add_parser("train-standard", help="standard training on accurate data (ASTEROID stage 1)")
     _common(s)
@@ -120,3 +131,14 @@ def add_commands(sub) -> None:
     s.add_argument("--n-train", type=int, required=True)
     s.add_argument("--val", required=True)
     s.set_defaults(func=_run_finetune)
+
+    s = sub.add_parser("train-delta", help="Δ-learning: a correction to a cheap level trained on accurate - cheap")
+    _common(s)
+    s.add_argument("--train", required=True, help="accurate train set (its first N frames are used)")
+    s.add_argument("--cheap-train", required=True, help="the same frames labelled at the cheap level")
+    s.add_argument("--n-train", type=int, required=True)
+    s.add_argument("--val", required=True, help="accurate validation set")
+    s.add_argument("--cheap-val", required=True, help="the validation frames labelled at the cheap level")
+    s.add_argument("--cheap-level", required=True, help="name of the cheap level")
+    s.add_argument("--cheap-entry", type=_json, required=True, help="the cheap level's config entry as JSON")
+    s.set_defaults(func=_run_delta)

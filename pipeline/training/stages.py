@@ -6,6 +6,7 @@
                    -> stage-2 model, trained from scratch
 - score_matching:  unlabelled pool at temperature T -> model (label-free pre-training)
 - finetune:        an initial model + accurate train[:N] -> stage-3 model
+- delta:           accurate train[:N] - cheap labels on the same frames -> Δ-learning correction
 
 Every model file stores in `extra` what later steps need: units, stage, data sizes, validation
 loss, training time.
@@ -212,4 +213,39 @@ def finetune(*, init_model, train_npz, n_train, val_npz, stage, training, seed, 
     _save(best, out_model, {"stage": "finetune", **inherited, "n_train": n_train, "seed": seed,
                             "init_stage": init_extra.get("stage"), "init_train_wall_s": init_extra.get("train_wall_s"),
                             "init_train_cpu_s": init_extra.get("train_cpu_s"), **summary, **(extra or {})})
+    return summary
+
+
+def train_delta(*, model_name, hparams, train_npz, cheap_train_npz, n_train, val_npz, cheap_val_npz, cheap_level,
+                cheap_entry, stage, training, seed, device, out_model, out_history, checkpoint, extra=None):
+    """Δ-learning: a fresh model trained on accurate − cheap labels of the accurate train[:N] (the
+    frames standard training uses) with the accurate stage's settings, early-stopped on the same
+    difference on the validation frames. Its validation force MAE is that of cheap + correction
+    against the accurate labels. `cheap_entry` (the level's config entry) is saved with the model so
+    that the cheap level can be rebuilt at prediction time (pipeline.delta.CheapPotential)."""
+    from ..delta import difference_dataset
+
+    dev = resolve_device(device)
+    acc = load_npz(train_npz)
+    if len(acc) < n_train:
+        raise ValueError(f"{train_npz} has {len(acc)} labelled frames, fewer than N = {n_train}")
+    acc = acc.subset(np.arange(n_train))
+    d_train = difference_dataset(acc, load_npz(cheap_train_npz))
+    d_val = difference_dataset(load_npz(val_npz), load_npz(cheap_val_npz))
+    if d_train.meta["frames_without_cheap_label"]:
+        log.warning("delta: %d of the N = %d training frames have no %s label and are left out: %s",
+                    len(d_train.meta["frames_without_cheap_label"]), n_train, cheap_level,
+                    d_train.meta["frames_without_cheap_label"])
+    tr = TensorData.from_dataset(d_train, dev)
+    va = TensorData.from_dataset(d_val, dev)
+    model = _fresh_model(model_name, hparams, seed, dev, tr)
+    _normalize(model, tr)
+    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
+                          history_csv=out_history)
+    _save(best, out_model, {"stage": "delta", "model_name": model_name, "n_train": n_train, "seed": seed,
+                            "cheap_level": cheap_level, "cheap_entry": dict(cheap_entry),
+                            "n_delta_train": len(d_train), "n_delta_val": len(d_val),
+                            "train_frame_id": [int(f) for f in d_train.frame_id],
+                            "delta_force_std_kcal": float(units.ev_to_kcal(d_train.F).std()),
+                            **summary, **(extra or {})})
     return summary

@@ -15,7 +15,9 @@ def bench(workdir, script, *args):
 def test_accuracy_per_cost_tables(finished_run):
     workdir, _ = finished_run
     out = bench(workdir, "accuracy_per_cost.py")
-    assert "| N | standard | ASTEROID (empirical) | ASTEROID (xtb) | score matching + FT | sGDML |" in out
+    assert ("| N | standard | ASTEROID (empirical) | ASTEROID (xtb) | score matching + FT | sGDML | Δ (xtb) | "
+            "Δ sGDML (xtb) |") in out
+    assert "| Δ (xtb) | 4 |" in out and "## Prediction cost per MD step" in out
     assert "| ASTEROID (xtb) | 4 |" in out and "error reduction vs standard [95% CI]" in out
     assert "## Training cost per method" in out
 

@@ -1,7 +1,7 @@
 """The real DAG end to end on the tiny config: sampling, xTB + CCSD(T) labels, every training
 stage, gamma selection (absolute, relative, inf), the bias diagnostic, evaluation with bootstrap
-intervals, sGDML, MD stability, the recommended force field and the report (checked in headless
-Chromium)."""
+intervals, sGDML, Δ-learning on xTB, MD stability, the recommended force field and the report
+(checked in headless Chromium)."""
 import json
 import os
 
@@ -43,7 +43,8 @@ def test_results_cover_every_method(finished_run):
     wd, _ = finished_run
     df = pd.read_csv(wd / MOL / "results.csv")
     assert set(df["method"]) == {"standard", "asteroid", "finetune_unweighted", "bias_aware_no_finetune",
-                                 "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml"}
+                                 "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml",
+                                 "delta", "delta_sgdml"}
     assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"xtb", "empirical"}
     assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
     assert np.isfinite(df["force_mae_kcal"]).all() and (df["force_mae_kcal"] > 0).all()
@@ -57,10 +58,10 @@ def test_results_cover_every_method(finished_run):
     assert ast.total_cpu_h == pytest.approx(ast.data_cost_cpu_h + ast.train_cpu_h_total)
     # intervals: every row has one around its error; every method with N > 0 a paired reduction
     assert (df.force_mae_ci_low <= df.force_mae_kcal).all() and (df.force_mae_kcal <= df.force_mae_ci_high).all()
-    others = df[(df.method != "standard") & (df.method != "sgdml") & (df.n_train > 0)]
+    others = df[~df.method.isin(["standard", "sgdml", "delta_sgdml"]) & (df.n_train > 0)]
     assert others.reduction_vs_standard.notna().all()
     red = pd.read_csv(wd / MOL / "reductions.csv")
-    assert {"asteroid", "sgdml"} <= set(red["method"]) and red["reduction_ci_low"].le(red["reduction_ci_high"]).all()
+    assert {"asteroid", "sgdml", "delta", "delta_sgdml"} <= set(red["method"]) and red["reduction_ci_low"].le(red["reduction_ci_high"]).all()
     # sGDML was trained on N frames, not the whole pool
     sg = df[df.method == "sgdml"].set_index("n_train")
     ev4 = json.loads((wd / MOL / "baselines/sgdml/N4/eval.json").read_text())
@@ -73,7 +74,40 @@ def test_results_cover_every_method(finished_run):
     meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())
     assert meta["n_train"] == 8 and (wd / MOL / "forcefield/model.pt").stat().st_size > 0
     stab = pd.read_csv(wd / MOL / "stability.csv")
-    assert set(stab["method"]) == {"standard", "asteroid", "cheap_only"} and (stab["steps_completed"] > 0).all()
+    assert set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta"} and (stab["steps_completed"] > 0).all()
+
+
+def test_delta_learning_is_one_more_method_in_the_same_accounting(finished_run):
+    """Δ (xTB + EGNN correction, xTB + sGDML correction): its cheap labels on the N training, 4 validation
+    and 6 test frames counted, test predictions = xTB test labels + correction, prediction cost per frame."""
+    wd, _ = finished_run
+    df = pd.read_csv(wd / MOL / "results.csv")
+    dl = df[df.method == "delta"].set_index("n_train")
+    assert set(dl.index) == {4, 8} and set(dl["cheap_level"]) == {"xtb"}
+    xtb = {s: load_npz(wd / MOL / f"data/xtb/{s}.npz") for s in ("train", "val", "test")}
+    acc_train = load_npz(wd / MOL / "data/ccsd_t/train.npz")
+    for n in (4, 8):
+        used = np.isin(xtb["train"].frame_id, acc_train.frame_id[:n])
+        assert dl.loc[n, "n_cheap_labels"] == used.sum() + len(xtb["val"]) + len(xtb["test"])
+        cpu = xtb["train"].cpu_s[used].sum() + xtb["val"].cpu_s.sum() + xtb["test"].cpu_s.sum()
+        assert dl.loc[n, "cheap_label_cpu_h"] == pytest.approx(cpu / 3600, rel=1e-6) and cpu > 0
+        assert dl.loc[n, "data_cost_cpu_h"] == pytest.approx(dl.loc[n, "accurate_label_cpu_h"] + cpu / 3600, rel=1e-6)
+    std = df[df.method == "standard"].set_index("n_train")
+    assert (dl["accurate_label_cpu_h"] == std.loc[dl.index, "accurate_label_cpu_h"]).all()
+    assert dl["reduction_vs_standard"].notna().all()
+    # one prediction calls xTB: dearer than the pure model, and the recorded xTB cost is part of it
+    assert (dl["predict_cpu_s_per_frame"] > std.loc[dl.index, "predict_cpu_s_per_frame"]).all()
+    ev = json.loads((wd / MOL / "delta/egnn/xtb/N8_s0/eval.json").read_text())
+    assert ev["predict_cheap_cpu_s_per_frame"] == pytest.approx(xtb["test"].cpu_s.mean())
+    assert ev["model_extra"]["cheap_entry"]["engine"] == "xtb" and ev["n_test_cheap_computed"] == 0
+    with np.load(wd / MOL / "delta/egnn/xtb/N8_s0/predictions.npz") as p:  # same frames as every method
+        assert list(p["frame_id"]) == list(load_npz(wd / MOL / "data/ccsd_t/test.npz").frame_id)
+    sg = df[df.method == "delta_sgdml"].set_index("n_train")
+    assert set(sg.index) == {4, 8} and (sg["model"] == "sgdml").all() and (sg["cheap_label_cpu_h"] > 0).all()
+    stab = pd.read_csv(wd / MOL / "stability.csv")
+    assert (stab.loc[stab.method == "delta", "cheap_level"] == "xtb").all()
+    html = (wd / MOL / "report.html").read_text()
+    assert 'id="routes-table"' in html and 'id="prediction-cost-table"' in html and "Δ-learning" in html
 
 
 def test_report_renders_in_chromium(finished_run, tmp_path):

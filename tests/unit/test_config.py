@@ -60,6 +60,11 @@ def test_schema_errors(edit, message):
     (lambda c: c["splits"]["cheap"].pop("xtb"), r"no cheap-pool size for level\(s\) \['xtb'\]"),
     (lambda c: c.update(accurate_level="ccsdt"), "unknown level 'ccsdt'; defined levels"),
     (lambda c: c["sampling"].update(n_frames=100), r"need \d+ MD frames but sampling.n_frames is 100"),
+    (lambda c: c["delta"].update(cheap_levels=["ccsd_t"]), "delta.cheap_levels: 'ccsd_t' is the accurate level"),
+    (lambda c: c["delta"].update(cheap_levels=["dft"], md_stability_levels=["xtb"]),
+     r"delta.md_stability_levels: \['xtb'\] are not in delta.cheap_levels"),
+    (lambda c: (c["levels"].update(md17={"engine": "file", "path": str(ROOT / "config.yaml")}),
+                c["delta"].update(cheap_levels=["md17"])), "'md17' is an imported"),
 ])
 def test_semantic_errors(edit, message):
     cfg = _default()
@@ -202,3 +207,12 @@ def test_aspirin_dry_run_prints_the_preview_within_its_budget(workdir):
     assert "CCSD/6-31G (fc)" in out and "--cores 32" in out
     assert "labelling.max_cpu_hours 100 CPU-h (within); labelling.max_wall_hours 12 h wall (within)" in out
     assert "label_plan" in out
+
+
+def test_delta_defaults_to_off_when_absent_and_lists_its_levels():
+    cfg = _default()
+    assert pconf.delta_levels(cfg, "ethanol") == ["xtb"] and pconf.delta_stability_levels(cfg, "ethanol") == ["xtb"]
+    cfg.pop("delta")
+    pconf.validate_schema(cfg)
+    pconf.check_config(cfg)
+    assert pconf.delta_levels(cfg, "ethanol") == [] and pconf.delta_stability_levels(cfg, "ethanol") == []

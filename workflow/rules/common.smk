@@ -305,7 +305,8 @@ def get_stability_label(wildcards):
 
 
 def get_stability_runs(molecule):
-    """Standard vs ASTEROID (each cheap level) at the smallest N, and the cheap-only models."""
+    """Standard vs ASTEROID (each cheap level) at the smallest N, the cheap-only models, and the Δ
+    models of delta.md_stability_levels (their cheap level is called at every step)."""
     if not config["evaluation"]["md_stability"]["enabled"]:
         return []
     n = get_train_sizes()[0]
@@ -317,13 +318,16 @@ def get_stability_runs(molecule):
             for lvl in pconf.cheap_levels(config, molecule):
                 out.append(f"{base}/asteroid/{lvl}/N{n}_s{seed}.csv")
                 out.append(f"{base}/cheap_only/{lvl}/N0_s{seed}.csv")
+            for lvl in pconf.delta_stability_levels(config, molecule):
+                out.append(f"{base}/delta/{lvl}/N{n}_s{seed}.csv")
     return out
 
 
 def get_evaluations(molecule):
-    evals = [str(Path(p).with_name("eval.json")) for p in get_trained_models(molecule)]
+    evals = [str(Path(p).with_name("eval.json")) for p in get_trained_models(molecule) + get_delta_models(molecule)]
     if config["evaluation"]["sgdml"]["enabled"]:
         evals += [f"results/{molecule}/baselines/sgdml/N{n}/eval.json" for n in get_train_sizes()]
+    evals += get_delta_sgdml_evaluations(molecule)
     return evals
 
 
@@ -368,7 +372,7 @@ def get_collect_inputs(wildcards):
     return {
         "evals": get_evaluations(mol),
         "train": get_dataset(mol, "train"),
-        "datasets": get_all_datasets(mol),
+        "datasets": get_all_datasets(mol) + get_delta_datasets(mol),
         "stability": get_stability_runs(mol),
         "bias": get_bias_diagnostics(mol),
         "unlabelled": [f"results/{mol}/frames/unlabelled.npz"] if config["splits"]["unlabelled"] > 0 else [],
@@ -385,12 +389,16 @@ def get_collect_unlabelled_flag(wildcards):
 
 
 def get_collect_dataset_flags(wildcards):
+    """LEVEL:SUBSET=PATH of every labelled dataset: each subset at its own level, and the train,
+    validation and test frames at each Δ level (their cost is counted to the Δ methods)."""
     mol = wildcards.molecule
     out = []
     for s in get_subsets(mol):
         if s != "unlabelled":
             lvl = pconf.subset_level(config, mol, s)
             out.append(f"{lvl}:{s}={get_dataset(mol, s, lvl)}")
+    for lvl in pconf.delta_levels(config, mol):
+        out += [f"{lvl}:{s}={get_dataset(mol, s, lvl)}" for s in pconf.SUBSETS_ACCURATE]
     return " ".join(out)
 
 
@@ -404,3 +412,66 @@ PLAN_KEYS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling"
 def get_label_plan_config(wildcards):
     """The config sections the label cost estimate depends on (other edits do not rerun it)."""
     return q({k: config[k] for k in PLAN_KEYS})
+
+
+# ----------------------------------------------------------------------------- Δ-learning
+def get_delta_level(wildcards):
+    """The Δ level named by the path, checked against delta.cheap_levels."""
+    mol = get_molecule(wildcards)
+    if wildcards.level not in pconf.delta_levels(config, mol):
+        raise WorkflowError(
+            f"{wildcards.level!r} is not a Δ-learning level of {mol}; delta.cheap_levels: "
+            f"{pconf.delta_levels(config, mol)} (delta.enabled: {pconf.delta_settings(config)['enabled']})"
+        )
+    return wildcards.level
+
+
+def get_delta_data(wildcards):
+    """Accurate train/val and the same frames at the Δ level (train, val), plus the test frames."""
+    mol, lvl = get_molecule(wildcards), get_delta_level(wildcards)
+    return {"train": get_dataset(mol, "train"), "val": get_dataset(mol, "val"), "test": get_dataset(mol, "test"),
+            "cheap_train": get_dataset(mol, "train", lvl), "cheap_val": get_dataset(mol, "val", lvl),
+            "cheap_test": get_dataset(mol, "test", lvl)}
+
+
+def get_delta_cheap_test(wildcards):
+    mol, lvl = get_molecule(wildcards), get_delta_level(wildcards)
+    return get_dataset(mol, "test", lvl)
+
+
+def get_delta_prmtop(wildcards):
+    """The GAFF2 prmtop when the Δ level is GAFF2 (it is computed at new geometries through OpenMM)."""
+    mol = get_molecule(wildcards)
+    return [f"results/{mol}/md/gaff2.prmtop"] if pconf.level(config, get_delta_level(wildcards)).ENGINE == "empirical" else []
+
+
+def get_delta_prmtop_flag(wildcards):
+    paths = get_delta_prmtop(wildcards)
+    return f"--prmtop {paths[0]}" if paths else ""
+
+
+def get_delta_models(molecule):
+    out = []
+    for model in config["training"]["models"]:
+        for lvl in pconf.delta_levels(config, molecule):
+            for seed in config["training"]["seeds"]:
+                for n in get_train_sizes():
+                    out.append(f"results/{molecule}/delta/{model}/{lvl}/N{n}_s{seed}/model.pt")
+    return out
+
+
+def get_delta_sgdml_evaluations(molecule):
+    if not (config["evaluation"]["sgdml"]["enabled"] and pconf.delta_settings(config)["sgdml"]):
+        return []
+    return [f"results/{molecule}/baselines/delta_sgdml/{lvl}/N{n}/eval.json"
+            for lvl in pconf.delta_levels(config, molecule) for n in get_train_sizes()]
+
+
+def get_delta_datasets(molecule):
+    return [get_dataset(molecule, s, lvl) for lvl in pconf.delta_levels(config, molecule)
+            for s in pconf.SUBSETS_ACCURATE]
+
+
+def get_delta_stability_label(wildcards):
+    return q({"model": wildcards.model, "method": "delta", "cheap_level": wildcards.level, "n_train": int(wildcards.n),
+              "seed": int(wildcards.seed)})

@@ -70,6 +70,85 @@ rule md_stability:
         "--device {params.device} 2> {log}"
 
 
+rule evaluate_delta:
+    """A Δ model on the accurate test set: the cheap test labels plus the correction."""
+    input:
+        model="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/model.pt",
+        test=get_test_data,
+        cheap_test=get_delta_cheap_test,
+        prmtop=get_delta_prmtop,
+    output:
+        json="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/eval.json",
+        predictions="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/predictions.npz",
+    params:
+        prmtop=get_delta_prmtop_flag,
+        device=config["training"]["device"],
+    threads: 1
+    log:
+        "results/logs/{molecule}/evaluate_delta/{model}/{level}/N{n}_s{seed}.log",
+    benchmark:
+        "results/benchmarks/{molecule}/evaluate_delta/{model}/{level}/N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} python -m pipeline evaluate-delta --model {input.model} --test {input.test} "
+        "--cheap-test {input.cheap_test} {params.prmtop} --out-json {output.json} --out-pred {output.predictions} "
+        "--device {params.device} 2> {log}"
+
+
+rule sgdml_delta:
+    """sGDML as a kernel Δ-model: trained on accurate - cheap of train[:N], sigma chosen on validation."""
+    input:
+        unpack(get_delta_data),
+        prmtop=get_delta_prmtop,
+    output:
+        json="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/eval.json",
+        predictions="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/predictions.npz",
+        model="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/sgdml_model.npz",
+    params:
+        sgdml=get_sgdml_settings,
+        level=get_level_entry,
+        prmtop=get_delta_prmtop_flag,
+    threads: 2
+    log:
+        "results/logs/{molecule}/sgdml_delta/{level}/N{n}.log",
+    benchmark:
+        "results/benchmarks/{molecule}/sgdml_delta/{level}/N{n}.tsv"
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "OMP_NUM_THREADS=1 python -m pipeline sgdml-delta --train {input.train} --cheap-train {input.cheap_train} "
+        "--val {input.val} --cheap-val {input.cheap_val} --test {input.test} --cheap-test {input.cheap_test} "
+        "--n-train {wildcards.n} --cheap-level {wildcards.level} --cheap-entry {params.level} {params.prmtop} "
+        "--sgdml {params.sgdml} --processes {threads} --out-json {output.json} --out-pred {output.predictions} "
+        "--out-model {output.model} 2> {log}"
+
+
+rule md_stability_delta:
+    """MD stability of a Δ model: the cheap level and the correction at every step."""
+    input:
+        models="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/model.pt",
+        start=get_test_data,
+        prmtop=get_delta_prmtop,
+    output:
+        "results/{molecule}/stability/{model}/delta/{level}/N{n}_s{seed}.csv",
+    params:
+        settings=get_stability_settings,
+        label=get_delta_stability_label,
+        prmtop=get_delta_prmtop_flag,
+        device=config["training"]["device"],
+    log:
+        "results/logs/{molecule}/stability/{model}/delta/{level}/N{n}_s{seed}.log",
+    benchmark:
+        "results/benchmarks/{molecule}/md_stability/{model}/delta_{level}_N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "OMP_NUM_THREADS=1 python -m pipeline md-stability --model {input.models} --start {input.start} "
+        "--md-stability {params.settings} --label {params.label} --seed {wildcards.seed} {params.prmtop} "
+        "--out {output} --device {params.device} 2> {log}"
+
+
 rule bias_diagnostic:
     input:
         unpack(get_bias_diagnostic_data),

@@ -1,5 +1,5 @@
 # Training: standard (= ASTEROID stage 1), bias, stage 2 (bias-weighted / unweighted cheap-only),
-# score matching, stage 3 fine-tuning. Each model is cached; a killed job resumes from
+# score matching, stage 3 fine-tuning, and the Δ-learning baseline (a correction to a cheap level). Each model is cached; a killed job resumes from
 # <model>.ckpt when rerun.
 
 TRAIN_RESOURCES = dict(mem_mb=4000, runtime=720)
@@ -192,4 +192,36 @@ rule finetune_score:
         "python -m pipeline finetune --init {input.init} --train {input.train} --n-train {wildcards.n} "
         "--val {input.val} --stage {params.stage} --training {params.training} --seed {wildcards.seed} "
         "--device {params.device} --threads {threads} --out-model {output.model} --out-history {output.history} "
+        "--checkpoint {output.model}.ckpt 2> {log}"
+
+
+rule train_delta:
+    """Δ-learning: a correction trained on accurate - cheap labels of the accurate train[:N], with the
+    accurate stage's settings (the same budget as standard training)."""
+    input:
+        unpack(get_delta_data),
+    output:
+        model="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/model.pt",
+        history="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/history.csv",
+    params:
+        hparams=get_hparams,
+        stage=get_stage("accurate"),
+        training=get_training_common,
+        level=get_level_entry,
+        device=config["training"]["device"],
+    threads: config["training"]["threads"]
+    resources:
+        **TRAIN_RESOURCES,
+    log:
+        "results/logs/{molecule}/train/{model}/delta/{level}/N{n}_s{seed}.log",
+    benchmark:
+        "results/benchmarks/{molecule}/train_delta/{model}/{level}/N{n}_s{seed}.tsv"
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "python -m pipeline train-delta --model-name {wildcards.model} --hparams {params.hparams} "
+        "--train {input.train} --cheap-train {input.cheap_train} --n-train {wildcards.n} --val {input.val} "
+        "--cheap-val {input.cheap_val} --cheap-level {wildcards.level} --cheap-entry {params.level} "
+        "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
+        "--threads {threads} --out-model {output.model} --out-history {output.history} "
         "--checkpoint {output.model}.ckpt 2> {log}"

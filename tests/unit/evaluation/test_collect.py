@@ -134,3 +134,73 @@ def test_evaluations_on_different_test_sets_are_refused(tmp_path, run):
                 train_npz=str(tmp_path / "train.npz"), cheap_npz={}, unlabelled_npz=None, datasets={},
                 stability_csvs=[], out_results=str(tmp_path / "r.csv"), out_gamma=str(tmp_path / "g.csv"),
                 out_costs=str(tmp_path / "c.csv"), out_stability=str(tmp_path / "s.csv"))
+
+
+def _ds_ids(path, frame_id, cpu):
+    n = len(frame_id)
+    Dataset(R=np.repeat(ETHANOL_R[None], n, 0), z=ETHANOL_Z, E=np.zeros(n), F=np.zeros((n, 9, 3)),
+            frame_id=np.asarray(frame_id), cpu_s=np.full(n, cpu)).save(path)
+    return str(path)
+
+
+def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
+    """Δ: N accurate labels + cheap labels on those N frames (a failed attempt included), the
+    validation and the test frames; its prediction cost; reductions like every method."""
+    rng = np.random.default_rng(1)
+    hard = rng.lognormal(0, 0.5, N_TEST)
+    m = tmp_path / "models"
+    evals = [
+        _eval(m / "std", 2.0 * hard, dict(model_name="egnn", seed=0, stage="standard", n_train=4, best_metric=2.1,
+                                          train_cpu_s=100), predict_cpu_s_per_frame=0.002),
+        _eval(m / "delta", 0.5 * hard, dict(model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="xtb",
+                                            best_metric=0.55, train_cpu_s=90), method="delta", cheap_level="xtb",
+              predict_cpu_s_per_frame=0.006),
+        _eval(tmp_path / "dsg", 0.8 * hard, None, method="delta_sgdml", cheap_level="xtb", n_train=4, train_cpu_s=5,
+              valid_force_mae_kcal=0.9, predict_cpu_s_per_frame=0.0045),
+    ]
+    # accurate train frames 100..105 (train[:4] = 100..103) at 1 CPU-h each
+    train = _ds_ids(tmp_path / "train.npz", [100, 101, 102, 103, 104, 105], 3600.0)
+    # xTB on the train frames: 103 failed (its attempt cost 72 s); 104, 105 are beyond N = 4
+    xtb_train = _ds_ids(tmp_path / "xtb_train.npz", [100, 101, 102, 104, 105], 36.0)
+    pd.DataFrame([dict(level="xtb", frame_id=103, reason="SCC", cpu_s=72.0)]).to_csv(
+        tmp_path / "xtb_train.failures.csv", index=False)
+    xtb_val = _ds_ids(tmp_path / "xtb_val.npz", [200, 201, 202], 36.0)
+    xtb_test = _ds_ids(tmp_path / "xtb_test.npz", list(range(N_TEST)), 36.0)
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red")}
+    res = collect(molecule="ethanol", evals=evals, train_npz=train, cheap_npz={}, unlabelled_npz=None,
+                  datasets={"ccsd_t:train": train, "xtb:train": xtb_train, "xtb:val": xtb_val, "xtb:test": xtb_test},
+                  stability_csvs=[], out_results=out["results"], out_gamma=out["gamma"], out_costs=out["costs"],
+                  out_stability=out["stab"], out_reductions=out["red"], n_bootstrap=300,
+                  out_forcefield=str(tmp_path / "ff"))
+    r = {x.method: x for x in res.itertuples()}
+    assert set(r) == {"standard", "delta", "delta_sgdml"}
+    d = r["delta"]
+    assert d.cheap_level == "xtb" and d.n_train == 4 and d.n_accurate_labels == 4
+    assert d.n_cheap_labels == 3 + 3 + N_TEST  # 100, 101, 102 + val + test
+    assert d.cheap_label_cpu_h * 3600 == pytest.approx(3 * 36 + 72 + 3 * 36 + N_TEST * 36)
+    assert d.accurate_label_cpu_h == pytest.approx(4.0)
+    assert d.data_cost_cpu_h == pytest.approx(4.0 + d.cheap_label_cpu_h)
+    assert d.total_cpu_h == pytest.approx(d.data_cost_cpu_h + 90 / 3600)
+    assert r["delta_sgdml"].n_cheap_labels == d.n_cheap_labels and r["delta_sgdml"].model == "sgdml"
+    assert r["delta_sgdml"].train_cpu_h_total * 3600 == pytest.approx(5)
+    assert d.predict_cpu_s_per_frame == 0.006 and r["standard"].predict_cpu_s_per_frame == 0.002
+    assert d.val_force_mae_kcal == 0.55 and r["delta_sgdml"].val_force_mae_kcal == 0.9
+    assert d.reduction_vs_standard == pytest.approx(0.75)
+    red = pd.read_csv(out["red"]).set_index("method")
+    assert red.loc["delta", "reduction"] == pytest.approx(0.75) and red.loc["delta", "baseline"] == "egnn standard"
+    assert red.loc["delta_sgdml", "model"] == "sgdml vs egnn" and red.loc["delta_sgdml", "reduction"] == pytest.approx(0.6)
+    # Δ is not exported (it needs xTB at every call), but the metadata says it did better on validation
+    meta = json.loads((tmp_path / "ff" / "metadata.json").read_text())
+    assert meta["method"] == "standard" and meta["delta_same_n"]["better_on_validation"]
+    assert meta["delta_same_n"]["method"] == "delta" and meta["delta_same_n"]["predict_cpu_s_per_frame"] == 0.006
+
+
+def test_delta_without_its_cheap_datasets_is_refused(tmp_path):
+    hard = np.ones(N_TEST)
+    ev = _eval(tmp_path / "delta", hard, dict(model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="dft",
+                                              train_cpu_s=1), method="delta")
+    train = _ds_ids(tmp_path / "train.npz", [1, 2, 3, 4], 1.0)
+    with pytest.raises(ValueError, match="dft:train"):
+        collect(molecule="ethanol", evals=[ev], train_npz=train, cheap_npz={}, unlabelled_npz=None, datasets={},
+                stability_csvs=[], out_results=str(tmp_path / "r.csv"), out_gamma=str(tmp_path / "g.csv"),
+                out_costs=str(tmp_path / "c.csv"), out_stability=str(tmp_path / "s.csv"))

@@ -175,3 +175,39 @@ def test_estimate_vs_spent_per_level():
     plan2 = pd.concat([plan, pd.DataFrame([("xtb", 10, 0.01, "cost model")], columns=costs.PLAN_COLUMNS)])
     assert math.isnan(costs.estimate_vs_spent(plan2, lc).set_index("level").at["xtb", "spent_cpu_h"])
     assert costs.estimate_vs_spent(plan.iloc[:0], lc).empty
+
+
+def _route(method, n, mae, total, predict, level=None, model="egnn"):
+    r = _run(method, n, mae, level=level, model=model)
+    r.update(total_cpu_h=total, predict_cpu_s_per_frame=predict, train_cpu_h_total=0.1)
+    return r
+
+
+def test_cheapest_route_to_each_standard_error():
+    """Targets: standard's errors at each N. Δ (xtb) reaches standard's N = 100 error at N = 25 for 60
+    CPU-h; ASTEROID needs N = 50 (110 CPU-h); sGDML never reaches it."""
+    df = pd.DataFrame([
+        _route("standard", 25, 2.0, 50.0, 0.002), _route("standard", 100, 1.0, 200.0, 0.002),
+        _route("asteroid", 25, 1.5, 60.0, 0.002, "xtb"), _route("asteroid", 50, 0.9, 110.0, 0.002, "xtb"),
+        _route("delta", 25, 0.8, 60.5, 0.006, "xtb"), _route("delta", 100, 0.4, 210.0, 0.006, "xtb"),
+        _route("sgdml", 25, 1.9, 49.0, 0.001, model="sgdml"),
+        _route("cheap_only", 0, 3.0, 1.0, 0.002, "xtb"),  # no accurate labels: not a route
+    ])
+    r = costs.cheapest_routes(df)
+    at100 = r[r["target"] == "standard egnn, N = 100"].set_index("method")
+    assert set(at100.index) == {"standard", "asteroid", "delta"}  # sGDML (1.9) never gets to 1.0
+    assert at100.loc["delta", "n_train"] == 25 and at100.loc["delta", "total_cpu_h"] == 60.5
+    assert at100.loc["asteroid", "n_train"] == 50 and at100.loc["delta", "cheapest"]
+    assert at100.loc["delta", "predict_cpu_s_per_frame"] == 0.006
+    at25 = r[r["target"] == "standard egnn, N = 25"].set_index("method")
+    assert at25.loc["sgdml", "cheapest"] and at25["cheapest"].sum() == 1  # 49 CPU-h < standard's 50
+
+
+def test_prediction_costs_per_method_and_per_ns_of_md():
+    df = pd.DataFrame([_route("standard", 25, 2.0, 50.0, 0.002), _route("standard", 100, 1.0, 200.0, 0.004),
+                       _route("delta", 25, 0.8, 60.5, 2.5, "dft")])
+    pc = costs.prediction_costs(df).set_index("method")
+    assert pc.loc["standard", "predict_cpu_s_per_frame"] == pytest.approx(0.003)
+    # 1 ns at 0.5 fs = 2e6 steps: a DFT Δ model needs ~1,400 CPU-h where the pure model needs ~2
+    assert pc.loc["delta", "md_cpu_h_per_ns"] == pytest.approx(2.5 * 2e6 / 3600)
+    assert pc.loc["standard", "md_cpu_h_per_ns"] == pytest.approx(0.003 * 2e6 / 3600)

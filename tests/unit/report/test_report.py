@@ -310,3 +310,21 @@ def test_cost_section_sets_the_estimate_against_what_was_spent(tmp_path):
     # CCSD(T) spent half the estimate, DFT exactly the estimate
     assert 'data-value="0.5"' in section and 'data-value="1.0"' in section
     assert 'id="label-estimate-table"' not in build_report(**kwargs).read_text(encoding="utf-8")
+
+
+def test_routes_and_prediction_cost_tables_show_delta(tmp_path):
+    from pipeline.report.html import _prediction_cost_html, _routes_html
+
+    base = dict(molecule=MOLECULE, model="egnn", seed=0, gamma=math.nan, train_cpu_h_total=0.1, n_cheap_labels=0,
+                force_rmse_kcal=1.0, energy_mae_kcal=1.0, n_accurate_labels=25)
+    df = pd.DataFrame([
+        dict(base, method="standard", cheap_level=None, n_train=25, force_mae_kcal=2.0, data_cost_cpu_h=50.0,
+             total_cpu_h=50.1, predict_cpu_s_per_frame=0.002),
+        dict(base, method="delta", cheap_level="xtb", n_train=25, force_mae_kcal=0.9, data_cost_cpu_h=50.2,
+             total_cpu_h=50.3, predict_cpu_s_per_frame=0.007),
+    ])
+    routes = _routes_html(df)
+    assert 'id="routes-table"' in routes and "Δ-learning: cheap level + neural correction (xtb)" in routes
+    assert "50.3 CPU-h (N = 25)" in routes and routes.count('class="num best"') == 1
+    pred = _prediction_cost_html(df)
+    assert 'id="prediction-cost-table"' in pred and 'data-value="0.007"' in pred

@@ -152,3 +152,31 @@ def test_killed_training_resumes_from_checkpoint(tmp_path, schedule):
     a, b = load_model(ref_dir / "model.pt"), load_model(run_dir / "model.pt")
     for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
         torch.testing.assert_close(v, w, rtol=1e-5, atol=1e-6)
+
+
+def test_delta_trains_on_accurate_minus_cheap_of_the_first_n_frames(tmp_path):
+    """The Δ target is accurate - cheap on the frames both labelled (frame_id); frames beyond N or
+    without a cheap label are not used; the cheap level's config entry travels with the model."""
+    from pipeline.data import load_npz
+
+    acc = _dataset(tmp_path / "acc.npz", 12, 0)
+    val = _dataset(tmp_path / "val.npz", 6, 1)
+    a, v = load_npz(acc), load_npz(val)
+    v.frame_id = v.frame_id + 100
+    v.save(val)
+    # "cheap" = accurate minus a smooth per-frame offset and a small force bias; frame 3 has no cheap label
+    keep = [i for i in range(12) if i != 3]
+    Dataset(R=a.R[keep], z=a.z, E=a.E[keep] - 5.0, F=a.F[keep] - 0.01, frame_id=a.frame_id[keep]).save(tmp_path / "c.npz")
+    Dataset(R=v.R, z=v.z, E=v.E - 5.0, F=v.F - 0.01, frame_id=v.frame_id).save(tmp_path / "cv.npz")
+    stage = {"batch_size": 4, "max_epochs": 3, "lr": 1e-3, "early_stopping_patience": 10}
+    stages.train_delta(model_name="egnn", hparams=HP, train_npz=acc, cheap_train_npz=tmp_path / "c.npz", n_train=8,
+                       val_npz=val, cheap_val_npz=tmp_path / "cv.npz", cheap_level="xtb",
+                       cheap_entry={"engine": "xtb", "method": "GFN2-xTB"}, stage=stage, training=TRAINING, seed=0,
+                       device="cpu", out_model=tmp_path / "d.pt", out_history=tmp_path / "d.csv",
+                       checkpoint=tmp_path / "d.ckpt")
+    m = load_model(tmp_path / "d.pt")
+    assert m.extra["stage"] == "delta" and m.extra["n_train"] == 8 and m.extra["n_delta_train"] == 7
+    assert m.extra["train_frame_id"] == [0, 1, 2, 4, 5, 6, 7] and m.extra["n_delta_val"] == 6
+    assert m.extra["cheap_entry"] == {"engine": "xtb", "method": "GFN2-xTB"} and m.extra["cheap_level"] == "xtb"
+    # the energy offset of the difference (5 eV per frame) sets the model's shift
+    assert float(m.energy_shift) * 9 == pytest.approx(5.0 * 23.0605, rel=1e-3)
