@@ -128,6 +128,30 @@ def subsets(config: dict, molecule: str) -> list[str]:
     return out
 
 
+def bias_diagnostic_levels(config: dict, molecule: str) -> list[str]:
+    """Cheap levels whose labels can be computed on the validation frames (the bias diagnostic):
+    computed engines, and GAFF2 (empirical) when the validation frames come from the MD.
+    Imported (file) levels cannot."""
+    md_val = subset_source(config, molecule, "val") == "md"
+    out = []
+    for name in cheap_levels(config, molecule):
+        lvl = level(config, name)
+        if lvl.COMPUTED or (lvl.ENGINE == "empirical" and md_val):
+            out.append(name)
+    return out
+
+
+def labelling_tasks(config: dict, molecule: str) -> list[tuple[str, str]]:
+    """Every (level, subset) the workflow labels for `molecule`: each subset at its own level,
+    the validation frames at each cheap level of the bias diagnostic, and the accurate frames
+    (train, val, test) at each Δ-learning level. The one list the cost preview counts."""
+    tasks = [(subset_level(config, molecule, s), s) for s in subsets(config, molecule)
+             if subset_level(config, molecule, s) is not None]
+    tasks += [(name, "val") for name in bias_diagnostic_levels(config, molecule)]
+    tasks += [(name, s) for name in delta_levels(config, molecule) for s in SUBSETS_ACCURATE]
+    return list(dict.fromkeys(tasks))
+
+
 def splits(config: dict, molecule: str) -> dict:
     """The splits of one molecule: the global `splits`, with the molecule's own `splits` entry
     (validation and test sizes) over it."""

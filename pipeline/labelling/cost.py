@@ -341,10 +341,7 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
     acc = pconf.accurate_level(config, molecule)
     by_level: dict[str, LevelPlan] = {}
     frames_known = True
-    for subset in pconf.subsets(config, molecule):
-        name = pconf.subset_level(config, molecule, subset)
-        if name is None:
-            continue
+    for name, subset in pconf.labelling_tasks(config, molecule):
         level = pconf.level(config, name)
         if not level.COMPUTED:
             continue

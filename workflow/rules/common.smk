@@ -332,15 +332,7 @@ def get_evaluations(molecule):
 
 
 def get_bias_diagnostic_levels(molecule):
-    """Cheap levels whose labels can be computed on the validation frames: computed engines, and
-    GAFF2 (empirical) when the validation frames come from the MD. Imported (file) levels cannot."""
-    out = []
-    for lvl in pconf.cheap_levels(config, molecule):
-        engine = pconf.level(config, lvl)
-        md_val = pconf.subset_source(config, molecule, "val") == "md"
-        if engine.COMPUTED or (engine.ENGINE == "empirical" and md_val):
-            out.append(lvl)
-    return out
+    return pconf.bias_diagnostic_levels(config, molecule)
 
 
 def get_bias_diagnostics(molecule):

@@ -174,9 +174,13 @@ def test_plan_counts_frames_and_cache_hits(tmp_path):
     cfg = _tiny_config(tmp_path)
     plan = cost.plan_labels(cfg, "ethanol", cores=4, results_dir=tmp_path / "results", calibrate=False)
     by = {lp.level: lp for lp in plan.levels}
-    assert set(by) == {"ccsd_t", "dft"}  # empirical is free
+    assert set(by) == {"ccsd_t", "dft", "xtb"}  # empirical is free
     assert by["ccsd_t"].n_frames == 20 and by["ccsd_t"].subsets == ["train", "val", "test"]
-    assert by["dft"].n_frames == 20 and by["ccsd_t"].n_cached == 0 and not plan.frames_known
+    # the cheap pool and, for the bias diagnostic, the validation frames at the cheap level
+    assert by["dft"].n_frames == 25 and by["dft"].subsets == ["cheap-dft", "val"]
+    # the Δ-learning level (delta.cheap_levels: [xtb]) labels the accurate frames too
+    assert by["xtb"].n_frames == 20 and by["xtb"].subsets == ["train", "val", "test"]
+    assert by["ccsd_t"].n_cached == 0 and not plan.frames_known
     full = plan.cpu_h
     # frames sampled for `train`, 4 of its 10 already labelled at ccsd_t: they cost nothing
     z = _z("ethanol")
