@@ -451,14 +451,16 @@ def check_budget(plan: Plan, config: dict) -> None:
 
 
 PLAN_COLUMNS = ["molecule", "level", "role", "theory", "n_frames", "n_cached", "n_to_label", "cpu_s_per_frame",
-                "model_cpu_s_per_frame", "cpu_h", "cores", "wall_h_total", "source"]
+                "model_cpu_s_per_frame", "cpu_h", "source"]
 
 
 def plan_table(plan: Plan):
+    """The plan as a table (label_plan.csv): one row per computed level; cpu_h counts the frames
+    still to label, n_frames * cpu_s_per_frame all of them."""
     import pandas as pd
 
     rows = [dict(molecule=plan.molecule, level=lp.level, role=lp.role, theory=lp.theory, n_frames=lp.n_frames,
                  n_cached=lp.n_cached, n_to_label=lp.n_to_label, cpu_s_per_frame=lp.cpu_s_per_frame,
-                 model_cpu_s_per_frame=lp.model_cpu_s_per_frame, cpu_h=lp.cpu_h, cores=plan.cores,
-                 wall_h_total=plan.wall_h, source=lp.source) for lp in plan.levels]
+                 model_cpu_s_per_frame=lp.model_cpu_s_per_frame, cpu_h=lp.cpu_h, source=lp.source)
+            for lp in plan.levels]
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
