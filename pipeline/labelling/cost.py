@@ -233,7 +233,7 @@ def calibrated_cpu_s_per_frame(level: Level, z: np.ndarray, cache_dir=None,
         return Calibration(model, "free" if model == 0.0 else MODEL_SOURCE)
     records = [r for r in cache_timings(cache_dir, level, limit) if r[0] is not None]
     z = np.asarray(z, dtype=np.int64)
-    same = [cpu for rz, cpu in records if len(rz) == len(z) and np.array_equal(np.sort(rz), np.sort(z))]
+    same = [cpu for rz, cpu in records if np.array_equal(rz, z)]  # same atoms in the same order
     if same:
         return Calibration(float(np.mean(same)), f"measured: mean of {len(same)} cached frames of this molecule")
     if records:

@@ -250,3 +250,23 @@ def test_plan_table_columns():
     assert list(table.columns) == cost.PLAN_COLUMNS
     assert set(table["level"]) == {"ccsd_t", "dft"} and (table["cpu_h"] > 0).all()
     json.dumps(table.to_dict(orient="records"))  # plain values
+
+
+def test_plan_command_prints_writes_and_refuses(tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "plan.csv"
+    assert main(["plan", "--config", str(ROOT / "config.yaml"), "--molecule", "aspirin", "--cores", "32",
+                 "--results-dir", str(tmp_path / "results"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Label cost preview for aspirin" in err and "(within)" in err
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.columns) == cost.PLAN_COLUMNS and set(table["level"]) == {"ccsd", "dft"}
+    (tmp_path / "small.yaml").write_text("labelling: {max_cpu_hours: 1}\n")
+    assert main(["plan", "--config", str(ROOT / "config.yaml"), str(tmp_path / "small.yaml"), "--molecule",
+                 "aspirin", "--cores", "32", "--results-dir", str(tmp_path / "results")]) == 1
+    assert "label budget exceeded" in capsys.readouterr().err
+    assert main(["plan", "--config", str(ROOT / "config.yaml"), str(tmp_path / "small.yaml"), "--molecule",
+                 "aspirin", "--no-budget", "--results-dir", str(tmp_path / "results")]) == 0
