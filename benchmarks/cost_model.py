@@ -95,7 +95,7 @@ def cc_breakdown(level, z, R) -> dict:
 def print_table(df: pd.DataFrame) -> None:
     rows = []
     for r in df.itertuples(index=False):
-        measured = r.measured_cpu_s if r.status == "ok" else float("nan")
+        measured = float(r.measured_cpu_s) if r.status == "ok" else float("nan")
         rows.append([f"{r.molecule} ({r.atoms})", r.theory, r.n_bf, r.o, r.v, float(r.predicted_cpu_s),
                      measured, float(r.measured_wall_s) if r.status == "ok" else float("nan"),
                      f"{measured / r.predicted_cpu_s:.2f}" if r.status == "ok" else "–",
@@ -124,6 +124,8 @@ def main(argv=None) -> int:
         levels = [(pconf.level(config, r.level), np.array([int(x) for x in r.z.split()])) for r in df.itertuples()]
         df["predicted_cpu_s"] = [alone_cpu_s_per_frame(lv, z) for lv, z in levels]
         df["pipeline_estimate_cpu_s"] = [model_cpu_s_per_frame(lv, z) for lv, z in levels]
+        df["status"] = [f"skipped: predicted {p / 60:.0f} min > {a.max_minutes:g}" if st.startswith("skipped") else st
+                        for st, p in zip(df["status"], df["predicted_cpu_s"])]
         print_table(df)
         return 0
 
