@@ -5,7 +5,8 @@ molecule's accurate level and its computed cheap levels in ``config.yaml``), thi
 
 1. samples an MD frame the way the pipeline does (RDKit -> GAFF2/AM1-BCC -> OpenMM Langevin MD at
    ``sampling.temperature_K``; 2000 equilibration steps, then the frame 100 steps later),
-2. prints the model's prediction (:func:`pipeline.labelling.cost.model_cpu_s_per_frame`, 1 thread),
+2. prints the model's fit (``cost.alone_cpu_s_per_frame``, 1 thread) and the preview's estimate
+   (``model_cpu_s_per_frame``: the fit times ``cost.PIPELINE_FACTOR``),
 3. labels the frame through the pipeline's own path (``runner._label_one``: the level's
    ``compute`` with the retry policy) in this process with 1 thread, unless the prediction is over
    ``--max-minutes`` (those rows say "skipped"),
@@ -34,7 +35,7 @@ import yaml
 
 import common
 from pipeline import config as pconf
-from pipeline.labelling.cost import model_cpu_s_per_frame, orbitals
+from pipeline.labelling.cost import alone_cpu_s_per_frame, model_cpu_s_per_frame, orbitals
 from pipeline.labelling.runner import _label_one, set_threads
 from pipeline.molecules import BUILTIN_SMILES
 
@@ -73,7 +74,7 @@ def describe(config: dict, molecule: str, level_name: str, z) -> dict:
     return dict(
         molecule=molecule, atoms=len(z), level=level_name, theory=level.theory,
         n_bf=orb.n_bf if orb else "", o=orb.o if orb else "", v=orb.v if orb else "",
-        predicted_cpu_s=model_cpu_s_per_frame(level, z),
+        predicted_cpu_s=alone_cpu_s_per_frame(level, z), pipeline_estimate_cpu_s=model_cpu_s_per_frame(level, z),
     )
 
 
@@ -94,14 +95,14 @@ def cc_breakdown(level, z, R) -> dict:
 def print_table(df: pd.DataFrame) -> None:
     rows = []
     for r in df.itertuples(index=False):
-        measured = r.measured_cpu_s if r.status == "ok" else float("nan")
+        measured = float(r.measured_cpu_s) if r.status == "ok" else float("nan")
         rows.append([f"{r.molecule} ({r.atoms})", r.theory, r.n_bf, r.o, r.v, float(r.predicted_cpu_s),
                      measured, float(r.measured_wall_s) if r.status == "ok" else float("nan"),
                      f"{measured / r.predicted_cpu_s:.2f}" if r.status == "ok" else "–",
-                     r.load, r.status])
+                     float(r.pipeline_estimate_cpu_s), r.load, r.status])
     print(common.markdown_table(
         ["molecule (atoms)", "level", "N_bf", "o", "v", "predicted CPU s", "measured CPU s", "wall s",
-         "measured / predicted", "load avg (1 min) before", "status"], rows))
+         "measured / predicted", "preview's CPU s (x pipeline factor)", "load avg (1 min) before", "status"], rows))
 
 
 def main(argv=None) -> int:
@@ -120,10 +121,11 @@ def main(argv=None) -> int:
 
     if a.from_csv:
         df = pd.read_csv(a.from_csv, keep_default_na=False)
-        df["predicted_cpu_s"] = [
-            model_cpu_s_per_frame(pconf.level(config, r.level), np.array([int(x) for x in r.z.split()]))
-            for r in df.itertuples()
-        ]
+        levels = [(pconf.level(config, r.level), np.array([int(x) for x in r.z.split()])) for r in df.itertuples()]
+        df["predicted_cpu_s"] = [alone_cpu_s_per_frame(lv, z) for lv, z in levels]
+        df["pipeline_estimate_cpu_s"] = [model_cpu_s_per_frame(lv, z) for lv, z in levels]
+        df["status"] = [f"skipped: predicted {p / 60:.0f} min > {a.max_minutes:g}" if st.startswith("skipped") else st
+                        for st, p in zip(df["status"], df["predicted_cpu_s"])]
         print_table(df)
         return 0
 

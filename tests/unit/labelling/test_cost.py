@@ -75,8 +75,8 @@ def test_scaling_per_engine():
 
     assert dft_size(asp) / dft_size(eth) == pytest.approx((133 / 39) ** 3)
     assert ccsd_corr(asp) / ccsd_corr(eth) == pytest.approx((34 / 10) ** 2 * (86 / 26) ** 4)
-    # the estimate of a busy machine is the alone estimate times one factor
-    assert cost.model_cpu_s_per_frame(ccsd, asp) == pytest.approx(cost.BUSY_FACTOR * cost.alone_cpu_s_per_frame(ccsd, asp))
+    # the pipeline estimate is the benchmark fit times one factor
+    assert cost.model_cpu_s_per_frame(ccsd, asp) == pytest.approx(cost.PIPELINE_FACTOR * cost.alone_cpu_s_per_frame(ccsd, asp))
     # ordering: CCSD(T) > CCSD > DFT for every molecule, and cost grows with size
     for z in (eth, benz, asp):
         assert cost.model_cpu_s_per_frame(ccsd_t, z) > cost.model_cpu_s_per_frame(ccsd, z) > \
@@ -100,14 +100,16 @@ def test_settings_change_the_estimate():
 
 def test_model_matches_the_measured_costs():
     """The constants reproduce the measured costs (BENCHMARKS.md sections 1 and 6) within 20%:
-    ethanol in the default run (two jobs side by side) CCSD(T)/6-31G fc 13.5 and PBE/6-31G 2.6
-    CPU-s per frame; frames run alone: ethanol CCSD(T) 7.3, aspirin CCSD 659, aspirin PBE 33."""
+    ethanol in the default run CCSD(T)/6-31G fc 13.5 and PBE/6-31G 2.6 CPU-s per frame;
+    benchmarks/cost_model.py frames: ethanol CCSD(T) 7.4, aspirin CCSD 659, aspirin PBE 33,
+    toluene CCSD(T) 627 (not used in the fit)."""
     eth, asp = _z("ethanol"), _z("aspirin")
     for got, want in ((cost.model_cpu_s_per_frame(make_level("b", CCSD_T), eth), 13.5),
                       (cost.model_cpu_s_per_frame(make_level("c", DFT), eth), 2.6),
                       (cost.alone_cpu_s_per_frame(make_level("b", CCSD_T), eth), 7.3),
                       (cost.alone_cpu_s_per_frame(make_level("a", CCSD), asp), 659.0),
-                      (cost.alone_cpu_s_per_frame(make_level("c", DFT), asp), 33.4)):
+                      (cost.alone_cpu_s_per_frame(make_level("c", DFT), asp), 33.4),
+                      (cost.alone_cpu_s_per_frame(make_level("b", CCSD_T), _z("toluene")), 627.0)):
         assert got == pytest.approx(want, rel=0.2)
 
 
@@ -262,3 +264,23 @@ def test_plan_table_columns():
     assert list(table.columns) == cost.PLAN_COLUMNS
     assert set(table["level"]) == {"ccsd_t", "xtb"} and (table["cpu_h"] > 0).all()
     json.dumps(table.to_dict(orient="records"))  # plain values
+
+
+def test_plan_command_prints_writes_and_refuses(tmp_path, capsys):
+    from pipeline.cli import main
+
+    out = tmp_path / "plan.csv"
+    assert main(["plan", "--config", str(ROOT / "config.yaml"), "--molecule", "aspirin", "--cores", "32",
+                 "--results-dir", str(tmp_path / "results"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Label cost preview for aspirin" in err and "(within)" in err
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.columns) == cost.PLAN_COLUMNS and set(table["level"]) == {"ccsd", "dft"}
+    (tmp_path / "small.yaml").write_text("labelling: {max_cpu_hours: 1}\n")
+    assert main(["plan", "--config", str(ROOT / "config.yaml"), str(tmp_path / "small.yaml"), "--molecule",
+                 "aspirin", "--cores", "32", "--results-dir", str(tmp_path / "results")]) == 1
+    assert "label budget exceeded" in capsys.readouterr().err
+    assert main(["plan", "--config", str(ROOT / "config.yaml"), str(tmp_path / "small.yaml"), "--molecule",
+                 "aspirin", "--no-budget", "--results-dir", str(tmp_path / "results")]) == 0
