@@ -277,7 +277,7 @@ def test_plan_command_prints_writes_and_refuses(tmp_path, capsys):
     import pandas as pd
 
     table = pd.read_csv(out)
-    assert list(table.columns) == cost.PLAN_COLUMNS and set(table["level"]) == {"ccsd", "dft"}
+    assert list(table.columns) == cost.PLAN_COLUMNS and set(table["level"]) == {"ccsd", "xtb"}
     (tmp_path / "small.yaml").write_text("labelling: {max_cpu_hours: 1}\n")
     assert main(["plan", "--config", str(ROOT / "config.yaml"), str(tmp_path / "small.yaml"), "--molecule",
                  "aspirin", "--cores", "32", "--results-dir", str(tmp_path / "results")]) == 1
