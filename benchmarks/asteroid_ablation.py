@@ -129,7 +129,7 @@ def main() -> None:
     p.add_argument("--molecule", default="ethanol")
     p.add_argument("--config", nargs="+", default=["config.yaml"],
                    help="the run's config files, later ones overriding earlier ones as Snakemake's --configfile")
-    p.add_argument("--cheap-level", default="dft")
+    p.add_argument("--cheap-level", default="xtb")
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50], help="accurate training sizes N")
     p.add_argument("--gammas", type=float, nargs="+", default=[0.5, 1.0, 3.0, float("inf")])
     p.add_argument("--long-stage2-epochs", type=int, default=100)

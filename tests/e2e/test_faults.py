@@ -49,6 +49,15 @@ LABEL_TARGETS = ["results/ethanol/data/ccsd_t/val.npz", "results/ethanol/data/cc
 FRAMES = ["results/ethanol/frames/val.npz", "results/ethanol/frames/test.npz", "results/ethanol/frames/cheap-dft.npz"]
 
 
+def _dft_workdir(path):
+    """A tiny working directory whose cheap levels include PBE (seconds a frame): labelling then
+    lasts long enough for two runs to overlap and for a kill to land mid-labelling (xTB is ms)."""
+    wd = make_workdir(path)
+    with open(wd / "config-tiny.yaml", "a") as f:
+        f.write("cheap_levels: [dft, xtb, empirical]\n")
+    return wd
+
+
 def _computed_frames(wd) -> int:
     """Frames the run's labelling jobs computed (not taken from the cache), from their logs."""
     return sum(p.read_text().count(": ok in ") for p in (wd / "results/logs/ethanol/label").rglob("*.log"))
@@ -65,7 +74,7 @@ def test_two_runs_sharing_one_label_cache_store_each_frame_once_and_intact(tmp_p
     cache = tmp_path / "shared-label-cache"
     wds = []
     for name, edit in (("run-a", None), ("run-b", ("seeds: [0]", "seeds: [1]"))):  # two configs
-        wd = make_workdir(tmp_path / name)
+        wd = _dft_workdir(tmp_path / name)
         cfg = (wd / "config-tiny.yaml").read_text().replace("cache_dir: .cache/labels", f"cache_dir: {cache}")
         if edit:
             cfg = cfg.replace(*edit)
@@ -97,7 +106,7 @@ def test_two_runs_sharing_one_label_cache_store_each_frame_once_and_intact(tmp_p
 def test_sigkilled_snakemake_resumes_after_unlock_without_recomputing(tmp_path):
     """SIGKILL to Snakemake itself (its jobs live on): `snakemake --unlock`, then the same command,
     finishes; nothing finished (sampling, frames, cached labels) is computed again."""
-    wd = make_workdir(tmp_path)
+    wd = _dft_workdir(tmp_path)
     proc = subprocess.Popen(_snakemake_cmd(2, *LABEL_TARGETS), cwd=wd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:
