@@ -13,6 +13,8 @@ rule evaluate:
         run="[A-Za-z0-9_./-]+",
     params:
         device=config["training"]["device"],
+    resources:
+        **get_resources("evaluate"),
     log:
         "results/logs/{molecule}/evaluate/{run}.log",
     benchmark:
@@ -34,6 +36,8 @@ rule sgdml:
     params:
         sgdml=get_sgdml_settings,
     threads: 2
+    resources:
+        **get_resources("sgdml"),
     log:
         "results/logs/{molecule}/sgdml/N{n}.log",
     benchmark:
@@ -58,6 +62,8 @@ rule md_stability:
         settings=get_stability_settings,
         label=get_stability_label,
         device=config["training"]["device"],
+    resources:
+        **get_resources("md_stability"),
     log:
         "results/logs/{molecule}/stability/{model}/{method}/{level}/N{n}_s{seed}.log",
     benchmark:
@@ -82,6 +88,8 @@ rule collect:
         cheap=get_collect_cheap_flags,
         datasets=get_collect_dataset_flags,
         unlabelled=get_collect_unlabelled_flag,
+    resources:
+        **get_resources("collect"),
     log:
         "results/logs/{molecule}/collect.log",
     benchmark:

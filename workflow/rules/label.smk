@@ -13,8 +13,7 @@ rule label_chunk:
         cache_dir=config["labelling"]["cache_dir"],
     threads: config["labelling"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=240,
+        **get_resources("label_chunk"),
     log:
         "results/logs/{molecule}/label/{level}/{subset}/chunk{chunk}.log",
     benchmark:
@@ -38,6 +37,8 @@ rule dataset:
         level=get_level_entry,
         n_requested=get_n_requested,
         max_failure_fraction=config["labelling"]["max_failure_fraction"],
+    resources:
+        **get_resources("dataset"),
     log:
         "results/logs/{molecule}/dataset/{level}/{subset}.log",
     benchmark:
