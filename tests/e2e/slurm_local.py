@@ -4,7 +4,7 @@ localhost, for tests: what real clusters run, so Snakemake's SLURM executor uses
 
 Daemons run as root from Debian's slurm-wlm, slurmdbd, munge and mariadb-server packages, with all
 state under one temporary directory; `stop()` ends exactly the daemons `start()` began. The node
-declares one GPU with /dev/null as its device so that a job asking for a GPU is accepted and
+declares GPUs with /dev/null and the like as their devices so that a job asking for a GPU is accepted and
 the request shows in `sacct`'s ReqTRES; nothing runs on a GPU.
 """
 from __future__ import annotations
@@ -67,6 +67,7 @@ StorageLoc=slurm_acct_db
 # Job steps started inside a job (snakemake's slurm-jobstep plugin runs `srun` with SLURM_*
 # variables removed, SLURM_CONF too) find the configuration only at the default path.
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
+FAKE_GPU_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
 PROGRAMS = ("slurmctld", "slurmd", "slurmdbd", "munged", "sbatch", "squeue", "sinfo", "sacct", "sacctmgr",
             "mariadbd", "mariadb-install-db")
 ACCOUNT = "asteroid"
@@ -136,8 +137,9 @@ class LocalSlurm:
         # AccountingStoragePass names the munge socket for connections to slurmdbd
         self.conf.write_text(CONF.format(d=d, cpus=self.cpus, mem=self.mem_mb, gpus=self.gpus, **self.ports) + auth
                              + f"AccountingStoragePass={socket}\n")
-        # GPUs need a device file to be counted; /dev/null stands in (task/none: nothing is fenced)
-        (d / "gres.conf").write_text("".join(f"Name=gpu File=/dev/null\n" for _ in range(self.gpus)))
+        # GPUs need a device file each to be counted; character devices that every machine has stand
+        # in (task/none: nothing is fenced)
+        (d / "gres.conf").write_text("".join(f"Name=gpu File={dev}\n" for dev in FAKE_GPU_DEVICES[:self.gpus]))
         dbd_conf = d / "slurmdbd.conf"
         dbd_conf.write_text(DBD_CONF.format(d=d, **self.ports) + auth)
         dbd_conf.chmod(0o600)
