@@ -1,7 +1,11 @@
-"""A real single-node SLURM (slurmctld + slurmd + munge) on localhost, for tests.
+"""A real single-node SLURM with accounting (munge, MariaDB, slurmdbd, slurmctld, slurmd) on
+localhost, for tests: what real clusters run, so Snakemake's SLURM executor uses its default
+`sacct` status queries with no overrides.
 
-Daemons run as root from Debian's slurm-wlm and munge packages, with all state under one
-temporary directory; `stop()` ends exactly the daemons `start()` began.
+Daemons run as root from Debian's slurm-wlm, slurmdbd, munge and mariadb-server packages, with all
+state under one temporary directory; `stop()` ends exactly the daemons `start()` began. The node
+declares GPUs with /dev/null and the like as their devices so that a job asking for a GPU is accepted and
+the request shows in `sacct`'s ReqTRES; nothing runs on a GPU.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ from pathlib import Path
 CONF = """\
 ClusterName=local
 SlurmctldHost=localhost
-SlurmUser={user}
+SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation={d}/state
@@ -32,25 +36,49 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 MpiDefault=none
 ReturnToService=2
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-MinJobAge=600
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStoragePort={dbd_port}
+AccountingStorageTRES=gres/gpu
+AccountingStoreFlags=job_comment
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=5
+GresTypes=gpu
+MinJobAge=300
 SchedulerParameters=sched_interval=1
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} State=UNKNOWN
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} Gres=gpu:{gpus} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
 
+DBD_CONF = """\
+AuthType=auth/munge
+DbdHost=localhost
+DbdPort={dbd_port}
+SlurmUser=root
+PidFile={d}/slurmdbd.pid
+LogFile={d}/log/slurmdbd.log
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort={db_port}
+StorageUser=root
+StorageLoc=slurm_acct_db
+"""
 
 # Job steps started inside a job (snakemake's slurm-jobstep plugin runs `srun` with SLURM_*
 # variables removed, SLURM_CONF too) find the configuration only at the default path.
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
+FAKE_GPU_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
+PROGRAMS = ("slurmctld", "slurmd", "slurmdbd", "munged", "sbatch", "squeue", "sinfo", "sacct", "sacctmgr",
+            "mariadbd", "mariadb-install-db")
+ACCOUNT = "asteroid"
 
 
 def available() -> str | None:
     """None when a local SLURM can start here, else the reason it cannot."""
-    missing = [t for t in ("slurmctld", "slurmd", "munged", "sbatch", "squeue", "sinfo") if not shutil.which(t)]
+    missing = [t for t in PROGRAMS if not shutil.which(t)]
     if missing:
-        return f"SLURM programs not installed ({', '.join(missing)}): apt-get install slurm-wlm munge"
+        return (f"SLURM programs not installed ({', '.join(missing)}): "
+                "apt-get install slurm-wlm slurmdbd munge mariadb-server")
     if os.geteuid() != 0:
         return "a local slurmd must run as root"
     if SYSTEM_CONF.is_symlink() and not SYSTEM_CONF.exists():
@@ -60,59 +88,127 @@ def available() -> str | None:
     return None
 
 
+def _wait(check, timeout: float, what: str, log: Path) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{what} did not come up in {timeout:.0f} s; see {log}")
+
+
 class LocalSlurm:
-    def __init__(self, root: Path, cpus: int = 2, mem_mb: int = 16000):
+    def __init__(self, root: Path, cpus: int = 2, mem_mb: int = 16000, gpus: int = 1, port_base: int = 26817):
         self.root = Path(root)
         self.conf = self.root / "slurm.conf"
-        self.cpus, self.mem_mb = cpus, mem_mb
+        self.cpus, self.mem_mb, self.gpus = cpus, mem_mb, gpus
+        self.ports = {"ctld_port": port_base, "d_port": port_base + 1, "dbd_port": port_base + 2,
+                      "db_port": port_base + 3}
         self.env = {**os.environ, "SLURM_CONF": str(self.conf), "USER": os.environ.get("USER", "root")}
-        self.munge_pid: int | None = None
+        self.account = ACCOUNT
+        self.pid_files: list[Path] = []
+        self.mariadb: subprocess.Popen | None = None
         self.linked = False
 
+    def _run(self, *cmd, **kw):
+        return subprocess.run(list(cmd), check=True, env=self.env, capture_output=True, text=True, **kw)
+
     def start(self, timeout: float = 60) -> "LocalSlurm":
+        try:
+            self._start(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, timeout: float) -> None:
         d = self.root
-        for sub in ("state", "spool", "log", "munge"):
+        for sub in ("state", "spool", "log", "munge", "db"):
             (d / sub).mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(CONF.format(d=d, user="root", cpus=self.cpus, mem=self.mem_mb,
-                                         ctld_port=26817, d_port=26818))
         # munge with its own key and socket under the temporary directory
         key = d / "munge" / "munge.key"
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
-        self.socket = d / "munge" / "munge.socket"
-        subprocess.run(["munged", "--force", f"--key-file={key}", f"--socket={self.socket}",
-                        f"--pid-file={d}/munge/munged.pid", f"--log-file={d}/log/munged.log",
-                        f"--seed-file={d}/munge/seed"], check=True, env=self.env)
-        self.munge_pid = int((d / "munge" / "munged.pid").read_text())
-        with open(self.conf, "a") as f:
-            f.write(f"AuthInfo=socket={self.socket}\n")
+        socket = d / "munge" / "munge.socket"
+        self.pid_files.append(d / "munge" / "munged.pid")
+        self._run("munged", "--force", f"--key-file={key}", f"--socket={socket}", f"--pid-file={d}/munge/munged.pid",
+                  f"--log-file={d}/log/munged.log", f"--seed-file={d}/munge/seed")
+        auth = f"AuthInfo=socket={socket}\n"
+        # AccountingStoragePass names the munge socket for connections to slurmdbd
+        self.conf.write_text(CONF.format(d=d, cpus=self.cpus, mem=self.mem_mb, gpus=self.gpus, **self.ports) + auth
+                             + f"AccountingStoragePass={socket}\n")
+        # GPUs need a device file each to be counted; character devices that every machine has stand
+        # in (task/none: nothing is fenced)
+        (d / "gres.conf").write_text("".join(f"Name=gpu File={dev}\n" for dev in FAKE_GPU_DEVICES[:self.gpus]))
+        dbd_conf = d / "slurmdbd.conf"
+        dbd_conf.write_text(DBD_CONF.format(d=d, **self.ports) + auth)
+        dbd_conf.chmod(0o600)
+
+        # MariaDB, as root (the temporary directory is not readable by the mysql user), TCP on localhost
+        db = d / "db"
+        self._run("mariadb-install-db", "--user=root", f"--datadir={db}", "--auth-root-authentication-method=normal",
+                  "--skip-test-db", timeout=120)
+        self.pid_files.append(d / "mariadb.pid")
+        with open(d / "log" / "mariadb.log", "w") as log:
+            self.mariadb = subprocess.Popen(["mariadbd", "--no-defaults", "--user=root", f"--datadir={db}", f"--socket={d}/mariadb.sock",
+                              f"--pid-file={d}/mariadb.pid", "--bind-address=127.0.0.1", f"--port={self.ports['db_port']}",
+                              "--innodb-buffer-pool-size=64M", "--skip-log-bin"],
+                             stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+        _wait(lambda: (d / "mariadb.sock").exists() and (d / "mariadb.pid").exists(), timeout, "MariaDB",
+              d / "log" / "mariadb.log")
+
+        # slurmdbd before slurmctld; it creates its tables on first start
+        self.pid_files.append(d / "slurmdbd.pid")
+        self._run("slurmdbd")
+        _wait(lambda: subprocess.run(["sacctmgr", "-n", "show", "cluster"], env=self.env,
+                                     capture_output=True).returncode == 0,
+              timeout, "slurmdbd", d / "log" / "slurmdbd.log")
+        self._run("sacctmgr", "-i", "add", "cluster", "local")
+        self._run("sacctmgr", "-i", "add", "account", self.account, "Cluster=local")
+        self._run("sacctmgr", "-i", "add", "user", self.env["USER"], f"Account={self.account}")
+
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         SYSTEM_CONF.symlink_to(self.conf)
         self.linked = True
-        subprocess.run(["slurmctld"], check=True, env=self.env)
-        subprocess.run(["slurmd", "-N", "localhost"], check=True, env=self.env)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        self.pid_files += [d / "slurmctld.pid", d / "slurmd.pid"]
+        self._run("slurmctld")
+        self._run("slurmd", "-N", "localhost")
+
+        def idle():
             r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=self.env)
-            if r.returncode == 0 and r.stdout.strip() == "idle":
-                return self
-            time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"local SLURM did not become idle in {timeout} s; see {d}/log")
+            return r.returncode == 0 and r.stdout.strip() == "idle"
+
+        _wait(idle, timeout, "the SLURM node", d / "log")
+
+    def sacct(self, fields: str) -> list[dict]:
+        """Every job of the session from the accounting database, one dict per job (no steps)."""
+        r = self._run("sacct", "-X", "-a", "--parsable2", "--noheader", "--starttime", "now-1days",
+                      f"--format={fields}")
+        names = fields.split(",")
+        return [dict(zip(names, line.split("|"))) for line in r.stdout.splitlines() if line]
 
     def stop(self) -> None:
-        for pid_file in ("slurmd.pid", "slurmctld.pid"):
-            p = self.root / pid_file
-            if p.exists():
-                try:
-                    os.kill(int(p.read_text()), signal.SIGTERM)
-                except (ProcessLookupError, ValueError):
-                    pass
-        if self.munge_pid:
+        """End the daemons in reverse order of start; each by the PID it wrote."""
+        for p in reversed(self.pid_files):
             try:
-                os.kill(self.munge_pid, signal.SIGTERM)
+                pid = int(p.read_text())
+            except (OSError, ValueError):
+                continue
+            try:
+                os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
-                pass
+                continue
+            deadline = time.time() + 15
+            while time.time() < deadline:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.2)
+        self.pid_files = []
+        if self.mariadb is not None:
+            self.mariadb.wait(timeout=30)  # our child: reap it
+            self.mariadb = None
         if self.linked and SYSTEM_CONF.is_symlink():
             SYSTEM_CONF.unlink()
             self.linked = False

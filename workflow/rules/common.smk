@@ -3,11 +3,14 @@ import functools
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from snakemake.utils import validate
 
 from pipeline import config as pconf
 from pipeline.labelling import cost as lcost
+from pipeline import resources as pres
+from pipeline import slurm_compat
 from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import frames_per_job, n_chunks
 
@@ -16,6 +19,10 @@ try:
     pconf.check_config(config)
 except pconf.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
+
+# snakemake-executor-plugin-slurm 2.8 waits forever for a job cancelled with scancel ("CANCELLED by
+# <uid>" in sacct); pipeline/slurm_compat.py makes it a failure. Does nothing without that plugin.
+slurm_compat.install()
 
 LEVEL_RE = "[A-Za-z0-9_]+"
 SUBSET_RE = "train|val|test|unlabelled|cheap-[A-Za-z0-9_]+"
@@ -467,3 +474,112 @@ def get_delta_datasets(molecule):
 def get_delta_stability_label(wildcards):
     return q({"model": wildcards.model, "method": "delta", "cheap_level": wildcards.level, "n_train": int(wildcards.n),
               "seed": int(wildcards.seed)})
+
+
+# ----------------------------------------------------------------------------- cluster resources
+# Memory (MB), run time (min) and GPUs per job for cluster executors, sized from the config by
+# pipeline/resources.py (molecule size, engine and basis, frames, epochs, pool sizes; margins, and
+# more on each retry). A rule's `resources: **get_resources("<rule>")` is all it needs; on SLURM a
+# `--default-resources slurm_partition=...` on the command line keeps these.
+COMPOSITIONS = {}
+
+
+def get_composition(molecule):
+    """Heavy atoms and hydrogens of a molecule (RDKit with explicit hydrogens, or the xyz file)."""
+    if molecule not in COMPOSITIONS:
+        spec = pconf.molecule_spec(config, molecule)
+        if spec.smiles:
+            from rdkit import Chem
+
+            symbols = [a.GetSymbol() for a in Chem.AddHs(Chem.MolFromSmiles(spec.smiles)).GetAtoms()]
+        else:
+            lines = Path(spec.xyz).read_text().splitlines()
+            symbols = [line.split()[0] for line in lines[2 : 2 + int(lines[0])]]
+        COMPOSITIONS[molecule] = pres.composition_of_symbols(symbols)
+    return COMPOSITIONS[molecule]
+
+
+def get_chunk_frames(wildcards):
+    """Frames labelled by one label_chunk job (the last chunk of a subset may be short)."""
+    bounds = get_chunk_bounds(wildcards)
+    n = pconf.subset_size(config, get_molecule(wildcards), wildcards.subset)
+    return max(0, min(bounds["stop"], n) - bounds["start"])
+
+
+def get_gpus(wildcards):
+    """One GPU per training job unless training.device is cpu (the switch for CPU-only clusters)."""
+    return 0 if config["training"]["device"] == "cpu" else 1
+
+
+def _model_args(model):
+    return model, config["training"]["hparams"].get(model, {})
+
+
+def _training_work(rule, wildcards, mol):
+    """(config section of the stage, frames trained on) of a training rule."""
+    if rule in ("train_stage2", "train_cheap_only"):
+        return "cheap", pconf.subset_size(config, mol, f"cheap-{wildcards.level}")
+    if rule == "train_score":
+        return "score_matching", config["splits"]["unlabelled"]
+    return ("accurate" if rule in ("train_standard", "train_delta") else "finetune"), int(wildcards.n)
+
+
+def _request(rule, wildcards, attempt):
+    """The Request (mem_mb, runtime) of one job of `rule`."""
+    mol = get_molecule(wildcards)
+    comp = get_composition(mol)
+    splits, t = config["splits"], config["training"]
+    if rule == "label_chunk":
+        return pres.label_chunk(config["levels"][wildcards.level], get_chunk_frames(wildcards), comp,
+                                config["labelling"]["threads"], attempt)
+    if rule in TRAINING_RULES:
+        stage, n_train = _training_work(rule, wildcards, mol)
+        factor = pres.SCORE_COST_FACTOR * t.get("n_projections", 1) if rule == "train_score" else 1.0
+        return pres.training(*_model_args(wildcards.model), t[stage], n_train, splits["val"], comp, t["threads"],
+                             bool(get_gpus(wildcards)), factor, attempt)
+    if rule in ("bias", "bias_diagnostic", "evaluate", "evaluate_delta", "md_stability", "md_stability_delta"):
+        if rule == "bias":
+            models, frames = [wildcards.model], pconf.subset_size(config, mol, f"cheap-{wildcards.level}")
+        elif rule == "bias_diagnostic":
+            models, frames = [wildcards.model], splits["val"]
+        elif rule in ("evaluate", "evaluate_delta"):  # the model may not be a wildcard: size for the largest
+            models, frames = t["models"], splits["test"]
+        else:  # MD steps (a Δ model also calls its cheap level each step: counted twice)
+            s = config["evaluation"]["md_stability"]
+            models = [wildcards.model]
+            frames = s["n_runs"] * s["n_steps"] * (2 if rule == "md_stability_delta" else 1) + splits["val"] * len(
+                get_gamma_candidates())
+        threads = t["threads"] if rule in ("bias", "bias_diagnostic") else 1
+        reqs = [pres.inference(*_model_args(m), frames, comp, threads, attempt) for m in models]
+        return max(reqs, key=lambda r: (r.runtime, r.mem_mb))
+    if rule in ("sgdml", "sgdml_delta"):
+        return pres.sgdml(int(wildcards.n), splits["val"], splits["test"], len(config["evaluation"]["sgdml"]["sigmas"]),
+                          comp, 2, attempt)
+    if rule == "md":
+        s = config["sampling"]
+        return pres.md(s["equilibration_steps"] + s["n_frames"] * s["stride"], comp, attempt)
+    if rule == "dataset":
+        return pres.small(pconf.subset_size(config, mol, wildcards.subset), comp, attempt)
+    if rule == "collect":
+        return pres.small(sum(splits["cheap"].values()) + splits["unlabelled"], comp, attempt)
+    return pres.small(config["sampling"]["n_frames"], comp, attempt)  # gaff2, import_level, frames, report
+
+
+def get_resources(rule):
+    """`resources:` of `rule`: mem_mb and runtime functions (and gpu for training rules)."""
+
+    def mem_mb(wildcards, attempt):
+        return _request(rule, wildcards, attempt).mem_mb
+
+    def runtime(wildcards, attempt):
+        return _request(rule, wildcards, attempt).runtime
+
+    mem_mb.__name__, runtime.__name__ = f"get_mem_mb_{rule}", f"get_runtime_{rule}"
+    out = {"mem_mb": mem_mb, "runtime": runtime}
+    if rule in TRAINING_RULES:
+        out["gpu"] = get_gpus
+    return out
+
+
+TRAINING_RULES = ("train_standard", "train_stage2", "train_cheap_only", "train_score", "finetune_cheap", "finetune_score",
+                  "train_delta")

@@ -13,6 +13,8 @@ rule evaluate:
         run="[A-Za-z0-9_./-]+",
     params:
         device=config["training"]["device"],
+    resources:
+        **get_resources("evaluate"),
     log:
         "results/logs/{molecule}/evaluate/{run}.log",
     benchmark:
@@ -34,6 +36,8 @@ rule sgdml:
     params:
         sgdml=get_sgdml_settings,
     threads: 2
+    resources:
+        **get_resources("sgdml"),
     log:
         "results/logs/{molecule}/sgdml/N{n}.log",
     benchmark:
@@ -58,6 +62,8 @@ rule md_stability:
         settings=get_stability_settings,
         label=get_stability_label,
         device=config["training"]["device"],
+    resources:
+        **get_resources("md_stability"),
     log:
         "results/logs/{molecule}/stability/{model}/{method}/{level}/N{n}_s{seed}.log",
     benchmark:
@@ -84,6 +90,8 @@ rule evaluate_delta:
         prmtop=get_delta_prmtop_flag,
         device=config["training"]["device"],
     threads: 1
+    resources:
+        **get_resources("evaluate_delta"),
     log:
         "results/logs/{molecule}/evaluate_delta/{model}/{level}/N{n}_s{seed}.log",
     benchmark:
@@ -110,6 +118,8 @@ rule sgdml_delta:
         level=get_level_entry,
         prmtop=get_delta_prmtop_flag,
     threads: 2
+    resources:
+        **get_resources("sgdml_delta"),
     log:
         "results/logs/{molecule}/sgdml_delta/{level}/N{n}.log",
     benchmark:
@@ -137,6 +147,8 @@ rule md_stability_delta:
         label=get_delta_stability_label,
         prmtop=get_delta_prmtop_flag,
         device=config["training"]["device"],
+    resources:
+        **get_resources("md_stability_delta"),
     log:
         "results/logs/{molecule}/stability/{model}/delta/{level}/N{n}_s{seed}.log",
     benchmark:
@@ -157,6 +169,8 @@ rule bias_diagnostic:
         "results/{molecule}/models/{model}/bias/{level}/val_N{n}_s{seed}.csv",
     params:
         device=config["training"]["device"],
+    resources:
+        **get_resources("bias_diagnostic"),
     log:
         "results/logs/{molecule}/bias_diagnostic/{model}/{level}/N{n}_s{seed}.log",
     benchmark:
@@ -186,6 +200,8 @@ rule collect:
         datasets=get_collect_dataset_flags,
         unlabelled=get_collect_unlabelled_flag,
         accurate_level=get_accurate_level,
+    resources:
+        **get_resources("collect"),
     log:
         "results/logs/{molecule}/collect.log",
     benchmark:

@@ -13,8 +13,7 @@ rule label_chunk:
         cache_dir=config["labelling"]["cache_dir"],
     threads: config["labelling"]["threads"]
     resources:
-        mem_mb=4000,
-        runtime=240,
+        **get_resources("label_chunk"),
     log:
         "results/logs/{molecule}/label/{level}/{subset}/chunk{chunk}.log",
     benchmark:
@@ -40,6 +39,8 @@ rule dataset:
         n_requested=get_n_requested,
         max_failure_fraction=config["labelling"]["max_failure_fraction"],
         outliers=q(config["labelling"]["outliers"]),
+    resources:
+        **get_resources("dataset"),
     log:
         "results/logs/{molecule}/dataset/{level}/{subset}.log",
     benchmark:
@@ -62,6 +63,8 @@ rule label_plan:
         config=get_label_plan_config,
         molecule=get_molecule,
     priority: 100
+    resources:
+        **get_resources("label_plan"),
     log:
         "results/logs/{molecule}/label_plan.log",
     benchmark:

@@ -19,6 +19,8 @@ rule report:
     params:
         config=get_config_json,
         benchmarks=BENCH,
+    resources:
+        **get_resources("report"),
     log:
         "results/logs/{molecule}/report.log",
     benchmark:

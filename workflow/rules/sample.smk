@@ -11,6 +11,8 @@ rule gaff2:
     params:
         molecule=get_molecule_spec,
         seed=config["sampling"]["seed"],
+    resources:
+        **get_resources("gaff2"),
     log:
         "results/logs/{molecule}/gaff2.log",
     benchmark:
@@ -31,6 +33,8 @@ rule md:
         log_csv="results/{molecule}/md/thermo.csv",
     params:
         sampling=get_sampling,
+    resources:
+        **get_resources("md"),
     log:
         "results/logs/{molecule}/md.log",
     benchmark:
@@ -49,6 +53,8 @@ rule import_level:
         "results/{molecule}/imported/{level}.npz",
     params:
         level=get_level_entry,
+    resources:
+        **get_resources("import_level"),
     log:
         "results/logs/{molecule}/import/{level}.log",
     benchmark:
@@ -67,6 +73,8 @@ rule frames:
     params:
         block=get_frames_block,
         seed=config["splits"]["seed"],
+    resources:
+        **get_resources("frames"),
     log:
         "results/logs/{molecule}/frames/{subset}.log",
     benchmark:

@@ -2,9 +2,6 @@
 # score matching, stage 3 fine-tuning, and the Δ-learning baseline (a correction to a cheap level). Each model is cached; a killed job resumes from
 # <model>.ckpt when rerun.
 
-TRAIN_RESOURCES = dict(mem_mb=4000, runtime=720)
-
-
 rule train_standard:
     input:
         unpack(get_accurate_data),
@@ -18,7 +15,7 @@ rule train_standard:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     resources:
-        **TRAIN_RESOURCES,
+        **get_resources("train_standard"),
     log:
         "results/logs/{molecule}/train/{model}/standard/N{n}_s{seed}.log",
     benchmark:
@@ -41,6 +38,8 @@ rule bias:
     params:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
+    resources:
+        **get_resources("bias"),
     log:
         "results/logs/{molecule}/train/{model}/bias/{level}/N{n}_s{seed}.log",
     benchmark:
@@ -68,7 +67,7 @@ rule train_stage2:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     resources:
-        **TRAIN_RESOURCES,
+        **get_resources("train_stage2"),
     log:
         "results/logs/{molecule}/train/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}.log",
     benchmark:
@@ -96,7 +95,7 @@ rule train_cheap_only:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     resources:
-        **TRAIN_RESOURCES,
+        **get_resources("train_cheap_only"),
     log:
         "results/logs/{molecule}/train/{model}/stage2/{level}/ginf/s{seed}.log",
     benchmark:
@@ -125,7 +124,7 @@ rule train_score:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     resources:
-        **TRAIN_RESOURCES,
+        **get_resources("train_score"),
     log:
         "results/logs/{molecule}/train/{model}/score/s{seed}.log",
     benchmark:
@@ -154,7 +153,7 @@ rule finetune_cheap:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     resources:
-        **TRAIN_RESOURCES,
+        **get_resources("finetune_cheap"),
     log:
         "results/logs/{molecule}/train/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}.log",
     benchmark:
@@ -181,7 +180,7 @@ rule finetune_score:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     resources:
-        **TRAIN_RESOURCES,
+        **get_resources("finetune_score"),
     log:
         "results/logs/{molecule}/train/{model}/finetune/score/N{n}_s{seed}.log",
     benchmark:
@@ -211,7 +210,7 @@ rule train_delta:
         device=config["training"]["device"],
     threads: config["training"]["threads"]
     resources:
-        **TRAIN_RESOURCES,
+        **get_resources("train_delta"),
     log:
         "results/logs/{molecule}/train/{model}/delta/{level}/N{n}_s{seed}.log",
     benchmark:
