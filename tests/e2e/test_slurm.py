@@ -115,7 +115,7 @@ def test_tiny_run_through_slurm_profile_as_shipped(finished_run, slurm, tmp_path
     assert not (wd / "results/ethanol/results.csv").exists()  # collect needs the score model
     # (an evaluation shares its group job with up to 19 others: one that needs the score model
     # holds back its group until the rerun)
-    assert (wd / "results/ethanol/models/egnn/finetune/dft/g1/N8_s0/model.pt").exists()
+    assert (wd / "results/ethanol/models/egnn/finetune/xtb/g1/N8_s0/model.pt").exists()
     assert list((wd / "results/ethanol/stability/egnn").rglob("*.csv"))
 
     # What sbatch received: a GPU for training jobs only, tiny-config memory, a time limit.
