@@ -278,6 +278,15 @@ def cost_figure(agg: pd.DataFrame, column: str = "data_cost_cpu_h") -> tuple[Fig
     return fig, caption
 
 
+def _finish_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Labels, title, a light grid and a small legend of one scatter/line panel."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
     """Validation loss of the fine-tuned model against γ, one panel per (model, cheap level),
     one line per (N, seed); γ = ∞ (no bias weights) drawn at the right edge."""
@@ -305,11 +314,7 @@ def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
         ax.set_xscale("log")
         ax.axvline(inf_x, color="#999", linestyle=":", linewidth=1)
         ax.annotate("∞", (inf_x, 1), xycoords=("data", "axes fraction"), ha="center", va="bottom")
-        ax.set_xlabel("γ (kcal/mol/Å)")
-        ax.set_ylabel("validation loss after fine-tuning")
-        ax.set_title(f"{model_label(model)}, {level}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        _finish_panel(ax, "γ (kcal/mol/Å)", "validation loss after fine-tuning", f"{model_label(model)}, {level}")
     return fig, ("Validation loss of the fine-tuned ASTEROID model against the bias-weight scale γ "
                  "(relative candidates at their absolute value for that stage-1 model; γ = ∞: no bias "
                  "weights). The circled point of each line is the chosen γ.")
@@ -333,11 +338,8 @@ def bias_figure(bias_frames: pd.DataFrame, summary: pd.DataFrame) -> tuple[Figur
                           (summary["n_train"] == n) & (summary["seed"] == seed)]["spearman"]
             label = f"N = {int(n)}" + (f", ρ = {rho.iloc[0]:.2f}" if len(rho) and np.isfinite(rho.iloc[0]) else "")
             ax.scatter(r["true_bias"], r["bias_estimate"], s=14, alpha=0.7, color=f"C{i % 10}", label=label)
-        ax.set_xlabel("true cheap-label error |F_cheap − F_acc| (kcal/mol/Å)")
-        ax.set_ylabel("estimated bias B (kcal/mol/Å)")
-        ax.set_title(f"{model_label(model)}, {level}")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        _finish_panel(ax, "true cheap-label error |F_cheap − F_acc| (kcal/mol/Å)", "estimated bias B (kcal/mol/Å)",
+                      f"{model_label(model)}, {level}")
     return fig, ("Does the bias estimate work on this molecule? Each point is a validation frame: the "
                  "stage-1 model's bias estimate B_j against the true error of its cheap label (the "
                  "validation frames are labelled at both levels). ρ is Spearman's rank correlation: "
