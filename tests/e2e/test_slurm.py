@@ -26,7 +26,7 @@ from .conftest import make_workdir
 from .slurm_local import LocalSlurm, available
 
 pytestmark = pytest.mark.e2e
-TRAINING_RULES = {"train_standard", "train_stage2", "train_cheap_only", "train_score", "finetune_cheap", "finetune_score"}
+TRAINING_RULES = {"train_standard", "train_stage2", "train_cheap_only", "train_score", "finetune_cheap", "finetune_score", "train_delta"}
 CANCELLED_RULE = "train_score"
 
 
