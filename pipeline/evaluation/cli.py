@@ -106,14 +106,19 @@ def _run_report(a):
                  forcefield_dir=a.forcefield, label_plan_csv=a.label_plan)
 
 
-def add_commands(sub) -> None:
-    s = sub.add_parser("evaluate", help="test-set errors of a trained model (JSON + per-frame predictions)")
-    s.add_argument("--model", required=True)
+def _evaluation_args(s, model_help: str) -> None:
+    """The arguments every test-set evaluation command takes."""
+    s.add_argument("--model", required=True, help=model_help)
     s.add_argument("--test", required=True, help="accurate test set npz (eV, eV/A)")
     s.add_argument("--out-json", required=True)
     s.add_argument("--out-pred", required=True)
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="auto")
+
+
+def add_commands(sub) -> None:
+    s = sub.add_parser("evaluate", help="test-set errors of a trained model (JSON + per-frame predictions)")
+    _evaluation_args(s, "the model file")
     s.set_defaults(func=_run_evaluate)
 
     s = sub.add_parser("sgdml", help="sGDML baseline on the accurate data, sigma chosen on --val")
@@ -143,14 +148,9 @@ def add_commands(sub) -> None:
     s.set_defaults(func=_run_md_stability)
 
     s = sub.add_parser("evaluate-delta", help="test-set errors of a Δ model (cheap labels + correction)")
-    s.add_argument("--model", required=True, help="a model trained by train-delta")
-    s.add_argument("--test", required=True, help="accurate test set npz (eV, eV/A)")
+    _evaluation_args(s, "a model trained by train-delta")
     s.add_argument("--cheap-test", required=True, help="the test frames labelled at the model's cheap level")
     s.add_argument("--prmtop", default=None, help="GAFF2 prmtop (cheap level empirical only)")
-    s.add_argument("--out-json", required=True)
-    s.add_argument("--out-pred", required=True)
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--device", default="auto")
     s.set_defaults(func=_run_evaluate_delta)
 
     s = sub.add_parser("sgdml-delta", help="sGDML as a kernel Δ-model on accurate - cheap, sigma chosen on --val")

@@ -75,14 +75,10 @@ def evaluation_record(path: str) -> dict:
            "frame_id": np.asarray(ev["frame_id"]), "cheap_level": "", "gamma": math.nan, "gamma_spec": "",
            "effective_frames": math.nan, "val_force_mae_kcal": math.nan,
            "predict_cpu_s_per_frame": _num(ev.get("predict_cpu_s_per_frame"))}
-    if ev.get("method") == "delta_sgdml":
-        return {**rec, "role": "delta_sgdml", "model": "sgdml", "n_train": int(ev["n_train"]), "seed": 0,
-                "cheap_level": str(ev["cheap_level"]), "train_wall_s": _num(ev.get("train_wall_s"), 0.0),
+    if ev.get("method") in KERNEL_METHODS:  # sGDML, and sGDML as a Δ-model (it records its cheap level)
+        return {**rec, "role": ev["method"], "model": "sgdml", "n_train": int(ev["n_train"]), "seed": 0,
+                "cheap_level": str(ev["cheap_level"]) if ev["method"] == "delta_sgdml" else "", "train_wall_s": _num(ev.get("train_wall_s"), 0.0),
                 "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0), "val_force_mae_kcal": _num(ev.get("valid_force_mae_kcal"))}
-    if ev.get("method") == "sgdml":
-        return {**rec, "role": "sgdml", "model": "sgdml", "n_train": int(ev["n_train"]), "seed": 0,
-                "train_wall_s": _num(ev.get("train_wall_s"), 0.0), "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0),
-                "val_force_mae_kcal": _num(ev.get("valid_force_mae_kcal"))}
     stage = extra.get("stage")
     rec.update(model=extra["model_name"], seed=int(extra["seed"]), n_train=int(extra.get("n_train") or 0),
                train_wall_s=_num(extra.get("train_wall_s"), 0.0), train_cpu_s=_num(extra.get("train_cpu_s"), 0.0),
@@ -111,13 +107,18 @@ def evaluation_record(path: str) -> dict:
     return {**rec, "role": role}
 
 
+def _dataset_and_failures(path: str) -> tuple:
+    """A labelled dataset and the frames that failed to label (failures.csv beside it; none if absent)."""
+    fail_csv = Path(path).with_suffix(".failures.csv")
+    failed = pd.read_csv(fail_csv) if fail_csv.exists() else pd.DataFrame(columns=["frame_id", "cpu_s"])
+    return load_npz(path), failed
+
+
 def _label_cost_rows(datasets: dict[str, str]) -> pd.DataFrame:
     rows = []
     for key, path in datasets.items():
         level, subset = key.split(":", 1)
-        ds = load_npz(path)
-        fail_csv = Path(path).with_suffix(".failures.csv")
-        failed = pd.read_csv(fail_csv) if fail_csv.exists() else pd.DataFrame(columns=["cpu_s"])
+        ds, failed = _dataset_and_failures(path)
         cpu_total = float(ds.cpu_s.sum() + failed["cpu_s"].sum())
         rows.append(dict(level=level, subset=subset, n_frames=len(ds), n_failed=len(failed),
                          n_outliers=int(ds.meta.get("n_outliers", 0)), cpu_s_total=cpu_total,
@@ -143,10 +144,7 @@ class _DeltaCheapCost:
             if key not in self.datasets:
                 raise ValueError(f"a Δ model of cheap level {level!r} needs its {subset} labels in --datasets "
                                  f"({key}=PATH); the workflow passes them when delta.enabled")
-            ds = load_npz(self.datasets[key])
-            fail_csv = Path(self.datasets[key]).with_suffix(".failures.csv")
-            failed = pd.read_csv(fail_csv) if fail_csv.exists() else pd.DataFrame(columns=["frame_id", "cpu_s"])
-            self._loaded[key] = (ds, failed)
+            self._loaded[key] = _dataset_and_failures(self.datasets[key])
         return self._loaded[key]
 
     def __call__(self, level: str, n: int) -> tuple[int, float]:
@@ -208,12 +206,6 @@ def _training_cpu_s(method: str, rec: dict, idx: _Index, candidates: list[dict])
     return _cpu_s(rec)
 
 
-def _errors_by_seed(rows: list[dict]) -> np.ndarray:
-    """[n_seeds, n_frames] per-frame errors of rows sorted by seed (all on the same test frames)."""
-    rows = sorted(rows, key=lambda r: r["seed"])
-    return np.stack([r["errors"] for r in rows])
-
-
 def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[str, str], unlabelled_npz: str | None,
             datasets: dict[str, str], stability_csvs: list[str], out_results: str, out_gamma: str, out_costs: str,
             out_stability: str, bias_csvs: list[str] = (), out_reductions: str | None = None,
@@ -224,8 +216,9 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
     train_ds = load_npz(train_npz)
     train_cpu = train_ds.cpu_s  # [n_train_max] CPU s per accurate label, in train order
     delta_cost = _DeltaCheapCost(datasets, train_ds.frame_id)
-    cheap_cpu_h = {lvl: float(load_npz(p).cpu_s.sum()) / 3600 for lvl, p in cheap_npz.items()}
-    cheap_n = {lvl: len(load_npz(p)) for lvl, p in cheap_npz.items()}
+    pools = {lvl: load_npz(p) for lvl, p in cheap_npz.items()}
+    cheap_cpu_h = {lvl: float(ds.cpu_s.sum()) / 3600 for lvl, ds in pools.items()}
+    cheap_n = {lvl: len(ds) for lvl, ds in pools.items()}
     if unlabelled_npz:
         unl = load_npz(unlabelled_npz)
         cheap_cpu_h["unlabelled"], cheap_n["unlabelled"] = float(unl.cpu_s.sum()) / 3600, len(unl)

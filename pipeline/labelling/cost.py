@@ -297,27 +297,26 @@ class Plan:
         return max(sum(chunks) / (slots * self.threads), max(chunks) / self.threads) / 3600.0
 
 
-def _cached_count(frames_path: Path, level: Level, cache_dir) -> tuple[int, np.ndarray]:
-    """(frames of the file already in the cache, per-frame hit mask)."""
-    from ..data import load_npz
+def _cached_hits(ds, level: Level, cache_dir) -> np.ndarray:
+    """Per-frame mask of the frames of `ds` already in the label cache at `level`."""
     from .cache import LabelCache
 
-    ds = load_npz(frames_path)
     cache = LabelCache(cache_dir, level.cache_token())
     if not cache.dir.exists():
-        return 0, np.zeros(len(ds), dtype=bool)
-    hits = np.array([cache.path(ds.z, R).exists() for R in ds.R], dtype=bool)
-    return int(hits.sum()), hits
+        return np.zeros(len(ds), dtype=bool)
+    return np.array([cache.path(ds.z, R).exists() for R in ds.R], dtype=bool)
 
 
-def _frames_current(frames_path: Path, config: dict, molecule: str, subset: str) -> bool:
-    """Whether a frames file on disk is the block the current config draws (size and offset)."""
+def _current_frames(frames_path: Path, config: dict, molecule: str, subset: str):
+    """The frames file on disk if it is the block the current config draws (size and offset), else None."""
     from .. import config as pconf
     from ..data import load_npz
 
+    if not frames_path.exists():
+        return None
     offset, size = pconf.subset_block(config, molecule, subset)
     ds = load_npz(frames_path)
-    return len(ds) == size and int(ds.meta.get("offset", -1)) == offset
+    return ds if len(ds) == size and int(ds.meta.get("offset", -1)) == offset else None
 
 
 def accurate_level_source(config: dict, molecule: str) -> str:
@@ -360,8 +359,9 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
         n = pconf.subset_size(config, molecule, subset)
         frames = Path(results_dir) / molecule / "frames" / f"{subset}.npz"
         hits = np.zeros(n, dtype=bool)
-        if frames.exists() and _frames_current(frames, config, molecule, subset):
-            _, found = _cached_count(frames, level, cache_dir)
+        ds = _current_frames(frames, config, molecule, subset)
+        if ds is not None:
+            found = _cached_hits(ds, level, cache_dir)
             hits[: len(found)] = found[:n]
         else:  # not sampled yet, or sampled for another config (the frames rule will redo it)
             frames_known = False
