@@ -18,7 +18,8 @@ from . import costs
 from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
 from .inputs import ReportInputs, software_versions
 from .tables import (
-    COLUMN_LABELS, Cell, Header, Row, Table, cell, exact_value, fmt_value, frame_table, missing_number, pct, pm_cell, with_labels,
+    COLUMN_LABELS, Cell, Header, Row, Table, cell, exact_value, fmt_value, frame_table, missing_number, pct, pm_cell,
+    with_labels,
 )
 
 
