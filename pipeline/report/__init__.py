@@ -1,9 +1,11 @@
 """Report stage: cost accounting, figures and the self-contained HTML report.
 
-:mod:`pipeline.report.costs` turns the pipeline's tables (results, label costs,
-Snakemake benchmarks) into per-N aggregates, power-law fits, sample-efficiency
-factors and per-stage timings; :mod:`pipeline.report.figures` draws them with
-matplotlib; :mod:`pipeline.report.html` writes ``report.html`` (figures inline, no
-network access needed); :mod:`pipeline.report.browser` loads a report in headless
-Chromium to check that it renders.
+:mod:`pipeline.report.html` builds ``report.html`` in three steps:
+:mod:`pipeline.report.inputs` loads the pipeline's tables; :mod:`pipeline.report.analysis`
+computes what the page shows, from the numbers of :mod:`pipeline.report.costs` (per-N
+aggregates, power-law fits, sample-efficiency factors, per-stage timings) and the figures of
+:mod:`pipeline.report.figures` (matplotlib), as :mod:`pipeline.report.tables` tables; the
+Jinja2 templates in ``pipeline/report/templates`` lay them out (figures inline, no network
+access needed). The headless-Chromium check of a rendered report is a test helper
+(``tests/unit/report/browser.py``).
 """

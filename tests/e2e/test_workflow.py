@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from pipeline.data import load_npz
-from pipeline.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
+from unit.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
 
 from .conftest import snakemake
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
+from .browser import check_report_in_browser, find_chromium, results_table_mismatches
 
 from .test_report import FIGURES, built_synthetic_report
 

@@ -48,6 +48,7 @@ def _results(rng: np.random.Generator) -> pd.DataFrame:
             "force_mae_ci_low": 0.9 * mae, "force_mae_ci_high": 1.1 * mae, "reduction_vs_standard": math.nan,
             "reduction_ci_low": math.nan, "reduction_ci_high": math.nan,
             "train_cpu_h_total": (180.0 + 2 * n) / 3600, "total_cpu_h": acc_h + cheap_h + (180.0 + 2 * n) / 3600,
+            "predict_cpu_s_per_frame": 0.05 if model == "sgdml" else 0.002,
         })
 
     for model, scale in (("egnn", 4.0), ("gemnet", 3.0)):
@@ -313,7 +314,7 @@ def test_cost_section_sets_the_estimate_against_what_was_spent(tmp_path):
 
 
 def test_routes_and_prediction_cost_tables_show_delta(tmp_path):
-    from pipeline.report.html import _prediction_cost_html, _routes_html
+    from pipeline.report.analysis import prediction_cost_table, routes_table
 
     base = dict(molecule=MOLECULE, model="egnn", seed=0, gamma=math.nan, train_cpu_h_total=0.1, n_cheap_labels=0,
                 force_rmse_kcal=1.0, energy_mae_kcal=1.0, n_accurate_labels=25)
@@ -323,8 +324,10 @@ def test_routes_and_prediction_cost_tables_show_delta(tmp_path):
         dict(base, method="delta", cheap_level="xtb", n_train=25, force_mae_kcal=0.9, data_cost_cpu_h=50.2,
              total_cpu_h=50.3, predict_cpu_s_per_frame=0.007),
     ])
-    routes = _routes_html(df)
-    assert 'id="routes-table"' in routes and "Δ-learning: cheap level + neural correction (xtb)" in routes
-    assert "50.3 CPU-h (N = 25)" in routes and routes.count('class="num best"') == 1
-    pred = _prediction_cost_html(df)
-    assert 'id="prediction-cost-table"' in pred and 'data-value="0.007"' in pred
+    routes = routes_table(df)
+    assert routes.id == "routes-table"
+    assert any("Δ-learning: cheap level + neural correction (xtb)" in h.label for h in routes.headers)
+    cells = [c for row in routes.rows for c in row.cells]
+    assert "50.3 CPU-h (N = 25)" in [c.text for c in cells] and [c.cls for c in cells].count("num best") == 1
+    pred = prediction_cost_table(df)
+    assert pred.id == "prediction-cost-table" and "0.007" in [c.value for row in pred.rows for c in row.cells]

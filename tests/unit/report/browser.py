@@ -8,6 +8,10 @@ terminated by a NUL byte), so no WebSocket library or open port is needed and th
 page itself is not modified: console errors are read from the ``Runtime`` and ``Log``
 domains, network requests from ``Network``, the DOM is inspected with
 ``Runtime.evaluate`` and a full-page screenshot comes from ``Page.captureScreenshot``.
+
+A test helper, not part of the package: tests/unit/report/test_browser.py checks the synthetic
+report with it, tests/e2e/test_workflow.py the report of the tiny workflow run. Pillow (screenshot
+checks) comes with the ``test`` extra.
 """
 from __future__ import annotations
 
@@ -25,7 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 from PIL import Image
+
+from pipeline.report.tables import SIG_DIGITS
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
                   "chrome", "chrome-headless-shell")
@@ -302,10 +309,6 @@ def results_table_mismatches(results_table: dict | None, results_csv) -> list[st
     Numeric cells: the exact `data-value` must equal the CSV value and the shown text must round
     to it (SIG_DIGITS significant digits); text cells must match verbatim ("—" for missing).
     """
-    import pandas as pd
-
-    from .html import SIG_DIGITS
-
     if results_table is None:
         return ["no results table rendered"]
     df = pd.read_csv(results_csv)

@@ -1,0 +1,486 @@
+"""What the report shows, computed from its inputs: summary cards, derived tables and figures.
+
+:func:`compute_report` turns :class:`~pipeline.report.inputs.ReportInputs` into a
+:class:`ReportContent`: plain data (text, numbers and :class:`~pipeline.report.tables.Table`
+objects) that the templates lay out. A table that cannot be built is ``None``; the template then
+says why in words. The numbers themselves come from :mod:`pipeline.report.costs`.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import costs
+from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
+from .inputs import ReportInputs, software_versions
+from .tables import (
+    COLUMN_LABELS, Cell, Header, Row, Table, cell, exact_value, fmt_value, frame_table, missing_number, pct, pm_cell,
+    with_labels,
+)
+
+
+@dataclass
+class Card:
+    """One key number of the summary: what it is, the number, and how it was obtained."""
+
+    title: str
+    value: str
+    detail: str
+
+
+@dataclass
+class Overview:
+    """What was run: the lede of the summary."""
+
+    n_runs: int
+    models: list[str]
+    n_methods: int
+    n_train: list[int]
+    n_seeds: int
+
+
+@dataclass
+class PowerLawFit:
+    """Standard training's learning curve of one model, MAE ≈ a·N^−b."""
+
+    model: str
+    a: float
+    b: float
+
+
+@dataclass
+class GammaSelection:
+    chosen: Table
+    all: Table
+    n_candidates: int
+    n_settings: int
+    n_inf: int
+
+
+@dataclass
+class ForceField:
+    """The recommended force field: its facts as (name, value) rows, and the sGDML model trained on
+    the same labels when that one did better on validation data (else None)."""
+
+    rows: list[tuple[str, str]]
+    n_train: int
+    val_force_mae: str
+    sgdml_model: str | None = None
+    sgdml_val_force_mae: str = ""
+
+
+@dataclass
+class ReportContent:
+    """Everything the page shows, in the order of its sections."""
+
+    molecule: str
+    generated: str
+    overview: Overview | None
+    cards: list[Card]
+    notes: list[str]
+    figures: list[FigureResult]
+    sample_efficiency: Table | None
+    fits: list[PowerLawFit]
+    ablation: Table | None
+    reductions: Table | None
+    reductions_one_seed: bool
+    routes: Table | None
+    prediction_costs: Table | None
+    aggregated: Table | None
+    forcefield: ForceField | None
+    gamma: GammaSelection | None
+    bias: Table | None
+    stability: Table | None
+    label_cost_summary: Table | None
+    label_costs: Table | None
+    label_estimate: Table | None
+    timings: Table | None
+    versions: dict[str, str]
+    config_text: str | None
+    results: Table
+
+
+# ---------------------------------------------------------------- words
+
+
+def change_words(x) -> str:
+    if not np.isfinite(x):
+        return "–"
+    return f"{abs(100 * x):.0f}% {'lower' if x >= 0 else 'higher'} force error"
+
+
+def reduction_sentence(r) -> str:
+    """One reduction in words, with its interval, saying so when it is not significant."""
+    what = f"{method_label(r.method, r.cheap_level)} vs {r.baseline} at N = {int(r.n_train)}"
+    body = (f"{change_words(r.reduction)} (reduction {pct(r.reduction)}, 95% CI {pct(r.reduction_ci_low)} to "
+            f"{pct(r.reduction_ci_high)}; {int(r.n_seeds)} seed(s), {int(r.n_test)} test frames)")
+    if not _is_true(r.significant):
+        body += ": not significant at 95%"
+    return f"{what}: {body}"
+
+
+def _is_true(x) -> bool:
+    return bool(costs.as_bool(pd.Series([x])).iloc[0])
+
+
+# ---------------------------------------------------------------- derived tables
+
+
+def sample_efficiency_all(results: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """costs.sample_efficiency of ASTEROID vs standard for every model and cheap level."""
+    res = costs.normalise_levels(results)
+    pairs = res[(res["method"] == "asteroid") & (res["n_train"] > 0)][
+        ["model", "cheap_level"]].drop_duplicates().sort_values(["model", "cheap_level"])
+    tables = []
+    for model, level in pairs.itertuples(index=False, name=None):
+        try:
+            t = costs.sample_efficiency(results, model, cheap_level=level)
+        except ValueError as err:
+            notes.append(f"Sample efficiency of ASTEROID ({level}) for {model_label(model)} "
+                         f"not computed: {err}.")
+            continue
+        a, b = t.attrs["fit"]
+        t["fit_a_kcal"], t["fit_b"] = a, b
+        tables.append(t)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def stability_summary(stability: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, method, cheap_level, n_train): runs, stable runs, stable fraction,
+    mean fraction of MD steps completed and the distinct divergence reasons."""
+    df = costs.normalise_levels(stability)
+    df["stable"] = ~costs.as_bool(df["diverged"])
+    df["steps_fraction"] = df["steps_completed"] / df["n_steps"]
+    keys = ["model", "method", "cheap_level", "n_train"]
+    g = df.groupby(keys, sort=True)
+    out = pd.DataFrame({
+        "n_runs": g.size(),
+        "n_stable": g["stable"].sum().astype(int),
+        "steps_fraction": g["steps_fraction"].mean(),
+        "reasons": g["reason"].agg(
+            lambda r: "; ".join(sorted({str(x) for x in r if isinstance(x, str) and x}))),
+    }).reset_index()
+    out["stable_fraction"] = out["n_stable"] / out["n_runs"]
+    return out[keys + ["n_runs", "n_stable", "stable_fraction", "steps_fraction", "reasons"]]
+
+
+# ---------------------------------------------------------------- summary
+
+
+def overview(results: pd.DataFrame) -> Overview | None:
+    res = costs.normalise_levels(results)
+    if res.empty:
+        return None
+    return Overview(n_runs=len(res), models=[model_label(m) for m in sorted(res["model"].unique())],
+                    n_methods=res["method"].nunique(), n_train=sorted(int(n) for n in res["n_train"].unique() if n > 0),
+                    n_seeds=res["seed"].nunique())
+
+
+def _forcefield_card(ff: dict) -> Card:
+    lo, hi = ff["test_force_mae_95ci"]
+    return Card("Recommended force field (chosen on validation)",
+                f"{method_label(ff['method'], ff.get('cheap_level') or '')}",
+                f"{model_label(ff['model'])}, N = {ff['n_train']}; expected test force MAE "
+                f"{fmt_value(ff['expected_test_force_mae_kcal_per_mol_A'])} kcal/mol/Å "
+                f"(95% CI {fmt_value(lo)}–{fmt_value(hi)}); forcefield/model.pt")
+
+
+def _reduction_cards(reductions: pd.DataFrame) -> list[Card]:
+    """ASTEROID's and Δ-learning's reduction over standard training at their smallest N."""
+    red = costs.normalise_levels(reductions)
+    cards = []
+    for method in ("asteroid", "delta"):
+        rows = red[red["method"] == method]
+        for r in rows[rows["n_train"] == rows["n_train"].min()].itertuples():
+            name = "ASTEROID" if method == "asteroid" else "Δ-learning"
+            cards.append(Card(f"{name} ({r.cheap_level}) vs standard, {model_label(r.model)}",
+                              change_words(r.reduction), reduction_sentence(r)))
+    return cards
+
+
+def _cost_cards(label_summary: pd.DataFrame, timings: pd.DataFrame) -> list[Card]:
+    cards = []
+    if not label_summary.empty:
+        parts = ", ".join(f"{lv}: {fmt_value(h)}" for lv, h in
+                          zip(label_summary["level"], label_summary["cpu_h_total"]))
+        cards.append(Card("Total label cost", f"{fmt_value(label_summary['cpu_h_total'].sum())} CPU-h", parts))
+    if not timings.empty:
+        cards.append(Card("Workflow compute", f"{fmt_value(timings['cpu_h'].sum())} CPU-h",
+                          f"{int(timings['n_jobs'].sum())} jobs, "
+                          f"{fmt_value(timings['wall_h'].sum())} h wall (summed)"))
+    return cards
+
+
+def _best_at_smallest_n_cards(agg: pd.DataFrame) -> list[Card]:
+    """Per model (sGDML only when there is nothing else), the method with the lowest mean error
+    at the smallest N."""
+    curves = agg[(agg["n_train"] > 0) & agg["force_mae_kcal"].notna()]
+    panel_models = sorted(m for m in curves["model"].unique() if m != "sgdml") or sorted(
+        curves["model"].unique())
+    cards = []
+    for model in panel_models:
+        rows = curves[curves["model"] == model]
+        n_min = rows["n_train"].min()
+        at = rows[rows["n_train"] == n_min]
+        best = at.loc[at["force_mae_kcal"].idxmin()]
+        detail = (f"{model_label(model)}, N = {int(n_min)} accurate labels"
+                  "; lowest mean test error (see the reduction table for intervals)")
+        cards.append(Card(f"Best at smallest N ({model_label(model)})",
+                          f"{method_label(best['method'], best['cheap_level'])}: "
+                          f"{fmt_value(best['force_mae_kcal'])} kcal/mol/Å", detail))
+    return cards
+
+
+def _sample_efficiency_cards(se: pd.DataFrame) -> list[Card]:
+    """The sample-efficiency factor of ASTEROID at its smallest N, per model and cheap level."""
+    if se.empty:
+        return []
+    cards = []
+    first = se.loc[se.groupby(["model", "cheap_level"])["n_train"].idxmin()]
+    for r in first.itertuples():
+        value = f"{fmt_value(r.factor)}×" if not pd.isna(r.factor) else "not defined"
+        detail = f"N = {int(r.n_train)}"
+        if not pd.isna(r.factor):
+            detail += (f"; standard training needs ≈{fmt_value(float(r.n_equiv))} labels for the same error"
+                       f"{' (extrapolated)' if r.extrapolated else ''}; point estimate from the power-law fit")
+        if not pd.isna(r.standard_equiv_cost_cpu_h):
+            detail += (f"; labels cost {fmt_value(r.data_cost_cpu_h)} CPU-h vs "
+                       f"≈{fmt_value(r.standard_equiv_cost_cpu_h)} CPU-h for standard "
+                       f"training to reach the same error")
+        cards.append(Card(f"Sample efficiency of ASTEROID ({r.cheap_level}), {model_label(r.model)}", value, detail))
+    return cards
+
+
+def summary_cards(agg, se, label_summary, timings, reductions, forcefield) -> list[Card]:
+    """Key numbers: the recommended force field, ASTEROID vs standard (with its 95% interval, in
+    words when not significant), total label and compute CPU-hours, the best method at the smallest
+    N per model and the sample-efficiency factor."""
+    cards = [_forcefield_card(forcefield)] if forcefield else []
+    if not reductions.empty:
+        cards += _reduction_cards(reductions)
+    return (cards + _cost_cards(label_summary, timings) + _best_at_smallest_n_cards(agg)
+            + _sample_efficiency_cards(se))
+
+
+# ---------------------------------------------------------------- results tables
+
+
+def sample_efficiency_table(se: pd.DataFrame) -> tuple[Table | None, list[PowerLawFit]]:
+    """ASTEROID's error, standard training's at the same N and the labels standard training needs
+    for ASTEROID's error; rows that extrapolate the fit have class "extrapolated"."""
+    if se.empty:
+        return None, []
+    fits = [PowerLawFit(model_label(r.model), r.fit_a_kcal, r.fit_b)
+            for r in se.drop_duplicates("model")[["model", "fit_a_kcal", "fit_b"]].itertuples()]
+    renamed = {"force_mae_kcal": "asteroid_force_mae_kcal", "data_cost_cpu_h": "asteroid_data_cost_cpu_h"}
+    cols = ["model", "cheap_level", "n_train", "force_mae_kcal", "standard_force_mae_kcal",
+            "reduction_pct", "n_equiv", "factor", "data_cost_cpu_h", "standard_equiv_cost_cpu_h"]
+    shown = with_labels(se).rename(columns=renamed)
+    classes = ["extrapolated" if x else "" for x in se["extrapolated"]]
+    return frame_table(shown, [renamed.get(c, c) for c in cols], "sample-efficiency-table", classes), fits
+
+
+def ablation_table(results: pd.DataFrame) -> Table | None:
+    """Wide ablation table: one row per (model, cheap level, N), one mean ± std column per method
+    of costs.ABLATION_METHODS, lowest error in bold."""
+    long = costs.ablation_table(results)
+    if long.empty:
+        return None
+    methods = [m for m in costs.ABLATION_METHODS if m in set(long["method"])]
+    headers = [Header("model"), Header("cheap level"), Header("N accurate labels")] + [
+        Header(method_label(m), column=m, small=MAE_LABEL) for m in methods]
+    rows = []
+    for (model, level, n), g in long.groupby(["model", "cheap_level", "n_train"], sort=True):
+        by = g.set_index("method")
+        best = by["force_mae_kcal"].idxmin() if by["force_mae_kcal"].notna().any() else None
+        cells = [cell(model_label(model)), cell(level), cell(int(n))]
+        cells += [pm_cell(by.at[m, "force_mae_kcal"], by.at[m, "force_mae_kcal_std"], bold=(m == best))
+                  if m in by.index else missing_number() for m in methods]
+        rows.append(Row(cells))
+    return Table("ablation-table", headers, rows)
+
+
+AGGREGATED_METRICS = ["force_mae_kcal", "force_rmse_kcal", "energy_mae_kcal", "data_cost_cpu_h"]
+
+
+def aggregated_table(agg: pd.DataFrame) -> Table | None:
+    """Mean ± std over seeds of the errors and label cost per setting."""
+    if agg.empty:
+        return None
+    headers = [Header(h) for h in ["model", "method", "cheap level", "N accurate labels", "seeds"]]
+    headers += [Header(COLUMN_LABELS[c], column=c) for c in AGGREGATED_METRICS]
+    rows = []
+    for r in agg.sort_values(["model", "method", "cheap_level", "n_train"]).itertuples():
+        cells = [cell(model_label(r.model)), cell(method_label(r.method)), cell(r.cheap_level),
+                 cell(int(r.n_train)), cell(int(r.n_seeds))]
+        rows.append(Row(cells + [pm_cell(getattr(r, c), getattr(r, f"{c}_std")) for c in AGGREGATED_METRICS]))
+    return Table("aggregated-table", headers, rows)
+
+
+def routes_table(results: pd.DataFrame) -> Table | None:
+    """costs.cheapest_routes as a wide table: one row per target error, one column per route, the
+    cell its lowest labels + training CPU-h (and N) at or below the target; the cheapest in bold."""
+    routes = costs.cheapest_routes(results) if not results.empty else pd.DataFrame()
+    if routes.empty:
+        return None
+    keys = list(routes[["model", "method", "cheap_level"]].drop_duplicates().sort_values(
+        ["method", "model", "cheap_level"]).itertuples(index=False, name=None))
+    pred = routes.groupby(["model", "method", "cheap_level"])["predict_cpu_s_per_frame"].mean()
+    headers = [Header("target: the error of"), Header("target force MAE (kcal/mol/Å)")] + [
+        Header(f"{model_label(m)} · {method_label(me, lv)}", column=f"{m}|{me}|{lv}",
+               small=f"predicts in {fmt_value(pred.get((m, me, lv)))} CPU s/frame") for m, me, lv in keys]
+    rows = []
+    for (target, mae), g in routes.groupby(["target", "target_force_mae_kcal"], sort=False):
+        by = {(r.model, r.method, r.cheap_level): r for r in g.itertuples()}
+        cells = [cell(target), cell(float(mae))]
+        for k in keys:
+            r = by.get(k)
+            cells.append(
+                Cell("not reached", "num") if r is None else
+                Cell(f"{fmt_value(r.total_cpu_h)} CPU-h (N = {int(r.n_train)})",
+                     "num best" if r.cheapest else "num", exact_value(r.total_cpu_h)))
+        rows.append(Row(cells))
+    return Table("routes-table", headers, rows)
+
+
+def prediction_cost_table(results: pd.DataFrame) -> Table | None:
+    pc = costs.prediction_costs(results)
+    return None if pc.empty else frame_table(with_labels(pc), table_id="prediction-cost-table")
+
+
+def reduction_table(reductions: pd.DataFrame) -> tuple[Table | None, bool]:
+    """Error reduction of each method over standard training with its 95% paired-bootstrap interval
+    (" n.s." when not significant), and whether every reduction comes from one training seed."""
+    if reductions.empty:
+        return None, False
+    red = costs.normalise_levels(reductions)
+    ns = sorted(red["n_train"].unique())
+    headers = [Header(h) for h in ["model", "method", "cheap level"]] + [
+        Header(f"N = {int(n)}", column=f"n_train={int(n)}") for n in ns]
+    rows = []
+    for (model, method, level), g in red.groupby(["model", "method", "cheap_level"], sort=True):
+        by = g.set_index("n_train")
+        cells = [cell(model_label(model)), cell(method_label(method)), cell(level)]
+        for n in ns:
+            if n not in by.index:
+                cells.append(missing_number())
+                continue
+            r = by.loc[n]
+            significant = _is_true(r["significant"])
+            text = (f"{pct(r['reduction'])} [{pct(r['reduction_ci_low'])}, {pct(r['reduction_ci_high'])}]"
+                    + ("" if significant else " n.s."))
+            cls = "num best" if significant and r["reduction"] > 0 else "num"
+            cells.append(Cell(text, cls, exact_value(r["reduction"])))
+        rows.append(Row(cells))
+    return Table("reduction-table", headers, rows), sorted(red["n_seeds"].unique()) == [1]
+
+
+# ---------------------------------------------------------------- other sections
+
+
+def forcefield_facts(meta: dict | None) -> ForceField | None:
+    if not meta:
+        return None
+    lo, hi = meta["test_force_mae_95ci"]
+    what = method_label(meta["method"], meta.get("cheap_level") or "")
+    expected = fmt_value(meta["expected_test_force_mae_kcal_per_mol_A"])
+    rows = [("model", model_label(meta["model"])), ("method", what), ("accurate level", meta["accurate_level"]),
+            ("cheap level", meta.get("cheap_level") or "–"), ("N accurate labels", meta["n_train"]),
+            ("γ", meta.get("gamma_spec") or "–"), ("seed", meta["seed"]), ("chosen by", meta["chosen_by"]),
+            ("validation force MAE (kcal/mol/Å)", fmt_value(meta["val_force_mae_kcal_per_mol_A"])),
+            ("expected test force MAE (kcal/mol/Å)", f"{expected} (95% CI {fmt_value(lo)}–{fmt_value(hi)})")]
+    ff = ForceField([(k, str(v)) for k, v in rows], meta["n_train"], fmt_value(meta["val_force_mae_kcal_per_mol_A"]))
+    sg = meta.get("sgdml_same_n")
+    if sg and sg["better_on_validation"]:
+        ff.sgdml_model, ff.sgdml_val_force_mae = sg["model"], fmt_value(sg["val_force_mae_kcal_per_mol_A"])
+    return ff
+
+
+def gamma_selection(gamma: pd.DataFrame) -> GammaSelection | None:
+    """The chosen γ per setting and seed, and every candidate (the chosen rows have class "chosen")."""
+    if gamma.empty:
+        return None
+    g = costs.normalise_levels(gamma)
+    g["chosen"] = costs.as_bool(g["chosen"])
+    g = g.sort_values(["model", "cheap_level", "n_train", "seed", "gamma"]).reset_index(drop=True)
+    cols = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "val_loss", "chosen"]
+    full = frame_table(with_labels(g), cols, "gamma-table", ["chosen" if c else "" for c in g["chosen"]])
+    ch = g[g["chosen"]]
+    chosen = ch.pivot_table(index=["model", "cheap_level", "n_train"], columns="seed", values="gamma_spec",
+                            aggfunc="first")
+    chosen = chosen.rename(columns={s: f"γ, seed {s}" for s in chosen.columns}).reset_index()
+    return GammaSelection(chosen=frame_table(with_labels(chosen), table_id="gamma-chosen-table"), all=full,
+                          n_candidates=len(g), n_settings=len(ch), n_inf=int((ch["gamma_spec"] == "inf").sum()))
+
+
+def bias_table(summary: pd.DataFrame) -> Table | None:
+    if summary.empty:
+        return None
+    b = costs.normalise_levels(summary).rename(columns={"n_frames": "n_frames_val"})
+    return frame_table(with_labels(b), ["model", "cheap_level", "n_train", "seed", "n_frames_val", "spearman",
+                                        "mean_bias_estimate", "mean_true_bias", "mean_stage1_error"], "bias-table")
+
+
+def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) -> tuple[Table | None, Table | None]:
+    """Per level (summed over subsets) and per level and subset, as in label_costs.csv."""
+    if label_summary.empty:
+        return None, None
+    lc = label_costs.copy()
+    lc["cpu_h_total"] = lc["cpu_s_total"] / 3600.0
+    return (frame_table(label_summary, table_id="label-cost-summary-table"),
+            frame_table(lc, table_id="label-cost-table"))
+
+
+# ---------------------------------------------------------------- everything
+
+
+def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportContent:
+    """The content of the report: draws the figures into `fig_dir` and builds every table.
+
+    What could not be computed is added to the notes (the inputs' notes come first)."""
+    notes = list(inputs.notes)
+    figures = make_figures(inputs.results, inputs.label_costs, inputs.stability, inputs.timings, fig_dir,
+                           gamma=inputs.gamma, bias_frames=inputs.bias_frames, bias_summary=inputs.bias_summary)
+    notes += [f"Figure “{f.title}” not drawn: {f.skipped}." for f in figures if f.skipped]
+    results = inputs.results
+    agg = costs.aggregate_results(results)
+    se = sample_efficiency_all(results, notes) if not results.empty else pd.DataFrame()
+    label_summary = costs.label_cost_summary(inputs.label_costs)
+    if inputs.config_text is None:
+        notes.append(f"Config file not found ({inputs.config_path}).")
+    se_table, fits = sample_efficiency_table(se)
+    reductions, one_seed = reduction_table(inputs.reductions)
+    summary_of_labels, per_subset = label_cost_tables(inputs.label_costs, label_summary)
+    return ReportContent(
+        molecule=inputs.molecule,
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        overview=overview(results),
+        cards=summary_cards(agg, se, label_summary, inputs.timings, inputs.reductions, inputs.forcefield),
+        notes=notes,
+        figures=figures,
+        sample_efficiency=se_table,
+        fits=fits,
+        ablation=ablation_table(results),
+        reductions=reductions,
+        reductions_one_seed=one_seed,
+        routes=routes_table(results),
+        prediction_costs=prediction_cost_table(results),
+        aggregated=aggregated_table(agg),
+        forcefield=forcefield_facts(inputs.forcefield),
+        gamma=gamma_selection(inputs.gamma),
+        bias=bias_table(inputs.bias_summary),
+        stability=(frame_table(with_labels(stability_summary(inputs.stability)), table_id="stability-table")
+                   if not inputs.stability.empty else None),
+        label_cost_summary=summary_of_labels,
+        label_costs=per_subset,
+        label_estimate=(frame_table(costs.estimate_vs_spent(inputs.plan, inputs.label_costs),
+                                    table_id="label-estimate-table") if not inputs.plan.empty else None),
+        timings=frame_table(inputs.timings, table_id="timing-table") if not inputs.timings.empty else None,
+        versions=software_versions(),
+        config_text=inputs.config_text,
+        results=frame_table(results, table_id="results-table"),
+    )
