@@ -219,6 +219,27 @@ def get_stage(name):
     return _stage
 
 
+# The arguments every training rule's command ends with (see train_command).
+TRAIN_ARGS = (
+    "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
+    "--threads {threads} --out-model {output.model} --out-history {output.history} "
+    "--checkpoint {output.model}.ckpt 2> {log}"
+)
+
+
+def train_command(args):
+    """The shell command of a training rule: `python -m pipeline <args>` and then TRAIN_ARGS."""
+    return f"python -m pipeline {args} {TRAIN_ARGS}"
+
+
+def get_stage2_weights(wildcards, input):
+    """The bias weights of stage 2, `--bias B.npz --gamma g`; the cheap-only model (train_cheap_only,
+    no bias input) is unweighted, `--gamma inf`."""
+    if hasattr(input, "bias"):
+        return f"--bias {input.bias} --gamma {wildcards.gamma}"
+    return "--gamma inf"
+
+
 def get_accurate_data(wildcards):
     mol = get_molecule(wildcards)
     if int(wildcards.n) not in config["splits"]["train_sizes"]:
@@ -515,68 +536,68 @@ def _model_args(model):
     return model, config["training"]["hparams"].get(model, {})
 
 
-def _training_work(rule, wildcards, mol):
+def _training_work(rule_name, wildcards, mol):
     """(config section of the stage, frames trained on) of a training rule."""
-    if rule in ("train_stage2", "train_cheap_only"):
+    if rule_name in ("train_stage2", "train_cheap_only"):
         return "cheap", pconf.subset_size(config, mol, f"cheap-{wildcards.level}")
-    if rule == "train_score":
+    if rule_name == "train_score":
         return "score_matching", config["splits"]["unlabelled"]
-    return ("accurate" if rule in ("train_standard", "train_delta") else "finetune"), int(wildcards.n)
+    return ("accurate" if rule_name in ("train_standard", "train_delta") else "finetune"), int(wildcards.n)
 
 
-def _request(rule, wildcards, attempt):
-    """The Request (mem_mb, runtime) of one job of `rule`."""
+def _request(rule_name, wildcards, attempt):
+    """The Request (mem_mb, runtime) of one job of the rule rule_name."""
     mol = get_molecule(wildcards)
     comp = get_composition(mol)
     splits, t = config["splits"], config["training"]
-    if rule == "label_chunk":
+    if rule_name == "label_chunk":
         return pres.label_chunk(config["levels"][wildcards.level], get_chunk_frames(wildcards), comp,
                                 config["labelling"]["threads"], attempt)
-    if rule in TRAINING_RULES:
-        stage, n_train = _training_work(rule, wildcards, mol)
-        factor = pres.SCORE_COST_FACTOR * t.get("n_projections", 1) if rule == "train_score" else 1.0
+    if rule_name in TRAINING_RULES:
+        stage, n_train = _training_work(rule_name, wildcards, mol)
+        factor = pres.SCORE_COST_FACTOR * t.get("n_projections", 1) if rule_name == "train_score" else 1.0
         return pres.training(*_model_args(wildcards.model), t[stage], n_train, splits["val"], comp, t["threads"],
                              bool(get_gpus(wildcards)), factor, attempt)
-    if rule in ("bias", "bias_diagnostic", "evaluate", "evaluate_delta", "md_stability", "md_stability_delta"):
-        if rule == "bias":
+    if rule_name in ("bias", "bias_diagnostic", "evaluate", "evaluate_delta", "md_stability", "md_stability_delta"):
+        if rule_name == "bias":
             models, frames = [wildcards.model], pconf.subset_size(config, mol, f"cheap-{wildcards.level}")
-        elif rule == "bias_diagnostic":
+        elif rule_name == "bias_diagnostic":
             models, frames = [wildcards.model], splits["val"]
-        elif rule in ("evaluate", "evaluate_delta"):  # the model may not be a wildcard: size for the largest
+        elif rule_name in ("evaluate", "evaluate_delta"):  # the model may not be a wildcard: size for the largest
             models, frames = t["models"], splits["test"]
         else:  # MD steps (a Δ model also calls its cheap level each step: counted twice)
             s = config["evaluation"]["md_stability"]
             models = [wildcards.model]
-            frames = s["n_runs"] * s["n_steps"] * (2 if rule == "md_stability_delta" else 1) + splits["val"] * len(
+            frames = s["n_runs"] * s["n_steps"] * (2 if rule_name == "md_stability_delta" else 1) + splits["val"] * len(
                 get_gamma_candidates())
-        threads = t["threads"] if rule in ("bias", "bias_diagnostic") else 1
+        threads = t["threads"] if rule_name in ("bias", "bias_diagnostic") else 1
         reqs = [pres.inference(*_model_args(m), frames, comp, threads, attempt) for m in models]
         return max(reqs, key=lambda r: (r.runtime, r.mem_mb))
-    if rule in ("sgdml", "sgdml_delta"):
+    if rule_name in ("sgdml", "sgdml_delta"):
         return pres.sgdml(int(wildcards.n), splits["val"], splits["test"], len(config["evaluation"]["sgdml"]["sigmas"]),
                           comp, 2, attempt)
-    if rule == "md":
+    if rule_name == "md":
         s = config["sampling"]
         return pres.md(s["equilibration_steps"] + s["n_frames"] * s["stride"], comp, attempt)
-    if rule == "dataset":
+    if rule_name == "dataset":
         return pres.small(pconf.subset_size(config, mol, wildcards.subset), comp, attempt)
-    if rule == "collect":
+    if rule_name == "collect":
         return pres.small(sum(splits["cheap"].values()) + splits["unlabelled"], comp, attempt)
     return pres.small(config["sampling"]["n_frames"], comp, attempt)  # gaff2, import_level, frames, report
 
 
-def get_resources(rule):
-    """`resources:` of `rule`: mem_mb and runtime functions (and gpu for training rules)."""
+def get_resources(rule_name):
+    """The `resources:` of a rule named rule_name (mem_mb and runtime functions, gpu for training rules)."""
 
     def mem_mb(wildcards, attempt):
-        return _request(rule, wildcards, attempt).mem_mb
+        return _request(rule_name, wildcards, attempt).mem_mb
 
     def runtime(wildcards, attempt):
-        return _request(rule, wildcards, attempt).runtime
+        return _request(rule_name, wildcards, attempt).runtime
 
-    mem_mb.__name__, runtime.__name__ = f"get_mem_mb_{rule}", f"get_runtime_{rule}"
+    mem_mb.__name__, runtime.__name__ = f"get_mem_mb_{rule_name}", f"get_runtime_{rule_name}"
     out = {"mem_mb": mem_mb, "runtime": runtime}
-    if rule in TRAINING_RULES:
+    if rule_name in TRAINING_RULES:
         out["gpu"] = get_gpus
     return out
 

@@ -1,6 +1,12 @@
 # Training: standard (= ASTEROID stage 1), bias, stage 2 (bias-weighted / unweighted cheap-only),
-# score matching, stage 3 fine-tuning, and the Δ-learning baseline (a correction to a cheap level). Each model is cached; a killed job resumes from
-# <model>.ckpt when rerun.
+# score matching, stage 3 fine-tuning, and the Δ-learning baseline (a correction to a cheap level).
+# Each model is cached; a killed job resumes from <model>.ckpt when rerun.
+#
+# Every training command ends with the same arguments (train_command in common.smk: stage settings,
+# seed, device, the model and history files, the checkpoint); rules that differ only in their files
+# are derived with `use rule ... with:` (train_cheap_only from train_stage2, finetune_score from
+# finetune_cheap).
+
 
 rule train_standard:
     input:
@@ -23,10 +29,10 @@ rule train_standard:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m pipeline train-standard --model-name {wildcards.model} --hparams {params.hparams} "
-        "--train {input.train} --n-train {wildcards.n} --val {input.val} --stage {params.stage} "
-        "--training {params.training} --seed {wildcards.seed} --device {params.device} --threads {threads} "
-        "--out-model {output.model} --out-history {output.history} --checkpoint {output.model}.ckpt 2> {log}"
+        train_command(
+            "train-standard --model-name {wildcards.model} --hparams {params.hparams} "
+            "--train {input.train} --n-train {wildcards.n} --val {input.val}"
+        )
 
 
 rule bias:
@@ -62,6 +68,7 @@ rule train_stage2:
         gamma=GAMMA_RE,
     params:
         hparams=get_hparams,
+        weights=get_stage2_weights,
         stage=get_stage("cheap"),
         training=get_training_common,
         device=config["training"]["device"],
@@ -75,39 +82,25 @@ rule train_stage2:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m pipeline train-cheap --model-name {wildcards.model} --hparams {params.hparams} "
-        "--cheap {input.cheap} --cheap-level {wildcards.level} --bias {input.bias} --gamma {wildcards.gamma} "
-        "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
-        "--threads {threads} --out-model {output.model} --out-history {output.history} "
-        "--checkpoint {output.model}.ckpt 2> {log}"
+        train_command(
+            "train-cheap --model-name {wildcards.model} --hparams {params.hparams} "
+            "--cheap {input.cheap} --cheap-level {wildcards.level} {params.weights}"
+        )
 
 
-rule train_cheap_only:
+# The unweighted stage 2 (gamma = inf): no bias, no N (it uses no accurate labels).
+use rule train_stage2 as train_cheap_only with:
     input:
         cheap=get_cheap_data,
     output:
         model="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/model.pt",
         history="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/history.csv",
-    params:
-        hparams=get_hparams,
-        stage=get_stage("cheap"),
-        training=get_training_common,
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
     resources:
         **get_resources("train_cheap_only"),
     log:
         "results/logs/{molecule}/train/{model}/stage2/{level}/ginf/s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/train_cheap_only/{model}/{level}/s{seed}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m pipeline train-cheap --model-name {wildcards.model} --hparams {params.hparams} "
-        "--cheap {input.cheap} --cheap-level {wildcards.level} --gamma inf "
-        "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
-        "--threads {threads} --out-model {output.model} --out-history {output.history} "
-        "--checkpoint {output.model}.ckpt 2> {log}"
 
 
 rule train_score:
@@ -132,10 +125,10 @@ rule train_score:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m pipeline train-score --model-name {wildcards.model} --hparams {params.hparams} "
-        "--unlabelled {input.unlabelled} --temperature {params.temperature} --stage {params.stage} "
-        "--training {params.training} --seed {wildcards.seed} --device {params.device} --threads {threads} "
-        "--out-model {output.model} --out-history {output.history} --checkpoint {output.model}.ckpt 2> {log}"
+        train_command(
+            "train-score --model-name {wildcards.model} --hparams {params.hparams} "
+            "--unlabelled {input.unlabelled} --temperature {params.temperature}"
+        )
 
 
 rule finetune_cheap:
@@ -161,37 +154,26 @@ rule finetune_cheap:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m pipeline finetune --init {input.init} --train {input.train} --n-train {wildcards.n} "
-        "--val {input.val} --stage {params.stage} --training {params.training} --seed {wildcards.seed} "
-        "--device {params.device} --threads {threads} --out-model {output.model} --out-history {output.history} "
-        "--checkpoint {output.model}.ckpt 2> {log}"
+        train_command(
+            "finetune --init {input.init} --train {input.train} --n-train {wildcards.n} "
+            "--val {input.val}"
+        )
 
 
-rule finetune_score:
+# Stage 3 from the score-matching model instead of a stage-2 model.
+use rule finetune_cheap as finetune_score with:
     input:
         unpack(get_accurate_data),
         init="results/{molecule}/models/{model}/score/s{seed}/model.pt",
     output:
         model="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/model.pt",
         history="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/history.csv",
-    params:
-        stage=get_stage("finetune"),
-        training=get_training_common,
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
     resources:
         **get_resources("finetune_score"),
     log:
         "results/logs/{molecule}/train/{model}/finetune/score/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/finetune/{model}/score/N{n}_s{seed}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    shell:
-        "python -m pipeline finetune --init {input.init} --train {input.train} --n-train {wildcards.n} "
-        "--val {input.val} --stage {params.stage} --training {params.training} --seed {wildcards.seed} "
-        "--device {params.device} --threads {threads} --out-model {output.model} --out-history {output.history} "
-        "--checkpoint {output.model}.ckpt 2> {log}"
 
 
 rule train_delta:
@@ -218,9 +200,8 @@ rule train_delta:
     conda:
         "../../envs/train.yaml"
     shell:
-        "python -m pipeline train-delta --model-name {wildcards.model} --hparams {params.hparams} "
-        "--train {input.train} --cheap-train {input.cheap_train} --n-train {wildcards.n} --val {input.val} "
-        "--cheap-val {input.cheap_val} --cheap-level {wildcards.level} --cheap-entry {params.level} "
-        "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
-        "--threads {threads} --out-model {output.model} --out-history {output.history} "
-        "--checkpoint {output.model}.ckpt 2> {log}"
+        train_command(
+            "train-delta --model-name {wildcards.model} --hparams {params.hparams} "
+            "--train {input.train} --cheap-train {input.cheap_train} --n-train {wildcards.n} --val {input.val} "
+            "--cheap-val {input.cheap_val} --cheap-level {wildcards.level} --cheap-entry {params.level}"
+        )
