@@ -399,7 +399,7 @@ def budget_line(plan: Plan, config: dict) -> str:
     lab = config["labelling"]
     caps = []
     for key, value, unit in (("max_cpu_hours", plan.cpu_h, "CPU-h"), ("max_wall_hours", plan.wall_h, "h wall")):
-        cap = lab.get(key)
+        cap = lab[key]
         if cap is None:
             caps.append(f"labelling.{key}: none")
         else:
@@ -436,8 +436,8 @@ def check_budget(plan: Plan, config: dict) -> None:
     """Raise BudgetExceeded when the plan's CPU-hours or wall hours exceed the labelling budget."""
     lab = config["labelling"]
     over = []
-    max_cpu = lab.get("max_cpu_hours")
-    max_wall = lab.get("max_wall_hours")
+    max_cpu = lab["max_cpu_hours"]
+    max_wall = lab["max_wall_hours"]
     if max_cpu is not None and plan.cpu_h > max_cpu:
         over.append(f"{_fmt_h(plan.cpu_h)} CPU-hours > labelling.max_cpu_hours = {max_cpu:g}")
     if max_wall is not None and plan.wall_h > max_wall:

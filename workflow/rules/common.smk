@@ -14,7 +14,8 @@ from pipeline import slurm_compat
 from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import frames_per_job, n_chunks
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Fills every value the config leaves out with the schema's `default:` (the one source of defaults).
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 try:
     pconf.check_config(config)
 except pconf.ConfigError as err:
@@ -189,7 +190,7 @@ def get_gammas():
     ones as 'r<c>' (c times the spread of the stage-1 model's B). gamma = inf ('ginf', no bias
     weights) is always a candidate too; its models are built for every level and N anyway."""
     a = config["asteroid"]
-    return [f"{g:g}" for g in a["gammas"]] + [f"r{c:g}" for c in a.get("relative_gammas", [])]
+    return [f"{g:g}" for g in a["gammas"]] + [f"r{c:g}" for c in a["relative_gammas"]]
 
 
 def get_gamma_candidates():
@@ -202,11 +203,11 @@ def get_train_sizes():
 
 def get_training_common(wildcards):
     t = config["training"]
-    return q({k: t[k] for k in ("rho", "ema_decay", "grad_clip", "n_projections") if k in t})
+    return q({k: t[k] for k in ("rho", "ema_decay", "grad_clip", "n_projections")})
 
 
 def get_hparams(wildcards):
-    return q(config["training"]["hparams"].get(wildcards.model, {}))
+    return q(config["training"]["hparams"][wildcards.model])
 
 
 def get_stage(name):
@@ -441,7 +442,7 @@ def get_delta_level(wildcards):
     if wildcards.level not in pconf.delta_levels(config, mol):
         raise WorkflowError(
             f"{wildcards.level!r} is not a Δ-learning level of {mol}; delta.cheap_levels: "
-            f"{pconf.delta_levels(config, mol)} (delta.enabled: {pconf.delta_settings(config)['enabled']})"
+            f"{pconf.delta_levels(config, mol)} (delta.enabled: {config['delta']['enabled']})"
         )
     return wildcards.level
 
@@ -481,7 +482,7 @@ def get_delta_models(molecule):
 
 
 def get_delta_sgdml_evaluations(molecule):
-    if not (config["evaluation"]["sgdml"]["enabled"] and pconf.delta_settings(config)["sgdml"]):
+    if not (config["evaluation"]["sgdml"]["enabled"] and config["delta"]["sgdml"]):
         return []
     return [f"results/{molecule}/baselines/delta_sgdml/{lvl}/N{n}/eval.json"
             for lvl in pconf.delta_levels(config, molecule) for n in get_train_sizes()]
@@ -533,7 +534,7 @@ def get_gpus(wildcards):
 
 
 def _model_args(model):
-    return model, config["training"]["hparams"].get(model, {})
+    return model, config["training"]["hparams"][model]
 
 
 def _training_work(rule_name, wildcards, mol):
@@ -555,7 +556,7 @@ def _request(rule_name, wildcards, attempt):
                                 config["labelling"]["threads"], attempt)
     if rule_name in TRAINING_RULES:
         stage, n_train = _training_work(rule_name, wildcards, mol)
-        factor = pres.SCORE_COST_FACTOR * t.get("n_projections", 1) if rule_name == "train_score" else 1.0
+        factor = pres.SCORE_COST_FACTOR * t["n_projections"] if rule_name == "train_score" else 1.0
         return pres.training(*_model_args(wildcards.model), t[stage], n_train, splits["val"], comp, t["threads"],
                              bool(get_gpus(wildcards)), factor, attempt)
     if rule_name in ("bias", "bias_diagnostic", "evaluate", "evaluate_delta", "md_stability", "md_stability_delta"):
