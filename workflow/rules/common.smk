@@ -605,3 +605,23 @@ def get_resources(rule_name):
 
 TRAINING_RULES = ("train_standard", "train_stage2", "train_cheap_only", "train_score", "finetune_cheap", "finetune_score",
                   "train_delta")
+
+
+# ----------------------------------------------------------------------------- Snakemake report
+# Subcategories of the report figures (results/<molecule>/figures/<name>.png) in the Snakemake
+# report; a figure not listed here is shown under "Other".
+REPORT_FIGURE_GROUPS = {
+    "learning_curves": "Accuracy and cost",
+    "error_vs_cost": "Accuracy and cost",
+    "error_vs_total_cost": "Accuracy and cost",
+    "gamma_selection": "ASTEROID",
+    "bias_diagnostic": "ASTEROID",
+    "cheap_only": "ASTEROID",
+    "md_stability": "MD stability",
+    "stage_timings": "Compute",
+    "label_cost": "Label cost",
+}
+
+
+def get_report_figure_group(wildcards):
+    return REPORT_FIGURE_GROUPS.get(wildcards.name, "Other")

@@ -58,7 +58,13 @@ rule label_plan:
     """The label cost estimate at the start of the run (the report sets it against what was spent).
     No inputs and a high priority: it runs first, before frames and labels exist."""
     output:
-        "results/{molecule}/label_plan.csv",
+        report(
+            "results/{molecule}/label_plan.csv",
+            caption="../report/label_plan.rst",
+            category="Tables",
+            subcategory="Label cost",
+            labels={"table": "label_plan.csv", "molecule": "{molecule}"},
+        ),
     params:
         config=get_label_plan_config,
         molecule=get_molecule,
