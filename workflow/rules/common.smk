@@ -104,7 +104,9 @@ def get_subsets(molecule):
 def get_frames_source(wildcards):
     mol = get_molecule(wildcards)
     if wildcards.subset not in get_subsets(mol):
-        raise WorkflowError(f"molecule {mol!r} has no subset {wildcards.subset!r}; subsets: {', '.join(get_subsets(mol))}")
+        raise WorkflowError(
+            f"molecule {mol!r} has no subset {wildcards.subset!r}; subsets: {', '.join(get_subsets(mol))}"
+        )
     src = pconf.subset_source(config, mol, wildcards.subset)
     return f"results/{mol}/md/trajectory.npz" if src == "md" else f"results/{mol}/imported/{src}.npz"
 
@@ -161,8 +163,7 @@ def get_dataset_inputs(wildcards):
     n = pconf.subset_size(config, mol, wildcards.subset)
     size = get_frames_per_job(mol, wildcards.level, wildcards.subset)
     return [
-        f"results/{mol}/labels/{wildcards.level}/{wildcards.subset}/chunk{i:04d}.npz"
-        for i in range(n_chunks(n, size))
+        f"results/{mol}/labels/{wildcards.level}/{wildcards.subset}/chunk{i:04d}.npz" for i in range(n_chunks(n, size))
     ]
 
 
@@ -329,8 +330,15 @@ def get_stability_models(wildcards):
 def get_stability_label(wildcards):
     cheap = "" if wildcards.method == "standard" else wildcards.level
     n = 0 if wildcards.method == "cheap_only" else int(wildcards.n)
-    return q({"model": wildcards.model, "method": wildcards.method, "cheap_level": cheap, "n_train": n,
-              "seed": int(wildcards.seed)})
+    return q(
+        {
+            "model": wildcards.model,
+            "method": wildcards.method,
+            "cheap_level": cheap,
+            "n_train": n,
+            "seed": int(wildcards.seed),
+        }
+    )
 
 
 def get_stability_runs(molecule):
@@ -406,7 +414,9 @@ def get_collect_cheap_flags(wildcards):
 
 
 def get_collect_unlabelled_flag(wildcards):
-    return f"--unlabelled results/{wildcards.molecule}/frames/unlabelled.npz" if config["splits"]["unlabelled"] > 0 else ""
+    return (
+        f"--unlabelled results/{wildcards.molecule}/frames/unlabelled.npz" if config["splits"]["unlabelled"] > 0 else ""
+    )
 
 
 def get_collect_dataset_flags(wildcards):
@@ -450,9 +460,14 @@ def get_delta_level(wildcards):
 def get_delta_data(wildcards):
     """Accurate train/val and the same frames at the Δ level (train, val), plus the test frames."""
     mol, lvl = get_molecule(wildcards), get_delta_level(wildcards)
-    return {"train": get_dataset(mol, "train"), "val": get_dataset(mol, "val"), "test": get_dataset(mol, "test"),
-            "cheap_train": get_dataset(mol, "train", lvl), "cheap_val": get_dataset(mol, "val", lvl),
-            "cheap_test": get_dataset(mol, "test", lvl)}
+    return {
+        "train": get_dataset(mol, "train"),
+        "val": get_dataset(mol, "val"),
+        "test": get_dataset(mol, "test"),
+        "cheap_train": get_dataset(mol, "train", lvl),
+        "cheap_val": get_dataset(mol, "val", lvl),
+        "cheap_test": get_dataset(mol, "test", lvl),
+    }
 
 
 def get_delta_cheap_test(wildcards):
@@ -463,7 +478,11 @@ def get_delta_cheap_test(wildcards):
 def get_delta_prmtop(wildcards):
     """The GAFF2 prmtop when the Δ level is GAFF2 (it is computed at new geometries through OpenMM)."""
     mol = get_molecule(wildcards)
-    return [f"results/{mol}/md/gaff2.prmtop"] if pconf.level(config, get_delta_level(wildcards)).ENGINE == "empirical" else []
+    return (
+        [f"results/{mol}/md/gaff2.prmtop"]
+        if pconf.level(config, get_delta_level(wildcards)).ENGINE == "empirical"
+        else []
+    )
 
 
 def get_delta_prmtop_flag(wildcards):
@@ -484,18 +503,29 @@ def get_delta_models(molecule):
 def get_delta_sgdml_evaluations(molecule):
     if not (config["evaluation"]["sgdml"]["enabled"] and config["delta"]["sgdml"]):
         return []
-    return [f"results/{molecule}/baselines/delta_sgdml/{lvl}/N{n}/eval.json"
-            for lvl in pconf.delta_levels(config, molecule) for n in get_train_sizes()]
+    return [
+        f"results/{molecule}/baselines/delta_sgdml/{lvl}/N{n}/eval.json"
+        for lvl in pconf.delta_levels(config, molecule)
+        for n in get_train_sizes()
+    ]
 
 
 def get_delta_datasets(molecule):
-    return [get_dataset(molecule, s, lvl) for lvl in pconf.delta_levels(config, molecule)
-            for s in pconf.SUBSETS_ACCURATE]
+    return [
+        get_dataset(molecule, s, lvl) for lvl in pconf.delta_levels(config, molecule) for s in pconf.SUBSETS_ACCURATE
+    ]
 
 
 def get_delta_stability_label(wildcards):
-    return q({"model": wildcards.model, "method": "delta", "cheap_level": wildcards.level, "n_train": int(wildcards.n),
-              "seed": int(wildcards.seed)})
+    return q(
+        {
+            "model": wildcards.model,
+            "method": "delta",
+            "cheap_level": wildcards.level,
+            "n_train": int(wildcards.n),
+            "seed": int(wildcards.seed),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- cluster resources
@@ -552,13 +582,27 @@ def _request(rule_name, wildcards, attempt):
     comp = get_composition(mol)
     splits, t = config["splits"], config["training"]
     if rule_name == "label_chunk":
-        return pres.label_chunk(config["levels"][wildcards.level], get_chunk_frames(wildcards), comp,
-                                config["labelling"]["threads"], attempt)
+        return pres.label_chunk(
+            config["levels"][wildcards.level],
+            get_chunk_frames(wildcards),
+            comp,
+            config["labelling"]["threads"],
+            attempt,
+        )
     if rule_name in TRAINING_RULES:
         stage, n_train = _training_work(rule_name, wildcards, mol)
         factor = pres.SCORE_COST_FACTOR * t["n_projections"] if rule_name == "train_score" else 1.0
-        return pres.training(*_model_args(wildcards.model), t[stage], n_train, splits["val"], comp, t["threads"],
-                             bool(get_gpus(wildcards)), factor, attempt)
+        return pres.training(
+            *_model_args(wildcards.model),
+            t[stage],
+            n_train,
+            splits["val"],
+            comp,
+            t["threads"],
+            bool(get_gpus(wildcards)),
+            factor,
+            attempt,
+        )
     if rule_name in ("bias", "bias_diagnostic", "evaluate", "evaluate_delta", "md_stability", "md_stability_delta"):
         if rule_name == "bias":
             models, frames = [wildcards.model], pconf.subset_size(config, mol, f"cheap-{wildcards.level}")
@@ -570,13 +614,21 @@ def _request(rule_name, wildcards, attempt):
             s = config["evaluation"]["md_stability"]
             models = [wildcards.model]
             frames = s["n_runs"] * s["n_steps"] * (2 if rule_name == "md_stability_delta" else 1) + splits["val"] * len(
-                get_gamma_candidates())
+                get_gamma_candidates()
+            )
         threads = t["threads"] if rule_name in ("bias", "bias_diagnostic") else 1
         reqs = [pres.inference(*_model_args(m), frames, comp, threads, attempt) for m in models]
         return max(reqs, key=lambda r: (r.runtime, r.mem_mb))
     if rule_name in ("sgdml", "sgdml_delta"):
-        return pres.sgdml(int(wildcards.n), splits["val"], splits["test"], len(config["evaluation"]["sgdml"]["sigmas"]),
-                          comp, 2, attempt)
+        return pres.sgdml(
+            int(wildcards.n),
+            splits["val"],
+            splits["test"],
+            len(config["evaluation"]["sgdml"]["sigmas"]),
+            comp,
+            2,
+            attempt,
+        )
     if rule_name == "md":
         s = config["sampling"]
         return pres.md(s["equilibration_steps"] + s["n_frames"] * s["stride"], comp, attempt)
@@ -603,8 +655,15 @@ def get_resources(rule_name):
     return out
 
 
-TRAINING_RULES = ("train_standard", "train_stage2", "train_cheap_only", "train_score", "finetune_cheap", "finetune_score",
-                  "train_delta")
+TRAINING_RULES = (
+    "train_standard",
+    "train_stage2",
+    "train_cheap_only",
+    "train_score",
+    "finetune_cheap",
+    "finetune_score",
+    "train_delta",
+)
 
 
 # ----------------------------------------------------------------------------- Snakemake report

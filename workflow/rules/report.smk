@@ -30,17 +30,17 @@ rule report:
             labels={"figure": "{name}", "molecule": "{molecule}"},
         ),
         config="results/{molecule}/config.used.yaml",
-    params:
-        config=get_config_json,
-        benchmarks=BENCH,
-    resources:
-        **get_resources("report"),
     log:
         "results/logs/{molecule}/report.log",
     benchmark:
         "results/benchmarks/{molecule}/report/report.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        **get_resources("report"),
+    params:
+        config=get_config_json,
+        benchmarks=BENCH,
     shell:
         "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
         "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "

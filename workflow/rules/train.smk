@@ -14,20 +14,20 @@ rule train_standard:
     output:
         model="results/{molecule}/models/{model}/standard/N{n}_s{seed}/model.pt",
         history="results/{molecule}/models/{model}/standard/N{n}_s{seed}/history.csv",
-    params:
-        hparams=get_hparams,
-        stage=get_stage("accurate"),
-        training=get_training_common,
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
-    resources:
-        **get_resources("train_standard"),
     log:
         "results/logs/{molecule}/train/{model}/standard/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/train_standard/{model}/N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("train_standard"),
+    params:
+        hparams=get_hparams,
+        stage=get_stage("accurate"),
+        training=get_training_common,
+        device=config["training"]["device"],
     shell:
         train_command(
             "train-standard --model-name {wildcards.model} --hparams {params.hparams} "
@@ -41,17 +41,17 @@ rule bias:
         cheap=get_cheap_data,
     output:
         "results/{molecule}/models/{model}/bias/{level}/N{n}_s{seed}.npz",
-    params:
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
-    resources:
-        **get_resources("bias"),
     log:
         "results/logs/{molecule}/train/{model}/bias/{level}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/bias/{model}/{level}/N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("bias"),
+    params:
+        device=config["training"]["device"],
     shell:
         "python -m pipeline bias --model {input.model} --cheap {input.cheap} --out {output} "
         "--device {params.device} --threads {threads} 2> {log}"
@@ -64,23 +64,23 @@ rule train_stage2:
     output:
         model="results/{molecule}/models/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}/model.pt",
         history="results/{molecule}/models/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}/history.csv",
+    log:
+        "results/logs/{molecule}/train/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}.log",
+    benchmark:
+        "results/benchmarks/{molecule}/train_stage2/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
     wildcard_constraints:
         gamma=GAMMA_RE,
+    conda:
+        "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("train_stage2"),
     params:
         hparams=get_hparams,
         weights=get_stage2_weights,
         stage=get_stage("cheap"),
         training=get_training_common,
         device=config["training"]["device"],
-    threads: config["training"]["threads"]
-    resources:
-        **get_resources("train_stage2"),
-    log:
-        "results/logs/{molecule}/train/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}.log",
-    benchmark:
-        "results/benchmarks/{molecule}/train_stage2/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
-    conda:
-        "../../envs/train.yaml"
     shell:
         train_command(
             "train-cheap --model-name {wildcards.model} --hparams {params.hparams} "
@@ -95,12 +95,12 @@ use rule train_stage2 as train_cheap_only with:
     output:
         model="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/model.pt",
         history="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/history.csv",
-    resources:
-        **get_resources("train_cheap_only"),
     log:
         "results/logs/{molecule}/train/{model}/stage2/{level}/ginf/s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/train_cheap_only/{model}/{level}/s{seed}.tsv"
+    resources:
+        **get_resources("train_cheap_only"),
 
 
 rule train_score:
@@ -109,21 +109,21 @@ rule train_score:
     output:
         model="results/{molecule}/models/{model}/score/s{seed}/model.pt",
         history="results/{molecule}/models/{model}/score/s{seed}/history.csv",
-    params:
-        hparams=get_hparams,
-        stage=get_stage("score_matching"),
-        training=get_training_common,
-        temperature=config["sampling"]["temperature_K"],
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
-    resources:
-        **get_resources("train_score"),
     log:
         "results/logs/{molecule}/train/{model}/score/s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/train_score/{model}/s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("train_score"),
+    params:
+        hparams=get_hparams,
+        stage=get_stage("score_matching"),
+        training=get_training_common,
+        temperature=config["sampling"]["temperature_K"],
+        device=config["training"]["device"],
     shell:
         train_command(
             "train-score --model-name {wildcards.model} --hparams {params.hparams} "
@@ -138,26 +138,23 @@ rule finetune_cheap:
     output:
         model="results/{molecule}/models/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}/model.pt",
         history="results/{molecule}/models/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}/history.csv",
-    wildcard_constraints:
-        gamma=GAMMA_OR_INF_RE,
-    params:
-        stage=get_stage("finetune"),
-        training=get_training_common,
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
-    resources:
-        **get_resources("finetune_cheap"),
     log:
         "results/logs/{molecule}/train/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/finetune/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
+    wildcard_constraints:
+        gamma=GAMMA_OR_INF_RE,
     conda:
         "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("finetune_cheap"),
+    params:
+        stage=get_stage("finetune"),
+        training=get_training_common,
+        device=config["training"]["device"],
     shell:
-        train_command(
-            "finetune --init {input.init} --train {input.train} --n-train {wildcards.n} "
-            "--val {input.val}"
-        )
+        train_command("finetune --init {input.init} --train {input.train} --n-train {wildcards.n} " "--val {input.val}")
 
 
 # Stage 3 from the score-matching model instead of a stage-2 model.
@@ -168,12 +165,12 @@ use rule finetune_cheap as finetune_score with:
     output:
         model="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/model.pt",
         history="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/history.csv",
-    resources:
-        **get_resources("finetune_score"),
     log:
         "results/logs/{molecule}/train/{model}/finetune/score/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/finetune/{model}/score/N{n}_s{seed}.tsv"
+    resources:
+        **get_resources("finetune_score"),
 
 
 rule train_delta:
@@ -184,21 +181,21 @@ rule train_delta:
     output:
         model="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/model.pt",
         history="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/history.csv",
-    params:
-        hparams=get_hparams,
-        stage=get_stage("accurate"),
-        training=get_training_common,
-        level=get_level_entry,
-        device=config["training"]["device"],
-    threads: config["training"]["threads"]
-    resources:
-        **get_resources("train_delta"),
     log:
         "results/logs/{molecule}/train/{model}/delta/{level}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/train_delta/{model}/{level}/N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("train_delta"),
+    params:
+        hparams=get_hparams,
+        stage=get_stage("accurate"),
+        training=get_training_common,
+        level=get_level_entry,
+        device=config["training"]["device"],
     shell:
         train_command(
             "train-delta --model-name {wildcards.model} --hparams {params.hparams} "
