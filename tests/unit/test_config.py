@@ -248,7 +248,8 @@ def test_snakemake_validate_fills_a_minimal_config():
     absent keys of present ones (nested, through $ref), like pipeline.config.validate_schema."""
     from snakemake.utils import validate
 
-    minimal = {"targets": ["aspirin"], "training": {"cheap": {"lr": 1.0e-3}}, "evaluation": {"sgdml": {"enabled": False}}}
+    minimal = {"targets": ["aspirin"], "training": {"cheap": {"lr": 1.0e-3}},
+               "evaluation": {"sgdml": {"enabled": False}}}
     filled = copy.deepcopy(minimal)
     validate(filled, str(pconf.SCHEMA), set_default=True)
     assert filled == pconf.validate_schema(copy.deepcopy(minimal))
