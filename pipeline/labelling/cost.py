@@ -326,6 +326,11 @@ def accurate_level_source(config: dict, molecule: str) -> str:
     return "accurate_level (global)"
 
 
+# The config sections a plan depends on: the label_plan rule passes only these (so that other edits
+# do not rerun it); a test checks that they give the plan of the whole config.
+PLAN_SECTIONS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling", "splits", "labelling", "delta")
+
+
 def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", calibrate: bool = True) -> Plan:
     """Frames to label, CPU-s per frame and CPU-hours per computed level of `molecule`.
 

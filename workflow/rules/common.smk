@@ -437,12 +437,9 @@ def get_config_json(wildcards):
     return q(config)
 
 
-PLAN_KEYS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling", "splits", "labelling")
-
-
 def get_label_plan_config(wildcards):
     """The config sections the label cost estimate depends on (other edits do not rerun it)."""
-    return q({k: config[k] for k in PLAN_KEYS})
+    return q({k: config[k] for k in lcost.PLAN_SECTIONS})
 
 
 # ----------------------------------------------------------------------------- Δ-learning
