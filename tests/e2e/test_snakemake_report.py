@@ -69,8 +69,8 @@ def test_html_report_shows_every_flagged_figure_and_table_in_its_category(snakem
 
 def test_zip_report_holds_the_flagged_files(snakemake_report):
     wd = snakemake_report
-    with zipfile.ZipFile(wd / "snakemake-report.zip") as z:
-        names = {Path(n).name for n in z.namelist() if n.startswith("report/data/raw/")}
-        assert "report/report.html" in z.namelist()
+    with zipfile.ZipFile(wd / "snakemake-report.zip") as z:  # one folder named as the zip file
+        names = {Path(n).name for n in z.namelist() if n.startswith("snakemake-report/data/raw/")}
+        assert "snakemake-report/report.html" in z.namelist()
     tables = {t for group in TABLES.values() for t in group}
     assert tables | {"report.html", "learning_curves.png", "md_stability.png"} <= names
