@@ -66,7 +66,7 @@ def run_size(args: dict) -> list[dict]:
     cfg, n, data = args["cfg"], args["n"], args["data"]
     tmp = Path(args["tmp"]) / f"N{n}"
     tr = cfg["training"]
-    model, hparams, seed = tr["models"][0], tr["hparams"].get(tr["models"][0], {}), tr["seeds"][0]
+    model, hparams, seed = tr["models"][0], tr["hparams"][tr["models"][0]], tr["seeds"][0]
     common_kw = dict(training=tr, seed=seed)
     acc, fin, cheap = tr["accurate"], tr["finetune"], tr["cheap"]
     rows = []
@@ -141,6 +141,9 @@ def main() -> None:
     cfg = {}
     for path in a.config:
         update_config(cfg, yaml.safe_load(Path(path).read_text()) or {})
+    from pipeline.config import validate_schema
+
+    validate_schema(cfg)  # the schema's defaults filled in, as the workflow does
     accurate = cfg["accurate_level"]
     base = Path(a.results) / a.molecule / "data"
     data = {"train": str(base / accurate / "train.npz"), "val": str(base / accurate / "val.npz"),

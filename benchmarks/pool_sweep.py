@@ -50,7 +50,7 @@ def one(task: dict) -> dict:
     for g in task["gammas"]:
         kw = dict(training=tr, seed=seed, device="cpu")
         s2 = tmp / f"s2_{g}"
-        stages.train_cheap(model_name=model_name, hparams=tr["hparams"].get(model_name, {}), cheap_npz=tmp / "pool.npz",
+        stages.train_cheap(model_name=model_name, hparams=tr["hparams"][model_name], cheap_npz=tmp / "pool.npz",
                            bias_npz=tmp / "bias.npz", gamma=g, stage=tr["cheap"], out_model=s2 / "model.pt",
                            out_history=s2 / "history.csv", checkpoint=s2 / "ck.pt", **kw)
         ft = tmp / f"ft_{g}"
@@ -85,6 +85,9 @@ def main() -> None:
     cfg = {}
     for path in a.config:
         update_config(cfg, yaml.safe_load((run / path).read_text()) or {})
+    from pipeline.config import validate_schema
+
+    validate_schema(cfg)  # the schema's defaults filled in, as the workflow does
     acc = cfg["accurate_level"]
     res = run / "results" / a.molecule
     data = {k: str(res / "data" / acc / f"{k}.npz") for k in ("train", "val", "test")}
@@ -92,7 +95,7 @@ def main() -> None:
     model = cfg["training"]["models"][0]
     seeds = cfg["training"]["seeds"]
     gammas = [f"{g:g}" for g in cfg["asteroid"]["gammas"]] + \
-        [f"r{c:g}" for c in cfg["asteroid"].get("relative_gammas", [])] + ["inf"]
+        [f"r{c:g}" for c in cfg["asteroid"]["relative_gammas"]] + ["inf"]
     std_dir = res / "models" / model / "standard"
     common.print_machine({"run": str(res), "config": " + ".join(a.config), "processes": str(a.jobs)})
     t0 = time.perf_counter()

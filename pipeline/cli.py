@@ -127,7 +127,7 @@ def cmd_plan(a):
         except pconf.ConfigError as err:
             print(f"invalid config: {err}", file=sys.stderr)
             return 1
-    molecules = a.molecule or config.get("targets", [])
+    molecules = a.molecule or config["targets"]
     cores = a.cores or os.cpu_count() or 1
     status, tables = 0, []
     for mol in molecules:

@@ -7,6 +7,7 @@ their keys, basis sets, functionals, SMILES, split sizes against the trajectory)
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
@@ -27,16 +28,39 @@ def load_schema() -> dict:
     return yaml.safe_load(SCHEMA.read_text())
 
 
-def validate_schema(config: dict) -> None:
-    """Schema check outside Snakemake (tests, CLI); the same schema file Snakemake uses."""
+def _validator_filling_defaults(schema: dict):
+    """A Draft 2020-12 validator that fills each missing property that has a `default:` before
+    checking it, as snakemake.utils.validate(..., set_default=True) does (defaults are copied, so no
+    two configs share one)."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.path))
+    base = jsonschema.Draft202012Validator
+    check_properties = base.VALIDATORS["properties"]
+
+    def fill_then_check(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(base, {"properties": fill_then_check})(schema)
+
+
+def validate_schema(config: dict) -> dict:
+    """Schema check outside Snakemake (tests, CLI), with the same schema file Snakemake uses; fills
+    the schema's defaults into `config` (in place, as the workflow does) and returns it."""
+    errors = sorted(_validator_filling_defaults(load_schema()).iter_errors(config), key=lambda e: list(e.path))
     if errors:
         e = errors[0]
         where = "/".join(str(p) for p in e.path) or "<top level>"
         raise ConfigError(f"config error at {where}: {e.message}")
+    return config
+
+
+def default_config() -> dict:
+    """The configuration with nothing set: every value from the schema's defaults (= config.yaml)."""
+    return validate_schema({})
 
 
 def load_config(path) -> dict:
@@ -60,27 +84,19 @@ def cheap_levels(config: dict, molecule: str) -> list[str]:
     return list(config["molecules"].get(molecule, {}).get("cheap_levels", config["cheap_levels"]))
 
 
-DELTA_DEFAULTS = {"enabled": False, "cheap_levels": [], "sgdml": True, "md_stability_levels": []}
-
-
-def delta_settings(config: dict) -> dict:
-    """The `delta:` section with its defaults (absent: Δ-learning off)."""
-    return {**DELTA_DEFAULTS, **(config.get("delta") or {})}
-
-
 def delta_levels(config: dict, molecule: str) -> list[str]:
     """Cheap levels of the Δ-learning baseline for a molecule ([] when delta.enabled is false)."""
-    d = delta_settings(config)
+    d = config["delta"]
     return list(d["cheap_levels"]) if d["enabled"] else []
 
 
 def delta_stability_levels(config: dict, molecule: str) -> list[str]:
-    return [lvl for lvl in delta_settings(config)["md_stability_levels"] if lvl in delta_levels(config, molecule)]
+    return [lvl for lvl in config["delta"]["md_stability_levels"] if lvl in delta_levels(config, molecule)]
 
 
 def _check_delta(config: dict, molecule: str) -> None:
     """Δ levels must be computable at the accurate frames (and at any geometry, for predictions)."""
-    d = delta_settings(config)
+    d = config["delta"]
     if not d["enabled"]:
         return
     acc = accurate_level(config, molecule)

@@ -139,14 +139,14 @@ def training(model: str, hparams: dict, stage: dict, n_train: int, n_val: int, c
     `stage['max_steps']` batches, with a validation pass over `n_val` frames per evaluation period
     (an epoch, or `eval_every_steps` steps)."""
     per = _per_frame_epoch(model, hparams, comp) * cost_factor
-    batch = stage.get("batch_size", 16)
+    batch = stage["batch_size"]
     frames = stage["max_epochs"] * n_train
-    if stage.get("max_steps"):
+    if stage["max_steps"]:
         frames = min(frames, stage["max_steps"] * batch)
-    evaluations = frames / (stage.get("eval_every_steps") * batch if stage.get("eval_every_steps") else max(n_train, 1))
+    evaluations = frames / (stage["eval_every_steps"] * batch if stage["eval_every_steps"] else max(n_train, 1))
     seconds = (frames + evaluations * n_val / 3) * per
     seconds /= GPU_SPEEDUP if gpu else _thread_speedup(threads)
-    mem = _train_memory(model, hparams, comp, stage.get("batch_size", 16), n_train + n_val, gpu)
+    mem = _train_memory(model, hparams, comp, batch, n_train + n_val, gpu)
     return request(mem, seconds, attempt)
 
 

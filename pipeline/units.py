@@ -4,18 +4,28 @@ Storage units (datasets on disk, MD17/sGDML convention used by this project):
   positions: Angstrom, energies: eV, forces: eV/Angstrom.
 Training units (losses, gamma, reported errors): kcal/mol and kcal/mol/Angstrom,
 the units in which the ASTEROID paper states gamma and force errors.
+OpenMM (kJ/mol, nm) and PySCF/xTB (Hartree, Bohr) values are converted with the factors below.
 """
 from __future__ import annotations
 
-# CODATA 2018 values (as in ASE / scipy.constants).
-HARTREE_EV = 27.211386245988
-BOHR_ANGSTROM = 0.529177210903
-KCAL_PER_MOL_EV = 0.0433641043  # 1 kcal/mol in eV
-KJ_PER_MOL_EV = 0.0103642688  # 1 kJ/mol in eV
-NM_ANGSTROM = 10.0
-BOLTZMANN_EV_PER_K = 8.617333262e-5
+from ase import units as ase_units
+from ase.units import create_units
+
+# Physical constants come from ASE (ase.units), never typed by hand. CODATA 2018 is pinned (ASE's
+# own default set is older, 2014) so that the numbers do not move with the ASE version.
+_ASE = create_units("2018")
+EV = _ASE["eV"]  # ASE's energy unit is the eV and its length unit the Angstrom
+HARTREE_EV = _ASE["Hartree"] / EV
+BOHR_ANGSTROM = _ASE["Bohr"]
+KCAL_PER_MOL_EV = _ASE["kcal"] / _ASE["mol"] / EV  # 1 kcal/mol in eV
+KJ_PER_MOL_EV = _ASE["kJ"] / _ASE["mol"] / EV  # 1 kJ/mol in eV
+NM_ANGSTROM = _ASE["nm"]
+# 1 fs in ASE's time unit (Angstrom sqrt(amu/eV)) as ASE's own dynamics use it: from ASE's default
+# constants (the ones its integrators are built on), not the pinned set above.
+ASE_FS = ase_units.fs
+BOLTZMANN_EV_PER_K = _ASE["kB"] / EV
 BOLTZMANN_KCAL_PER_MOL_K = BOLTZMANN_EV_PER_K / KCAL_PER_MOL_EV
-BOLTZMANN_KJ_PER_MOL_K = 8.314462618e-3  # molar gas constant R in kJ/mol/K
+BOLTZMANN_KJ_PER_MOL_K = BOLTZMANN_EV_PER_K / KJ_PER_MOL_EV  # the molar gas constant R in kJ/mol/K
 
 # Factors that take a value in the named unit to the storage unit.
 ENERGY_TO_EV = {

@@ -24,9 +24,8 @@ def _run_sgdml(a):
     from .sgdml_baseline import run_sgdml_baseline
 
     s = a.sgdml
-    run_sgdml_baseline(a.train, a.val, a.test, a.out_json, a.out_pred, sigmas=tuple(s.get("sigmas", (10, 20, 40, 80))),
-                       lam=s.get("lam", 1e-10), use_sym=s.get("use_sym", True), max_processes=a.processes,
-                       out_model=a.out_model, n_train=a.n_train)
+    run_sgdml_baseline(a.train, a.val, a.test, a.out_json, a.out_pred, sigmas=tuple(s["sigmas"]),
+                       max_processes=a.processes, out_model=a.out_model, n_train=a.n_train)
 
 
 def _run_md_stability(a):
@@ -67,8 +66,8 @@ def _run_sgdml_delta(a):
     run_sgdml_delta(train_npz=a.train, cheap_train_npz=a.cheap_train, val_npz=a.val, cheap_val_npz=a.cheap_val,
                     test_npz=a.test, cheap_test_npz=a.cheap_test, n_train=a.n_train, cheap_level=a.cheap_level,
                     cheap_entry=a.cheap_entry, out_json=a.out_json, out_predictions_npz=a.out_pred,
-                    out_model=a.out_model, prmtop=a.prmtop, sigmas=tuple(s.get("sigmas", (10, 20, 40, 80))),
-                    lam=s.get("lam", 1e-10), use_sym=s.get("use_sym", True), max_processes=a.processes)
+                    out_model=a.out_model, prmtop=a.prmtop, sigmas=tuple(s["sigmas"]),
+                    max_processes=a.processes)
 
 
 def _run_collect(a):

@@ -120,7 +120,7 @@ def evaluate_delta(model_path, test_npz, cheap_test_npz, out_json, out_predictio
 
 def run_sgdml_delta(*, train_npz, cheap_train_npz, val_npz, cheap_val_npz, test_npz, cheap_test_npz, n_train: int,
                     cheap_level: str, cheap_entry: dict, out_json, out_predictions_npz, out_model=None,
-                    prmtop: str | None = None, sigmas=(10, 20, 40, 80), lam: float = 1e-10, use_sym: bool = True,
+                    prmtop: str | None = None, sigmas, lam: float = 1e-10, use_sym: bool = True,
                     max_processes: int | None = None) -> dict:
     """sGDML trained on accurate − cheap of the accurate train[:N] (sigma chosen on the validation
     difference); test prediction = cheap label + the kernel correction."""

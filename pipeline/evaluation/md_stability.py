@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from ase import Atoms, units as ase_units
+from ase import Atoms
 from ase.calculators.calculator import Calculator
 from ase.data import covalent_radii
 from ase.md.langevin import Langevin
@@ -224,9 +224,9 @@ def _one_run(
     # centre-of-mass drift of an isolated molecule does not affect the checks.
     dyn = Langevin(
         atoms,
-        timestep=timestep_fs * ase_units.fs,
+        timestep=timestep_fs * units.ASE_FS,
         temperature_K=temperature_K,
-        friction=friction_per_fs / ase_units.fs,
+        friction=friction_per_fs / units.ASE_FS,
         fixcm=False,
         rng=rng,
     )

@@ -37,9 +37,6 @@ from sgdml.utils.io import dataset_md5  # noqa: E402
 # sgdml's own loggers are already created; later ones get the standard class back.
 logging.setLoggerClass(logging.Logger)
 
-DEFAULT_SIGMAS = (10, 20, 30, 40, 50, 70, 100)  # sGDML CLI's default search range, 10..100
-
-
 def to_sgdml_dataset(ds: Dataset) -> dict:
     """A Dataset (eV, eV/A) as an sGDML dataset dict in kcal/mol, kcal/mol/A and Angstrom."""
     d = {
@@ -92,7 +89,7 @@ def fit_sgdml(train: Dataset, valid: Dataset, **kw) -> tuple[dict, dict]:
 def train_sgdml(
     train: Dataset,
     valid: Dataset,
-    sigmas=DEFAULT_SIGMAS,
+    sigmas,
     lam: float = 1e-10,
     use_sym: bool = True,
     max_processes: int | None = None,
@@ -175,7 +172,7 @@ def run_sgdml_baseline(
     test_npz: str | os.PathLike,
     out_json: str | os.PathLike,
     out_predictions_npz: str | os.PathLike,
-    sigmas=DEFAULT_SIGMAS,
+    sigmas,
     lam: float = 1e-10,
     use_sym: bool = True,
     max_processes: int | None = None,

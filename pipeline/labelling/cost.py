@@ -326,6 +326,11 @@ def accurate_level_source(config: dict, molecule: str) -> str:
     return "accurate_level (global)"
 
 
+# The config sections a plan depends on: the label_plan rule passes only these (so that other edits
+# do not rerun it); a test checks that they give the plan of the whole config.
+PLAN_SECTIONS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling", "splits", "labelling", "delta")
+
+
 def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", calibrate: bool = True) -> Plan:
     """Frames to label, CPU-s per frame and CPU-hours per computed level of `molecule`.
 
@@ -399,7 +404,7 @@ def budget_line(plan: Plan, config: dict) -> str:
     lab = config["labelling"]
     caps = []
     for key, value, unit in (("max_cpu_hours", plan.cpu_h, "CPU-h"), ("max_wall_hours", plan.wall_h, "h wall")):
-        cap = lab.get(key)
+        cap = lab[key]
         if cap is None:
             caps.append(f"labelling.{key}: none")
         else:
@@ -436,8 +441,8 @@ def check_budget(plan: Plan, config: dict) -> None:
     """Raise BudgetExceeded when the plan's CPU-hours or wall hours exceed the labelling budget."""
     lab = config["labelling"]
     over = []
-    max_cpu = lab.get("max_cpu_hours")
-    max_wall = lab.get("max_wall_hours")
+    max_cpu = lab["max_cpu_hours"]
+    max_wall = lab["max_wall_hours"]
     if max_cpu is not None and plan.cpu_h > max_cpu:
         over.append(f"{_fmt_h(plan.cpu_h)} CPU-hours > labelling.max_cpu_hours = {max_cpu:g}")
     if max_wall is not None and plan.wall_h > max_wall:

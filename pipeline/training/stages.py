@@ -54,7 +54,7 @@ def stage_config(stage: dict, training: dict, **overrides) -> StageConfig:
     names = {f.name for f in fields(StageConfig)}
     kw = {k: v for k, v in stage.items() if k in names}
     kw.update(rho=training["rho"], ema_decay=training["ema_decay"], grad_clip=training["grad_clip"],
-              n_projections=training.get("n_projections", 1))
+              n_projections=training["n_projections"])
     kw.update(overrides)
     return StageConfig(**kw)
 
@@ -167,12 +167,12 @@ def train_cheap(*, model_name, hparams, cheap_npz, bias_npz, gamma, stage, train
     ds, w = ds.subset(perm), w[perm]
     data = TensorData.from_dataset(ds, dev, weights=w)
     tr, va = data.split(len(data) - holdout_size(len(data)))
-    if stage.get("max_train_frames"):
-        tr, _ = tr.split(stage["max_train_frames"])
+    cfg = stage_config(stage, training)
+    if cfg.max_train_frames:
+        tr, _ = tr.split(cfg.max_train_frames)
     model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
-    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
-                          history_csv=out_history)
+    best, summary = train(model, tr, va, cfg, seed=seed, checkpoint=checkpoint, history_csv=out_history)
     _save(best, out_model, {"stage": "cheap", "model_name": model_name, "gamma": gamma_abs, "gamma_spec": str(gamma),
                             "n_cheap": len(ds), "seed": seed, "mean_weight": float(w.mean()),
                             "effective_frames": ess, **bias_info, **summary, **(extra or {})})

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import units
 from pipeline.data import load_npz
-from unit.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
+from tests.unit.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
 
 from .conftest import snakemake
 
@@ -48,7 +49,7 @@ def test_results_cover_every_method(finished_run):
     assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"xtb", "empirical"}
     assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
     assert np.isfinite(df["force_mae_kcal"]).all() and (df["force_mae_kcal"] > 0).all()
-    np.testing.assert_allclose(df["force_mae_mev"], df["force_mae_kcal"] * 43.3641043, rtol=1e-6)
+    np.testing.assert_allclose(df["force_mae_mev"], units.kcal_to_mev(df["force_mae_kcal"]), rtol=1e-6)
     # data cost: ASTEROID (xTB) = its accurate labels + the whole xTB pool; training cost: every stage
     std = df[(df.method == "standard") & (df.n_train == 8)].iloc[0]
     ast = df[(df.method == "asteroid") & (df.cheap_level == "xtb") & (df.n_train == 8)].iloc[0]

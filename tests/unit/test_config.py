@@ -1,4 +1,5 @@
 """Bad input fails at DAG construction (`snakemake -n`) with a message naming the value and the fix."""
+import copy
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def test_paper_config_keeps_the_papers_settings_when_merged_over_the_default():
     (lambda c: c.update(colour="blue"), "Additional properties are not allowed \\('colour'"),
     (lambda c: c["splits"].update(tset=5), "Additional properties are not allowed \\('tset'"),
     (lambda c: c["training"].update(models=["mace"]), "'mace' is not one of \\['egnn', 'gemnet'\\]"),
-    (lambda c: c["sampling"].pop("temperature_K"), "'temperature_K' is a required property"),
+    (lambda c: c["sampling"].update(temperature_K=-5), "-5 is less than or equal to the minimum of 0"),
 ])
 def test_schema_errors(edit, message):
     cfg = _default()
@@ -209,10 +210,63 @@ def test_aspirin_dry_run_prints_the_preview_within_its_budget(workdir):
     assert "label_plan" in out
 
 
-def test_delta_defaults_to_off_when_absent_and_lists_its_levels():
+def test_delta_lists_its_levels_and_switches_off():
     cfg = _default()
     assert pconf.delta_levels(cfg, "ethanol") == ["xtb"] and pconf.delta_stability_levels(cfg, "ethanol") == ["xtb"]
-    cfg.pop("delta")
+    cfg["delta"] = {"enabled": False}
     pconf.validate_schema(cfg)
     pconf.check_config(cfg)
     assert pconf.delta_levels(cfg, "ethanol") == [] and pconf.delta_stability_levels(cfg, "ethanol") == []
+    assert cfg["delta"]["sgdml"] is True  # the rest of the section from the schema's defaults
+
+
+def _leaves(tree, path=()):
+    """(path, value) of every leaf of a nested dict (lists are leaves)."""
+    if isinstance(tree, dict) and tree:
+        for k, v in tree.items():
+            yield from _leaves(v, (*path, k))
+    else:
+        yield path, tree
+
+
+def test_every_value_of_config_yaml_is_the_schema_default():
+    """config.yaml is the commented copy of the schema's defaults: the two cannot disagree."""
+    defaults = pconf.default_config()
+    for path, value in _leaves(_default()):
+        node = defaults
+        for k in path:
+            assert k in node, f"config.yaml sets {'.'.join(path)} = {value!r}; the schema has no default for it"
+            node = node[k]
+        assert node == value and type(node) is type(value), (
+            f"config.yaml sets {'.'.join(path)} = {value!r} but the schema's default is {node!r}")
+    # and config.yaml leaves nothing to a default of its own: filling it adds only keys it does not list
+    assert pconf.validate_schema(_default()) == defaults
+
+
+def test_snakemake_validate_fills_a_minimal_config():
+    """snakemake.utils.validate(set_default=True), as common.smk calls it, fills absent sections and the
+    absent keys of present ones (nested, through $ref), like pipeline.config.validate_schema."""
+    from snakemake.utils import validate
+
+    minimal = {"targets": ["aspirin"], "training": {"cheap": {"lr": 1.0e-3}},
+               "evaluation": {"sgdml": {"enabled": False}}}
+    filled = copy.deepcopy(minimal)
+    validate(filled, str(pconf.SCHEMA), set_default=True)
+    assert filled == pconf.validate_schema(copy.deepcopy(minimal))
+    defaults = pconf.default_config()
+    assert filled["targets"] == ["aspirin"] and filled["sampling"] == defaults["sampling"]
+    assert filled["training"]["cheap"] == {**defaults["training"]["cheap"], "lr": 1.0e-3}
+    assert filled["training"]["accurate"] == defaults["training"]["accurate"]
+    assert filled["evaluation"]["sgdml"] == {"enabled": False, "sigmas": defaults["evaluation"]["sgdml"]["sigmas"]}
+    assert filled["evaluation"]["md_stability"] == defaults["evaluation"]["md_stability"]
+    assert filled["labelling"]["outliers"] == {"action": "drop", "max_robust_z": 20, "min_frames": 20}
+    pconf.check_config(filled)
+
+
+def test_every_training_stage_gets_every_setting():
+    """Each stage's settings have a default (in the stage or shared by all): the engine's own defaults
+    (pipeline.training.engine.StageConfig) are never what the workflow trains with."""
+    keys = set(pconf.load_schema()["$defs"]["stage"]["properties"])
+    filled = pconf.validate_schema({"training": {s: {} for s in ("accurate", "cheap", "finetune", "score_matching")}})
+    for stage in ("accurate", "cheap", "finetune", "score_matching"):
+        assert set(filled["training"][stage]) == keys, stage

@@ -6,7 +6,7 @@ from pipeline import resources as pres
 ETHANOL = pres.Composition(heavy=3, hydrogen=6)
 ASPIRIN = pres.Composition(heavy=13, hydrogen=8)
 CCSD_T = {"engine": "ccsd_t", "basis": "6-31G", "frozen_core": True}
-TINY_STAGE = {"batch_size": 4, "max_epochs": 4}
+TINY_STAGE = {"batch_size": 4, "max_epochs": 4, "max_steps": None, "eval_every_steps": None}
 
 
 def test_basis_function_count_known_and_unknown_basis():
@@ -57,7 +57,7 @@ def test_tiny_training_asks_little_and_gpu_adds_host_memory():
 
 
 def test_training_time_follows_epochs_frames_and_model():
-    stage = {"batch_size": 10, "max_epochs": 300}
+    stage = {"batch_size": 10, "max_epochs": 300, "max_steps": None, "eval_every_steps": None}
     # measured: train_standard, 300 epochs, N = 25/50/100 on ethanol, 276 s for the three jobs
     r = pres.training("egnn", {"hidden": 64}, stage, 100, 25, ETHANOL)
     assert 276 / 3 / 60 < r.runtime <= 60

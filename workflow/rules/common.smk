@@ -14,7 +14,8 @@ from pipeline import slurm_compat
 from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import frames_per_job, n_chunks
 
-validate(config, schema="../schemas/config.schema.yaml")
+# Fills every value the config leaves out with the schema's `default:` (the one source of defaults).
+validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 try:
     pconf.check_config(config)
 except pconf.ConfigError as err:
@@ -103,7 +104,9 @@ def get_subsets(molecule):
 def get_frames_source(wildcards):
     mol = get_molecule(wildcards)
     if wildcards.subset not in get_subsets(mol):
-        raise WorkflowError(f"molecule {mol!r} has no subset {wildcards.subset!r}; subsets: {', '.join(get_subsets(mol))}")
+        raise WorkflowError(
+            f"molecule {mol!r} has no subset {wildcards.subset!r}; subsets: {', '.join(get_subsets(mol))}"
+        )
     src = pconf.subset_source(config, mol, wildcards.subset)
     return f"results/{mol}/md/trajectory.npz" if src == "md" else f"results/{mol}/imported/{src}.npz"
 
@@ -160,8 +163,7 @@ def get_dataset_inputs(wildcards):
     n = pconf.subset_size(config, mol, wildcards.subset)
     size = get_frames_per_job(mol, wildcards.level, wildcards.subset)
     return [
-        f"results/{mol}/labels/{wildcards.level}/{wildcards.subset}/chunk{i:04d}.npz"
-        for i in range(n_chunks(n, size))
+        f"results/{mol}/labels/{wildcards.level}/{wildcards.subset}/chunk{i:04d}.npz" for i in range(n_chunks(n, size))
     ]
 
 
@@ -189,7 +191,7 @@ def get_gammas():
     ones as 'r<c>' (c times the spread of the stage-1 model's B). gamma = inf ('ginf', no bias
     weights) is always a candidate too; its models are built for every level and N anyway."""
     a = config["asteroid"]
-    return [f"{g:g}" for g in a["gammas"]] + [f"r{c:g}" for c in a.get("relative_gammas", [])]
+    return [f"{g:g}" for g in a["gammas"]] + [f"r{c:g}" for c in a["relative_gammas"]]
 
 
 def get_gamma_candidates():
@@ -202,11 +204,11 @@ def get_train_sizes():
 
 def get_training_common(wildcards):
     t = config["training"]
-    return q({k: t[k] for k in ("rho", "ema_decay", "grad_clip", "n_projections") if k in t})
+    return q({k: t[k] for k in ("rho", "ema_decay", "grad_clip", "n_projections")})
 
 
 def get_hparams(wildcards):
-    return q(config["training"]["hparams"].get(wildcards.model, {}))
+    return q(config["training"]["hparams"][wildcards.model])
 
 
 def get_stage(name):
@@ -217,6 +219,27 @@ def get_stage(name):
 
     _stage.__name__ = f"get_stage_{name}"
     return _stage
+
+
+# The arguments every training rule's command ends with (see train_command).
+TRAIN_ARGS = (
+    "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
+    "--threads {threads} --out-model {output.model} --out-history {output.history} "
+    "--checkpoint {output.model}.ckpt 2> {log}"
+)
+
+
+def train_command(args):
+    """The shell command of a training rule: `python -m pipeline <args>` and then TRAIN_ARGS."""
+    return f"python -m pipeline {args} {TRAIN_ARGS}"
+
+
+def get_stage2_weights(wildcards, input):
+    """The bias weights of stage 2, `--bias B.npz --gamma g`; the cheap-only model (train_cheap_only,
+    no bias input) is unweighted, `--gamma inf`."""
+    if hasattr(input, "bias"):
+        return f"--bias {input.bias} --gamma {wildcards.gamma}"
+    return "--gamma inf"
 
 
 def get_accurate_data(wildcards):
@@ -307,8 +330,15 @@ def get_stability_models(wildcards):
 def get_stability_label(wildcards):
     cheap = "" if wildcards.method == "standard" else wildcards.level
     n = 0 if wildcards.method == "cheap_only" else int(wildcards.n)
-    return q({"model": wildcards.model, "method": wildcards.method, "cheap_level": cheap, "n_train": n,
-              "seed": int(wildcards.seed)})
+    return q(
+        {
+            "model": wildcards.model,
+            "method": wildcards.method,
+            "cheap_level": cheap,
+            "n_train": n,
+            "seed": int(wildcards.seed),
+        }
+    )
 
 
 def get_stability_runs(molecule):
@@ -384,7 +414,9 @@ def get_collect_cheap_flags(wildcards):
 
 
 def get_collect_unlabelled_flag(wildcards):
-    return f"--unlabelled results/{wildcards.molecule}/frames/unlabelled.npz" if config["splits"]["unlabelled"] > 0 else ""
+    return (
+        f"--unlabelled results/{wildcards.molecule}/frames/unlabelled.npz" if config["splits"]["unlabelled"] > 0 else ""
+    )
 
 
 def get_collect_dataset_flags(wildcards):
@@ -405,12 +437,9 @@ def get_config_json(wildcards):
     return q(config)
 
 
-PLAN_KEYS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling", "splits", "labelling")
-
-
 def get_label_plan_config(wildcards):
     """The config sections the label cost estimate depends on (other edits do not rerun it)."""
-    return q({k: config[k] for k in PLAN_KEYS})
+    return q({k: config[k] for k in lcost.PLAN_SECTIONS})
 
 
 # ----------------------------------------------------------------------------- Δ-learning
@@ -420,7 +449,7 @@ def get_delta_level(wildcards):
     if wildcards.level not in pconf.delta_levels(config, mol):
         raise WorkflowError(
             f"{wildcards.level!r} is not a Δ-learning level of {mol}; delta.cheap_levels: "
-            f"{pconf.delta_levels(config, mol)} (delta.enabled: {pconf.delta_settings(config)['enabled']})"
+            f"{pconf.delta_levels(config, mol)} (delta.enabled: {config['delta']['enabled']})"
         )
     return wildcards.level
 
@@ -428,9 +457,14 @@ def get_delta_level(wildcards):
 def get_delta_data(wildcards):
     """Accurate train/val and the same frames at the Δ level (train, val), plus the test frames."""
     mol, lvl = get_molecule(wildcards), get_delta_level(wildcards)
-    return {"train": get_dataset(mol, "train"), "val": get_dataset(mol, "val"), "test": get_dataset(mol, "test"),
-            "cheap_train": get_dataset(mol, "train", lvl), "cheap_val": get_dataset(mol, "val", lvl),
-            "cheap_test": get_dataset(mol, "test", lvl)}
+    return {
+        "train": get_dataset(mol, "train"),
+        "val": get_dataset(mol, "val"),
+        "test": get_dataset(mol, "test"),
+        "cheap_train": get_dataset(mol, "train", lvl),
+        "cheap_val": get_dataset(mol, "val", lvl),
+        "cheap_test": get_dataset(mol, "test", lvl),
+    }
 
 
 def get_delta_cheap_test(wildcards):
@@ -441,7 +475,11 @@ def get_delta_cheap_test(wildcards):
 def get_delta_prmtop(wildcards):
     """The GAFF2 prmtop when the Δ level is GAFF2 (it is computed at new geometries through OpenMM)."""
     mol = get_molecule(wildcards)
-    return [f"results/{mol}/md/gaff2.prmtop"] if pconf.level(config, get_delta_level(wildcards)).ENGINE == "empirical" else []
+    return (
+        [f"results/{mol}/md/gaff2.prmtop"]
+        if pconf.level(config, get_delta_level(wildcards)).ENGINE == "empirical"
+        else []
+    )
 
 
 def get_delta_prmtop_flag(wildcards):
@@ -460,20 +498,31 @@ def get_delta_models(molecule):
 
 
 def get_delta_sgdml_evaluations(molecule):
-    if not (config["evaluation"]["sgdml"]["enabled"] and pconf.delta_settings(config)["sgdml"]):
+    if not (config["evaluation"]["sgdml"]["enabled"] and config["delta"]["sgdml"]):
         return []
-    return [f"results/{molecule}/baselines/delta_sgdml/{lvl}/N{n}/eval.json"
-            for lvl in pconf.delta_levels(config, molecule) for n in get_train_sizes()]
+    return [
+        f"results/{molecule}/baselines/delta_sgdml/{lvl}/N{n}/eval.json"
+        for lvl in pconf.delta_levels(config, molecule)
+        for n in get_train_sizes()
+    ]
 
 
 def get_delta_datasets(molecule):
-    return [get_dataset(molecule, s, lvl) for lvl in pconf.delta_levels(config, molecule)
-            for s in pconf.SUBSETS_ACCURATE]
+    return [
+        get_dataset(molecule, s, lvl) for lvl in pconf.delta_levels(config, molecule) for s in pconf.SUBSETS_ACCURATE
+    ]
 
 
 def get_delta_stability_label(wildcards):
-    return q({"model": wildcards.model, "method": "delta", "cheap_level": wildcards.level, "n_train": int(wildcards.n),
-              "seed": int(wildcards.seed)})
+    return q(
+        {
+            "model": wildcards.model,
+            "method": "delta",
+            "cheap_level": wildcards.level,
+            "n_train": int(wildcards.n),
+            "seed": int(wildcards.seed),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- cluster resources
@@ -512,74 +561,123 @@ def get_gpus(wildcards):
 
 
 def _model_args(model):
-    return model, config["training"]["hparams"].get(model, {})
+    return model, config["training"]["hparams"][model]
 
 
-def _training_work(rule, wildcards, mol):
+def _training_work(rule_name, wildcards, mol):
     """(config section of the stage, frames trained on) of a training rule."""
-    if rule in ("train_stage2", "train_cheap_only"):
+    if rule_name in ("train_stage2", "train_cheap_only"):
         return "cheap", pconf.subset_size(config, mol, f"cheap-{wildcards.level}")
-    if rule == "train_score":
+    if rule_name == "train_score":
         return "score_matching", config["splits"]["unlabelled"]
-    return ("accurate" if rule in ("train_standard", "train_delta") else "finetune"), int(wildcards.n)
+    return ("accurate" if rule_name in ("train_standard", "train_delta") else "finetune"), int(wildcards.n)
 
 
-def _request(rule, wildcards, attempt):
-    """The Request (mem_mb, runtime) of one job of `rule`."""
+def _request(rule_name, wildcards, attempt):
+    """The Request (mem_mb, runtime) of one job of the rule rule_name."""
     mol = get_molecule(wildcards)
     comp = get_composition(mol)
     splits, t = config["splits"], config["training"]
-    if rule == "label_chunk":
-        return pres.label_chunk(config["levels"][wildcards.level], get_chunk_frames(wildcards), comp,
-                                config["labelling"]["threads"], attempt)
-    if rule in TRAINING_RULES:
-        stage, n_train = _training_work(rule, wildcards, mol)
-        factor = pres.SCORE_COST_FACTOR * t.get("n_projections", 1) if rule == "train_score" else 1.0
-        return pres.training(*_model_args(wildcards.model), t[stage], n_train, splits["val"], comp, t["threads"],
-                             bool(get_gpus(wildcards)), factor, attempt)
-    if rule in ("bias", "bias_diagnostic", "evaluate", "evaluate_delta", "md_stability", "md_stability_delta"):
-        if rule == "bias":
+    if rule_name == "label_chunk":
+        return pres.label_chunk(
+            config["levels"][wildcards.level],
+            get_chunk_frames(wildcards),
+            comp,
+            config["labelling"]["threads"],
+            attempt,
+        )
+    if rule_name in TRAINING_RULES:
+        stage, n_train = _training_work(rule_name, wildcards, mol)
+        factor = pres.SCORE_COST_FACTOR * t["n_projections"] if rule_name == "train_score" else 1.0
+        return pres.training(
+            *_model_args(wildcards.model),
+            t[stage],
+            n_train,
+            splits["val"],
+            comp,
+            t["threads"],
+            bool(get_gpus(wildcards)),
+            factor,
+            attempt,
+        )
+    if rule_name in ("bias", "bias_diagnostic", "evaluate", "evaluate_delta", "md_stability", "md_stability_delta"):
+        if rule_name == "bias":
             models, frames = [wildcards.model], pconf.subset_size(config, mol, f"cheap-{wildcards.level}")
-        elif rule == "bias_diagnostic":
+        elif rule_name == "bias_diagnostic":
             models, frames = [wildcards.model], splits["val"]
-        elif rule in ("evaluate", "evaluate_delta"):  # the model may not be a wildcard: size for the largest
+        elif rule_name in ("evaluate", "evaluate_delta"):  # the model may not be a wildcard: size for the largest
             models, frames = t["models"], splits["test"]
         else:  # MD steps (a Δ model also calls its cheap level each step: counted twice)
             s = config["evaluation"]["md_stability"]
             models = [wildcards.model]
-            frames = s["n_runs"] * s["n_steps"] * (2 if rule == "md_stability_delta" else 1) + splits["val"] * len(
-                get_gamma_candidates())
-        threads = t["threads"] if rule in ("bias", "bias_diagnostic") else 1
+            frames = s["n_runs"] * s["n_steps"] * (2 if rule_name == "md_stability_delta" else 1) + splits["val"] * len(
+                get_gamma_candidates()
+            )
+        threads = t["threads"] if rule_name in ("bias", "bias_diagnostic") else 1
         reqs = [pres.inference(*_model_args(m), frames, comp, threads, attempt) for m in models]
         return max(reqs, key=lambda r: (r.runtime, r.mem_mb))
-    if rule in ("sgdml", "sgdml_delta"):
-        return pres.sgdml(int(wildcards.n), splits["val"], splits["test"], len(config["evaluation"]["sgdml"]["sigmas"]),
-                          comp, 2, attempt)
-    if rule == "md":
+    if rule_name in ("sgdml", "sgdml_delta"):
+        return pres.sgdml(
+            int(wildcards.n),
+            splits["val"],
+            splits["test"],
+            len(config["evaluation"]["sgdml"]["sigmas"]),
+            comp,
+            2,
+            attempt,
+        )
+    if rule_name == "md":
         s = config["sampling"]
         return pres.md(s["equilibration_steps"] + s["n_frames"] * s["stride"], comp, attempt)
-    if rule == "dataset":
+    if rule_name == "dataset":
         return pres.small(pconf.subset_size(config, mol, wildcards.subset), comp, attempt)
-    if rule == "collect":
+    if rule_name == "collect":
         return pres.small(sum(splits["cheap"].values()) + splits["unlabelled"], comp, attempt)
     return pres.small(config["sampling"]["n_frames"], comp, attempt)  # gaff2, import_level, frames, report
 
 
-def get_resources(rule):
-    """`resources:` of `rule`: mem_mb and runtime functions (and gpu for training rules)."""
+def get_resources(rule_name):
+    """The `resources:` of a rule named rule_name (mem_mb and runtime functions, gpu for training rules)."""
 
     def mem_mb(wildcards, attempt):
-        return _request(rule, wildcards, attempt).mem_mb
+        return _request(rule_name, wildcards, attempt).mem_mb
 
     def runtime(wildcards, attempt):
-        return _request(rule, wildcards, attempt).runtime
+        return _request(rule_name, wildcards, attempt).runtime
 
-    mem_mb.__name__, runtime.__name__ = f"get_mem_mb_{rule}", f"get_runtime_{rule}"
+    mem_mb.__name__, runtime.__name__ = f"get_mem_mb_{rule_name}", f"get_runtime_{rule_name}"
     out = {"mem_mb": mem_mb, "runtime": runtime}
-    if rule in TRAINING_RULES:
+    if rule_name in TRAINING_RULES:
         out["gpu"] = get_gpus
     return out
 
 
-TRAINING_RULES = ("train_standard", "train_stage2", "train_cheap_only", "train_score", "finetune_cheap", "finetune_score",
-                  "train_delta")
+TRAINING_RULES = (
+    "train_standard",
+    "train_stage2",
+    "train_cheap_only",
+    "train_score",
+    "finetune_cheap",
+    "finetune_score",
+    "train_delta",
+)
+
+
+# ----------------------------------------------------------------------------- Snakemake report
+# Subcategories of the report figures (results/<molecule>/figures/<name>.png) in the Snakemake
+# report; a figure not listed here is shown under "Other".
+REPORT_FIGURE_GROUPS = {
+    "learning_curves": "Accuracy and cost",
+    "error_vs_cost": "Accuracy and cost",
+    "error_vs_total_cost": "Accuracy and cost",
+    "gamma_selection": "ASTEROID",
+    "bias_diagnostic": "ASTEROID",
+    "cheap_only": "ASTEROID",
+    "md_stability": "MD stability",
+    "stage_timings": "Compute",
+    "label_cost": "Label cost",
+}
+
+
+def get_report_figure_group(wildcards):
+    return REPORT_FIGURE_GROUPS.get(wildcards.name, "Other")

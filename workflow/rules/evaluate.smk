@@ -9,18 +9,18 @@ rule evaluate:
     output:
         json="results/{molecule}/models/{run}/eval.json",
         predictions="results/{molecule}/models/{run}/predictions.npz",
-    wildcard_constraints:
-        run="[A-Za-z0-9_./-]+",
-    params:
-        device=config["training"]["device"],
-    resources:
-        **get_resources("evaluate"),
     log:
         "results/logs/{molecule}/evaluate/{run}.log",
     benchmark:
         "results/benchmarks/{molecule}/evaluate/{run}.tsv"
+    wildcard_constraints:
+        run="[A-Za-z0-9_./-]+",
     conda:
         "../../envs/train.yaml"
+    resources:
+        **get_resources("evaluate"),
+    params:
+        device=config["training"]["device"],
     shell:
         "python -m pipeline evaluate --model {input.model} --test {input.test} --out-json {output.json} "
         "--out-pred {output.predictions} --device {params.device} 2> {log}"
@@ -33,17 +33,17 @@ rule sgdml:
         json="results/{molecule}/baselines/sgdml/N{n}/eval.json",
         predictions="results/{molecule}/baselines/sgdml/N{n}/predictions.npz",
         model="results/{molecule}/baselines/sgdml/N{n}/sgdml_model.npz",
-    params:
-        sgdml=get_sgdml_settings,
-    threads: 2
-    resources:
-        **get_resources("sgdml"),
     log:
         "results/logs/{molecule}/sgdml/N{n}.log",
     benchmark:
         "results/benchmarks/{molecule}/sgdml/N{n}.tsv"
     conda:
         "../../envs/report.yaml"
+    threads: 2
+    resources:
+        **get_resources("sgdml"),
+    params:
+        sgdml=get_sgdml_settings,
     shell:
         "python -m pipeline sgdml --train {input.train} --n-train {wildcards.n} --val {input.val} --test {input.test} "
         "--sgdml {params.sgdml} --processes {threads} --out-json {output.json} --out-pred {output.predictions} "
@@ -56,20 +56,20 @@ rule md_stability:
         start=get_test_data,
     output:
         "results/{molecule}/stability/{model}/{method}/{level}/N{n}_s{seed}.csv",
-    wildcard_constraints:
-        method="standard|asteroid|cheap_only",
-    params:
-        settings=get_stability_settings,
-        label=get_stability_label,
-        device=config["training"]["device"],
-    resources:
-        **get_resources("md_stability"),
     log:
         "results/logs/{molecule}/stability/{model}/{method}/{level}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/md_stability/{model}/{method}_{level}_N{n}_s{seed}.tsv"
+    wildcard_constraints:
+        method="standard|asteroid|cheap_only",
     conda:
         "../../envs/report.yaml"
+    resources:
+        **get_resources("md_stability"),
+    params:
+        settings=get_stability_settings,
+        label=get_stability_label,
+        device=config["training"]["device"],
     shell:
         "python -m pipeline md-stability --model {input.models} --start {input.start} "
         "--md-stability {params.settings} --label {params.label} --seed {wildcards.seed} --out {output} "
@@ -86,18 +86,18 @@ rule evaluate_delta:
     output:
         json="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/eval.json",
         predictions="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/predictions.npz",
-    params:
-        prmtop=get_delta_prmtop_flag,
-        device=config["training"]["device"],
-    threads: 1
-    resources:
-        **get_resources("evaluate_delta"),
     log:
         "results/logs/{molecule}/evaluate_delta/{model}/{level}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/evaluate_delta/{model}/{level}/N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    threads: 1
+    resources:
+        **get_resources("evaluate_delta"),
+    params:
+        prmtop=get_delta_prmtop_flag,
+        device=config["training"]["device"],
     shell:
         "OMP_NUM_THREADS={threads} python -m pipeline evaluate-delta --model {input.model} --test {input.test} "
         "--cheap-test {input.cheap_test} {params.prmtop} --out-json {output.json} --out-pred {output.predictions} "
@@ -113,19 +113,19 @@ rule sgdml_delta:
         json="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/eval.json",
         predictions="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/predictions.npz",
         model="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/sgdml_model.npz",
-    params:
-        sgdml=get_sgdml_settings,
-        level=get_level_entry,
-        prmtop=get_delta_prmtop_flag,
-    threads: 2
-    resources:
-        **get_resources("sgdml_delta"),
     log:
         "results/logs/{molecule}/sgdml_delta/{level}/N{n}.log",
     benchmark:
         "results/benchmarks/{molecule}/sgdml_delta/{level}/N{n}.tsv"
     conda:
         "../../envs/report.yaml"
+    threads: 2
+    resources:
+        **get_resources("sgdml_delta"),
+    params:
+        sgdml=get_sgdml_settings,
+        level=get_level_entry,
+        prmtop=get_delta_prmtop_flag,
     shell:
         "OMP_NUM_THREADS=1 python -m pipeline sgdml-delta --train {input.train} --cheap-train {input.cheap_train} "
         "--val {input.val} --cheap-val {input.cheap_val} --test {input.test} --cheap-test {input.cheap_test} "
@@ -142,19 +142,19 @@ rule md_stability_delta:
         prmtop=get_delta_prmtop,
     output:
         "results/{molecule}/stability/{model}/delta/{level}/N{n}_s{seed}.csv",
-    params:
-        settings=get_stability_settings,
-        label=get_delta_stability_label,
-        prmtop=get_delta_prmtop_flag,
-        device=config["training"]["device"],
-    resources:
-        **get_resources("md_stability_delta"),
     log:
         "results/logs/{molecule}/stability/{model}/delta/{level}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/md_stability/{model}/delta_{level}_N{n}_s{seed}.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        **get_resources("md_stability_delta"),
+    params:
+        settings=get_stability_settings,
+        label=get_delta_stability_label,
+        prmtop=get_delta_prmtop_flag,
+        device=config["training"]["device"],
     shell:
         "OMP_NUM_THREADS=1 python -m pipeline md-stability --model {input.models} --start {input.start} "
         "--md-stability {params.settings} --label {params.label} --seed {wildcards.seed} {params.prmtop} "
@@ -167,16 +167,16 @@ rule bias_diagnostic:
         model="results/{molecule}/models/{model}/standard/N{n}_s{seed}/model.pt",
     output:
         "results/{molecule}/models/{model}/bias/{level}/val_N{n}_s{seed}.csv",
-    params:
-        device=config["training"]["device"],
-    resources:
-        **get_resources("bias_diagnostic"),
     log:
         "results/logs/{molecule}/bias_diagnostic/{model}/{level}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/bias_diagnostic/{model}/{level}_N{n}_s{seed}.tsv"
     conda:
         "../../envs/train.yaml"
+    resources:
+        **get_resources("bias_diagnostic"),
+    params:
+        device=config["training"]["device"],
     shell:
         "python -m pipeline bias-diagnostic --model {input.model} --cheap-val {input.cheap_val} "
         "--accurate-val {input.accurate_val} --cheap-level {wildcards.level} --out {output} "
@@ -187,27 +187,63 @@ rule collect:
     input:
         unpack(get_collect_inputs),
     output:
-        results="results/{molecule}/results.csv",
-        reductions="results/{molecule}/reductions.csv",
-        gamma="results/{molecule}/gamma_selection.csv",
-        costs="results/{molecule}/label_costs.csv",
-        stability="results/{molecule}/stability.csv",
+        results=report(
+            "results/{molecule}/results.csv",
+            caption="../report/results.rst",
+            category="Tables",
+            subcategory="Accuracy and cost",
+            labels={"table": "results.csv", "molecule": "{molecule}"},
+        ),
+        reductions=report(
+            "results/{molecule}/reductions.csv",
+            caption="../report/reductions.rst",
+            category="Tables",
+            subcategory="Accuracy and cost",
+            labels={"table": "reductions.csv", "molecule": "{molecule}"},
+        ),
+        gamma=report(
+            "results/{molecule}/gamma_selection.csv",
+            caption="../report/gamma_selection.rst",
+            category="Tables",
+            subcategory="ASTEROID",
+            labels={"table": "gamma_selection.csv", "molecule": "{molecule}"},
+        ),
+        costs=report(
+            "results/{molecule}/label_costs.csv",
+            caption="../report/label_costs.rst",
+            category="Tables",
+            subcategory="Label cost",
+            labels={"table": "label_costs.csv", "molecule": "{molecule}"},
+        ),
+        stability=report(
+            "results/{molecule}/stability.csv",
+            caption="../report/stability.rst",
+            category="Tables",
+            subcategory="MD stability",
+            labels={"table": "stability.csv", "molecule": "{molecule}"},
+        ),
         bias="results/{molecule}/bias_diagnostic.csv",
-        bias_summary="results/{molecule}/bias_correlation.csv",
+        bias_summary=report(
+            "results/{molecule}/bias_correlation.csv",
+            caption="../report/bias_correlation.rst",
+            category="Tables",
+            subcategory="ASTEROID",
+            labels={"table": "bias_correlation.csv", "molecule": "{molecule}"},
+        ),
         forcefield=directory("results/{molecule}/forcefield"),
-    params:
-        cheap=get_collect_cheap_flags,
-        datasets=get_collect_dataset_flags,
-        unlabelled=get_collect_unlabelled_flag,
-        accurate_level=get_accurate_level,
-    resources:
-        **get_resources("collect"),
     log:
         "results/logs/{molecule}/collect.log",
     benchmark:
         "results/benchmarks/{molecule}/collect/collect.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        **get_resources("collect"),
+    params:
+        cheap=get_collect_cheap_flags,
+        datasets=get_collect_dataset_flags,
+        unlabelled=get_collect_unlabelled_flag,
+        accurate_level=get_accurate_level,
     shell:
         "python -m pipeline collect --molecule {wildcards.molecule} --evals {input.evals} --train {input.train} "
         "--cheap {params.cheap} {params.unlabelled} --datasets {params.datasets} --stability {input.stability} "

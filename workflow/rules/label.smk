@@ -6,20 +6,20 @@ rule label_chunk:
         "results/{molecule}/frames/{subset}.npz",
     output:
         "results/{molecule}/labels/{level}/{subset}/chunk{chunk}.npz",
-    params:
-        level=get_level_entry,
-        revision=get_level_revision,  # not passed on: a change reruns the chunk (params trigger)
-        bounds=get_chunk_bounds,
-        cache_dir=config["labelling"]["cache_dir"],
-    threads: config["labelling"]["threads"]
-    resources:
-        **get_resources("label_chunk"),
     log:
         "results/logs/{molecule}/label/{level}/{subset}/chunk{chunk}.log",
     benchmark:
         "results/benchmarks/{molecule}/label/{level}/{subset}/chunk{chunk}.tsv"
     conda:
         "../../envs/qm.yaml"
+    threads: config["labelling"]["threads"]
+    resources:
+        **get_resources("label_chunk"),
+    params:
+        level=get_level_entry,
+        revision=get_level_revision,  # not passed on: a change reruns the chunk (params trigger)
+        bounds=get_chunk_bounds,
+        cache_dir=config["labelling"]["cache_dir"],
     shell:
         "OMP_NUM_THREADS={threads} python -m pipeline label --frames {input} --level-name {wildcards.level} "
         "--level {params.level} --start {params.bounds[start]} --stop {params.bounds[stop]} "
@@ -34,19 +34,19 @@ rule dataset:
         extxyz="results/{molecule}/data/{level}/{subset}.extxyz",
         failures="results/{molecule}/data/{level}/{subset}.failures.csv",
         outliers="results/{molecule}/data/{level}/{subset}.outliers.csv",
-    params:
-        level=get_level_entry,
-        n_requested=get_n_requested,
-        max_failure_fraction=config["labelling"]["max_failure_fraction"],
-        outliers=q(config["labelling"]["outliers"]),
-    resources:
-        **get_resources("dataset"),
     log:
         "results/logs/{molecule}/dataset/{level}/{subset}.log",
     benchmark:
         "results/benchmarks/{molecule}/dataset/{level}/{subset}.tsv"
     conda:
         "../../envs/qm.yaml"
+    resources:
+        **get_resources("dataset"),
+    params:
+        level=get_level_entry,
+        n_requested=get_n_requested,
+        max_failure_fraction=config["labelling"]["max_failure_fraction"],
+        outliers=q(config["labelling"]["outliers"]),
     shell:
         "python -m pipeline dataset --level-name {wildcards.level} --level {params.level} --chunks {input} "
         "--n-requested {params.n_requested} --max-failure-fraction {params.max_failure_fraction} "
@@ -58,19 +58,25 @@ rule label_plan:
     """The label cost estimate at the start of the run (the report sets it against what was spent).
     No inputs and a high priority: it runs first, before frames and labels exist."""
     output:
-        "results/{molecule}/label_plan.csv",
-    params:
-        config=get_label_plan_config,
-        molecule=get_molecule,
-    priority: 100
-    resources:
-        **get_resources("label_plan"),
+        report(
+            "results/{molecule}/label_plan.csv",
+            caption="../report/label_plan.rst",
+            category="Tables",
+            subcategory="Label cost",
+            labels={"table": "label_plan.csv", "molecule": "{molecule}"},
+        ),
     log:
         "results/logs/{molecule}/label_plan.log",
     benchmark:
         "results/benchmarks/{molecule}/label_plan/label_plan.tsv"
+    priority: 100
     conda:
         "../../envs/qm.yaml"
+    resources:
+        **get_resources("label_plan"),
+    params:
+        config=get_label_plan_config,
+        molecule=get_molecule,
     shell:
         "python -m pipeline plan --config-json {params.config} --molecule {params.molecule} --no-budget "
         "--out {output} 2> {log}"

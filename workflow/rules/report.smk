@@ -1,4 +1,6 @@
 # The report: results/{molecule}/report.html (self-contained) and figures/*.png|svg next to it.
+# report(...) flags what `snakemake --report report.html|report.zip` shows (captions in
+# workflow/report/); the tables are flagged in rule collect, the label plan in rule label_plan.
 
 
 rule report:
@@ -13,20 +15,32 @@ rule report:
         forcefield="results/{molecule}/forcefield",
         plan="results/{molecule}/label_plan.csv",
     output:
-        html="results/{molecule}/report.html",
-        figures=directory("results/{molecule}/figures"),
+        html=report(
+            "results/{molecule}/report.html",
+            caption="../report/report_html.rst",
+            category="Summary",
+            labels={"report": "report.html", "molecule": "{molecule}"},
+        ),
+        figures=report(
+            directory("results/{molecule}/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+            subcategory=get_report_figure_group,
+            labels={"figure": "{name}", "molecule": "{molecule}"},
+        ),
         config="results/{molecule}/config.used.yaml",
-    params:
-        config=get_config_json,
-        benchmarks=BENCH,
-    resources:
-        **get_resources("report"),
     log:
         "results/logs/{molecule}/report.log",
     benchmark:
         "results/benchmarks/{molecule}/report/report.tsv"
     conda:
         "../../envs/report.yaml"
+    resources:
+        **get_resources("report"),
+    params:
+        config=get_config_json,
+        benchmarks=BENCH,
     shell:
         "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
         "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "

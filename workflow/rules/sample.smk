@@ -8,17 +8,17 @@ rule gaff2:
         prmtop="results/{molecule}/md/gaff2.prmtop",
         inpcrd="results/{molecule}/md/gaff2.inpcrd",
         sdf="results/{molecule}/md/molecule.sdf",
-    params:
-        molecule=get_molecule_spec,
-        seed=config["sampling"]["seed"],
-    resources:
-        **get_resources("gaff2"),
     log:
         "results/logs/{molecule}/gaff2.log",
     benchmark:
         "results/benchmarks/{molecule}/gaff2/gaff2.tsv"
     conda:
         "../../envs/md.yaml"
+    resources:
+        **get_resources("gaff2"),
+    params:
+        molecule=get_molecule_spec,
+        seed=config["sampling"]["seed"],
     shell:
         "python -m pipeline gaff2 --molecule {params.molecule} --seed {params.seed} "
         "--prmtop {output.prmtop} --inpcrd {output.inpcrd} --sdf {output.sdf} --tool-log {log} 2>> {log}"
@@ -31,16 +31,16 @@ rule md:
     output:
         traj="results/{molecule}/md/trajectory.npz",
         log_csv="results/{molecule}/md/thermo.csv",
-    params:
-        sampling=get_sampling,
-    resources:
-        **get_resources("md"),
     log:
         "results/logs/{molecule}/md.log",
     benchmark:
         "results/benchmarks/{molecule}/md/md.tsv"
     conda:
         "../../envs/md.yaml"
+    resources:
+        **get_resources("md"),
+    params:
+        sampling=get_sampling,
     shell:
         "python -m pipeline md --prmtop {input.prmtop} --inpcrd {input.inpcrd} --sampling {params.sampling} "
         "--name {wildcards.molecule} --out {output.traj} --log-csv {output.log_csv} 2> {log}"
@@ -51,16 +51,16 @@ rule import_level:
         get_import_source,
     output:
         "results/{molecule}/imported/{level}.npz",
-    params:
-        level=get_level_entry,
-    resources:
-        **get_resources("import_level"),
     log:
         "results/logs/{molecule}/import/{level}.log",
     benchmark:
         "results/benchmarks/{molecule}/import/{level}.tsv"
     conda:
         "../../envs/md.yaml"
+    resources:
+        **get_resources("import_level"),
+    params:
+        level=get_level_entry,
     shell:
         "python -m pipeline import --level-name {wildcards.level} --level {params.level} --out {output} 2> {log}"
 
@@ -70,17 +70,17 @@ rule frames:
         get_frames_source,
     output:
         "results/{molecule}/frames/{subset}.npz",
-    params:
-        block=get_frames_block,
-        seed=config["splits"]["seed"],
-    resources:
-        **get_resources("frames"),
     log:
         "results/logs/{molecule}/frames/{subset}.log",
     benchmark:
         "results/benchmarks/{molecule}/frames/{subset}.tsv"
     conda:
         "../../envs/md.yaml"
+    resources:
+        **get_resources("frames"),
+    params:
+        block=get_frames_block,
+        seed=config["splits"]["seed"],
     shell:
         "python -m pipeline frames --source {input} --subset {wildcards.subset} --offset {params.block[0]} "
         "--size {params.block[1]} --seed {params.seed} --out {output} 2> {log}"

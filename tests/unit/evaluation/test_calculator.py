@@ -6,6 +6,7 @@ import pytest
 import torch
 from ase import Atoms
 
+from pipeline import units
 from pipeline.evaluation.calculator import ModelCalculator
 from pipeline.evaluation.predict import predict
 from pipeline.models import build, save_model
@@ -13,8 +14,7 @@ from pipeline.models import build, save_model
 from .test_predict import SMALL_EGNN
 from .toy_models import HarmonicModel, methanol
 
-
-EV_PER_KCAL = 0.0433641043
+EV_PER_KCAL = units.KCAL_PER_MOL_EV
 
 
 def with_calc(z, R, calc):

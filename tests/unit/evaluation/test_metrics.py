@@ -4,10 +4,11 @@ import json
 import numpy as np
 import pytest
 
+from pipeline import units
 from pipeline.data import Dataset
 from pipeline.evaluation.predict import metrics, write_evaluation
 
-MEV_PER_KCAL = 43.3641043  # 1 kcal/mol in meV
+MEV_PER_KCAL = units.kcal_to_mev(1.0)  # 1 kcal/mol in meV
 
 
 def test_known_mae_rmse():

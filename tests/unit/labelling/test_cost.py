@@ -208,6 +208,16 @@ def test_plan_counts_frames_and_cache_hits(tmp_path):
     assert sorted(np.round(np.array(lp.chunks) / lp.cpu_s_per_frame).astype(int)) == [2, 4, 5, 5]
 
 
+def test_the_plan_sections_give_the_plan_of_the_whole_config(tmp_path):
+    """The label_plan rule sees only cost.PLAN_SECTIONS of the config: its plan (Δ-learning labels
+    included) must be the one the DAG-time preview makes from the whole config."""
+    cfg = _tiny_config(tmp_path)
+    assert pconf.delta_levels(cfg, "ethanol"), "the tiny config labels Δ frames"
+    whole = cost.plan_labels(cfg, "ethanol", cores=2, calibrate=False)
+    part = cost.plan_labels({k: cfg[k] for k in cost.PLAN_SECTIONS}, "ethanol", cores=2, calibrate=False)
+    assert cost.plan_table(part).equals(cost.plan_table(whole))
+
+
 def test_wall_time_is_total_over_cores_or_the_longest_chunk(tmp_path):
     cfg = _tiny_config(tmp_path)
     plan = cost.plan_labels(cfg, "ethanol", cores=2, calibrate=False)

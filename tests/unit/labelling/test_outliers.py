@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import units
 from pipeline.data import Dataset, load_npz
 from pipeline.labelling.outliers import find_outliers, robust_z, screen
 from tests.conftest import ETHANOL_R, ETHANOL_Z
@@ -30,7 +31,7 @@ def test_robust_z_ignores_the_outlier_itself():
 def test_gross_outliers_are_flagged_with_reason_and_dropped_by_default():
     ds = _labelled()
     ds.E[5] += 3.0  # 25 sigma: e.g. an SCF converged to another state
-    ds.F[17] *= 23.06  # one frame's forces in kcal/mol/A instead of eV/A
+    ds.F[17] = units.ev_to_kcal(ds.F[17])  # one frame's forces in kcal/mol/A instead of eV/A
     out, table = screen(ds, "dft", {"action": "drop", "max_robust_z": 20, "min_frames": 20})
     assert list(table["frame_id"]) == [105, 117] and list(table["key"]) == ["E", "max|F|"]
     assert (table["action"] == "dropped").all()
@@ -57,7 +58,7 @@ def test_small_sets_and_normal_scatter_are_not_flagged():
 
 def test_dataset_command_writes_the_outlier_table_and_counts(tmp_path):
     ds = _labelled()
-    ds.F[17] *= 23.06
+    ds.F[17] = units.ev_to_kcal(ds.F[17])
     ds.save(tmp_path / "frames.npz")
     cmd = [sys.executable, "-m", "pipeline", "dataset", "--level-name", "empirical", "--level", '{"engine": "empirical"}',
            "--chunks", str(tmp_path / "frames.npz"), "--n-requested", "40", "--max-failure-fraction", "0.1",

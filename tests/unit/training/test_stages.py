@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
+from pipeline import units
 from pipeline.data import Dataset
 from pipeline.models import load_model
 from pipeline.training import stages
@@ -179,4 +180,4 @@ def test_delta_trains_on_accurate_minus_cheap_of_the_first_n_frames(tmp_path):
     assert m.extra["train_frame_id"] == [0, 1, 2, 4, 5, 6, 7] and m.extra["n_delta_val"] == 6
     assert m.extra["cheap_entry"] == {"engine": "xtb", "method": "GFN2-xTB"} and m.extra["cheap_level"] == "xtb"
     # the energy offset of the difference (5 eV per frame) sets the model's shift
-    assert float(m.energy_shift) * 9 == pytest.approx(5.0 * 23.0605, rel=1e-3)
+    assert float(m.energy_shift) * 9 == pytest.approx(units.ev_to_kcal(5.0), rel=1e-3)
