@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import io
 import logging
+import os
 import warnings
 from types import ModuleType
 
@@ -42,6 +43,7 @@ from .graph import num_structures, radius_graph
 
 log = logging.getLogger(__name__)
 
+FORCE_NO_WEIGHTS_ONLY = "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"
 JIT_DEPRECATED = ".*torch.jit.script. is deprecated"  # e3nn 0.4.4 scripts its code, torch 2.13 warns each time
 
 # Organic chemistry: H, C, N, O, F, P, S, Cl.
@@ -49,7 +51,8 @@ ORGANIC_ELEMENTS = (1, 6, 7, 8, 9, 15, 16, 17)
 
 
 def import_mace() -> tuple[ModuleType, ModuleType]:
-    """``(mace.modules, e3nn.o3)``, imported with the one allow-list entry e3nn needs.
+    """``(mace.modules, e3nn.o3)``, imported with the one allow-list entry e3nn needs, and without
+    the process-wide weakening of ``torch.load`` that ``import mace`` does.
 
     mace-torch 0.3.16 pins e3nn 0.4.4, whose ``e3nn.o3`` import runs ``torch.load`` on its own
     constants file without ``weights_only``. Since torch 2.6 that defaults to
@@ -59,12 +62,22 @@ def import_mace() -> tuple[ModuleType, ModuleType]:
     project's checkpoints included) is loaded with a weaker check, and nothing is loaded with
     ``weights_only=False``. If e3nn is already imported, this is a plain import.
     """
-    # mace prints a notice about optional CUDA kernels to stdout on import; it goes to the log instead.
-    with (torch.serialization.safe_globals([slice]), contextlib.redirect_stdout(io.StringIO()) as printed,
-          warnings.catch_warnings()):
-        warnings.filterwarnings("ignore", message=JIT_DEPRECATED, category=DeprecationWarning)
-        o3 = importlib.import_module("e3nn.o3")
-        modules = importlib.import_module("mace.modules")
+    # ``import mace`` also sets TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 in os.environ, which would make every
+    # later torch.load in this process (and its subprocesses) default to weights_only=False; the
+    # variable is put back as it was. mace prints a notice about optional CUDA kernels to stdout on
+    # import; it goes to the log instead.
+    env_before = os.environ.get(FORCE_NO_WEIGHTS_ONLY)
+    try:
+        with (torch.serialization.safe_globals([slice]), contextlib.redirect_stdout(io.StringIO()) as printed,
+              warnings.catch_warnings()):
+            warnings.filterwarnings("ignore", message=JIT_DEPRECATED, category=DeprecationWarning)
+            o3 = importlib.import_module("e3nn.o3")
+            modules = importlib.import_module("mace.modules")
+    finally:
+        if env_before is None:
+            os.environ.pop(FORCE_NO_WEIGHTS_ONLY, None)
+        else:
+            os.environ[FORCE_NO_WEIGHTS_ONLY] = env_before
     if printed.getvalue().strip():
         log.debug("mace import: %s", printed.getvalue().strip())
     return modules, o3
