@@ -8,38 +8,47 @@ come from the project's dense batching
 (``TensorData.batch``) of MD-like frames (seeded 0.05 A Gaussian displacements of the RDKit/MMFF
 geometry; labels are random, which does not change the cost).
 
-Models: ``egnn`` and ``gemnet`` with their default hyperparameters (``pipeline.models.build``), and
-as reference torch-geometric's own ``SchNet`` (128 channels and filters, 6 interactions,
+Models: ``egnn``, ``gemnet`` and ``mace`` (mace-torch's ``MACE`` in the project's registry) with
+their default hyperparameters (``pipeline.models.build``: the papers' MD17 settings), or with
+``--config-hparams`` those of ``config.yaml`` (``training.hparams``: the CPU-sized EGNN and MACE the
+default workflow trains), and as reference torch-geometric's own ``SchNet`` (128 channels and filters, 6 interactions,
 50 Gaussians, cutoff 5 A like the project's models). The installed torch-geometric has no
 torch-cluster, so SchNet gets its neighbour list from a plain-torch radius graph through its
 ``interaction_graph`` argument; it is wrapped in the project's ``EnergyModel`` so that the loss,
 forces and optimiser step are exactly those of the project's models.
 
 Batch sizes are the paper's: 10 (accurate labels) and 16 (cheap labels); EGNN and SchNet also 32.
+A fresh model takes from data what the training stages give it (``fit_data_statistics``: GemNet's
+scale factors, MACE's average number of neighbours).
 Each configuration runs ``--warmup`` untimed steps, then ``--repeats`` timed blocks of
 ``--steps`` steps; the table gives the median throughput over blocks and the half-range in %.
 
     python benchmarks/train_speed.py            # full table
     python benchmarks/train_speed.py --quick    # smoke run (ethanol, 1 thread, short blocks)
+    python benchmarks/train_speed.py --models egnn gemnet mace --config-hparams --molecules ethanol \
+        --batch-sizes 16 --no-reference         # the three models as the default config trains them
 """
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
+import yaml
 from torch import nn
 
 import common
-from pipeline.models import EnergyModel, build, fit_scale_factors
+from pipeline.models import MODELS, EnergyModel, build, fit_data_statistics
 from pipeline.training.batching import TensorData
 from pipeline.training.engine import make_optimizer
 from pipeline.training.losses import supervised_loss
 
 RHO = 0.001  # pipeline default (training.rho)
-BATCH_SIZES = {"egnn": [10, 16, 32], "gemnet": [10, 16], "schnet": [10, 16, 32]}
+BATCH_SIZES = {"egnn": [10, 16, 32], "gemnet": [10, 16], "mace": [10, 16], "schnet": [10, 16, 32]}
 REFERENCE = "schnet"
-CUTOFF = 5.0  # Angstrom; the default cutoff of egnn and gemnet
+CUTOFF = 5.0  # Angstrom; the default cutoff of egnn, gemnet and mace
+CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 
 
 class PlainRadiusGraph(nn.Module):
@@ -75,14 +84,18 @@ class SchNetEnergy(nn.Module):
         return self.net(z, pos, batch).squeeze(-1)
 
 
-def make_model(name: str, data: TensorData, seed: int) -> EnergyModel:
-    """A freshly initialised model; GemNet's scale factors are fitted on data as in training."""
+def config_hparams() -> dict:
+    """training.hparams of config.yaml (model name -> hyperparameters)."""
+    return yaml.safe_load(CONFIG.read_text())["training"]["hparams"]
+
+
+def make_model(name: str, data: TensorData, seed: int, hparams: dict | None = None) -> EnergyModel:
+    """A freshly initialised model, with what it takes from data fitted as in training."""
     torch.manual_seed(seed)
     if name == REFERENCE:
         return EnergyModel(REFERENCE, {}, SchNetEnergy())
-    model = build(name)
-    if name == "gemnet":
-        fit_scale_factors(model, [data.batch(idx) for idx in data.batches(16)[:2]])
+    model = build(name, **(hparams or {}))
+    fit_data_statistics(model, [data.batch(idx) for idx in data.batches(16)[:2]])
     return model
 
 
@@ -118,7 +131,9 @@ def summary(rates: list[float]) -> str:
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", nargs="+", default=["egnn", "gemnet"], choices=["egnn", "gemnet"])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    p.add_argument("--config-hparams", action="store_true",
+                   help="hyperparameters of config.yaml (training.hparams) instead of the models' defaults")
     p.add_argument("--molecules", nargs="+", default=["ethanol", "aspirin"])
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch intra-op threads")
     p.add_argument("--batch-sizes", nargs="+", type=int, default=None,
@@ -136,6 +151,7 @@ def main(argv=None) -> None:
         a.warmup, a.steps, a.repeats = 1, 2, 3
 
     models = list(a.models) + ([] if a.no_reference else [REFERENCE])
+    hparams = {m: (config_hparams().get(m) or {}) if a.config_hparams else {} for m in a.models}
     sizes = {m: a.batch_sizes or BATCH_SIZES[m] for m in models}
     all_sizes = sorted({b for m in models for b in sizes[m]})
     import torch_geometric
@@ -145,6 +161,8 @@ def main(argv=None) -> None:
         "torch": torch.__version__, "torch-geometric": torch_geometric.__version__,
         "torch threads (intra-op) measured": ", ".join(map(str, a.threads)),
         "dtype": "float32", "device": "cpu",
+        "hyperparameters": "config.yaml training.hparams" if a.config_hparams else "the models' defaults (papers)",
+        **{f"hparams {m}": str(hparams[m]) for m in a.models if hparams[m]},
     })
     print(f"Warm-up {a.warmup} steps, then {a.repeats} blocks of {a.steps} steps; median structures/s "
           f"over blocks (± half-range). Step: forward, forces (create_graph), loss "
@@ -162,11 +180,11 @@ def main(argv=None) -> None:
                     if bs not in sizes[m]:
                         cells.append("—")
                         continue
-                    model = make_model(m, data, a.seed)
+                    model = make_model(m, data, a.seed, hparams.get(m))
                     rates = time_training(model, data, bs, a.warmup, a.steps, a.repeats, a.seed)
                     cells.append(summary(rates))
                 rows.append([f"{molecule} ({data.n_atoms})", bs, threads, *cells])
-    names = {"egnn": "EGNN", "gemnet": "GemNet-T", REFERENCE: "SchNet (PyG reference)"}
+    names = {"egnn": "EGNN", "gemnet": "GemNet-T", "mace": "MACE", REFERENCE: "SchNet (PyG reference)"}
     print(common.markdown_table(["molecule (atoms)", "batch", "threads", *[names[m] for m in models]], rows))
 
 

@@ -1,2 +1,4 @@
-"""The test suite (a package, so that `tests.conftest` and `tests.unit...` resolve to this tree even
-when an installed distribution ships a top-level `tests` package, as mace-torch 0.3.16 does)."""
+"""The project's tests. A regular package (not a namespace package): mace-torch 0.3.16 installs its own
+top-level ``tests`` package into site-packages, which would otherwise shadow this one
+(``from tests.conftest import ...``).
+"""

@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from .egnn import EGNN
-from .gemnet import GemNetT, fit_scale_factors
+from .gemnet import GemNetT, ScaleFactor, fit_scale_factors
 from .graph import num_structures
+from .mace import MACE
 
-MODELS: dict[str, type[nn.Module]] = {"egnn": EGNN, "gemnet": GemNetT}
+MODELS: dict[str, type[nn.Module]] = {"egnn": EGNN, "gemnet": GemNetT, "mace": MACE}
 
 __all__ = [
     "MODELS",
@@ -26,6 +27,7 @@ __all__ = [
     "build",
     "default_hparams",
     "energy_and_forces",
+    "fit_data_statistics",
     "fit_scale_factors",
     "load_model",
     "save_model",
@@ -83,6 +85,22 @@ def build(name: str, **hparams) -> EnergyModel:
         )
     full = {**defaults, **hparams}
     return EnergyModel(name, full, cls(**full))
+
+
+@torch.no_grad()
+def fit_data_statistics(model: EnergyModel, batches: list) -> None:
+    """Fit what a fresh model takes from data before training, on a few batches of (z, pos, batch).
+
+    GemNet: its ScaleFactor layers (:func:`fit_scale_factors`). A backbone with a
+    ``fit_data_statistics(batches) -> dict`` method (MACE: ``avg_num_neighbors``) sets its
+    statistics that were not given as hyperparameters; the values it returns become
+    hyperparameters of ``model``, so that :func:`load_model` rebuilds the backbone with them.
+    """
+    if any(isinstance(m, ScaleFactor) for m in model.modules()):
+        fit_scale_factors(model, batches)
+    fit = getattr(model.backbone, "fit_data_statistics", None)
+    if fit is not None:
+        model.hparams.update(fit(batches))
 
 
 def energy_and_forces(

@@ -86,15 +86,13 @@ def _save(model, path, extra: dict) -> None:
 
 
 def _fresh_model(name: str, hparams: dict, seed: int, device, data: TensorData):
-    """A new model; GemNet's scale factors are fitted on a few batches first (as in its paper)."""
-    from ..models import fit_scale_factors
-    from ..models.gemnet import ScaleFactor
+    """A new model with what it takes from data fitted on a few batches first: GemNet's scale
+    factors (as in its paper), MACE's average number of neighbours (as mace's run_train)."""
+    from ..models import fit_data_statistics
 
     torch.manual_seed(seed)
     model = build(name, **hparams).to(device)
-    if any(isinstance(m, ScaleFactor) for m in model.modules()):
-        with torch.no_grad():
-            fit_scale_factors(model, [data.batch(idx) for idx in data.batches(16)[:8]])
+    fit_data_statistics(model, [data.batch(idx) for idx in data.batches(16)[:8]])
     return model
 
 

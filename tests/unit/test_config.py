@@ -43,7 +43,7 @@ def test_paper_config_keeps_the_papers_settings_when_merged_over_the_default():
 @pytest.mark.parametrize("edit,message", [
     (lambda c: c.update(colour="blue"), "Additional properties are not allowed \\('colour'"),
     (lambda c: c["splits"].update(tset=5), "Additional properties are not allowed \\('tset'"),
-    (lambda c: c["training"].update(models=["mace"]), "'mace' is not one of \\['egnn', 'gemnet'\\]"),
+    (lambda c: c["training"].update(models=["schnet"]), "'schnet' is not one of \\['egnn', 'gemnet', 'mace'\\]"),
     (lambda c: c["sampling"].update(temperature_K=-5), "-5 is less than or equal to the minimum of 0"),
 ])
 def test_schema_errors(edit, message):

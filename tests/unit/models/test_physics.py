@@ -34,6 +34,10 @@ SMALL = {
         num_blocks=2, emb_size_atom=16, emb_size_edge=16, emb_size_trip=8, emb_size_rbf=4,
         emb_size_cbf=4, emb_size_bil_trip=8, num_after_skip=1, num_atom=1, cutoff=3.0,
     ),
+    "mace": dict(
+        hidden_irreps="8x0e + 8x1o", max_ell=2, correlation=2, num_bessel=4, radial_MLP=[8], MLP_irreps="4x0e",
+        r_max=3.0, avg_num_neighbors=4.0,
+    ),
 }
 # Every registered model with its small setting, plus EGNN variants (coordinate updates with
 # an RBF edge expansion; fully connected without cutoff).
@@ -134,7 +138,7 @@ class TestModelPhysics:
 
     def test_energy_and_forces_continuous_across_cutoff(self, name, hparams):
         model = make_model(name, hparams)
-        cutoff = model.hparams.get("cutoff")
+        cutoff = model.hparams.get("cutoff", model.hparams.get("r_max"))
         if cutoff is None:
             pytest.skip("fully connected model: no cutoff")
         # A at the origin, B at (1, 0, 0), C = B + (0, y, 0): |AC| = sqrt(1 + y^2) crosses the

@@ -1,0 +1,58 @@
+"""`training.models: [mace]` runs the whole DAG: every training stage (standard, bias, stage 2,
+fine-tuning, score matching, Δ-learning), evaluation, MD stability through the ASE calculator,
+collection and the report, with a tiny MACE (config-tiny.yaml's training.hparams.mace).
+
+The finished tiny EGNN run is copied (timestamps and Snakemake metadata kept), so sampling and
+labelling are not repeated: only the model-dependent jobs run again."""
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.models import load_model
+
+from .conftest import snakemake
+
+pytestmark = pytest.mark.e2e
+MOL = "results/ethanol"
+
+
+@pytest.fixture(scope="module")
+def mace_run(finished_run, tmp_path_factory):
+    wd, _ = finished_run
+    mace_wd = tmp_path_factory.mktemp("e2e-mace") / "run"
+    shutil.copytree(wd, mace_wd, symlinks=True)
+    cfg = (mace_wd / "config-tiny.yaml").read_text()
+    assert "  models: [egnn]\n" in cfg
+    (mace_wd / "config-tiny.yaml").write_text(cfg.replace("  models: [egnn]\n", "  models: [mace]\n"))
+    r = snakemake(mace_wd, "results/ethanol/report.html")
+    return mace_wd, r
+
+
+def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
+    wd, r = mace_run
+    log = r.stdout + r.stderr
+    assert "rule sample_md" not in log and "rule label" not in log.replace("rule label_cost", "")  # data reused
+    df = pd.read_csv(wd / MOL / "results.csv")
+    nn = df[df.model != "sgdml"]
+    assert set(nn["model"]) == {"mace"}
+    assert {"standard", "asteroid", "finetune_unweighted", "bias_aware_no_finetune", "cheap_only", "score_matching",
+            "score_matching_no_finetune", "delta"} <= set(nn["method"])
+    assert np.isfinite(nn["force_mae_kcal"]).all() and (nn["force_mae_kcal"] > 0).all()
+    stab = pd.read_csv(wd / MOL / "stability.csv")
+    assert (stab["steps_completed"] > 0).all() and len(stab) > 0
+    meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())
+    assert meta["model"] in {"mace", "sgdml"}
+    assert (wd / MOL / "report.html").stat().st_size > 0
+
+    models = sorted((wd / MOL).glob("models/mace/**/*.pt"))
+    assert models, "no MACE model files"
+    stages = set()
+    for path in models:
+        model = load_model(path)
+        assert model.name == "mace" and model.hparams["hidden_irreps"] == "8x0e + 8x1o"
+        assert model.hparams["avg_num_neighbors"] > 1.0  # fitted on the training frames, saved with the model
+        stages.add(model.extra["stage"])
+    assert {"standard", "cheap", "finetune", "score_matching", "delta"} <= stages
