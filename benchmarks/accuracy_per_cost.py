@@ -22,15 +22,16 @@ on the validation and test frames.
     python benchmarks/accuracy_per_cost.py                          # results/ethanol, egnn
     python benchmarks/accuracy_per_cost.py --molecule aspirin --model gemnet
 """
+
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+import common
 import numpy as np
 import pandas as pd
 
-import common
 from pipeline.report import costs
 
 METHODS = ["standard", "asteroid", "score_matching", "sgdml", "delta", "delta_sgdml"]  # table column order
@@ -62,14 +63,20 @@ def reduction_text(red: pd.DataFrame, model: str, method: str, level, n: int) ->
     """'+32% [+25%, +38%]' from reductions.csv, with 'n.s.' when the interval includes zero."""
     key = f"sgdml vs {model}" if method in KERNEL_METHODS else model
     lvl = "" if pd.isna(level) else str(level)
-    r = red[(red["model"] == key) & (red["method"] == method) & (red["cheap_level"].fillna("") == lvl) &
-            (red["n_train"] == n)]
+    r = red[
+        (red["model"] == key)
+        & (red["method"] == method)
+        & (red["cheap_level"].fillna("") == lvl)
+        & (red["n_train"] == n)
+    ]
     if r.empty:
         return "n/a"
     r = r.iloc[0]
     sig = str(r["significant"]).lower() == "true"
-    return (f"{100 * r['reduction']:+.0f}% [{100 * r['reduction_ci_low']:+.0f}%, {100 * r['reduction_ci_high']:+.0f}%]"
-            + ("" if sig else " n.s."))
+    return (
+        f"{100 * r['reduction']:+.0f}% [{100 * r['reduction_ci_low']:+.0f}%, {100 * r['reduction_ci_high']:+.0f}%]"
+        + ("" if sig else " n.s.")
+    )
 
 
 def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, str, str, str]:
@@ -96,8 +103,15 @@ def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, s
     rows = []
     for r in labels[labels["method"] != "standard"].itertuples():
         eff = costs.sample_efficiency(df, model, method=r.method, cheap_level=r.cheap_level)
-        rows += [[r.label, int(e.n_train), reduction_text(red, model, r.method, r.cheap_level, int(e.n_train)),
-                  efficiency_text(e.factor, e.extrapolated)] for e in eff.itertuples()]
+        rows += [
+            [
+                r.label,
+                int(e.n_train),
+                reduction_text(red, model, r.method, r.cheap_level, int(e.n_train)),
+                efficiency_text(e.factor, e.extrapolated),
+            ]
+            for e in eff.itertuples()
+        ]
     t2 = common.markdown_table(["method", "N", "error reduction vs standard [95% CI]", "sample efficiency"], rows)
     t3 = common.markdown_table(["N"] + order, [[int(n)] + [float(cost.loc[n, c]) for c in order] for n in sizes])
     t4 = common.markdown_table(["N"] + order, [[int(n)] + [float(train.loc[n, c]) for c in order] for n in sizes])

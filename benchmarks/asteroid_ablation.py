@@ -18,6 +18,7 @@ without tuning on the test set.
     python benchmarks/asteroid_ablation.py --quick               # smoke run (a few epochs)
     python benchmarks/asteroid_ablation.py --cheap-level empirical --sizes 25
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,10 +29,9 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import common
 import yaml
 from snakemake.utils import update_config
-
-import common
 
 
 def _stage(path: Path, kind: str, **kw) -> dict:
@@ -43,8 +43,9 @@ def _stage(path: Path, kind: str, **kw) -> dict:
     torch.set_num_threads(1)
     c0 = time.process_time()
     fn = {"standard": stages.train_standard, "cheap": stages.train_cheap, "finetune": stages.finetune}[kind]
-    summary = fn(out_model=path / "model.pt", out_history=path / "history.csv", checkpoint=path / "ck.pt",
-                 device="cpu", **kw)
+    summary = fn(
+        out_model=path / "model.pt", out_history=path / "history.csv", checkpoint=path / "ck.pt", device="cpu", **kw
+    )
     return {**summary, "cpu_s": time.process_time() - c0, "model": str(path / "model.pt")}
 
 
@@ -73,53 +74,115 @@ def run_size(args: dict) -> list[dict]:
 
     def add(variant, what, res, pre=None):
         cpu = res["cpu_s"] + (pre["cpu_s"] if pre else 0.0)
-        rows.append({"N": n, "variant": variant, "what": what, "val_force_mae": res["best_metric"],
-                     "epochs": res["epochs"] if pre is None else f"{pre['epochs']} + {res['epochs']}",
-                     "train_cpu_s": cpu})
+        rows.append(
+            {
+                "N": n,
+                "variant": variant,
+                "what": what,
+                "val_force_mae": res["best_metric"],
+                "epochs": res["epochs"] if pre is None else f"{pre['epochs']} + {res['epochs']}",
+                "train_cpu_s": cpu,
+            }
+        )
 
     def run(name, kind, **kw):
         path = tmp / name
         path.mkdir(parents=True, exist_ok=True)
         return _stage(path, kind, **common_kw, **kw)
 
-    std = run("standard", "standard", model_name=model, hparams=hparams, train_npz=data["train"], n_train=n,
-              val_npz=data["val"], stage=acc)
+    std = run(
+        "standard",
+        "standard",
+        model_name=model,
+        hparams=hparams,
+        train_npz=data["train"],
+        n_train=n,
+        val_npz=data["val"],
+        stage=acc,
+    )
     add("standard", f"accurate only ({acc['max_epochs']} ep, lr {acc['lr']:g})", std)
     bias_npz = tmp / "bias.npz"
     compute_bias(model_path=std["model"], cheap_npz=data["cheap"], out_npz=bias_npz)
 
-    stage2_long = {**cheap, "max_epochs": args["long_stage2_epochs"],
-                   "early_stopping_patience": max(cheap["early_stopping_patience"], args["long_stage2_epochs"] // 3)}
+    stage2_long = {
+        **cheap,
+        "max_epochs": args["long_stage2_epochs"],
+        "early_stopping_patience": max(cheap["early_stopping_patience"], args["long_stage2_epochs"] // 3),
+    }
     ft_std = {**acc, "warmup_epochs": 0}
     pretrained = {}
     for g in args["gammas"]:
         gname = "inf" if g == float("inf") else f"{g:g}"
-        pretrained[(gname, "cfg")] = run(f"s2_g{gname}", "cheap", model_name=model, hparams=hparams,
-                                         cheap_npz=data["cheap"], bias_npz=bias_npz, gamma=g, stage=cheap)
-    pretrained[("1", "long")] = run("s2_g1_long", "cheap", model_name=model, hparams=hparams, cheap_npz=data["cheap"],
-                                    bias_npz=bias_npz, gamma=1.0, stage=stage2_long)
+        pretrained[(gname, "cfg")] = run(
+            f"s2_g{gname}",
+            "cheap",
+            model_name=model,
+            hparams=hparams,
+            cheap_npz=data["cheap"],
+            bias_npz=bias_npz,
+            gamma=g,
+            stage=cheap,
+        )
+    pretrained[("1", "long")] = run(
+        "s2_g1_long",
+        "cheap",
+        model_name=model,
+        hparams=hparams,
+        cheap_npz=data["cheap"],
+        bias_npz=bias_npz,
+        gamma=1.0,
+        stage=stage2_long,
+    )
 
     def ft(name, init, stage):
-        return run(name, "finetune", init_model=init["model"], train_npz=data["train"], n_train=n,
-                   val_npz=data["val"], stage=stage)
+        return run(
+            name,
+            "finetune",
+            init_model=init["model"],
+            train_npz=data["train"],
+            n_train=n,
+            val_npz=data["val"],
+            stage=stage,
+        )
 
     fin_what = f"fine-tune {fin['max_epochs']} ep, lr {fin['lr']:g}"
     std_what = f"fine-tune {acc['max_epochs']} ep, lr {acc['lr']:g} (standard's schedule)"
     for (gname, kind), pre in pretrained.items():
         s2 = f"stage 2 {pre['epochs']} ep" + ("" if kind == "cfg" else " (long)")
         label = "no bias weights" if gname == "inf" else f"gamma {gname}"
-        add(f"asteroid g={gname} s2={kind} ft=cfg", f"{label}; {s2}; {fin_what}", ft(f"ft_{gname}_{kind}", pre, fin), pre)
+        add(
+            f"asteroid g={gname} s2={kind} ft=cfg",
+            f"{label}; {s2}; {fin_what}",
+            ft(f"ft_{gname}_{kind}", pre, fin),
+            pre,
+        )
         if gname == "1":
-            add(f"asteroid g=1 s2={kind} ft=standard", f"{label}; {s2}; {std_what}",
-                ft(f"ftstd_{gname}_{kind}", pre, ft_std), pre)
+            add(
+                f"asteroid g=1 s2={kind} ft=standard",
+                f"{label}; {s2}; {std_what}",
+                ft(f"ftstd_{gname}_{kind}", pre, ft_std),
+                pre,
+            )
     for m in args["pool_sizes"]:
         sub = _cheap_subset(data["cheap"], m, tmp)
         sub_bias = tmp / f"bias{m}.npz"
         compute_bias(model_path=std["model"], cheap_npz=sub, out_npz=sub_bias)
-        pre = run(f"s2_pool{m}", "cheap", model_name=model, hparams=hparams, cheap_npz=sub, bias_npz=sub_bias,
-                  gamma=1.0, stage=cheap)
-        add(f"asteroid g=1 pool={m} ft=cfg", f"gamma 1; first {m} cheap frames; {fin_what}",
-            ft(f"ft_pool{m}", pre, fin), pre)
+        pre = run(
+            f"s2_pool{m}",
+            "cheap",
+            model_name=model,
+            hparams=hparams,
+            cheap_npz=sub,
+            bias_npz=sub_bias,
+            gamma=1.0,
+            stage=cheap,
+        )
+        add(
+            f"asteroid g=1 pool={m} ft=cfg",
+            f"gamma 1; first {m} cheap frames; {fin_what}",
+            ft(f"ft_pool{m}", pre, fin),
+            pre,
+        )
     return rows
 
 
@@ -127,8 +190,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--results", default="results", help="the run's results folder")
     p.add_argument("--molecule", default="ethanol")
-    p.add_argument("--config", nargs="+", default=["config.yaml"],
-                   help="the run's config files, later ones overriding earlier ones as Snakemake's --configfile")
+    p.add_argument(
+        "--config",
+        nargs="+",
+        default=["config.yaml"],
+        help="the run's config files, later ones overriding earlier ones as Snakemake's --configfile",
+    )
     p.add_argument("--cheap-level", default="xtb")
     p.add_argument("--sizes", type=int, nargs="+", default=[25, 50], help="accurate training sizes N")
     p.add_argument("--gammas", type=float, nargs="+", default=[0.5, 1.0, 3.0, float("inf")])
@@ -146,8 +213,11 @@ def main() -> None:
     validate_schema(cfg)  # the schema's defaults filled in, as the workflow does
     accurate = cfg["accurate_level"]
     base = Path(a.results) / a.molecule / "data"
-    data = {"train": str(base / accurate / "train.npz"), "val": str(base / accurate / "val.npz"),
-            "cheap": str(base / a.cheap_level / f"cheap-{a.cheap_level}.npz")}
+    data = {
+        "train": str(base / accurate / "train.npz"),
+        "val": str(base / accurate / "val.npz"),
+        "cheap": str(base / a.cheap_level / f"cheap-{a.cheap_level}.npz"),
+    }
     for k, v in data.items():
         if not Path(v).exists():
             raise SystemExit(f"{v} is missing: run `snakemake --cores all {v}` first (the {k} data)")
@@ -157,24 +227,50 @@ def main() -> None:
             cfg["training"][sec].update(max_epochs=3, warmup_epochs=0)
         a.sizes, a.long_stage2_epochs, a.gammas = a.sizes[:1], 4, [1.0]
 
-    common.print_machine({"torch threads per process": "1", "processes": str(a.jobs),
-                          "config": " + ".join(a.config), "data": str(base)})
+    common.print_machine(
+        {"torch threads per process": "1", "processes": str(a.jobs), "config": " + ".join(a.config), "data": str(base)}
+    )
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ablation-") as tmp:
-        tasks = [{"cfg": cfg, "n": n, "data": data, "tmp": tmp, "gammas": a.gammas,
-                  "long_stage2_epochs": a.long_stage2_epochs, "pool_sizes": a.pool_sizes} for n in a.sizes]
+        tasks = [
+            {
+                "cfg": cfg,
+                "n": n,
+                "data": data,
+                "tmp": tmp,
+                "gammas": a.gammas,
+                "long_stage2_epochs": a.long_stage2_epochs,
+                "pool_sizes": a.pool_sizes,
+            }
+            for n in a.sizes
+        ]
         with ProcessPoolExecutor(max_workers=a.jobs) as ex:
             rows = [r for rs in ex.map(run_size, tasks) for r in rs]
-    print(f"ASTEROID ablation on {a.molecule}, cheap level `{a.cheap_level}`, model "
-          f"{cfg['training']['models'][0]}, seed {cfg['training']['seeds'][0]}; validation force MAE in "
-          f"kcal/mol/A (val set: {json.dumps(data['val'])}); {time.perf_counter() - t0:.0f} s wall.\n")
+    print(
+        f"ASTEROID ablation on {a.molecule}, cheap level `{a.cheap_level}`, model "
+        f"{cfg['training']['models'][0]}, seed {cfg['training']['seeds'][0]}; validation force MAE in "
+        f"kcal/mol/A (val set: {json.dumps(data['val'])}); {time.perf_counter() - t0:.0f} s wall.\n"
+    )
     for n in a.sizes:
         ref = next(r["val_force_mae"] for r in rows if r["N"] == n and r["variant"] == "standard")
-        table = [[r["variant"], r["what"], r["val_force_mae"], f"{100 * (1 - r['val_force_mae'] / ref):+.0f}%",
-                  r["epochs"], r["train_cpu_s"]] for r in rows if r["N"] == n]
+        table = [
+            [
+                r["variant"],
+                r["what"],
+                r["val_force_mae"],
+                f"{100 * (1 - r['val_force_mae'] / ref):+.0f}%",
+                r["epochs"],
+                r["train_cpu_s"],
+            ]
+            for r in rows
+            if r["N"] == n
+        ]
         print(f"### N = {n}\n")
-        print(common.markdown_table(["variant", "what", "val force MAE", "reduction vs standard", "epochs", "train CPU s"],
-                                    table))
+        print(
+            common.markdown_table(
+                ["variant", "what", "val force MAE", "reduction vs standard", "epochs", "train CPU s"], table
+            )
+        )
         print()
 
 

@@ -3,6 +3,7 @@
 The scripts import this module as ``common`` (they run as ``python benchmarks/<script>.py`` from
 the repository root, so ``benchmarks/`` is on ``sys.path``).
 """
+
 from __future__ import annotations
 
 import datetime
@@ -36,7 +37,7 @@ def usable_cores() -> int:
 def machine_lines(extra: dict[str, str] | None = None) -> list[str]:
     """Markdown bullet lines describing the date, machine, load and software versions."""
     info = {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "host": platform.node(),
         "CPU": cpu_model(),
         "cores (usable / logical)": f"{usable_cores()} / {os.cpu_count()}",
@@ -92,6 +93,7 @@ def median(values) -> float:
 
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     """A GitHub-markdown table; floats are written with 4 significant digits (or as given if str)."""
+
     def cell(v) -> str:
         if isinstance(v, float):
             if v != v:  # NaN

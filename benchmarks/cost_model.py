@@ -20,6 +20,7 @@ current model (no labelling).
     python benchmarks/cost_model.py --molecules ethanol benzene --levels ccsd ccsd_t
     python benchmarks/cost_model.py --quick                       # ethanol only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,11 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import numpy as np
 import pandas as pd
-import yaml
 
-import common
 from pipeline import config as pconf
 from pipeline.labelling.cost import alone_cpu_s_per_frame, model_cpu_s_per_frame, orbitals
 from pipeline.labelling.runner import _label_one, set_threads
@@ -54,9 +54,18 @@ def md_frame(config: dict, molecule: str, workdir: Path) -> tuple[np.ndarray, np
     with open(d / "tool.log", "w") as log:
         build_gaff2(spec, str(d / "m.prmtop"), str(d / "m.inpcrd"), str(d / "m.sdf"), seed=0, log=log)
     s = config["sampling"]
-    ds = run_md(str(d / "m.prmtop"), str(d / "m.inpcrd"), temperature_K=s["temperature_K"],
-                timestep_fs=s["timestep_fs"], friction_per_ps=s["friction_per_ps"], equilibration_steps=2000,
-                stride=100, n_frames=1, seed=0, platform="Reference")
+    ds = run_md(
+        str(d / "m.prmtop"),
+        str(d / "m.inpcrd"),
+        temperature_K=s["temperature_K"],
+        timestep_fs=s["timestep_fs"],
+        friction_per_ps=s["friction_per_ps"],
+        equilibration_steps=2000,
+        stride=100,
+        n_frames=1,
+        seed=0,
+        platform="Reference",
+    )
     return ds.z, ds.R[0]
 
 
@@ -72,9 +81,15 @@ def describe(config: dict, molecule: str, level_name: str, z) -> dict:
     s = level.settings
     orb = orbitals(z, s["basis"], s.get("charge", 0), s.get("frozen_core", False)) if "basis" in s else None
     return dict(
-        molecule=molecule, atoms=len(z), level=level_name, theory=level.theory,
-        n_bf=orb.n_bf if orb else "", o=orb.o if orb else "", v=orb.v if orb else "",
-        predicted_cpu_s=alone_cpu_s_per_frame(level, z), pipeline_estimate_cpu_s=model_cpu_s_per_frame(level, z),
+        molecule=molecule,
+        atoms=len(z),
+        level=level_name,
+        theory=level.theory,
+        n_bf=orb.n_bf if orb else "",
+        o=orb.o if orb else "",
+        v=orb.v if orb else "",
+        predicted_cpu_s=alone_cpu_s_per_frame(level, z),
+        pipeline_estimate_cpu_s=model_cpu_s_per_frame(level, z),
     )
 
 
@@ -83,12 +98,20 @@ def cc_breakdown(level, z, R) -> dict:
     CCSD amplitudes, the (T) energy (zero for CCSD), the Lambda equations, the gradient."""
     T = time.process_time
     out = {}
-    t = T(); mycc, eris, mf, reason = level._cc(z, R, None, False); out["rhf_ccsd_s"] = T() - t
+    t = T()
+    mycc, eris, _mf, reason = level._cc(z, R, None, False)
+    out["rhf_ccsd_s"] = T() - t
     if mycc is None:
         raise RuntimeError(reason)
-    t = T(); level._energy(mycc, eris); out["energy_s"] = T() - t
-    t = T(); lam = level._lambda(mycc, eris); out["lambda_s"] = T() - t
-    t = T(); level._gradient(mycc, *lam, eris); out["gradient_s"] = T() - t
+    t = T()
+    level._energy(mycc, eris)
+    out["energy_s"] = T() - t
+    t = T()
+    lam = level._lambda(mycc, eris)
+    out["lambda_s"] = T() - t
+    t = T()
+    level._gradient(mycc, *lam, eris)
+    out["gradient_s"] = T() - t
     return out
 
 
@@ -96,13 +119,41 @@ def print_table(df: pd.DataFrame) -> None:
     rows = []
     for r in df.itertuples(index=False):
         measured = float(r.measured_cpu_s) if r.status == "ok" else float("nan")
-        rows.append([f"{r.molecule} ({r.atoms})", r.theory, r.n_bf, r.o, r.v, float(r.predicted_cpu_s),
-                     measured, float(r.measured_wall_s) if r.status == "ok" else float("nan"),
-                     f"{measured / r.predicted_cpu_s:.2f}" if r.status == "ok" else "–",
-                     float(r.pipeline_estimate_cpu_s), r.load, r.status])
-    print(common.markdown_table(
-        ["molecule (atoms)", "level", "N_bf", "o", "v", "predicted CPU s", "measured CPU s", "wall s",
-         "measured / predicted", "preview's CPU s (x pipeline factor)", "load avg (1 min) before", "status"], rows))
+        rows.append(
+            [
+                f"{r.molecule} ({r.atoms})",
+                r.theory,
+                r.n_bf,
+                r.o,
+                r.v,
+                float(r.predicted_cpu_s),
+                measured,
+                float(r.measured_wall_s) if r.status == "ok" else float("nan"),
+                f"{measured / r.predicted_cpu_s:.2f}" if r.status == "ok" else "–",
+                float(r.pipeline_estimate_cpu_s),
+                r.load,
+                r.status,
+            ]
+        )
+    print(
+        common.markdown_table(
+            [
+                "molecule (atoms)",
+                "level",
+                "N_bf",
+                "o",
+                "v",
+                "predicted CPU s",
+                "measured CPU s",
+                "wall s",
+                "measured / predicted",
+                "preview's CPU s (x pipeline factor)",
+                "load avg (1 min) before",
+                "status",
+            ],
+            rows,
+        )
+    )
 
 
 def main(argv=None) -> int:
@@ -114,8 +165,11 @@ def main(argv=None) -> int:
     p.add_argument("--csv", default=None, help="write the rows here (appended per row)")
     p.add_argument("--from-csv", default=None, help="print the table from a --csv file with the current model")
     p.add_argument("--quick", action="store_true", help="ethanol only")
-    p.add_argument("--breakdown", action="store_true",
-                   help="CC levels: also time the steps (RHF+CCSD, (T) energy, Lambda, gradient) of the frame")
+    p.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="CC levels: also time the steps (RHF+CCSD, (T) energy, Lambda, gradient) of the frame",
+    )
     a = p.parse_args(argv)
     config = pconf.load_config(a.config)
 
@@ -124,8 +178,10 @@ def main(argv=None) -> int:
         levels = [(pconf.level(config, r.level), np.array([int(x) for x in r.z.split()])) for r in df.itertuples()]
         df["predicted_cpu_s"] = [alone_cpu_s_per_frame(lv, z) for lv, z in levels]
         df["pipeline_estimate_cpu_s"] = [model_cpu_s_per_frame(lv, z) for lv, z in levels]
-        df["status"] = [f"skipped: predicted {p / 60:.0f} min > {a.max_minutes:g}" if st.startswith("skipped") else st
-                        for st, p in zip(df["status"], df["predicted_cpu_s"])]
+        df["status"] = [
+            f"skipped: predicted {p / 60:.0f} min > {a.max_minutes:g}" if st.startswith("skipped") else st
+            for st, p in zip(df["status"], df["predicted_cpu_s"])
+        ]
         print_table(df)
         return 0
 
@@ -138,19 +194,30 @@ def main(argv=None) -> int:
             z, R = md_frame(config, mol, Path(tmp))
             for name in levels_for(config, mol, a.levels):
                 row = describe(config, mol, name, z)
-                row.update(z=" ".join(str(int(x)) for x in z), load=f"{os.getloadavg()[0]:.2f}",
-                           measured_cpu_s=float("nan"), measured_wall_s=float("nan"))
+                row.update(
+                    z=" ".join(str(int(x)) for x in z),
+                    load=f"{os.getloadavg()[0]:.2f}",
+                    measured_cpu_s=float("nan"),
+                    measured_wall_s=float("nan"),
+                )
                 if row["predicted_cpu_s"] > 60 * a.max_minutes:
                     row["status"] = f"skipped: predicted {row['predicted_cpu_s'] / 60:.0f} min > {a.max_minutes:g}"
                 else:
                     level = pconf.level(config, name)
                     label, cpu_s, wall_s = _label_one(level, z, R, None)
-                    row.update(measured_cpu_s=cpu_s, measured_wall_s=wall_s,
-                               status="ok" if label.converged else f"failed: {label.reason}")
+                    row.update(
+                        measured_cpu_s=cpu_s,
+                        measured_wall_s=wall_s,
+                        status="ok" if label.converged else f"failed: {label.reason}",
+                    )
                     if a.breakdown and level.ENGINE in ("ccsd", "ccsd_t"):
                         row.update(cc_breakdown(level, z, R))
-                print(f"# {mol} {name}: predicted {row['predicted_cpu_s']:.1f} s, measured "
-                      f"{row['measured_cpu_s']:.1f} s CPU ({row['status']})", file=sys.stderr, flush=True)
+                print(
+                    f"# {mol} {name}: predicted {row['predicted_cpu_s']:.1f} s, measured "
+                    f"{row['measured_cpu_s']:.1f} s CPU ({row['status']})",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 rows.append(row)
                 if a.csv:
                     pd.DataFrame(rows).to_csv(a.csv, index=False)
@@ -161,9 +228,15 @@ def main(argv=None) -> int:
     if all(c in df.columns for c in steps):
         cc = df.dropna(subset=steps)
         print("\n## CC steps of the same frame, CPU seconds (a second run)\n")
-        print(common.markdown_table(["molecule", "level", "N_bf", "o", "v", "RHF + CCSD", "(T) energy", "Lambda", "gradient"],
-                                    [[r.molecule, r.theory, r.n_bf, r.o, r.v, *(float(getattr(r, c)) for c in steps)]
-                                     for r in cc.itertuples()]))
+        print(
+            common.markdown_table(
+                ["molecule", "level", "N_bf", "o", "v", "RHF + CCSD", "(T) energy", "Lambda", "gradient"],
+                [
+                    [r.molecule, r.theory, r.n_bf, r.o, r.v, *(float(getattr(r, c)) for c in steps)]
+                    for r in cc.itertuples()
+                ],
+            )
+        )
     return 0
 
 

@@ -13,6 +13,7 @@ before/after comparison:
     python benchmarks/engine_epoch.py
     git worktree add /tmp/before <commit> && PYTHONPATH=/tmp/before python benchmarks/engine_epoch.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import common
 import torch
 
-import common
 from pipeline.models import build
 from pipeline.training.engine import StageConfig, train
 
@@ -57,15 +58,22 @@ def main() -> None:
     torch.set_num_threads(1)
     import pipeline
 
-    common.print_machine({"torch": torch.__version__, "torch threads": "1",
-                          "pipeline imported from": str(Path(pipeline.__file__).parent)})
+    common.print_machine(
+        {
+            "torch": torch.__version__,
+            "torch threads": "1",
+            "pipeline imported from": str(Path(pipeline.__file__).parent),
+        }
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for h in a.hidden:
             for n in a.sizes:
                 secs = [epoch_seconds(h, n, a.epochs, Path(tmp)) for _ in range(a.repeats)]
                 med = statistics.median(secs)
-                rows.append([f"egnn (hidden {h}, 5 layers)", n, med, n / med, f"{50 * (max(secs) - min(secs)) / med:.0f}%"])
+                rows.append(
+                    [f"egnn (hidden {h}, 5 layers)", n, med, n / med, f"{50 * (max(secs) - min(secs)) / med:.0f}%"]
+                )
     print(f"Engine epochs: batch 10, validation 25 frames, {a.epochs} epochs per run, median of {a.repeats} runs.\n")
     print(common.markdown_table(["model", "N", "s / epoch", "training structures / s", "± half-range"], rows))
 

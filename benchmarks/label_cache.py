@@ -5,6 +5,7 @@
 Prints a table: frames, write and read ms per frame, disk use. Compare with the cost of the
 cheapest computed label (GFN2-xTB, a few ms per frame) to see the store's overhead.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,9 @@ def measure(n: int) -> tuple[float, float, str]:
         cache = LabelCache(d, "benchmark")
         t = time.perf_counter()
         for i in range(n):
-            cache.put(z, R[i], energy=1.0, forces=np.zeros((len(z), 3)), converged=True, reason="", cpu_s=0.0,
-                      wall_s=0.0)
+            cache.put(
+                z, R[i], energy=1.0, forces=np.zeros((len(z), 3)), converged=True, reason="", cpu_s=0.0, wall_s=0.0
+            )
         write = time.perf_counter() - t
         t = time.perf_counter()
         for i in range(n):

@@ -30,6 +30,7 @@ CCSD(T) on aspirin takes minutes per frame at 6-31G, so it runs only when ``--le
     python benchmarks/label_speed.py --quick              # STO-3G, 2 frames per molecule
     python benchmarks/label_speed.py --levels ccsd_t --molecules aspirin --frames 2
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,9 +41,9 @@ import time
 from importlib.metadata import version
 from queue import Empty
 
+import common
 import numpy as np
 
-import common
 from pipeline.data import Dataset
 from pipeline.labelling.cache import LabelCache
 from pipeline.labelling.levels import Level, make_level
@@ -115,8 +116,10 @@ def run_concurrent(name: str, entry: dict, z, R, n_jobs: int, threads: int) -> t
     ctx = mp.get_context("spawn")
     barrier, queue = ctx.Barrier(n_jobs), ctx.Queue()
     parts = np.array_split(np.arange(len(R)), n_jobs)
-    procs = [ctx.Process(target=_concurrent_job, args=(name, entry, z, R[p], threads, barrier, queue),
-                         daemon=True) for p in parts]
+    procs = [
+        ctx.Process(target=_concurrent_job, args=(name, entry, z, R[p], threads, barrier, queue), daemon=True)
+        for p in parts
+    ]
     # Jobs start with OMP_NUM_THREADS set, as the label_chunk rule starts them.
     saved = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = str(threads)
@@ -152,12 +155,18 @@ def per_hour(n: int, seconds: float) -> float:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--molecules", nargs="+", default=["ethanol", "aspirin"])
-    p.add_argument("--levels", nargs="+", choices=list(LEVELS), default=None,
-                   help=f"default: all ({', '.join(LEVELS)}), without CCSD(T) on aspirin")
+    p.add_argument(
+        "--levels",
+        nargs="+",
+        choices=list(LEVELS),
+        default=None,
+        help=f"default: all ({', '.join(LEVELS)}), without CCSD(T) on aspirin",
+    )
     p.add_argument("--basis", default="6-31G", help="basis of the PySCF levels (dft, ccsd_t)")
     p.add_argument("--frames", type=int, default=4, help="frames per molecule")
-    p.add_argument("--repeats", type=int, default=1,
-                   help="measure (a) and (b) this many times, alternating; medians reported")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="measure (a) and (b) this many times, alternating; medians reported"
+    )
     p.add_argument("--threads", type=int, default=1, help="threads of the (a)/(b) measurements")
     p.add_argument("--parallel-level", choices=list(LEVELS), default="dft")
     p.add_argument("--parallel-molecule", default="ethanol")
@@ -176,17 +185,22 @@ def main(argv=None) -> None:
 
     set_threads(a.threads)
     print("# Labelling throughput\n")
-    common.print_machine({"PySCF": version("pyscf"), "tblite": version("tblite"),
-                          "threads per labelling process": str(a.threads)})
-    print(f"{a.frames} MD-like frames per molecule (seed {a.seed}, 0.05 A displacements), basis {a.basis} "
-          f"for the PySCF levels, {a.repeats} repeat(s).")
+    common.print_machine(
+        {"PySCF": version("pyscf"), "tblite": version("tblite"), "threads per labelling process": str(a.threads)}
+    )
+    print(
+        f"{a.frames} MD-like frames per molecule (seed {a.seed}, 0.05 A displacements), basis {a.basis} "
+        f"for the PySCF levels, {a.repeats} repeat(s)."
+    )
     if skipped:
         print(f"Left out (name the level in --levels to run it): {', '.join(skipped)}.")
     print()
 
     geometries = {m: common.reference_geometry(m) for m in set(a.molecules) | {a.parallel_molecule}}
-    frames = {m: Dataset(R=common.md_like_frames(R0, a.frames, 0.05, a.seed), z=z, name=m)
-              for m, (z, R0) in geometries.items()}
+    frames = {
+        m: Dataset(R=common.md_like_frames(R0, a.frames, 0.05, a.seed), z=z, name=m)
+        for m, (z, R0) in geometries.items()
+    }
     warmed: set[str] = set()
     rows = []
     for molecule, name in pairs:
@@ -198,22 +212,43 @@ def main(argv=None) -> None:
         pipe, bare = [], []
         paths = [(pipe, run_pipeline), (bare, run_bare)]
         for r in range(a.repeats):  # alternate which path goes first, so order effects cancel
-            for out, run in (paths if r % 2 == 0 else paths[::-1]):
+            for out, run in paths if r % 2 == 0 else paths[::-1]:
                 out.append(run(level, ds))
         cpu_a, wall_a = common.median([r[0] for r in pipe]), common.median([r[1] for r in pipe])
         cpu_b, wall_b = common.median([r[0] for r in bare]), common.median([r[1] for r in bare])
         n_a, n_b = pipe[0][2], bare[0][2]
-        rows.append([
-            f"{molecule} ({len(ds.z)})", level.theory, f"{n_a}/{n_b}",
-            cpu_a / max(n_a, 1), cpu_b / max(n_b, 1), wall_a / max(n_a, 1),
-            per_hour(n_a, cpu_a), per_hour(n_b, cpu_b),
-            f"{100.0 * (cpu_a / cpu_b - 1.0):+.1f}", f"{100.0 * (wall_a / wall_b - 1.0):+.1f}",
-        ])
+        rows.append(
+            [
+                f"{molecule} ({len(ds.z)})",
+                level.theory,
+                f"{n_a}/{n_b}",
+                cpu_a / max(n_a, 1),
+                cpu_b / max(n_b, 1),
+                wall_a / max(n_a, 1),
+                per_hour(n_a, cpu_a),
+                per_hour(n_b, cpu_b),
+                f"{100.0 * (cpu_a / cpu_b - 1.0):+.1f}",
+                f"{100.0 * (wall_a / wall_b - 1.0):+.1f}",
+            ]
+        )
     print("## Frames per CPU-hour, pipeline chunk path (a) vs bare PySCF/tblite loop (b)\n")
-    print(common.markdown_table(
-        ["molecule (atoms)", "level", "frames ok (a/b)", "CPU s/frame (a)", "CPU s/frame (b)",
-         "wall s/frame (a)", "frames/CPU-h (a)", "frames/CPU-h (b)", "overhead CPU %", "overhead wall %"],
-        rows))
+    print(
+        common.markdown_table(
+            [
+                "molecule (atoms)",
+                "level",
+                "frames ok (a/b)",
+                "CPU s/frame (a)",
+                "CPU s/frame (b)",
+                "wall s/frame (a)",
+                "frames/CPU-h (a)",
+                "frames/CPU-h (b)",
+                "overhead CPU %",
+                "overhead wall %",
+            ],
+            rows,
+        )
+    )
     print()
 
     if a.no_parallel:
@@ -226,8 +261,9 @@ def main(argv=None) -> None:
         wall, cpu, n = run_concurrent(a.parallel_level, entry, z, R, n_jobs, threads)
         label = f"{n_jobs} job{'s' if n_jobs > 1 else ''} x {threads} thread{'s' if threads > 1 else ''}"
         rows.append([label, n, wall, per_hour(n, wall), per_hour(n, cpu)])
-    print(f"## 1 job x 2 threads vs 2 concurrent single-thread jobs: {theory}, "
-          f"{a.parallel_molecule} ({len(z)} atoms)\n")
+    print(
+        f"## 1 job x 2 threads vs 2 concurrent single-thread jobs: {theory}, {a.parallel_molecule} ({len(z)} atoms)\n"
+    )
     print(common.markdown_table(["configuration", "frames", "wall s", "frames/wall-h", "frames/CPU-h"], rows))
 
 

@@ -21,6 +21,7 @@
     python benchmarks/pipeline_overhead.py --workdir /path/to/checkout results/ethanol/report.html \\
         --snakemake-args="--configfile my-config.yaml"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,9 +33,9 @@ import sys
 import time
 from pathlib import Path
 
+import common
 import pandas as pd
 
-import common
 from pipeline.report.costs import read_benchmarks
 
 NOTHING_TO_DO = "Nothing to be done"
@@ -64,15 +65,25 @@ def stage_table(bench_root: Path, molecule: str, patterns) -> tuple[list[list], 
     """(rows per rule, total row) for the benchmark files of `molecule`."""
     paths = sorted(str(p) for p in (bench_root / molecule).rglob("*.tsv"))
     df = read_benchmarks(paths, molecule)
-    df["rule"] = [rule_of(Path(path).relative_to(bench_root).as_posix(), patterns, stage)
-                  for path, stage in zip(df["path"], df["stage"])]
+    df["rule"] = [
+        rule_of(Path(path).relative_to(bench_root).as_posix(), patterns, stage)
+        for path, stage in zip(df["path"], df["stage"])
+    ]
     g = df.groupby("rule")
-    per_rule = pd.DataFrame({"jobs": g.size(), "wall_s": g["wall_s"].sum(), "cpu_s": g["cpu_s"].sum(),
-                             "rss": g["max_rss_mb"].max()}).sort_values("wall_s", ascending=False)
+    per_rule = pd.DataFrame(
+        {"jobs": g.size(), "wall_s": g["wall_s"].sum(), "cpu_s": g["cpu_s"].sum(), "rss": g["max_rss_mb"].max()}
+    ).sort_values("wall_s", ascending=False)
 
     def row(name, jobs, wall, cpu, rss):
-        return [name, int(jobs), float(wall), hms(wall), float(cpu), cpu / wall if wall > 0 else float("nan"),
-                float(rss)]
+        return [
+            name,
+            int(jobs),
+            float(wall),
+            hms(wall),
+            float(cpu),
+            cpu / wall if wall > 0 else float("nan"),
+            float(rss),
+        ]
 
     rows = [row(name, r.jobs, r.wall_s, r.cpu_s, r.rss) for name, r in per_rule.iterrows()]
     total = row("**total**", len(df), df["wall_s"].sum(), df["cpu_s"].sum(), df["max_rss_mb"].max())
@@ -122,8 +133,12 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("targets", nargs="*", help="Snakemake targets of the rerun (default: rule all)")
     p.add_argument("--workdir", type=Path, default=Path("."), help="checkout the run was made in")
-    p.add_argument("--results", type=Path, default=Path("results"),
-                   help="results directory, relative to --workdir unless absolute (benchmarks in <results>/benchmarks)")
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="results directory, relative to --workdir unless absolute (benchmarks in <results>/benchmarks)",
+    )
     p.add_argument("--molecules", nargs="+", default=None, help="default: every molecule with benchmark files")
     p.add_argument("--snakemake-args", default="", help='extra Snakemake arguments, e.g. "--configfile c.yaml"')
     p.add_argument("--repeats", type=int, default=3, help="timed repeats of each rerun command")
@@ -159,17 +174,35 @@ def main(argv=None) -> None:
     real_cmd = base + [*a.targets, *extra]
     rows = []
     walls, cpus, out = run_repeated(dry_cmd, workdir, a.repeats)
-    rows.append(["dry run", f"`{shlex.join(['python', *dry_cmd[1:]])}`", common.median(walls), min(walls), max(walls),
-                 common.median(cpus)])
+    rows.append(
+        [
+            "dry run",
+            f"`{shlex.join(['python', *dry_cmd[1:]])}`",
+            common.median(walls),
+            min(walls),
+            max(walls),
+            common.median(cpus),
+        ]
+    )
     if NOTHING_TO_DO not in out:
-        print(f"The dry run would run jobs, so this is not a no-change rerun; the real run is skipped.\n"
-              f"```\n{job_stats(out)}\n```\n")
+        print(
+            f"The dry run would run jobs, so this is not a no-change rerun; the real run is skipped.\n"
+            f"```\n{job_stats(out)}\n```\n"
+        )
     else:
         walls, cpus, out = run_repeated(real_cmd, workdir, a.repeats)
         if NOTHING_TO_DO not in out:
             sys.exit(f"the real rerun did work although the dry run found nothing to do:\n{out[-3000:]}")
-        rows.append(["real run", f"`{shlex.join(['python', *real_cmd[1:]])}`", common.median(walls), min(walls), max(walls),
-                     common.median(cpus)])
+        rows.append(
+            [
+                "real run",
+                f"`{shlex.join(['python', *real_cmd[1:]])}`",
+                common.median(walls),
+                min(walls),
+                max(walls),
+                common.median(cpus),
+            ]
+        )
     print(f"## No-change rerun ({a.repeats} repeat(s))\n")
     print(common.markdown_table(["run", "command", "wall s (median)", "min", "max", "CPU s (median)"], rows))
 

@@ -10,6 +10,7 @@ full pool is the run's own ASTEROID result.
 
     python benchmarks/pool_sweep.py --run . --config config.yaml seeds.yaml --pools 300 1000 --n 25
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,11 +20,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import common
 import numpy as np
 import yaml
 from snakemake.utils import update_config
-
-import common
 
 
 def one(task: dict) -> dict:
@@ -50,23 +50,46 @@ def one(task: dict) -> dict:
     for g in task["gammas"]:
         kw = dict(training=tr, seed=seed, device="cpu")
         s2 = tmp / f"s2_{g}"
-        stages.train_cheap(model_name=model_name, hparams=tr["hparams"][model_name], cheap_npz=tmp / "pool.npz",
-                           bias_npz=tmp / "bias.npz", gamma=g, stage=tr["cheap"], out_model=s2 / "model.pt",
-                           out_history=s2 / "history.csv", checkpoint=s2 / "ck.pt", **kw)
+        stages.train_cheap(
+            model_name=model_name,
+            hparams=tr["hparams"][model_name],
+            cheap_npz=tmp / "pool.npz",
+            bias_npz=tmp / "bias.npz",
+            gamma=g,
+            stage=tr["cheap"],
+            out_model=s2 / "model.pt",
+            out_history=s2 / "history.csv",
+            checkpoint=s2 / "ck.pt",
+            **kw,
+        )
         ft = tmp / f"ft_{g}"
-        stages.finetune(init_model=s2 / "model.pt", train_npz=task["train"], n_train=task["n"], val_npz=task["val"],
-                        stage=tr["finetune"], out_model=ft / "model.pt", out_history=ft / "history.csv",
-                        checkpoint=ft / "ck.pt", **kw)
+        stages.finetune(
+            init_model=s2 / "model.pt",
+            train_npz=task["train"],
+            n_train=task["n"],
+            val_npz=task["val"],
+            stage=tr["finetune"],
+            out_model=ft / "model.pt",
+            out_history=ft / "history.csv",
+            checkpoint=ft / "ck.pt",
+            **kw,
+        )
         fine[g] = ft / "model.pt"
     extras = {g: dict(load_model(p).extra) for g, p in fine.items()}
     chosen = best_by_validation(extras)
     test = load_npz(task["test"])
     _, F = predict(load_model(fine[chosen]), test.R, test.z)
     errors = np.abs(F - units.ev_to_kcal(test.F)).mean(axis=(1, 2))  # [n_test]
-    return {"pool": m, "seed": seed, "chosen": chosen, "errors": errors, "frame_id": test.frame_id,
-            "effective_frames": extras[chosen].get("effective_frames"),
-            # this process (bias, every candidate's stage 2 and fine-tuning) + the run's stage-1 model
-            "cpu_s": time.process_time() - c0 + float(load_model(task["stage1"]).extra.get("train_cpu_s") or 0.0)}
+    return {
+        "pool": m,
+        "seed": seed,
+        "chosen": chosen,
+        "errors": errors,
+        "frame_id": test.frame_id,
+        "effective_frames": extras[chosen].get("effective_frames"),
+        # this process (bias, every candidate's stage 2 and fine-tuning) + the run's stage-1 model
+        "cpu_s": time.process_time() - c0 + float(load_model(task["stage1"]).extra.get("train_cpu_s") or 0.0),
+    }
 
 
 def main() -> None:
@@ -94,14 +117,30 @@ def main() -> None:
     cheap = res / "data" / a.level / f"cheap-{a.level}.npz"
     model = cfg["training"]["models"][0]
     seeds = cfg["training"]["seeds"]
-    gammas = [f"{g:g}" for g in cfg["asteroid"]["gammas"]] + \
-        [f"r{c:g}" for c in cfg["asteroid"]["relative_gammas"]] + ["inf"]
+    gammas = (
+        [f"{g:g}" for g in cfg["asteroid"]["gammas"]]
+        + [f"r{c:g}" for c in cfg["asteroid"]["relative_gammas"]]
+        + ["inf"]
+    )
     std_dir = res / "models" / model / "standard"
     common.print_machine({"run": str(res), "config": " + ".join(a.config), "processes": str(a.jobs)})
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pool-sweep-") as tmp:
-        tasks = [{"cfg": cfg, "pool": m, "seed": s, "tmp": tmp, "cheap": str(cheap), "gammas": gammas, "n": a.n,
-                  "stage1": str(std_dir / f"N{a.n}_s{s}" / "model.pt"), **data} for m in a.pools for s in seeds]
+        tasks = [
+            {
+                "cfg": cfg,
+                "pool": m,
+                "seed": s,
+                "tmp": tmp,
+                "cheap": str(cheap),
+                "gammas": gammas,
+                "n": a.n,
+                "stage1": str(std_dir / f"N{a.n}_s{s}" / "model.pt"),
+                **data,
+            }
+            for m in a.pools
+            for s in seeds
+        ]
         with ProcessPoolExecutor(max_workers=a.jobs) as ex:
             rows = list(ex.map(one, tasks))
 
@@ -110,7 +149,9 @@ def main() -> None:
 
     base = np.stack([run_errors(std_dir / f"N{a.n}_s{s}" / "eval.json") for s in seeds])  # [n_seeds, n_test]
     results = __import__("pandas").read_csv(res / "results.csv")
-    full = results[(results["method"] == "asteroid") & (results["cheap_level"] == a.level) & (results["n_train"] == a.n)]
+    full = results[
+        (results["method"] == "asteroid") & (results["cheap_level"] == a.level) & (results["n_train"] == a.n)
+    ]
     n_pool = len(np.load(cheap)["R"])
     table = []
     for m in sorted(a.pools) + [n_pool]:
@@ -125,16 +166,35 @@ def main() -> None:
             chosen = [r["chosen"] for r in rs]
             cpu_h = float(np.mean([r["cpu_s"] for r in rs])) / 3600
         mae, red = mean_interval(err), reduction_interval(err, base)
-        table.append([m, f"{mae.estimate:.3f} [{mae.low:.3f}, {mae.high:.3f}]",
-                      f"{100 * red.estimate:+.0f}% [{100 * red.low:+.0f}%, {100 * red.high:+.0f}%]"
-                      + ("" if red.significant else " n.s."), ", ".join(chosen), cpu_h])
+        table.append(
+            [
+                m,
+                f"{mae.estimate:.3f} [{mae.low:.3f}, {mae.high:.3f}]",
+                f"{100 * red.estimate:+.0f}% [{100 * red.low:+.0f}%, {100 * red.high:+.0f}%]"
+                + ("" if red.significant else " n.s."),
+                ", ".join(chosen),
+                cpu_h,
+            ]
+        )
     std = mean_interval(base)
-    print(f"ASTEROID ({a.level}) at N = {a.n}, {model}, seeds {seeds}; standard training: "
-          f"{std.estimate:.3f} [{std.low:.3f}, {std.high:.3f}] kcal/mol/A test force MAE; "
-          f"{time.perf_counter() - t0:.0f} s wall. Intervals: 95% bootstrap over test frames and seeds "
-          f"(paired with the standard model of the same seed).\n")
-    print(common.markdown_table(["cheap pool (frames)", "test force MAE [95% CI]", "reduction vs standard [95% CI]",
-                                 "gamma chosen per seed", "ASTEROID training CPU-h per seed"], table))
+    print(
+        f"ASTEROID ({a.level}) at N = {a.n}, {model}, seeds {seeds}; standard training: "
+        f"{std.estimate:.3f} [{std.low:.3f}, {std.high:.3f}] kcal/mol/A test force MAE; "
+        f"{time.perf_counter() - t0:.0f} s wall. Intervals: 95% bootstrap over test frames and seeds "
+        f"(paired with the standard model of the same seed).\n"
+    )
+    print(
+        common.markdown_table(
+            [
+                "cheap pool (frames)",
+                "test force MAE [95% CI]",
+                "reduction vs standard [95% CI]",
+                "gamma chosen per seed",
+                "ASTEROID training CPU-h per seed",
+            ],
+            table,
+        )
+    )
 
 
 def _run_eval_errors(res: Path, model: str, level: str, n: int, seed: int, gamma_spec: str) -> np.ndarray:

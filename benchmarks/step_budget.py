@@ -8,6 +8,7 @@ CPU seconds. The test set is never read: the default budget is chosen from this 
     python benchmarks/step_budget.py --run /path/to/run --config config.yaml seeds.yaml \
         --n 25 50 --lr 5e-4 1e-3 --max-steps 20000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,11 +17,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import common
 import pandas as pd
 import yaml
 from snakemake.utils import update_config
-
-import common
 
 CHECKPOINTS = (2500, 5000, 10000, 20000, 40000)
 
@@ -37,14 +37,30 @@ def one(task: dict) -> dict:
     out = Path(task["tmp"]) / f"N{task['n']}_lr{task['lr']:g}_s{task['seed']}"
     stage = {**tr["accurate"], "lr": task["lr"], "max_steps": task["max_steps"]}
     c0 = time.process_time()
-    stages.train_standard(model_name=model_name, hparams=tr["hparams"].get(model_name, {}), train_npz=task["train"],
-                          n_train=task["n"], val_npz=task["val"], stage=stage, training=tr, seed=task["seed"],
-                          device="cpu", out_model=out / "model.pt", out_history=out / "history.csv",
-                          checkpoint=out / "ck.pt")
+    stages.train_standard(
+        model_name=model_name,
+        hparams=tr["hparams"].get(model_name, {}),
+        train_npz=task["train"],
+        n_train=task["n"],
+        val_npz=task["val"],
+        stage=stage,
+        training=tr,
+        seed=task["seed"],
+        device="cpu",
+        out_model=out / "model.pt",
+        out_history=out / "history.csv",
+        checkpoint=out / "ck.pt",
+    )
     hist = pd.read_csv(out / "history.csv")
-    row = {"n": task["n"], "lr": task["lr"], "seed": task["seed"], "cpu_s": time.process_time() - c0,
-           "stopped_at": int(hist["step"].iloc[-1]), "best_val": float(hist["val_force_mae"].min()),
-           "best_step": int(hist.loc[hist["val_force_mae"].idxmin(), "step"])}
+    row = {
+        "n": task["n"],
+        "lr": task["lr"],
+        "seed": task["seed"],
+        "cpu_s": time.process_time() - c0,
+        "stopped_at": int(hist["step"].iloc[-1]),
+        "best_val": float(hist["val_force_mae"].min()),
+        "best_step": int(hist.loc[hist["val_force_mae"].idxmin(), "step"]),
+    }
     for c in CHECKPOINTS:
         seen = hist[hist["step"] <= c]
         row[c] = float(seen["val_force_mae"].min()) if len(seen) and c <= task["max_steps"] else None
@@ -69,19 +85,46 @@ def main() -> None:
     res = run / "results" / a.molecule / "data" / cfg["accurate_level"]
     common.print_machine({"run": str(run), "config": " + ".join(a.config), "processes": str(a.jobs)})
     with tempfile.TemporaryDirectory(prefix="step-budget-") as tmp:
-        tasks = [{"cfg": cfg, "tmp": tmp, "n": n, "lr": lr, "seed": s, "max_steps": a.max_steps,
-                  "train": str(res / "train.npz"), "val": str(res / "val.npz")}
-                 for n in a.n for lr in a.lr for s in a.seeds]
+        tasks = [
+            {
+                "cfg": cfg,
+                "tmp": tmp,
+                "n": n,
+                "lr": lr,
+                "seed": s,
+                "max_steps": a.max_steps,
+                "train": str(res / "train.npz"),
+                "val": str(res / "val.npz"),
+            }
+            for n in a.n
+            for lr in a.lr
+            for s in a.seeds
+        ]
         with ProcessPoolExecutor(max_workers=a.jobs) as ex:
             rows = list(ex.map(one, tasks))
     checkpoints = [c for c in CHECKPOINTS if c <= a.max_steps]
-    print(f"Standard training, validation force MAE (kcal/mol/A, best so far) by optimisation step; "
-          f"early stopping patience {cfg['training']['accurate']['early_stopping_patience']} evaluations of "
-          f"{cfg['training']['accurate']['eval_every_steps']} steps; cap {a.max_steps} steps.\n")
-    print(common.markdown_table(
-        ["N", "lr", "seed", *[f"val @ {c}" for c in checkpoints], "best val (step)", "stopped at", "CPU-s"],
-        [[r["n"], f"{r['lr']:g}", r["seed"], *[r[c] for c in checkpoints], f"{r['best_val']:.3f} ({r['best_step']})",
-          r["stopped_at"], round(r["cpu_s"])] for r in rows]))
+    print(
+        f"Standard training, validation force MAE (kcal/mol/A, best so far) by optimisation step; "
+        f"early stopping patience {cfg['training']['accurate']['early_stopping_patience']} evaluations of "
+        f"{cfg['training']['accurate']['eval_every_steps']} steps; cap {a.max_steps} steps.\n"
+    )
+    print(
+        common.markdown_table(
+            ["N", "lr", "seed", *[f"val @ {c}" for c in checkpoints], "best val (step)", "stopped at", "CPU-s"],
+            [
+                [
+                    r["n"],
+                    f"{r['lr']:g}",
+                    r["seed"],
+                    *[r[c] for c in checkpoints],
+                    f"{r['best_val']:.3f} ({r['best_step']})",
+                    r["stopped_at"],
+                    round(r["cpu_s"]),
+                ]
+                for r in rows
+            ],
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,17 +28,18 @@ Each configuration runs ``--warmup`` untimed steps, then ``--repeats`` timed blo
     python benchmarks/train_speed.py --models egnn gemnet mace --config-hparams --molecules ethanol \
         --batch-sizes 16 --no-reference         # the three models as the default config trains them
 """
+
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
 
+import common
 import torch
 import yaml
 from torch import nn
 
-import common
 from pipeline.models import MODELS, EnergyModel, build, fit_data_statistics
 from pipeline.training.batching import TensorData
 from pipeline.training.engine import make_optimizer
@@ -77,8 +78,14 @@ class SchNetEnergy(nn.Module):
         super().__init__()
         from torch_geometric.nn.models import SchNet
 
-        self.net = SchNet(hidden_channels=128, num_filters=128, num_interactions=6, num_gaussians=50,
-                          cutoff=CUTOFF, interaction_graph=PlainRadiusGraph(CUTOFF))
+        self.net = SchNet(
+            hidden_channels=128,
+            num_filters=128,
+            num_interactions=6,
+            num_gaussians=50,
+            cutoff=CUTOFF,
+            interaction_graph=PlainRadiusGraph(CUTOFF),
+        )
 
     def forward(self, z: torch.Tensor, pos: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
         return self.net(z, pos, batch).squeeze(-1)
@@ -99,8 +106,9 @@ def make_model(name: str, data: TensorData, seed: int, hparams: dict | None = No
     return model
 
 
-def time_training(model: EnergyModel, data: TensorData, batch_size: int, warmup: int, steps: int,
-                  repeats: int, seed: int) -> list[float]:
+def time_training(
+    model: EnergyModel, data: TensorData, batch_size: int, warmup: int, steps: int, repeats: int, seed: int
+) -> list[float]:
     """Structures per second of each of `repeats` timed blocks of `steps` training steps."""
     opt = make_optimizer(model, lr=1e-4)
     batches = [idx for idx in data.batches(batch_size, torch.Generator().manual_seed(seed)) if len(idx) == batch_size]
@@ -132,19 +140,28 @@ def summary(rates: list[float]) -> str:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--config-hparams", action="store_true",
-                   help="hyperparameters of config.yaml (training.hparams) instead of the models' defaults")
+    p.add_argument(
+        "--config-hparams",
+        action="store_true",
+        help="hyperparameters of config.yaml (training.hparams) instead of the models' defaults",
+    )
     p.add_argument("--molecules", nargs="+", default=["ethanol", "aspirin"])
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2], help="torch intra-op threads")
-    p.add_argument("--batch-sizes", nargs="+", type=int, default=None,
-                   help="override the paper's batch sizes (10, 16; EGNN and SchNet also 32)")
+    p.add_argument(
+        "--batch-sizes",
+        nargs="+",
+        type=int,
+        default=None,
+        help="override the paper's batch sizes (10, 16; EGNN and SchNet also 32)",
+    )
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per configuration")
     p.add_argument("--steps", type=int, default=10, help="steps per timed block")
     p.add_argument("--repeats", type=int, default=5, help="timed blocks per configuration (median reported)")
     p.add_argument("--no-reference", action="store_true", help="skip the torch-geometric SchNet reference")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run: ethanol, 1 thread, batch 10, warmup 1, 3 blocks of 2 steps")
+    p.add_argument(
+        "--quick", action="store_true", help="smoke run: ethanol, 1 thread, batch 10, warmup 1, 3 blocks of 2 steps"
+    )
     a = p.parse_args(argv)
     if a.quick:
         a.molecules, a.threads, a.batch_sizes = ["ethanol"], [1], [10]
@@ -157,16 +174,22 @@ def main(argv=None) -> None:
     import torch_geometric
 
     print("# Training throughput (structures/s)\n")
-    common.print_machine({
-        "torch": torch.__version__, "torch-geometric": torch_geometric.__version__,
-        "torch threads (intra-op) measured": ", ".join(map(str, a.threads)),
-        "dtype": "float32", "device": "cpu",
-        "hyperparameters": "config.yaml training.hparams" if a.config_hparams else "the models' defaults (papers)",
-        **{f"hparams {m}": str(hparams[m]) for m in a.models if hparams[m]},
-    })
-    print(f"Warm-up {a.warmup} steps, then {a.repeats} blocks of {a.steps} steps; median structures/s "
-          f"over blocks (± half-range). Step: forward, forces (create_graph), loss "
-          f"(1-rho)*MSE(F)+rho*MSE(E) with rho={RHO}, backward, fused AdamW step.\n")
+    common.print_machine(
+        {
+            "torch": torch.__version__,
+            "torch-geometric": torch_geometric.__version__,
+            "torch threads (intra-op) measured": ", ".join(map(str, a.threads)),
+            "dtype": "float32",
+            "device": "cpu",
+            "hyperparameters": "config.yaml training.hparams" if a.config_hparams else "the models' defaults (papers)",
+            **{f"hparams {m}": str(hparams[m]) for m in a.models if hparams[m]},
+        }
+    )
+    print(
+        f"Warm-up {a.warmup} steps, then {a.repeats} blocks of {a.steps} steps; median structures/s "
+        f"over blocks (± half-range). Step: forward, forces (create_graph), loss "
+        f"(1-rho)*MSE(F)+rho*MSE(E) with rho={RHO}, backward, fused AdamW step.\n"
+    )
 
     rows = []
     for molecule in a.molecules:

@@ -3,6 +3,7 @@
 Rules call these with explicit paths and parameters; every command writes its outputs atomically,
 so a killed job leaves either a finished file or none.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,9 +31,18 @@ def cmd_md(a):
 
     s = a.sampling
     ds = run_md(
-        a.prmtop, a.inpcrd, temperature_K=s["temperature_K"], timestep_fs=s["timestep_fs"],
-        friction_per_ps=s["friction_per_ps"], equilibration_steps=s["equilibration_steps"], stride=s["stride"],
-        n_frames=s["n_frames"], seed=s["seed"], platform=s["platform"], log_csv=a.log_csv, name=a.name,
+        a.prmtop,
+        a.inpcrd,
+        temperature_K=s["temperature_K"],
+        timestep_fs=s["timestep_fs"],
+        friction_per_ps=s["friction_per_ps"],
+        equilibration_steps=s["equilibration_steps"],
+        stride=s["stride"],
+        n_frames=s["n_frames"],
+        seed=s["seed"],
+        platform=s["platform"],
+        log_csv=a.log_csv,
+        name=a.name,
     )
     ds.save(a.out)
     logging.info("MD: %d frames, mean T %.1f K on %s", len(ds), ds.meta["mean_temperature_K"], ds.meta["platform"])
@@ -81,8 +91,15 @@ def cmd_dataset(a):
 
     level = make_level(a.level_name, a.level)
     if level.COMPUTED:
-        ds = merge_chunks(a.chunks, a.n_requested, a.max_failure_fraction, a.out, a.failures,
-                          outliers=a.outliers, outliers_csv=a.outliers_csv)
+        ds = merge_chunks(
+            a.chunks,
+            a.n_requested,
+            a.max_failure_fraction,
+            a.out,
+            a.failures,
+            outliers=a.outliers,
+            outliers_csv=a.outliers_csv,
+        )
     else:
         import pandas as pd
 
@@ -92,7 +109,10 @@ def cmd_dataset(a):
         ds = load_npz(frames)
         ds.theory = level.theory
         ds.meta = {**ds.meta, "level": level.name, "level_settings": level.settings, "n_failed": 0}
-        atomic_write(a.failures, lambda tmp: pd.DataFrame(columns=["level", "frame_id", "reason", "cpu_s"]).to_csv(tmp, index=False))
+        atomic_write(
+            a.failures,
+            lambda tmp: pd.DataFrame(columns=["level", "frame_id", "reason", "cpu_s"]).to_csv(tmp, index=False),
+        )
         ds = finish_dataset(ds, a.out, a.outliers, a.outliers_csv)
     if a.extxyz:
         export_extxyz(ds, a.extxyz)
@@ -216,14 +236,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--failures", required=True)
     s.add_argument("--extxyz", default=None)
-    s.add_argument("--outliers", type=_json, default=None,
-                   help="outlier screen settings as JSON {action, max_robust_z, min_frames} (none: no screen)")
+    s.add_argument(
+        "--outliers",
+        type=_json,
+        default=None,
+        help="outlier screen settings as JSON {action, max_robust_z, min_frames} (none: no screen)",
+    )
     s.add_argument("--outliers-csv", default=None, help="table of flagged frames")
     s.set_defaults(func=cmd_dataset)
 
     s = sub.add_parser("plan", help="label cost preview per molecule and level; exit 1 when over the budget")
-    s.add_argument("--config", nargs="+", default=["config.yaml"],
-                   help="config files, later ones merged over earlier ones (as snakemake --configfile)")
+    s.add_argument(
+        "--config",
+        nargs="+",
+        default=["config.yaml"],
+        help="config files, later ones merged over earlier ones (as snakemake --configfile)",
+    )
     s.add_argument("--config-json", type=_json, default=None, help="the effective config as JSON (rules)")
     s.add_argument("--molecule", nargs="+", default=None, help="default: the config's targets")
     s.add_argument("--cores", type=int, default=None, help="cores for the wall-time estimate (default: this machine's)")
@@ -232,8 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="write the estimate as CSV (labelling.cost.PLAN_COLUMNS)")
     s.set_defaults(func=cmd_plan)
 
-    from .training.cli import add_commands as add_training
     from .evaluation.cli import add_commands as add_evaluation
+    from .training.cli import add_commands as add_training
 
     add_training(sub)
     add_evaluation(sub)

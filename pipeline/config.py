@@ -5,6 +5,7 @@ Snakemake validates config.yaml against workflow/schemas/config.schema.yaml at p
 their keys, basis sets, functionals, SMILES, split sizes against the trajectory). Both raise
 `ConfigError` naming the value and the fix, before any job runs.
 """
+
 from __future__ import annotations
 
 import copy
@@ -103,22 +104,30 @@ def _check_delta(config: dict, molecule: str) -> None:
     for lvl in d["cheap_levels"]:
         engine = level(config, lvl)
         if lvl == acc:
-            raise ConfigError(f"delta.cheap_levels: {lvl!r} is the accurate level of {molecule}; a Δ model corrects a "
-                              f"cheaper level: remove it")
+            raise ConfigError(
+                f"delta.cheap_levels: {lvl!r} is the accurate level of {molecule}; a Δ model corrects a "
+                f"cheaper level: remove it"
+            )
         if not engine.COMPUTED and engine.ENGINE != "empirical":
-            raise ConfigError(f"delta.cheap_levels: {lvl!r} is an imported ({engine.ENGINE}) level, which has labels "
-                              f"only on its own frames; a Δ model calls its cheap level at new geometries: use a "
-                              f"computed level (xtb, dft) or empirical")
+            raise ConfigError(
+                f"delta.cheap_levels: {lvl!r} is an imported ({engine.ENGINE}) level, which has labels "
+                f"only on its own frames; a Δ model calls its cheap level at new geometries: use a "
+                f"computed level (xtb, dft) or empirical"
+            )
         if engine.ENGINE == "empirical":
             not_md = [s for s in SUBSETS_ACCURATE if subset_source(config, molecule, s) != "md"]
             if not_md:
-                raise ConfigError(f"delta.cheap_levels: {lvl!r} (GAFF2) labels only frames of the MD, but the "
-                                  f"{', '.join(not_md)} frames of {molecule} are imported; use a computed level "
-                                  f"(xtb, dft) for Δ-learning on imported frames")
+                raise ConfigError(
+                    f"delta.cheap_levels: {lvl!r} (GAFF2) labels only frames of the MD, but the "
+                    f"{', '.join(not_md)} frames of {molecule} are imported; use a computed level "
+                    f"(xtb, dft) for Δ-learning on imported frames"
+                )
     extra = [lvl for lvl in d["md_stability_levels"] if lvl not in d["cheap_levels"]]
     if extra:
-        raise ConfigError(f"delta.md_stability_levels: {extra} are not in delta.cheap_levels {d['cheap_levels']}; "
-                          f"add them there or remove them")
+        raise ConfigError(
+            f"delta.md_stability_levels: {extra} are not in delta.cheap_levels {d['cheap_levels']}; "
+            f"add them there or remove them"
+        )
 
 
 def molecule_spec(config: dict, molecule: str):
@@ -133,7 +142,7 @@ def subset_level(config: dict, molecule: str, subset: str) -> str | None:
     if subset in SUBSETS_ACCURATE:
         return accurate_level(config, molecule)
     if subset.startswith("cheap-"):
-        return subset[len("cheap-"):]
+        return subset[len("cheap-") :]
     return None
 
 
@@ -161,8 +170,11 @@ def labelling_tasks(config: dict, molecule: str) -> list[tuple[str, str]]:
     """Every (level, subset) the workflow labels for `molecule`: each subset at its own level,
     the validation frames at each cheap level of the bias diagnostic, and the accurate frames
     (train, val, test) at each Δ-learning level. The one list the cost preview counts."""
-    tasks = [(subset_level(config, molecule, s), s) for s in subsets(config, molecule)
-             if subset_level(config, molecule, s) is not None]
+    tasks = [
+        (subset_level(config, molecule, s), s)
+        for s in subsets(config, molecule)
+        if subset_level(config, molecule, s) is not None
+    ]
     tasks += [(name, "val") for name in bias_diagnostic_levels(config, molecule)]
     tasks += [(name, s) for name in delta_levels(config, molecule) for s in SUBSETS_ACCURATE]
     return list(dict.fromkeys(tasks))
@@ -180,7 +192,7 @@ def subset_size(config: dict, molecule: str, subset: str) -> int:
         return max(s["train_sizes"])
     if subset in ("val", "test", "unlabelled"):
         return s[subset]
-    return s["cheap"][subset[len("cheap-"):]]
+    return s["cheap"][subset[len("cheap-") :]]
 
 
 def subset_source(config: dict, molecule: str, subset: str) -> str:
@@ -196,8 +208,11 @@ def subset_block(config: dict, molecule: str, subset: str) -> tuple[int, int]:
     from .splits import blocks
 
     src = subset_source(config, molecule, subset)
-    sizes = {s: subset_size(config, molecule, s) for s in subsets(config, molecule)
-             if subset_source(config, molecule, s) == src}
+    sizes = {
+        s: subset_size(config, molecule, s)
+        for s in subsets(config, molecule)
+        if subset_source(config, molecule, s) == src
+    }
     return blocks(sizes)[subset]
 
 
@@ -222,8 +237,11 @@ def check_molecule(config: dict, molecule: str) -> None:
         )
     _check_file_sources(config, molecule, spec)
     _check_delta(config, molecule)
-    md_total = sum(subset_size(config, molecule, s) for s in subsets(config, molecule)
-                   if subset_source(config, molecule, s) == "md")
+    md_total = sum(
+        subset_size(config, molecule, s)
+        for s in subsets(config, molecule)
+        if subset_source(config, molecule, s) == "md"
+    )
     if md_total > config["sampling"]["n_frames"]:
         raise ConfigError(
             f"molecule {molecule!r}: the splits need {md_total} MD frames but sampling.n_frames is "
@@ -240,10 +258,15 @@ def check_config(config: dict) -> None:
             raise ConfigError(str(err)) from None
     for mol in config["targets"]:
         if mol not in known_molecules(config["molecules"]):
-            raise ConfigError(str(MoleculeError(
-                f"targets: unknown molecule {mol!r}; built-in and configured: "
-                f"{', '.join(known_molecules(config['molecules']))}. Add it under `molecules:` with `smiles:` or `xyz:`."
-            )))
+            raise ConfigError(
+                str(
+                    MoleculeError(
+                        f"targets: unknown molecule {mol!r}; built-in and configured: "
+                        f"{', '.join(known_molecules(config['molecules']))}. "
+                        "Add it under `molecules:` with `smiles:` or `xyz:`."
+                    )
+                )
+            )
         check_molecule(config, mol)
 
 

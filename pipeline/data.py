@@ -10,6 +10,7 @@ Keys (storage units from :mod:`pipeline.units`):
   wall_s   [n_frames] wall seconds spent on each label
   type='d', name, theory, r_unit='Ang', e_unit='eV', md5   (what sGDML reads)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,7 +69,7 @@ class Dataset:
     def labelled(self) -> bool:
         return self.E is not None and self.F is not None
 
-    def subset(self, idx) -> "Dataset":
+    def subset(self, idx) -> Dataset:
         idx = np.asarray(idx, dtype=np.int64)
         return Dataset(
             R=self.R[idx],
@@ -87,8 +88,10 @@ class Dataset:
         save_npz(path, self)
 
 
-SHAPE_FIX = ("Fix: an MD17/sGDML dataset holds R [n_frames, n_atoms, 3], z [n_atoms], E [n_frames] and "
-             "F [n_frames, n_atoms, 3]; re-export the file with those shapes")
+SHAPE_FIX = (
+    "Fix: an MD17/sGDML dataset holds R [n_frames, n_atoms, 3], z [n_atoms], E [n_frames] and "
+    "F [n_frames, n_atoms, 3]; re-export the file with those shapes"
+)
 
 
 def validate_arrays(R, z, E=None, F=None, where="dataset") -> None:
@@ -213,8 +216,12 @@ def _resolve_unit(path, declared, given, kind: str, config_key: str | None) -> s
     )
 
 
-def load_npz(path: str | os.PathLike, energy_unit: str | None = None, length_unit: str | None = None,
-             config_key: str | None = None) -> Dataset:
+def load_npz(
+    path: str | os.PathLike,
+    energy_unit: str | None = None,
+    length_unit: str | None = None,
+    config_key: str | None = None,
+) -> Dataset:
     """Read this project's npz or an MD17 / rMD17 / sGDML npz, converting to eV and Angstrom.
 
     Units come from the file's `e_unit`/`r_unit` keys when present and known, else from the
@@ -233,8 +240,9 @@ def load_npz(path: str | os.PathLike, energy_unit: str | None = None, length_uni
             alias = {"nuclear_charges": "z", "coords": "R", "energies": "E", "forces": "F"}
             data = {alias.get(k, k): f[k] for k in keys}
     except (OSError, ValueError) as err:
-        raise DatasetError(f"{path}: not a readable .npz ({err}); an MD17/sGDML dataset is a numpy .npz archive "
-                           f"with arrays R, z, E, F") from None
+        raise DatasetError(
+            f"{path}: not a readable .npz ({err}); an MD17/sGDML dataset is a numpy .npz archive with arrays R, z, E, F"
+        ) from None
     missing = {"R", "z"} - set(data)
     if missing:
         raise DatasetError(
@@ -278,8 +286,9 @@ def load_npz(path: str | os.PathLike, energy_unit: str | None = None, length_uni
     )
 
 
-def load_ase(path: str | os.PathLike, energy_unit: str = "eV", length_unit: str = "Ang",
-             config_key: str | None = None) -> Dataset:
+def load_ase(
+    path: str | os.PathLike, energy_unit: str = "eV", length_unit: str = "Ang", config_key: str | None = None
+) -> Dataset:
     """Read any ASE-readable file (extxyz, ...) with energies and forces from its calculator."""
     from ase.io import read
 
@@ -289,8 +298,9 @@ def load_ase(path: str | os.PathLike, energy_unit: str = "eV", length_unit: str 
         where = f"; check {config_key}.path" if config_key else ""
         raise DatasetError(f"{path}: no such file{where}") from None
     except Exception as err:  # ASE raises many types for unreadable input
-        raise DatasetError(f"{path}: ASE could not read it ({err}); give an .npz or an ASE-readable file "
-                           f"such as extxyz") from None
+        raise DatasetError(
+            f"{path}: ASE could not read it ({err}); give an .npz or an ASE-readable file such as extxyz"
+        ) from None
     if not frames:
         raise DatasetError(f"{path}: no frames; point the level's path at a file with labelled frames")
     z = frames[0].numbers
@@ -310,8 +320,12 @@ def load_ase(path: str | os.PathLike, energy_unit: str = "eV", length_unit: str 
     return Dataset(R=R, z=z, E=E, F=F, name=Path(path).stem)
 
 
-def load_any(path: str | os.PathLike, energy_unit: str | None = None, length_unit: str | None = None,
-             config_key: str | None = None) -> Dataset:
+def load_any(
+    path: str | os.PathLike,
+    energy_unit: str | None = None,
+    length_unit: str | None = None,
+    config_key: str | None = None,
+) -> Dataset:
     """Import a dataset: .npz via load_npz, anything else via ASE."""
     if str(path).endswith(".npz"):
         return load_npz(path, energy_unit, length_unit, config_key=config_key)

@@ -12,6 +12,7 @@ This module holds what training, evaluation and MD share:
 
 Energies are eV and forces eV/Å (storage units) throughout.
 """
+
 from __future__ import annotations
 
 import time
@@ -36,8 +37,10 @@ def align(accurate: Dataset, cheap: Dataset) -> tuple[np.ndarray, np.ndarray]:
     ia = np.array([i for i, f in enumerate(accurate.frame_id) if int(f) in where], dtype=np.int64)
     ic = np.array([where[int(accurate.frame_id[i])] for i in ia], dtype=np.int64)
     if len(ia) and not np.allclose(accurate.R[ia], cheap.R[ic], atol=1e-6):
-        raise DeltaError("frames with the same frame_id have different positions in the accurate and cheap "
-                         "datasets; they come from different sources: rerun the dataset rules")
+        raise DeltaError(
+            "frames with the same frame_id have different positions in the accurate and cheap "
+            "datasets; they come from different sources: rerun the dataset rules"
+        )
     return ia, ic
 
 
@@ -49,11 +52,17 @@ def difference_dataset(accurate: Dataset, cheap: Dataset, name: str = "") -> Dat
     ia, ic = align(accurate, cheap)
     if len(ia) == 0:
         raise DeltaError("the accurate and cheap datasets have no frame in common (frame_id)")
-    missing = sorted(set(int(f) for f in accurate.frame_id) - set(int(accurate.frame_id[i]) for i in ia))
+    missing = sorted({int(f) for f in accurate.frame_id} - {int(accurate.frame_id[i]) for i in ia})
     return Dataset(
-        R=accurate.R[ia], z=accurate.z, E=accurate.E[ia] - cheap.E[ic], F=accurate.F[ia] - cheap.F[ic],
-        frame_id=accurate.frame_id[ia], cpu_s=cheap.cpu_s[ic], wall_s=cheap.wall_s[ic],
-        name=name or accurate.name, theory=f"{accurate.theory} - {cheap.theory}",
+        R=accurate.R[ia],
+        z=accurate.z,
+        E=accurate.E[ia] - cheap.E[ic],
+        F=accurate.F[ia] - cheap.F[ic],
+        frame_id=accurate.frame_id[ia],
+        cpu_s=cheap.cpu_s[ic],
+        wall_s=cheap.wall_s[ic],
+        name=name or accurate.name,
+        theory=f"{accurate.theory} - {cheap.theory}",
         meta={"frames_without_cheap_label": missing},
     )
 
@@ -79,9 +88,11 @@ class CheapPotential:
                 raise DeltaError(f"level {name!r} (GAFF2) needs the molecule's prmtop to be computed at new geometries")
             self._context = _openmm_context(prmtop, self.z)
         elif not self.level.COMPUTED:
-            raise DeltaError(f"level {name!r} (engine {self.level.ENGINE}) holds labels of its own frames only and "
-                             f"cannot be computed at new geometries; a Δ model needs a computed level "
-                             f"(xtb, dft, ...) or GAFF2 (empirical)")
+            raise DeltaError(
+                f"level {name!r} (engine {self.level.ENGINE}) holds labels of its own frames only and "
+                f"cannot be computed at new geometries; a Δ model needs a computed level "
+                f"(xtb, dft, ...) or GAFF2 (empirical)"
+            )
         self.calls = 0
         self.cpu_s = 0.0
 
@@ -133,7 +144,9 @@ def _openmm_context(prmtop: str, z: np.ndarray):
     return mm.Context(system, mm.VerletIntegrator(1.0), mm.Platform.getPlatformByName("Reference"))
 
 
-def cheap_labels_for(test: Dataset, cheap: Dataset, potential: CheapPotential | None) -> tuple[np.ndarray, np.ndarray, dict]:
+def cheap_labels_for(
+    test: Dataset, cheap: Dataset, potential: CheapPotential | None
+) -> tuple[np.ndarray, np.ndarray, dict]:
     """Cheap energies [n] (eV) and forces [n, n_atoms, 3] (eV/Å) on every frame of `test`: from the
     pipeline's cheap labels where it has them, computed by `potential` on the rest (a frame the
     labelling dropped as an outlier, or one that failed there and converges now).
@@ -156,8 +169,13 @@ def cheap_labels_for(test: Dataset, cheap: Dataset, potential: CheapPotential | 
             failed.append(int(test.frame_id[i]))
         E[i], F[i] = e, f
     if failed:
-        raise DeltaError(f"the cheap level has no label on test frame(s) {failed} (frame_id); a Δ model cannot "
-                         f"predict there. Fix: a cheap level that converges on these geometries")
-    info = dict(n_from_labels=int(len(ia)), n_computed=len(rest),
-                computed_cpu_s=(potential.cpu_s - cpu0) if potential is not None else 0.0)
+        raise DeltaError(
+            f"the cheap level has no label on test frame(s) {failed} (frame_id); a Δ model cannot "
+            f"predict there. Fix: a cheap level that converges on these geometries"
+        )
+    info = dict(
+        n_from_labels=int(len(ia)),
+        n_computed=len(rest),
+        computed_cpu_s=(potential.cpu_s - cpu0) if potential is not None else 0.0,
+    )
     return E, F, info

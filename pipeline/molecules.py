@@ -4,6 +4,7 @@ A molecule resolves to an RDKit molecule with explicit hydrogens and a 3D confor
 order (heavy atoms first, then hydrogens, as RDKit's AddHs gives) is the atom order of every
 file the pipeline writes for it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -71,9 +72,7 @@ def to_rdkit(spec: MoleculeSpec, seed: int = 0):
     if spec.smiles is not None:
         mol = Chem.MolFromSmiles(spec.smiles)
         if mol is None:
-            raise MoleculeError(
-                f"molecule {spec.name!r}: RDKit cannot parse SMILES {spec.smiles!r}; check the string"
-            )
+            raise MoleculeError(f"molecule {spec.name!r}: RDKit cannot parse SMILES {spec.smiles!r}; check the string")
         mol = Chem.AddHs(mol)
         if AllChem.EmbedMolecule(mol, randomSeed=seed) != 0:
             raise MoleculeError(f"molecule {spec.name!r}: RDKit could not embed SMILES {spec.smiles!r} in 3D")
@@ -103,9 +102,7 @@ def check_spec(spec: MoleculeSpec) -> None:
 
         RDLogger.DisableLog("rdApp.*")
         if Chem.MolFromSmiles(spec.smiles) is None:
-            raise MoleculeError(
-                f"molecule {spec.name!r}: RDKit cannot parse SMILES {spec.smiles!r}; check the string"
-            )
+            raise MoleculeError(f"molecule {spec.name!r}: RDKit cannot parse SMILES {spec.smiles!r}; check the string")
     else:
         path = Path(spec.xyz)
         if not path.exists():

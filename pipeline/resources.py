@@ -12,6 +12,7 @@ or memory is resubmitted with more; the SLURM profile sets `retries: 1`).
 These are guesses, not measurements: a job that needs more than its request fails as TIMEOUT or
 OUT_OF_MEMORY and is retried with more; `--set-resources rule:mem_mb=...` overrides any of them.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,22 +20,35 @@ from dataclasses import dataclass
 
 MIN_MEM_MB = 1000
 MIN_RUNTIME_MIN = 10
-MAX_RUNTIME_MIN = 72 * 60   # longer jobs ask for 72 h: labels resume from the cache, training from its checkpoint
+MAX_RUNTIME_MIN = 72 * 60  # longer jobs ask for 72 h: labels resume from the cache, training from its checkpoint
 MEM_MARGIN = 1.5
 TIME_MARGIN = 2.0
-JOB_START_S = 120           # interpreter, imports, reading inputs, writing outputs
-PYTHON_MB = 500             # interpreter with numpy/pyscf or torch imported
+JOB_START_S = 120  # interpreter, imports, reading inputs, writing outputs
+PYTHON_MB = 500  # interpreter with numpy/pyscf or torch imported
 TORCH_MB = 700
-CUDA_HOST_MB = 2000         # host memory of a CUDA context
+CUDA_HOST_MB = 2000  # host memory of a CUDA context
 PYSCF_MAX_MEMORY_MB = 4000  # PySCF's default max_memory: larger intermediates go to disk
 
 # Basis functions per hydrogen and per heavy (first/second-row) atom, by basis name (lower case).
 # An unknown basis counts as cc-pVTZ (large): the request errs on the safe side.
 BASIS_FUNCTIONS = {
-    "sto-3g": (1, 5), "3-21g": (2, 9), "6-31g": (2, 9), "6-31g*": (2, 15), "6-31g(d)": (2, 15),
-    "6-31g**": (5, 15), "6-31g(d,p)": (5, 15), "6-311g": (3, 13), "6-311g**": (6, 18),
-    "cc-pvdz": (5, 14), "aug-cc-pvdz": (9, 23), "cc-pvtz": (14, 30), "aug-cc-pvtz": (23, 46),
-    "def2-svp": (5, 14), "def2-svpd": (7, 19), "def2-tzvp": (6, 31), "def2-tzvpp": (14, 31),
+    "sto-3g": (1, 5),
+    "3-21g": (2, 9),
+    "6-31g": (2, 9),
+    "6-31g*": (2, 15),
+    "6-31g(d)": (2, 15),
+    "6-31g**": (5, 15),
+    "6-31g(d,p)": (5, 15),
+    "6-311g": (3, 13),
+    "6-311g**": (6, 18),
+    "cc-pvdz": (5, 14),
+    "aug-cc-pvdz": (9, 23),
+    "cc-pvtz": (14, 30),
+    "aug-cc-pvtz": (23, 46),
+    "def2-svp": (5, 14),
+    "def2-svpd": (7, 19),
+    "def2-tzvp": (6, 31),
+    "def2-tzvpp": (14, 31),
 }
 UNKNOWN_BASIS = BASIS_FUNCTIONS["cc-pvtz"]
 
@@ -43,14 +57,14 @@ UNKNOWN_BASIS = BASIS_FUNCTIONS["cc-pvtz"]
 # DFT with density fitting about 3 (PBE: ethanol 2.7 s -> aspirin 6-31G 53 s measured; 107 s here).
 REF_NBF = 39
 LABEL_COST = {"ccsd_t": (15.0, 7), "ccsd": (10.0, 6), "dft": (2.7, 3)}
-XTB_S_PER_ATOM2 = 5e-5       # GFN2-xTB: 0.006 s ethanol, 0.02 s aspirin per frame
+XTB_S_PER_ATOM2 = 5e-5  # GFN2-xTB: 0.006 s ethanol, 0.02 s aspirin per frame
 
 # Training cost per frame and epoch (forward + backward with forces), 1 thread, EGNN hidden 64,
 # 5 layers on ethanol (9 atoms): about 5 ms. EGNN grows with atom pairs, GemNet-T with triplets.
 TRAIN_S_PER_FRAME_EPOCH = {"egnn": 5e-3, "gemnet": 5e-2}
 TRAIN_ATOM_POWER = {"egnn": 2, "gemnet": 3}
 REF_ATOMS = 9
-SCORE_COST_FACTOR = 3.0      # sliced score matching: a second derivative per projection
+SCORE_COST_FACTOR = 3.0  # sliced score matching: a second derivative per projection
 GPU_SPEEDUP = 4.0
 
 
@@ -102,15 +116,15 @@ def label_chunk(level_entry: dict, n_frames: int, comp: Composition, threads: in
     """A labelling job of `n_frames` frames at one level: per-frame cost of the engine x frames."""
     engine = level_entry["engine"]
     if engine == "xtb":
-        per_frame, mem = XTB_S_PER_ATOM2 * comp.atoms ** 2, PYTHON_MB + 200
+        per_frame, mem = XTB_S_PER_ATOM2 * comp.atoms**2, PYTHON_MB + 200
     elif engine in LABEL_COST:
         nbf = n_basis_functions(level_entry.get("basis"), comp)
         ref_s, power = LABEL_COST[engine]
         per_frame = ref_s * (nbf / REF_NBF) ** power
         if engine == "dft":  # density fitting: three-index tensor, about 3 nbf auxiliary functions
-            work = 8 * 3 * nbf ** 3 / 1e6 * 2
+            work = 8 * 3 * nbf**3 / 1e6 * 2
         else:  # CCSD: two-electron integrals (8-fold symmetry) and amplitudes, a few copies
-            work = 3 * nbf ** 4 / 1e6
+            work = 3 * nbf**4 / 1e6
         mem = PYTHON_MB + min(work, PYSCF_MAX_MEMORY_MB)
     else:  # empirical, file: nothing computed per frame
         per_frame, mem = 0.0, PYTHON_MB
@@ -133,8 +147,18 @@ def _train_memory(model: str, hparams: dict, comp: Composition, batch_size: int,
     return TORCH_MB + activations + data + (CUDA_HOST_MB if gpu else 0)
 
 
-def training(model: str, hparams: dict, stage: dict, n_train: int, n_val: int, comp: Composition,
-             threads: int = 1, gpu: bool = False, cost_factor: float = 1.0, attempt: int = 1) -> Request:
+def training(
+    model: str,
+    hparams: dict,
+    stage: dict,
+    n_train: int,
+    n_val: int,
+    comp: Composition,
+    threads: int = 1,
+    gpu: bool = False,
+    cost_factor: float = 1.0,
+    attempt: int = 1,
+) -> Request:
     """A training job: at most `stage['max_epochs']` passes over `n_train` frames and at most
     `stage['max_steps']` batches, with a validation pass over `n_val` frames per evaluation period
     (an epoch, or `eval_every_steps` steps)."""
@@ -150,21 +174,23 @@ def training(model: str, hparams: dict, stage: dict, n_train: int, n_val: int, c
     return request(mem, seconds, attempt)
 
 
-def inference(model: str, hparams: dict, n_frames: int, comp: Composition, threads: int = 1,
-              attempt: int = 1) -> Request:
+def inference(
+    model: str, hparams: dict, n_frames: int, comp: Composition, threads: int = 1, attempt: int = 1
+) -> Request:
     """Predictions with forces on `n_frames` frames (evaluation, bias, MD steps)."""
     seconds = n_frames * _per_frame_epoch(model, hparams, comp) / 2 / _thread_speedup(threads)
     return request(_train_memory(model, hparams, comp, 16, n_frames, False), seconds, attempt)
 
 
 # ----------------------------------------------------------------------------- the rest
-def sgdml(n_train: int, n_val: int, n_test: int, n_sigmas: int, comp: Composition, threads: int = 2,
-          attempt: int = 1) -> Request:
+def sgdml(
+    n_train: int, n_val: int, n_test: int, n_sigmas: int, comp: Composition, threads: int = 2, attempt: int = 1
+) -> Request:
     """sGDML's analytic solve: one (3 N atoms)^2 kernel matrix, a Cholesky per sigma tried."""
     dim = 3 * n_train * comp.atoms
-    kernel_mb = dim ** 2 * 8 / 1e6
+    kernel_mb = dim**2 * 8 / 1e6
     mem = PYTHON_MB + 1.2 * kernel_mb + (n_val + n_test) * dim * 8 / 1e6
-    flops = n_sigmas * (dim ** 3 / 3 + 2 * dim ** 2 * 3 * comp.atoms * (n_val + n_test))
+    flops = n_sigmas * (dim**3 / 3 + 2 * dim**2 * 3 * comp.atoms * (n_val + n_test))
     return request(mem, flops / (5e9 * _thread_speedup(threads)), attempt)
 
 

@@ -14,6 +14,7 @@ Called from workflow/rules/common.smk, in Snakemake's main process, where the pl
 already imported when it is the executor; with any other executor it does nothing. Idempotent,
 and harmless once the plugin handles these states itself.
 """
+
 from __future__ import annotations
 
 import sys

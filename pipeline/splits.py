@@ -5,6 +5,7 @@ and cut into consecutive blocks in a fixed order: test, val, train, cheap pools,
 Test and validation come first so that changing a training or pool size never moves them. The
 training sizes are nested prefixes of the train subset (`train[:N]`).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ def take_block(source: Dataset, offset: int, size: int, seed: int) -> Dataset:
     if offset + size > len(source):
         raise ValueError(f"splits need {offset + size} frames but the source has {len(source)}")
     perm = np.random.default_rng(seed).permutation(len(source))
-    return source.subset(perm[offset:offset + size])  # random order: train[:N] is a random subset
+    return source.subset(perm[offset : offset + size])  # random order: train[:N] is a random subset
 
 
 def blocks(sizes: dict[str, int]) -> dict[str, tuple[int, int]]:

@@ -6,6 +6,7 @@ Training units (losses, gamma, reported errors): kcal/mol and kcal/mol/Angstrom,
 the units in which the ASTEROID paper states gamma and force errors.
 OpenMM (kJ/mol, nm) and PySCF/xTB (Hartree, Bohr) values are converted with the factors below.
 """
+
 from __future__ import annotations
 
 from ase import units as ase_units
@@ -51,9 +52,7 @@ def energy_factor(unit: str) -> float:
     try:
         return ENERGY_TO_EV[unit]
     except KeyError:
-        raise ValueError(
-            f"unknown energy unit {unit!r}; valid: {', '.join(sorted(ENERGY_TO_EV))}"
-        ) from None
+        raise ValueError(f"unknown energy unit {unit!r}; valid: {', '.join(sorted(ENERGY_TO_EV))}") from None
 
 
 def length_factor(unit: str) -> float:
@@ -61,9 +60,7 @@ def length_factor(unit: str) -> float:
     try:
         return LENGTH_TO_ANGSTROM[unit]
     except KeyError:
-        raise ValueError(
-            f"unknown length unit {unit!r}; valid: {', '.join(sorted(LENGTH_TO_ANGSTROM))}"
-        ) from None
+        raise ValueError(f"unknown length unit {unit!r}; valid: {', '.join(sorted(LENGTH_TO_ANGSTROM))}") from None
 
 
 def force_factor(energy_unit: str, length_unit: str) -> float:

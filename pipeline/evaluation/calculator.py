@@ -3,9 +3,11 @@
 The model works in kcal/mol and kcal/mol/Angstrom; ASE expects eV and eV/Angstrom.
 The conversion is done here with :mod:`pipeline.units`.
 """
+
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 import torch
 from ase.calculators.calculator import Calculator, all_changes
@@ -23,7 +25,7 @@ class ModelCalculator(Calculator):
       device: torch device to run on.
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces"]
 
     def __init__(self, model: torch.nn.Module | str | os.PathLike, device: str = "cpu", **kwargs):
         super().__init__(**kwargs)

@@ -1,4 +1,5 @@
 """Evaluation commands of `python -m pipeline`."""
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,17 @@ def _run_sgdml(a):
     from .sgdml_baseline import run_sgdml_baseline
 
     s = a.sgdml
-    run_sgdml_baseline(a.train, a.val, a.test, a.out_json, a.out_pred, sigmas=tuple(s["sigmas"]),
-                       max_processes=a.processes, out_model=a.out_model, n_train=a.n_train)
+    run_sgdml_baseline(
+        a.train,
+        a.val,
+        a.test,
+        a.out_json,
+        a.out_pred,
+        sigmas=tuple(s["sigmas"]),
+        max_processes=a.processes,
+        out_model=a.out_model,
+        n_train=a.n_train,
+    )
 
 
 def _run_md_stability(a):
@@ -34,8 +44,16 @@ def _run_md_stability(a):
     from .collect import best_by_validation
     from .md_stability import run_stability
 
-    keys = ("n_runs", "n_steps", "temperature_K", "timestep_fs", "friction_per_fs", "bond_factor",
-            "min_distance_A", "max_energy_change_kcal_per_atom")
+    keys = (
+        "n_runs",
+        "n_steps",
+        "temperature_K",
+        "timestep_fs",
+        "friction_per_fs",
+        "bond_factor",
+        "min_distance_A",
+        "max_energy_change_kcal_per_atom",
+    )
     kw = {k: a.md_stability[k] for k in keys if k in a.md_stability}
     # Several candidates (the gamma grid): run the one ASTEROID selects, by validation loss.
     extras = {p: dict(load_model(p).extra or {}) for p in a.model}
@@ -55,54 +73,105 @@ def _run_md_stability(a):
 def _run_evaluate_delta(a):
     from .delta import evaluate_delta
 
-    evaluate_delta(a.model, a.test, a.cheap_test, a.out_json, a.out_pred, prmtop=a.prmtop, device=_device(a.device),
-                   batch_size=a.batch_size)
+    evaluate_delta(
+        a.model,
+        a.test,
+        a.cheap_test,
+        a.out_json,
+        a.out_pred,
+        prmtop=a.prmtop,
+        device=_device(a.device),
+        batch_size=a.batch_size,
+    )
 
 
 def _run_sgdml_delta(a):
     from .delta import run_sgdml_delta
 
     s = a.sgdml
-    run_sgdml_delta(train_npz=a.train, cheap_train_npz=a.cheap_train, val_npz=a.val, cheap_val_npz=a.cheap_val,
-                    test_npz=a.test, cheap_test_npz=a.cheap_test, n_train=a.n_train, cheap_level=a.cheap_level,
-                    cheap_entry=a.cheap_entry, out_json=a.out_json, out_predictions_npz=a.out_pred,
-                    out_model=a.out_model, prmtop=a.prmtop, sigmas=tuple(s["sigmas"]),
-                    max_processes=a.processes)
+    run_sgdml_delta(
+        train_npz=a.train,
+        cheap_train_npz=a.cheap_train,
+        val_npz=a.val,
+        cheap_val_npz=a.cheap_val,
+        test_npz=a.test,
+        cheap_test_npz=a.cheap_test,
+        n_train=a.n_train,
+        cheap_level=a.cheap_level,
+        cheap_entry=a.cheap_entry,
+        out_json=a.out_json,
+        out_predictions_npz=a.out_pred,
+        out_model=a.out_model,
+        prmtop=a.prmtop,
+        sigmas=tuple(s["sigmas"]),
+        max_processes=a.processes,
+    )
 
 
 def _run_collect(a):
     from .collect import collect
 
-    collect(molecule=a.molecule, evals=a.evals, train_npz=a.train, cheap_npz=dict(kv.split("=", 1) for kv in a.cheap),
-            unlabelled_npz=a.unlabelled, datasets=dict(kv.split("=", 1) for kv in a.datasets),
-            stability_csvs=a.stability, out_results=a.out_results, out_gamma=a.out_gamma, out_costs=a.out_costs,
-            out_stability=a.out_stability, bias_csvs=a.bias_diagnostics, out_reductions=a.out_reductions,
-            out_bias=a.out_bias, out_bias_summary=a.out_bias_summary, out_forcefield=a.out_forcefield,
-            accurate_level=a.accurate_level)
+    collect(
+        molecule=a.molecule,
+        evals=a.evals,
+        train_npz=a.train,
+        cheap_npz=dict(kv.split("=", 1) for kv in a.cheap),
+        unlabelled_npz=a.unlabelled,
+        datasets=dict(kv.split("=", 1) for kv in a.datasets),
+        stability_csvs=a.stability,
+        out_results=a.out_results,
+        out_gamma=a.out_gamma,
+        out_costs=a.out_costs,
+        out_stability=a.out_stability,
+        bias_csvs=a.bias_diagnostics,
+        out_reductions=a.out_reductions,
+        out_bias=a.out_bias,
+        out_bias_summary=a.out_bias_summary,
+        out_forcefield=a.out_forcefield,
+        accurate_level=a.accurate_level,
+    )
 
 
 def _run_bias_diagnostic(a):
     from .bias_diagnostic import bias_diagnostic
 
-    bias_diagnostic(model_path=a.model, cheap_val_npz=a.cheap_val, accurate_val_npz=a.accurate_val,
-                    cheap_level=a.cheap_level, out_csv=a.out, device=_device(a.device))
+    bias_diagnostic(
+        model_path=a.model,
+        cheap_val_npz=a.cheap_val,
+        accurate_val_npz=a.accurate_val,
+        cheap_level=a.cheap_level,
+        out_csv=a.out,
+        device=_device(a.device),
+    )
 
 
 def _run_report(a):
     import glob
 
-    from ..report.html import build_report
-
     import yaml
 
     from ..data import atomic_write
+    from ..report.html import build_report
 
     text = yaml.safe_dump(a.config_json, sort_keys=False)
     atomic_write(a.out_config, lambda tmp: open(tmp, "w").write(text))
     benchmarks = sorted(glob.glob(f"{a.benchmarks_dir}/**/*.tsv", recursive=True))
-    build_report(a.results, a.label_costs, a.gamma, a.stability, benchmarks, a.out_config, a.out_html, a.fig_dir,
-                 a.molecule, reductions_csv=a.reductions, bias_csv=a.bias, bias_summary_csv=a.bias_summary,
-                 forcefield_dir=a.forcefield, label_plan_csv=a.label_plan)
+    build_report(
+        a.results,
+        a.label_costs,
+        a.gamma,
+        a.stability,
+        benchmarks,
+        a.out_config,
+        a.out_html,
+        a.fig_dir,
+        a.molecule,
+        reductions_csv=a.reductions,
+        bias_csv=a.bias,
+        bias_summary_csv=a.bias_summary,
+        forcefield_dir=a.forcefield,
+        label_plan_csv=a.label_plan,
+    )
 
 
 def _evaluation_args(s, model_help: str) -> None:
@@ -133,12 +202,23 @@ def add_commands(sub) -> None:
     s.set_defaults(func=_run_sgdml)
 
     s = sub.add_parser("md-stability", help="Langevin MD runs with a trained model; one CSV row per run")
-    s.add_argument("--model", nargs="+", required=True,
-                   help="model file; several: the one with the lowest validation loss (ASTEROID's gamma choice)")
-    s.add_argument("--label", type=_json, required=True,
-                   help='columns identifying the run: {"model": ..., "method": ..., "cheap_level": ..., "n_train": ..., "seed": ...}')
+    s.add_argument(
+        "--model",
+        nargs="+",
+        required=True,
+        help="model file; several: the one with the lowest validation loss (ASTEROID's gamma choice)",
+    )
+    s.add_argument(
+        "--label",
+        type=_json,
+        required=True,
+        help='columns identifying the run: {"model": ..., "method": ..., "cheap_level": ..., '
+        '"n_train": ..., "seed": ...}',
+    )
     s.add_argument("--start", required=True, help="npz whose frames are the start geometries")
-    s.add_argument("--md-stability", type=_json, default={}, help="the config's evaluation.md_stability section as JSON")
+    s.add_argument(
+        "--md-stability", type=_json, default={}, help="the config's evaluation.md_stability section as JSON"
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", required=True, help="CSV")
     s.add_argument("--device", default="auto")
@@ -168,7 +248,9 @@ def add_commands(sub) -> None:
 
     s = sub.add_parser("collect", help="results.csv, gamma selection, label costs and stability tables")
     s.add_argument("--molecule", required=True)
-    s.add_argument("--evals", nargs="+", required=True, help="eval.json files (roles read from the model metadata inside)")
+    s.add_argument(
+        "--evals", nargs="+", required=True, help="eval.json files (roles read from the model metadata inside)"
+    )
     s.add_argument("--train", required=True, help="accurate train dataset (label costs per frame)")
     s.add_argument("--cheap", nargs="*", default=[], help="LEVEL=PATH of cheap pools")
     s.add_argument("--unlabelled", default=None)

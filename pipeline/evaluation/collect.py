@@ -22,6 +22,7 @@ parsed out of paths.
   validation frames, per frame and summarised (Spearman rank correlation).
 - forcefield/: the recommended force field (chosen on validation) and its metadata.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,16 +37,61 @@ from ..data import atomic_write, load_npz
 from .stats import mean_interval, reduction_interval
 
 METRICS = ["force_mae_kcal", "force_rmse_kcal", "force_mae_mev", "force_rmse_mev", "energy_mae_kcal"]
-COLUMNS = ["molecule", "model", "method", "cheap_level", "n_train", "gamma", "gamma_spec", "seed", *METRICS,
-           "force_mae_ci_low", "force_mae_ci_high", "reduction_vs_standard", "reduction_ci_low", "reduction_ci_high",
-           "val_force_mae_kcal", "effective_frames",
-           "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h", "cheap_label_cpu_h", "data_cost_cpu_h",
-           "train_wall_s", "train_cpu_s", "train_cpu_h_total", "total_cpu_h", "predict_cpu_s_per_frame"]
-GAMMA_COLUMNS = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "n_cheap",
-                 "val_loss", "chosen"]
-REDUCTION_COLUMNS = ["model", "method", "cheap_level", "n_train", "baseline", "n_seeds", "n_test",
-                     "force_mae_kcal", "baseline_force_mae_kcal", "reduction", "reduction_ci_low",
-                     "reduction_ci_high", "significant"]
+COLUMNS = [
+    "molecule",
+    "model",
+    "method",
+    "cheap_level",
+    "n_train",
+    "gamma",
+    "gamma_spec",
+    "seed",
+    *METRICS,
+    "force_mae_ci_low",
+    "force_mae_ci_high",
+    "reduction_vs_standard",
+    "reduction_ci_low",
+    "reduction_ci_high",
+    "val_force_mae_kcal",
+    "effective_frames",
+    "n_accurate_labels",
+    "n_cheap_labels",
+    "accurate_label_cpu_h",
+    "cheap_label_cpu_h",
+    "data_cost_cpu_h",
+    "train_wall_s",
+    "train_cpu_s",
+    "train_cpu_h_total",
+    "total_cpu_h",
+    "predict_cpu_s_per_frame",
+]
+GAMMA_COLUMNS = [
+    "model",
+    "cheap_level",
+    "n_train",
+    "seed",
+    "gamma_spec",
+    "gamma",
+    "effective_frames",
+    "n_cheap",
+    "val_loss",
+    "chosen",
+]
+REDUCTION_COLUMNS = [
+    "model",
+    "method",
+    "cheap_level",
+    "n_train",
+    "baseline",
+    "n_seeds",
+    "n_test",
+    "force_mae_kcal",
+    "baseline_force_mae_kcal",
+    "reduction",
+    "reduction_ci_low",
+    "reduction_ci_high",
+    "significant",
+]
 # Methods whose model ends on accurate data and has a validation force MAE on the accurate
 # validation set: the candidates for the recommended force field.
 PRODUCT_METHODS = ("standard", "asteroid", "finetune_unweighted", "score_matching")
@@ -70,20 +116,43 @@ def evaluation_record(path: str) -> dict:
     """One evaluation with its role, from the eval.json and the model metadata inside it."""
     ev = json.loads(Path(path).read_text())
     extra = ev.get("model_extra") or {}
-    rec = {"path": path, "extra": extra, **{m: ev[m] for m in METRICS},
-           "errors": np.asarray(ev["per_frame_force_mae_kcal"], dtype=np.float64),
-           "frame_id": np.asarray(ev["frame_id"]), "cheap_level": "", "gamma": math.nan, "gamma_spec": "",
-           "effective_frames": math.nan, "val_force_mae_kcal": math.nan,
-           "predict_cpu_s_per_frame": _num(ev.get("predict_cpu_s_per_frame"))}
+    rec = {
+        "path": path,
+        "extra": extra,
+        **{m: ev[m] for m in METRICS},
+        "errors": np.asarray(ev["per_frame_force_mae_kcal"], dtype=np.float64),
+        "frame_id": np.asarray(ev["frame_id"]),
+        "cheap_level": "",
+        "gamma": math.nan,
+        "gamma_spec": "",
+        "effective_frames": math.nan,
+        "val_force_mae_kcal": math.nan,
+        "predict_cpu_s_per_frame": _num(ev.get("predict_cpu_s_per_frame")),
+    }
     if ev.get("method") in KERNEL_METHODS:  # sGDML, and sGDML as a Δ-model (it records its cheap level)
-        return {**rec, "role": ev["method"], "model": "sgdml", "n_train": int(ev["n_train"]), "seed": 0,
-                "cheap_level": str(ev["cheap_level"]) if ev["method"] == "delta_sgdml" else "", "train_wall_s": _num(ev.get("train_wall_s"), 0.0),
-                "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0), "val_force_mae_kcal": _num(ev.get("valid_force_mae_kcal"))}
+        return {
+            **rec,
+            "role": ev["method"],
+            "model": "sgdml",
+            "n_train": int(ev["n_train"]),
+            "seed": 0,
+            "cheap_level": str(ev["cheap_level"]) if ev["method"] == "delta_sgdml" else "",
+            "train_wall_s": _num(ev.get("train_wall_s"), 0.0),
+            "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0),
+            "val_force_mae_kcal": _num(ev.get("valid_force_mae_kcal")),
+        }
     stage = extra.get("stage")
-    rec.update(model=extra["model_name"], seed=int(extra["seed"]), n_train=int(extra.get("n_train") or 0),
-               train_wall_s=_num(extra.get("train_wall_s"), 0.0), train_cpu_s=_num(extra.get("train_cpu_s"), 0.0),
-               gamma=_num(extra.get("gamma")), gamma_spec=str(extra.get("gamma_spec") or ""),
-               effective_frames=_num(extra.get("effective_frames")), cheap_level=str(extra.get("cheap_level") or ""))
+    rec.update(
+        model=extra["model_name"],
+        seed=int(extra["seed"]),
+        n_train=int(extra.get("n_train") or 0),
+        train_wall_s=_num(extra.get("train_wall_s"), 0.0),
+        train_cpu_s=_num(extra.get("train_cpu_s"), 0.0),
+        gamma=_num(extra.get("gamma")),
+        gamma_spec=str(extra.get("gamma_spec") or ""),
+        effective_frames=_num(extra.get("effective_frames")),
+        cheap_level=str(extra.get("cheap_level") or ""),
+    )
     if stage in ("standard", "finetune", "delta"):
         rec["val_force_mae_kcal"] = _num(extra.get("best_metric"))
     if stage == "standard":
@@ -120,12 +189,31 @@ def _label_cost_rows(datasets: dict[str, str]) -> pd.DataFrame:
         level, subset = key.split(":", 1)
         ds, failed = _dataset_and_failures(path)
         cpu_total = float(ds.cpu_s.sum() + failed["cpu_s"].sum())
-        rows.append(dict(level=level, subset=subset, n_frames=len(ds), n_failed=len(failed),
-                         n_outliers=int(ds.meta.get("n_outliers", 0)), cpu_s_total=cpu_total,
-                         cpu_s_per_frame=float(ds.cpu_s.mean()) if len(ds) else math.nan,
-                         wall_s_per_frame=float(ds.wall_s.mean()) if len(ds) else math.nan))
-    return pd.DataFrame(rows, columns=["level", "subset", "n_frames", "n_failed", "n_outliers", "cpu_s_total", "cpu_s_per_frame",
-                                       "wall_s_per_frame"])
+        rows.append(
+            dict(
+                level=level,
+                subset=subset,
+                n_frames=len(ds),
+                n_failed=len(failed),
+                n_outliers=int(ds.meta.get("n_outliers", 0)),
+                cpu_s_total=cpu_total,
+                cpu_s_per_frame=float(ds.cpu_s.mean()) if len(ds) else math.nan,
+                wall_s_per_frame=float(ds.wall_s.mean()) if len(ds) else math.nan,
+            )
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "level",
+            "subset",
+            "n_frames",
+            "n_failed",
+            "n_outliers",
+            "cpu_s_total",
+            "cpu_s_per_frame",
+            "wall_s_per_frame",
+        ],
+    )
 
 
 class _DeltaCheapCost:
@@ -142,14 +230,16 @@ class _DeltaCheapCost:
         key = f"{level}:{subset}"
         if key not in self._loaded:
             if key not in self.datasets:
-                raise ValueError(f"a Δ model of cheap level {level!r} needs its {subset} labels in --datasets "
-                                 f"({key}=PATH); the workflow passes them when delta.enabled")
+                raise ValueError(
+                    f"a Δ model of cheap level {level!r} needs its {subset} labels in --datasets "
+                    f"({key}=PATH); the workflow passes them when delta.enabled"
+                )
             self._loaded[key] = _dataset_and_failures(self.datasets[key])
         return self._loaded[key]
 
     def __call__(self, level: str, n: int) -> tuple[int, float]:
         """(cheap labels, their CPU seconds) for a Δ model at N accurate training frames."""
-        ids = set(int(f) for f in self.train_frame_id[:n])
+        ids = {int(f) for f in self.train_frame_id[:n]}
         ds, failed = self._load(level, "train")
         used = np.array([int(f) in ids for f in ds.frame_id], dtype=bool)
         n_labels = int(used.sum())
@@ -168,9 +258,16 @@ class _Index:
         self.records = records
 
     def find(self, role, model=None, level=None, n=None, seed=None, gamma_spec=None) -> list[dict]:
-        return [r for r in self.records if r["role"] == role and (model is None or r["model"] == model)
-                and (level is None or r["cheap_level"] == level) and (n is None or r["n_train"] == n)
-                and (seed is None or r["seed"] == seed) and (gamma_spec is None or r["gamma_spec"] == gamma_spec)]
+        return [
+            r
+            for r in self.records
+            if r["role"] == role
+            and (model is None or r["model"] == model)
+            and (level is None or r["cheap_level"] == level)
+            and (n is None or r["n_train"] == n)
+            and (seed is None or r["seed"] == seed)
+            and (gamma_spec is None or r["gamma_spec"] == gamma_spec)
+        ]
 
     def one(self, *args, **kw) -> dict | None:
         found = self.find(*args, **kw)
@@ -206,12 +303,29 @@ def _training_cpu_s(method: str, rec: dict, idx: _Index, candidates: list[dict])
     return _cpu_s(rec)
 
 
-def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[str, str], unlabelled_npz: str | None,
-            datasets: dict[str, str], stability_csvs: list[str], out_results: str, out_gamma: str, out_costs: str,
-            out_stability: str, bias_csvs: list[str] = (), out_reductions: str | None = None,
-            out_bias: str | None = None, out_bias_summary: str | None = None, out_forcefield: str | None = None,
-            accurate_level: str = "", n_bootstrap: int = 2000) -> pd.DataFrame:
-    from .bias_diagnostic import COLUMNS as BIAS_COLUMNS, summarise
+def collect(
+    *,
+    molecule: str,
+    evals: list[str],
+    train_npz: str,
+    cheap_npz: dict[str, str],
+    unlabelled_npz: str | None,
+    datasets: dict[str, str],
+    stability_csvs: list[str],
+    out_results: str,
+    out_gamma: str,
+    out_costs: str,
+    out_stability: str,
+    bias_csvs: list[str] = (),
+    out_reductions: str | None = None,
+    out_bias: str | None = None,
+    out_bias_summary: str | None = None,
+    out_forcefield: str | None = None,
+    accurate_level: str = "",
+    n_bootstrap: int = 2000,
+) -> pd.DataFrame:
+    from .bias_diagnostic import COLUMNS as BIAS_COLUMNS
+    from .bias_diagnostic import summarise
 
     train_ds = load_npz(train_npz)
     train_cpu = train_ds.cpu_s  # [n_train_max] CPU s per accurate label, in train order
@@ -240,13 +354,22 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
             n_cheap = cheap_n.get(rec["cheap_level"], 0) if uses_cheap else 0
         train_h = _training_cpu_s(method, rec, idx, list(candidates)) / 3600
         ci = mean_interval(rec["errors"], n_boot=n_bootstrap)
-        return {**{k: v for k, v in rec.items() if k not in ("extra", "errors", "frame_id", "path", "role")},
-                "method": method, "n_train": n, "n_accurate_labels": n,
-                "n_cheap_labels": n_cheap,
-                "accurate_label_cpu_h": acc_h, "cheap_label_cpu_h": ch_h, "data_cost_cpu_h": acc_h + ch_h,
-                "train_cpu_h_total": train_h, "total_cpu_h": acc_h + ch_h + train_h,
-                "force_mae_ci_low": ci.low, "force_mae_ci_high": ci.high, "_errors": rec["errors"],
-                "_path": rec["path"]}
+        return {
+            **{k: v for k, v in rec.items() if k not in ("extra", "errors", "frame_id", "path", "role")},
+            "method": method,
+            "n_train": n,
+            "n_accurate_labels": n,
+            "n_cheap_labels": n_cheap,
+            "accurate_label_cpu_h": acc_h,
+            "cheap_label_cpu_h": ch_h,
+            "data_cost_cpu_h": acc_h + ch_h,
+            "train_cpu_h_total": train_h,
+            "total_cpu_h": acc_h + ch_h + train_h,
+            "force_mae_ci_low": ci.low,
+            "force_mae_ci_high": ci.high,
+            "_errors": rec["errors"],
+            "_path": rec["path"],
+        }
 
     out, gamma_rows = [], []
     direct = {"standard", "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml", *DELTA_METHODS}
@@ -261,13 +384,26 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
     for (model, lvl, n, seed), cands in sorted(groups.items()):
         chosen = cands[best_by_validation({i: c["extra"] for i, c in enumerate(cands)})]
         for c in sorted(cands, key=lambda c: c["gamma"]):
-            gamma_rows.append(dict(model=model, cheap_level=lvl, n_train=n, seed=seed, gamma_spec=c["gamma_spec"],
-                                   gamma=c["gamma"], effective_frames=c["effective_frames"],
-                                   n_cheap=c["extra"].get("n_cheap"), val_loss=_num(c["extra"].get("best_val_loss")),
-                                   chosen=c is chosen))
+            gamma_rows.append(
+                dict(
+                    model=model,
+                    cheap_level=lvl,
+                    n_train=n,
+                    seed=seed,
+                    gamma_spec=c["gamma_spec"],
+                    gamma=c["gamma"],
+                    effective_frames=c["effective_frames"],
+                    n_cheap=c["extra"].get("n_cheap"),
+                    val_loss=_num(c["extra"].get("best_val_loss")),
+                    chosen=c is chosen,
+                )
+            )
         out.append(row(chosen, "asteroid", cands))
-        s2 = (idx.one("cheap_only", model, lvl, seed=seed) if math.isinf(chosen["gamma"])
-              else idx.one("stage2", model, lvl, n, seed, gamma_spec=chosen["gamma_spec"]))
+        s2 = (
+            idx.one("cheap_only", model, lvl, seed=seed)
+            if math.isinf(chosen["gamma"])
+            else idx.one("stage2", model, lvl, n, seed, gamma_spec=chosen["gamma_spec"])
+        )
         if s2 is not None:
             out.append({**row(s2, "bias_aware_no_finetune"), "n_train": n, "n_accurate_labels": n})
 
@@ -289,10 +425,20 @@ def collect(*, molecule: str, evals: list[str], train_npz: str, cheap_npz: dict[
     gamma = pd.DataFrame(gamma_rows, columns=GAMMA_COLUMNS)
     costs = _label_cost_rows(datasets)
     stab = pd.concat([pd.read_csv(p) for p in stability_csvs], ignore_index=True) if stability_csvs else pd.DataFrame()
-    bias_frames = pd.concat([pd.read_csv(p) for p in bias_csvs], ignore_index=True) if bias_csvs else \
-        pd.DataFrame(columns=BIAS_COLUMNS)
-    tables = [(out_results, results[COLUMNS]), (out_gamma, gamma), (out_costs, costs), (out_stability, stab),
-              (out_reductions, reductions), (out_bias, bias_frames), (out_bias_summary, summarise(bias_frames))]
+    bias_frames = (
+        pd.concat([pd.read_csv(p) for p in bias_csvs], ignore_index=True)
+        if bias_csvs
+        else pd.DataFrame(columns=BIAS_COLUMNS)
+    )
+    tables = [
+        (out_results, results[COLUMNS]),
+        (out_gamma, gamma),
+        (out_costs, costs),
+        (out_stability, stab),
+        (out_reductions, reductions),
+        (out_bias, bias_frames),
+        (out_bias_summary, summarise(bias_frames)),
+    ]
     for path, table in tables:
         if path:
             atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
@@ -311,24 +457,41 @@ def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.Data
         if method == "standard":
             continue
         kernel = method in KERNEL_METHODS
-        bases = ([("standard", res[(res["model"] == m) & (res["method"] == "standard") & (res["n_train"] == n)])
-                  for m in sorted(res.loc[res["model"] != "sgdml", "model"].unique())]
-                 if kernel else
-                 [("standard", res[(res["model"] == model) & (res["method"] == "standard") & (res["n_train"] == n)])])
+        bases = (
+            [
+                ("standard", res[(res["model"] == m) & (res["method"] == "standard") & (res["n_train"] == n)])
+                for m in sorted(res.loc[res["model"] != "sgdml", "model"].unique())
+            ]
+            if kernel
+            else [("standard", res[(res["model"] == model) & (res["method"] == "standard") & (res["n_train"] == n)])]
+        )
         for base_name, b in bases:
             seeds = sorted(set(g["seed"]) & set(b["seed"])) if not kernel else sorted(b["seed"])
             if not seeds:
                 continue
-            a_err = np.stack([g[g["seed"] == s]["_errors"].iloc[0] if not kernel else g["_errors"].iloc[0]
-                              for s in seeds])
+            a_err = np.stack(
+                [g[g["seed"] == s]["_errors"].iloc[0] if not kernel else g["_errors"].iloc[0] for s in seeds]
+            )
             b_err = np.stack([b[b["seed"] == s]["_errors"].iloc[0] for s in seeds])
             ci = reduction_interval(a_err, b_err, n_boot=n_bootstrap)
             base_model = b["model"].iloc[0]
-            rows.append(dict(model=model if not kernel else f"sgdml vs {base_model}", method=method,
-                             cheap_level=lvl, n_train=n, baseline=f"{base_model} {base_name}", n_seeds=len(seeds),
-                             n_test=a_err.shape[1], force_mae_kcal=float(a_err.mean()),
-                             baseline_force_mae_kcal=float(b_err.mean()), reduction=ci.estimate,
-                             reduction_ci_low=ci.low, reduction_ci_high=ci.high, significant=ci.significant))
+            rows.append(
+                dict(
+                    model=model if not kernel else f"sgdml vs {base_model}",
+                    method=method,
+                    cheap_level=lvl,
+                    n_train=n,
+                    baseline=f"{base_model} {base_name}",
+                    n_seeds=len(seeds),
+                    n_test=a_err.shape[1],
+                    force_mae_kcal=float(a_err.mean()),
+                    baseline_force_mae_kcal=float(b_err.mean()),
+                    reduction=ci.estimate,
+                    reduction_ci_low=ci.low,
+                    reduction_ci_high=ci.high,
+                    significant=ci.significant,
+                )
+            )
     return pd.DataFrame(rows, columns=REDUCTION_COLUMNS)
 
 
@@ -348,36 +511,53 @@ def export_forcefield(best: pd.Series, results: pd.DataFrame, molecule: str, acc
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = Path(best["_path"]).with_name("model.pt")
     meta = {
-        "molecule": molecule, "model": best["model"], "method": best["method"], "accurate_level": accurate_level,
-        "cheap_level": best["cheap_level"] or None, "n_train": int(best["n_train"]), "seed": int(best["seed"]),
+        "molecule": molecule,
+        "model": best["model"],
+        "method": best["method"],
+        "accurate_level": accurate_level,
+        "cheap_level": best["cheap_level"] or None,
+        "n_train": int(best["n_train"]),
+        "seed": int(best["seed"]),
         "gamma_kcal_per_mol_A": None if pd.isna(best["gamma"]) else float(best["gamma"]),
         "gamma_spec": best["gamma_spec"] or None,
         "chosen_by": "lowest validation force MAE (accurate validation set) at the largest N",
         "val_force_mae_kcal_per_mol_A": float(best["val_force_mae_kcal"]),
         "expected_test_force_mae_kcal_per_mol_A": float(best["force_mae_kcal"]),
         "test_force_mae_95ci": [float(best["force_mae_ci_low"]), float(best["force_mae_ci_high"])],
-        "energy_unit": "kcal/mol", "length_unit": "Ang", "source_model": str(model_path),
+        "energy_unit": "kcal/mol",
+        "length_unit": "Ang",
+        "source_model": str(model_path),
         "load": "from pipeline.evaluation.calculator import ModelCalculator; ModelCalculator('model.pt')",
     }
     sg = results[(results["method"] == "sgdml") & (results["n_train"] == best["n_train"])]
     if len(sg) and pd.notna(sg["val_force_mae_kcal"].iloc[0]):
         # The kernel baseline is not exported (it needs sgdml's own calculator), but a user must
         # know when it did better on the same validation data.
-        meta["sgdml_same_n"] = {"val_force_mae_kcal_per_mol_A": float(sg["val_force_mae_kcal"].iloc[0]),
-                                "better_on_validation": bool(sg["val_force_mae_kcal"].iloc[0] < best["val_force_mae_kcal"]),
-                                "model": str(Path(sg["_path"].iloc[0]).with_name("sgdml_model.npz"))}
-    dl = results[results["method"].isin(DELTA_METHODS) & (results["n_train"] == best["n_train"])
-                 & results["val_force_mae_kcal"].notna()]
+        meta["sgdml_same_n"] = {
+            "val_force_mae_kcal_per_mol_A": float(sg["val_force_mae_kcal"].iloc[0]),
+            "better_on_validation": bool(sg["val_force_mae_kcal"].iloc[0] < best["val_force_mae_kcal"]),
+            "model": str(Path(sg["_path"].iloc[0]).with_name("sgdml_model.npz")),
+        }
+    dl = results[
+        results["method"].isin(DELTA_METHODS)
+        & (results["n_train"] == best["n_train"])
+        & results["val_force_mae_kcal"].notna()
+    ]
     if len(dl):
         # Δ models need their cheap level at every call, so they are not exported as a plain force
         # field; a user must still know when one did better on the same validation data.
         d = dl.sort_values("val_force_mae_kcal").iloc[0]
-        meta["delta_same_n"] = {"method": d["method"], "model": d["model"], "cheap_level": d["cheap_level"],
-                                "val_force_mae_kcal_per_mol_A": float(d["val_force_mae_kcal"]),
-                                "better_on_validation": bool(d["val_force_mae_kcal"] < best["val_force_mae_kcal"]),
-                                "predict_cpu_s_per_frame": None if pd.isna(d["predict_cpu_s_per_frame"])
-                                else float(d["predict_cpu_s_per_frame"]),
-                                "model_path": str(Path(d["_path"]).parent)}
+        meta["delta_same_n"] = {
+            "method": d["method"],
+            "model": d["model"],
+            "cheap_level": d["cheap_level"],
+            "val_force_mae_kcal_per_mol_A": float(d["val_force_mae_kcal"]),
+            "better_on_validation": bool(d["val_force_mae_kcal"] < best["val_force_mae_kcal"]),
+            "predict_cpu_s_per_frame": None
+            if pd.isna(d["predict_cpu_s_per_frame"])
+            else float(d["predict_cpu_s_per_frame"]),
+            "model_path": str(Path(d["_path"]).parent),
+        }
     atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))
     text = json.dumps(meta, indent=2)
     atomic_write(out_dir / "metadata.json", lambda tmp: Path(tmp).write_text(text + "\n"))

@@ -13,9 +13,11 @@ like every label); a test frame without one (dropped as an outlier, or failed) i
 Every eval.json carries ``predict_cpu_s_per_frame``: the CPU seconds of one prediction on one frame
 (≈ one MD step), the cheap level's share included (``predict_cheap_cpu_s_per_frame``).
 """
+
 from __future__ import annotations
 
 import os
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -32,7 +34,9 @@ def delta_metadata(model) -> dict:
     """The Δ model's metadata; raises DeltaError for a model that is not a Δ model."""
     extra = dict(getattr(model, "extra", None) or {})
     if extra.get("stage") != "delta" or "cheap_entry" not in extra:
-        raise DeltaError(f"not a Δ model (stage {extra.get('stage')!r}); train it with `python -m pipeline train-delta`")
+        raise DeltaError(
+            f"not a Δ model (stage {extra.get('stage')!r}); train it with `python -m pipeline train-delta`"
+        )
     return extra
 
 
@@ -53,10 +57,17 @@ class DeltaCalculator(Calculator):
     A cheap-level calculation that fails gives NaN energy and forces (an MD run stops there).
     """
 
-    implemented_properties = ["energy", "free_energy", "forces"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces"]
 
-    def __init__(self, model: torch.nn.Module | str | os.PathLike, z=None, prmtop: str | None = None,
-                 device: str = "cpu", potential: CheapPotential | None = None, **kwargs):
+    def __init__(
+        self,
+        model: torch.nn.Module | str | os.PathLike,
+        z=None,
+        prmtop: str | None = None,
+        device: str = "cpu",
+        potential: CheapPotential | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if isinstance(model, (str, os.PathLike)):
             model = load_model(model, device=device)
@@ -93,15 +104,29 @@ def cheap_cpu_s_per_frame(potential: CheapPotential, test: Dataset, cheap: Datas
 
 def _delta_info(potential, test, cheap, cheap_info, model_cpu_s) -> dict:
     cheap_s, how = cheap_cpu_s_per_frame(potential, test, cheap)
-    return {"cheap_level": potential.name, "cheap_theory": potential.level.theory,
-            "predict_model_cpu_s_per_frame": model_cpu_s, "predict_cheap_cpu_s_per_frame": cheap_s,
-            "predict_cheap_cost_source": how, "predict_cpu_s_per_frame": model_cpu_s + cheap_s,
-            "predict_calls_cheap_level": True, "n_test_cheap_from_labels": cheap_info["n_from_labels"],
-            "n_test_cheap_computed": cheap_info["n_computed"]}
+    return {
+        "cheap_level": potential.name,
+        "cheap_theory": potential.level.theory,
+        "predict_model_cpu_s_per_frame": model_cpu_s,
+        "predict_cheap_cpu_s_per_frame": cheap_s,
+        "predict_cheap_cost_source": how,
+        "predict_cpu_s_per_frame": model_cpu_s + cheap_s,
+        "predict_calls_cheap_level": True,
+        "n_test_cheap_from_labels": cheap_info["n_from_labels"],
+        "n_test_cheap_computed": cheap_info["n_computed"],
+    }
 
 
-def evaluate_delta(model_path, test_npz, cheap_test_npz, out_json, out_predictions_npz, prmtop: str | None = None,
-                   device: str = "cpu", batch_size: int = 64) -> dict:
+def evaluate_delta(
+    model_path,
+    test_npz,
+    cheap_test_npz,
+    out_json,
+    out_predictions_npz,
+    prmtop: str | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+) -> dict:
     """Test errors of a Δ model: prediction = cheap label + correction on every accurate test frame."""
     model = load_model(model_path, device=device)
     test = load_labelled(test_npz)
@@ -111,17 +136,39 @@ def evaluate_delta(model_path, test_npz, cheap_test_npz, out_json, out_predictio
     E_m, F_m = predict(model, test.R, test.z, batch_size=batch_size, device=device)  # kcal/mol, kcal/mol/A
     E_pred = units.ev_to_kcal(E_c) + E_m
     F_pred = units.ev_to_kcal(F_c) + F_m
-    info = {"method": "delta", "model_path": str(model_path), "test_npz": str(test_npz),
-            "cheap_test_npz": str(cheap_test_npz), "model_extra": delta_metadata(model),
-            **_delta_info(potential, test, cheap, cheap_info,
-                          predict_cpu_s_per_frame(model, test.R, test.z, device=device))}
+    info = {
+        "method": "delta",
+        "model_path": str(model_path),
+        "test_npz": str(test_npz),
+        "cheap_test_npz": str(cheap_test_npz),
+        "model_extra": delta_metadata(model),
+        **_delta_info(
+            potential, test, cheap, cheap_info, predict_cpu_s_per_frame(model, test.R, test.z, device=device)
+        ),
+    }
     return write_evaluation(out_json, out_predictions_npz, E_pred, F_pred, test, info)
 
 
-def run_sgdml_delta(*, train_npz, cheap_train_npz, val_npz, cheap_val_npz, test_npz, cheap_test_npz, n_train: int,
-                    cheap_level: str, cheap_entry: dict, out_json, out_predictions_npz, out_model=None,
-                    prmtop: str | None = None, sigmas, lam: float = 1e-10, use_sym: bool = True,
-                    max_processes: int | None = None) -> dict:
+def run_sgdml_delta(
+    *,
+    train_npz,
+    cheap_train_npz,
+    val_npz,
+    cheap_val_npz,
+    test_npz,
+    cheap_test_npz,
+    n_train: int,
+    cheap_level: str,
+    cheap_entry: dict,
+    out_json,
+    out_predictions_npz,
+    out_model=None,
+    prmtop: str | None = None,
+    sigmas,
+    lam: float = 1e-10,
+    use_sym: bool = True,
+    max_processes: int | None = None,
+) -> dict:
     """sGDML trained on accurate − cheap of the accurate train[:N] (sigma chosen on the validation
     difference); test prediction = cheap label + the kernel correction."""
     from ..data import atomic_write
@@ -132,19 +179,27 @@ def run_sgdml_delta(*, train_npz, cheap_train_npz, val_npz, cheap_val_npz, test_
         raise ValueError(f"{train_npz} has {len(train)} frames, fewer than N = {n_train}")
     d_train = difference_dataset(train.subset(np.arange(n_train)), load_npz(cheap_train_npz))
     d_val = difference_dataset(val, load_npz(cheap_val_npz))
-    model, info = fit_sgdml(d_train, d_val, sigmas=tuple(sigmas), lam=lam, use_sym=use_sym,
-                            max_processes=max_processes)
+    model, info = fit_sgdml(d_train, d_val, sigmas=tuple(sigmas), lam=lam, use_sym=use_sym, max_processes=max_processes)
     cheap = load_npz(cheap_test_npz)
     potential = CheapPotential(cheap_level, cheap_entry, test.z, prmtop=prmtop)
     E_c, F_c, cheap_info = cheap_labels_for(test, cheap, potential)
     E_m, F_m = sgdml_predict(model, test.R, max_processes)
     if out_model is not None:
         atomic_write(out_model, lambda tmp: np.savez_compressed(tmp, **model))
-    info.update(method="delta_sgdml", n_train=n_train, n_delta_train=len(d_train), cheap_entry=dict(cheap_entry),
-                train_npz=str(train_npz), cheap_train_npz=str(cheap_train_npz), valid_npz=str(val_npz),
-                test_npz=str(test_npz), cheap_test_npz=str(cheap_test_npz),
-                train_frame_id=[int(f) for f in d_train.frame_id],
-                model_path=None if out_model is None else str(out_model),
-                **_delta_info(potential, test, cheap, cheap_info, sgdml_cpu_s_per_frame(model, test.R)))
-    return write_evaluation(out_json, out_predictions_npz, units.ev_to_kcal(E_c) + E_m, units.ev_to_kcal(F_c) + F_m,
-                            test, info)
+    info.update(
+        method="delta_sgdml",
+        n_train=n_train,
+        n_delta_train=len(d_train),
+        cheap_entry=dict(cheap_entry),
+        train_npz=str(train_npz),
+        cheap_train_npz=str(cheap_train_npz),
+        valid_npz=str(val_npz),
+        test_npz=str(test_npz),
+        cheap_test_npz=str(cheap_test_npz),
+        train_frame_id=[int(f) for f in d_train.frame_id],
+        model_path=None if out_model is None else str(out_model),
+        **_delta_info(potential, test, cheap, cheap_info, sgdml_cpu_s_per_frame(model, test.R)),
+    )
+    return write_evaluation(
+        out_json, out_predictions_npz, units.ev_to_kcal(E_c) + E_m, units.ev_to_kcal(F_c) + F_m, test, info
+    )

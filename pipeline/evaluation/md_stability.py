@@ -18,6 +18,7 @@ step the run is checked, in this order, and stopped at the first failure:
 Units: positions Angstrom, model energies kcal/mol; ASE runs in eV through
 :class:`pipeline.evaluation.calculator.ModelCalculator`.
 """
+
 from __future__ import annotations
 
 import os
@@ -107,8 +108,7 @@ def check_divergence(
         change = abs(energy_kcal - energy0_kcal) / n_atoms
         if change > max_energy_change_kcal_per_atom:
             return (
-                f"potential energy changed by {change:.1f} kcal/mol/atom "
-                f"> {max_energy_change_kcal_per_atom}",
+                f"potential energy changed by {change:.1f} kcal/mol/atom > {max_energy_change_kcal_per_atom}",
                 stretch,
             )
     return "", stretch

@@ -4,6 +4,7 @@ Units: trained models take positions in Angstrom and return energies in kcal/mol
 forces in kcal/mol/Angstrom; datasets on disk hold eV and eV/Angstrom
 (:mod:`pipeline.data`). Conversion happens here, through :mod:`pipeline.units`.
 """
+
 from __future__ import annotations
 
 import json
@@ -82,7 +83,7 @@ def predict_cpu_s_per_frame(model: torch.nn.Module, R, z, device: str = "cpu", n
     predict(model, R[:1], z, batch_size=1, device=device)  # warm-up (allocations, lazy init)
     c0 = time.process_time()
     for i in range(len(R)):
-        predict(model, R[i:i + 1], z, batch_size=1, device=device)
+        predict(model, R[i : i + 1], z, batch_size=1, device=device)
     return (time.process_time() - c0) / max(len(R), 1)
 
 

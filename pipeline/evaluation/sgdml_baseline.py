@@ -10,6 +10,7 @@ Data are converted from storage units (eV, eV/Angstrom) to kcal/mol and kcal/mol
 before training, so the sGDML model is in the MD17 convention and its errors are in the
 same units as the neural models'.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,15 +28,16 @@ from .predict import load_labelled, metrics, write_evaluation
 if not hasattr(np, "in1d"):
     np.in1d = np.isin
 
-from sgdml.predict import GDMLPredict  # noqa: E402  (needs the alias above)
-from sgdml.train import GDMLTrain  # noqa: E402
-from sgdml.utils.io import dataset_md5  # noqa: E402
+from sgdml.predict import GDMLPredict
+from sgdml.train import GDMLTrain
+from sgdml.utils.io import dataset_md5
 
 # Importing sgdml calls logging.setLoggerClass with its own class, which gives every logger created
 # afterwards (torch's, ours) level DEBUG and a private handler on the stderr of that moment: INFO
 # chatter in the job logs, and "Logging error ... closed file" at exit under pytest's capture.
 # sgdml's own loggers are already created; later ones get the standard class back.
 logging.setLoggerClass(logging.Logger)
+
 
 def to_sgdml_dataset(ds: Dataset) -> dict:
     """A Dataset (eV, eV/A) as an sGDML dataset dict in kcal/mol, kcal/mol/A and Angstrom."""
@@ -73,7 +75,7 @@ def sgdml_cpu_s_per_frame(model: dict, R, n_frames: int = 20) -> float:
     gdml.predict(R[:1].reshape(1, -1))
     c0 = time.process_time()
     for i in range(len(R)):
-        gdml.predict(R[i:i + 1].reshape(1, -1))
+        gdml.predict(R[i : i + 1].reshape(1, -1))
     return (time.process_time() - c0) / max(len(R), 1)
 
 

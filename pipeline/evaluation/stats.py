@@ -8,6 +8,7 @@ one seed it covers test-frame sampling only, and the report says so.
 
 Inputs are per-frame force MAEs, shaped [n_seeds, n_frames] (kcal/mol/A).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -17,6 +17,7 @@ Several processes may share one cache (jobs of one run, or several Snakemake run
   not exclude a process on another node; then both compute the frame and the rename still
   leaves one intact entry.
 """
+
 from __future__ import annotations
 
 import errno
@@ -74,8 +75,9 @@ class LabelCache:
             log.warning("label cache entry %s is unreadable (%s); the frame is recomputed", p, err)
             return None
         if not set(ENTRY_KEYS) <= set(entry):
-            log.warning("label cache entry %s lacks keys %s; the frame is recomputed", p,
-                        sorted(set(ENTRY_KEYS) - set(entry)))
+            log.warning(
+                "label cache entry %s lacks keys %s; the frame is recomputed", p, sorted(set(ENTRY_KEYS) - set(entry))
+            )
             return None
         return entry
 

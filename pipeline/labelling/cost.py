@@ -27,10 +27,10 @@ times PIPELINE_FACTOR (the pipeline's recorded CPU time over the benchmark's). T
 fitted to single-thread timings on the development VM (2 shared vCPUs, AMD EPYC; BENCHMARKS.md
 section 6, ``benchmarks/cost_model.py``).
 """
+
 from __future__ import annotations
 
 import functools
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,7 +103,9 @@ def _orbitals(z: tuple[int, ...], basis: str, charge: int, frozen_core: bool) ->
     nelec = sum(z) - charge
     mol = gto.M(atom=atom, basis=basis, charge=charge, spin=nelec % 2, verbose=0)
     return Orbitals(
-        n_atoms=len(z), n_bf=int(mol.nao), n_occ=int(mol.nelectron // 2),
+        n_atoms=len(z),
+        n_bf=int(mol.nao),
+        n_occ=int(mol.nelectron // 2),
         n_core=int(elements.chemcore(mol)) if frozen_core else 0,
     )
 
@@ -143,7 +145,7 @@ def alone_cpu_s_per_frame(level: Level, z: np.ndarray) -> float:
         return XTB_PER_ATOM_S * len(z)
     if engine == "dft":
         orb = orbitals(z, s["basis"], s["charge"])
-        t = DFT_N3_S * orb.n_bf ** 3 * GRID_FACTOR.get(int(s["grid_level"]), GRID_FACTOR[9])
+        t = DFT_N3_S * orb.n_bf**3 * GRID_FACTOR.get(int(s["grid_level"]), GRID_FACTOR[9])
         if not s["density_fit"]:
             t *= DFT_NO_DF_FACTOR
         if _is_hybrid(s["xc"]):
@@ -152,9 +154,9 @@ def alone_cpu_s_per_frame(level: Level, z: np.ndarray) -> float:
     if engine in ("ccsd", "ccsd_t"):
         orb = orbitals(z, s["basis"], s["charge"], s["frozen_core"])
         o, v, n = orb.o, orb.v, orb.n_bf
-        t = CC_FIXED_S + CC_N4_S * n ** 4 + CCSD_O2V4_S * o ** 2 * v ** 4
+        t = CC_FIXED_S + CC_N4_S * n**4 + CCSD_O2V4_S * o**2 * v**4
         if engine == "ccsd_t":
-            t += CCSD_T_O3V4_S * o ** 3 * v ** 4
+            t += CCSD_T_O3V4_S * o**3 * v**4
         return t
     from .levels import LEVELS
 
@@ -225,8 +227,9 @@ def cache_timings(cache_dir, level: Level, limit: int = CALIBRATION_SAMPLE) -> l
     return out
 
 
-def calibrated_cpu_s_per_frame(level: Level, z: np.ndarray, cache_dir=None,
-                               limit: int = CALIBRATION_SAMPLE) -> Calibration:
+def calibrated_cpu_s_per_frame(
+    level: Level, z: np.ndarray, cache_dir=None, limit: int = CALIBRATION_SAMPLE
+) -> Calibration:
     """CPU-s per frame of `level` for atoms `z`: the mean recorded CPU time of this molecule's
     frames in the cache; else the model scaled by measured/model over other molecules' cached
     frames at this level; else the model alone."""
@@ -242,8 +245,10 @@ def calibrated_cpu_s_per_frame(level: Level, z: np.ndarray, cache_dir=None,
         measured = sum(cpu for _, cpu in records)
         predicted = sum(model_cpu_s_per_frame(level, rz) for rz, _ in records)
         factor = measured / predicted
-        return Calibration(model * factor,
-                           f"model x {factor:.2f} (measured/model over {len(records)} cached frames of other molecules)")
+        return Calibration(
+            model * factor,
+            f"model x {factor:.2f} (measured/model over {len(records)} cached frames of other molecules)",
+        )
     return Calibration(model, MODEL_SOURCE)
 
 
@@ -353,11 +358,16 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
             continue
         if name not in by_level:
             model = model_cpu_s_per_frame(level, z)
-            cal = (calibrated_cpu_s_per_frame(level, z, cache_dir) if calibrate
-                   else Calibration(model, MODEL_SOURCE))
+            cal = calibrated_cpu_s_per_frame(level, z, cache_dir) if calibrate else Calibration(model, MODEL_SOURCE)
             by_level[name] = LevelPlan(
-                level=name, theory=level.theory, role="accurate" if name == acc else "cheap", subsets=[],
-                n_frames=0, n_cached=0, cpu_s_per_frame=cal.cpu_s_per_frame, model_cpu_s_per_frame=model,
+                level=name,
+                theory=level.theory,
+                role="accurate" if name == acc else "cheap",
+                subsets=[],
+                n_frames=0,
+                n_cached=0,
+                cpu_s_per_frame=cal.cpu_s_per_frame,
+                model_cpu_s_per_frame=model,
                 source=cal.source,
             )
         lp = by_level[name]
@@ -381,8 +391,12 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
             if todo:
                 lp.chunks.append(todo * lp.cpu_s_per_frame)
     return Plan(
-        molecule=molecule, accurate_level=acc, accurate_from=accurate_level_source(config, molecule),
-        cores=max(1, int(cores)), threads=config["labelling"]["threads"], levels=list(by_level.values()),
+        molecule=molecule,
+        accurate_level=acc,
+        accurate_from=accurate_level_source(config, molecule),
+        cores=max(1, int(cores)),
+        threads=config["labelling"]["threads"],
+        levels=list(by_level.values()),
         frames_known=frames_known,
     )
 
@@ -431,7 +445,9 @@ def format_plan(plan: Plan, config: dict | None = None) -> str:
         f"(the longest chunk job: {_fmt_s(longest / plan.threads)})"
     )
     if not plan.frames_known:
-        lines.append("  (frames not sampled yet: every frame counted; frames already in the label cache will cost nothing)")
+        lines.append(
+            "  (frames not sampled yet: every frame counted; frames already in the label cache will cost nothing)"
+        )
     if config is not None:
         lines.append(budget_line(plan, config))
     return "\n".join(lines)
@@ -446,16 +462,24 @@ def check_budget(plan: Plan, config: dict) -> None:
     if max_cpu is not None and plan.cpu_h > max_cpu:
         over.append(f"{_fmt_h(plan.cpu_h)} CPU-hours > labelling.max_cpu_hours = {max_cpu:g}")
     if max_wall is not None and plan.wall_h > max_wall:
-        over.append(f"about {_fmt_h(plan.wall_h)} h wall time at {plan.cores} cores > labelling.max_wall_hours = {max_wall:g}")
+        over.append(
+            f"about {_fmt_h(plan.wall_h)} h wall time at {plan.cores} cores > labelling.max_wall_hours = {max_wall:g}"
+        )
     if not over:
         return
     acc = next((lp for lp in plan.levels if lp.role == "accurate"), None)
-    cheaper = (f" (e.g. `molecules: {{{plan.molecule}: {{accurate_level: ccsd}}}}` with a `ccsd` level)"
-               if acc is not None and "CCSD(T)" in acc.theory else "")
+    cheaper = (
+        f" (e.g. `molecules: {{{plan.molecule}: {{accurate_level: ccsd}}}}` with a `ccsd` level)"
+        if acc is not None and "CCSD(T)" in acc.theory
+        else ""
+    )
     chunks = [c for lp in plan.levels for c in lp.chunks]
     chunk_bound = bool(chunks) and max(chunks) / plan.threads >= sum(chunks) / (plan.cores or 1)
-    more_cores = ("a smaller labelling.job_cpu_minutes (the longest labelling job sets the wall time)" if chunk_bound
-                  else "more --cores")
+    more_cores = (
+        "a smaller labelling.job_cpu_minutes (the longest labelling job sets the wall time)"
+        if chunk_bound
+        else "more --cores"
+    )
     raise BudgetExceeded(
         f"labels for {plan.molecule} are estimated above the budget: {'; '.join(over)}.\n"
         f"{format_plan(plan, config)}\n"
@@ -466,8 +490,19 @@ def check_budget(plan: Plan, config: dict) -> None:
     )
 
 
-PLAN_COLUMNS = ["molecule", "level", "role", "theory", "n_frames", "n_cached", "n_to_label", "cpu_s_per_frame",
-                "model_cpu_s_per_frame", "cpu_h", "source"]
+PLAN_COLUMNS = [
+    "molecule",
+    "level",
+    "role",
+    "theory",
+    "n_frames",
+    "n_cached",
+    "n_to_label",
+    "cpu_s_per_frame",
+    "model_cpu_s_per_frame",
+    "cpu_h",
+    "source",
+]
 
 
 def plan_table(plan: Plan):
@@ -475,8 +510,20 @@ def plan_table(plan: Plan):
     still to label, n_frames * cpu_s_per_frame all of them."""
     import pandas as pd
 
-    rows = [dict(molecule=plan.molecule, level=lp.level, role=lp.role, theory=lp.theory, n_frames=lp.n_frames,
-                 n_cached=lp.n_cached, n_to_label=lp.n_to_label, cpu_s_per_frame=lp.cpu_s_per_frame,
-                 model_cpu_s_per_frame=lp.model_cpu_s_per_frame, cpu_h=lp.cpu_h, source=lp.source)
-            for lp in plan.levels]
+    rows = [
+        dict(
+            molecule=plan.molecule,
+            level=lp.level,
+            role=lp.role,
+            theory=lp.theory,
+            n_frames=lp.n_frames,
+            n_cached=lp.n_cached,
+            n_to_label=lp.n_to_label,
+            cpu_s_per_frame=lp.cpu_s_per_frame,
+            model_cpu_s_per_frame=lp.model_cpu_s_per_frame,
+            cpu_h=lp.cpu_h,
+            source=lp.source,
+        )
+        for lp in plan.levels
+    ]
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)

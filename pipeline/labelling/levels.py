@@ -6,11 +6,13 @@ Hartree and Hartree/Bohr happen through :mod:`pipeline.units`.
 Computed engines (dft, ccsd, ccsd_t, xtb) label frames one at a time; free engines (empirical,
 file) take labels that already exist (GAFF2 energies and forces from the MD, or an imported file).
 """
+
 from __future__ import annotations
 
 import importlib
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -35,7 +37,7 @@ class Level:
 
     ENGINE = ""
     COMPUTED = True
-    DEFAULTS: dict = {}
+    DEFAULTS: ClassVar[dict] = {}
     # Bumped when a fix changes the numbers an engine returns for the same settings; it enters the
     # label cache key and the labelling rules' params, so old labels are recomputed, never reused.
     REVISION = 0
@@ -96,7 +98,7 @@ class DFT(Level):
     """Kohn-Sham DFT (PySCF RKS, or UKS when spin > 0) with analytic gradients."""
 
     ENGINE = "dft"
-    DEFAULTS = dict(
+    DEFAULTS: ClassVar[dict] = dict(
         xc="PBE", basis="6-31G", density_fit=True, grid_level=2, conv_tol=1e-9, max_cycle=100, charge=0, spin=0
     )
 
@@ -153,7 +155,9 @@ class CCSD(Level):
     """RHF -> CCSD with analytic gradients (PySCF); frozen core optional."""
 
     ENGINE = "ccsd"
-    DEFAULTS = dict(basis="6-31G", frozen_core=True, conv_tol=1e-9, conv_tol_cc=1e-7, max_cycle=100, charge=0)
+    DEFAULTS: ClassVar[dict] = dict(
+        basis="6-31G", frozen_core=True, conv_tol=1e-9, conv_tol_cc=1e-7, max_cycle=100, charge=0
+    )
 
     @property
     def theory(self) -> str:
@@ -217,8 +221,12 @@ class CCSD(Level):
         energy = self._energy(mycc, eris)  # Hartree
         lam = self._lambda(mycc, eris)
         if lam is None:
-            return Label(np.nan, np.full((len(z), 3), np.nan), False,
-                         f"{self.theory.split('/')[0]} Lambda equations did not converge")
+            return Label(
+                np.nan,
+                np.full((len(z), 3), np.nan),
+                False,
+                f"{self.theory.split('/')[0]} Lambda equations did not converge",
+            )
         grad = self._gradient(mycc, *lam, eris)  # [n_atoms, 3] Hartree/Bohr
         return Label(units.hartree_to_ev(energy), _grad_to_forces(grad), True, dm=mf.make_rdm1())
 
@@ -264,7 +272,7 @@ class XTB(Level):
 
     ENGINE = "xtb"
     METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
-    DEFAULTS = dict(method="GFN2-xTB", charge=0, accuracy=1.0, max_iterations=250)
+    DEFAULTS: ClassVar[dict] = dict(method="GFN2-xTB", charge=0, accuracy=1.0, max_iterations=250)
 
     @property
     def theory(self) -> str:
@@ -307,7 +315,7 @@ class File(Level):
 
     ENGINE = "file"
     COMPUTED = False
-    DEFAULTS = dict(path=None, energy_unit=None, length_unit=None, theory=None)
+    DEFAULTS: ClassVar[dict] = dict(path=None, energy_unit=None, length_unit=None, theory=None)
 
     @property
     def theory(self) -> str:
@@ -319,8 +327,10 @@ class File(Level):
         if not self.settings["path"]:
             raise LevelError(f"level {self.name!r} (engine file): set `path:` to an .npz or extxyz file")
         if not Path(self.settings["path"]).exists():
-            raise LevelError(f"level {self.name!r}: file {self.settings['path']!r} does not exist; "
-                             f"set levels.{self.name}.path to an existing .npz or extxyz file")
+            raise LevelError(
+                f"level {self.name!r}: file {self.settings['path']!r} does not exist; "
+                f"set levels.{self.name}.path to an existing .npz or extxyz file"
+            )
         for key, check in (("energy_unit", units.energy_factor), ("length_unit", units.length_factor)):
             if self.settings[key] is not None:
                 try:
@@ -336,9 +346,7 @@ class File(Level):
         return load_any(s["path"], s["energy_unit"], s["length_unit"], config_key=f"levels.{self.name}")
 
 
-LEVELS: dict[str, type[Level]] = {
-    cls.ENGINE: cls for cls in (Empirical, DFT, CCSD, CCSD_T, XTB, File)
-}
+LEVELS: dict[str, type[Level]] = {cls.ENGINE: cls for cls in (Empirical, DFT, CCSD, CCSD_T, XTB, File)}
 
 
 def make_level(name: str, entry: dict) -> Level:

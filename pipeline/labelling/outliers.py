@@ -18,6 +18,7 @@ random sets of 20 frames per molecule): the largest z of any legitimate frame wa
 of 100 or more; so max_robust_z 20 from 20 frames flags gross errors only (for ethanol at 500 K an
 energy about 2.4 eV from the median, a unit slip, a wrong electronic state).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,13 +63,21 @@ def find_outliers(ds: Dataset, level: str, max_robust_z: float, min_frames: int,
         z = robust_z(x)
         med = float(np.median(x))
         for i in np.flatnonzero(z > max_robust_z):
-            rows.append(dict(
-                level=level, frame_id=int(ds.frame_id[i]), key=key, value=float(x[i]), median=med,
-                robust_z=float(z[i]),
-                reason=(f"{key} = {x[i]:.6g} {unit[key]} is {z[i]:.1f} robust standard deviations from the "
-                        f"set's median {med:.6g} (limit labelling.outliers.max_robust_z = {max_robust_z:g})"),
-                action="dropped" if action == "drop" else "kept",
-            ))
+            rows.append(
+                dict(
+                    level=level,
+                    frame_id=int(ds.frame_id[i]),
+                    key=key,
+                    value=float(x[i]),
+                    median=med,
+                    robust_z=float(z[i]),
+                    reason=(
+                        f"{key} = {x[i]:.6g} {unit[key]} is {z[i]:.1f} robust standard deviations from the "
+                        f"set's median {med:.6g} (limit labelling.outliers.max_robust_z = {max_robust_z:g})"
+                    ),
+                    action="dropped" if action == "drop" else "kept",
+                )
+            )
     return pd.DataFrame(rows, columns=COLUMNS).sort_values(["frame_id", "key"], kind="stable").reset_index(drop=True)
 
 
@@ -81,6 +90,9 @@ def screen(ds: Dataset, level: str, settings: dict) -> tuple[Dataset, pd.DataFra
     if flagged and s["action"] == "drop":
         keep = np.flatnonzero(~np.isin(ds.frame_id, flagged))
         out = ds.subset(keep)
-    out.meta = {**out.meta, "n_outliers": len(flagged),
-                "n_outliers_dropped": len(flagged) if s["action"] == "drop" else 0}
+    out.meta = {
+        **out.meta,
+        "n_outliers": len(flagged),
+        "n_outliers_dropped": len(flagged) if s["action"] == "drop" else 0,
+    }
     return out, table

@@ -11,6 +11,7 @@ Frames are claimed before they are computed (LabelCache.claim), so jobs of sever
 one cache never compute the same frame twice: a job labels the frames nobody else holds first,
 then waits for the others.
 """
+
 from __future__ import annotations
 
 import logging
@@ -84,7 +85,9 @@ def _label_one(level: Level, z, R, dm0):
 
 def _nonfinite_reason(energy, forces) -> str:
     """'' for finite labels, else which key holds what (e.g. 'non-finite F (NaN)')."""
-    bad = nonfinite_frames(np.zeros((1, 1, 3)), np.reshape(np.float64(energy), 1), np.asarray(forces, dtype=np.float64)[None])
+    bad = nonfinite_frames(
+        np.zeros((1, 1, 3)), np.reshape(np.float64(energy), 1), np.asarray(forces, dtype=np.float64)[None]
+    )
     return "; ".join(f"non-finite {key} ({what})" for _, key, what in bad)
 
 
@@ -100,15 +103,28 @@ def _compute_claimed(frames: Dataset, i: int, level: Level, cache: LabelCache, d
             return hit, dm
         label, cpu_s, wall_s = _label_one(level, z, R, dm)
         cache.put(
-            z, R, energy=label.energy, forces=label.forces, converged=label.converged,
-            reason=label.reason, cpu_s=cpu_s, wall_s=wall_s,
+            z,
+            R,
+            energy=label.energy,
+            forces=label.forces,
+            converged=label.converged,
+            reason=label.reason,
+            cpu_s=cpu_s,
+            wall_s=wall_s,
         )
-        log.info("frame %d (id %d): %s in %.1f s CPU", i, frames.frame_id[i],
-                 "ok" if label.converged else f"FAILED ({label.reason})", cpu_s)
+        log.info(
+            "frame %d (id %d): %s in %.1f s CPU",
+            i,
+            frames.frame_id[i],
+            "ok" if label.converged else f"FAILED ({label.reason})",
+            cpu_s,
+        )
         return cache.get(z, R), (label.dm if label.converged else None)
 
 
-def label_chunk(frames: Dataset, level: Level, cache: LabelCache, start: int, stop: int) -> tuple[Dataset, pd.DataFrame]:
+def label_chunk(
+    frames: Dataset, level: Level, cache: LabelCache, start: int, stop: int
+) -> tuple[Dataset, pd.DataFrame]:
     """Label frames[start:stop]. Returns (labelled frames, failures table)."""
     entries: dict[int, dict] = {}
     held_elsewhere = []
@@ -156,8 +172,15 @@ def write_chunk(path, ds: Dataset, failures: pd.DataFrame) -> None:
     ds.save(path)
 
 
-def merge_chunks(chunk_paths: list[str], n_requested: int, max_failure_fraction: float,
-                 out_path, failures_csv, outliers: dict | None = None, outliers_csv=None) -> Dataset:
+def merge_chunks(
+    chunk_paths: list[str],
+    n_requested: int,
+    max_failure_fraction: float,
+    out_path,
+    failures_csv,
+    outliers: dict | None = None,
+    outliers_csv=None,
+) -> Dataset:
     """Concatenate chunk files into one dataset; enforce the failure policy; screen outliers
     (when `outliers` settings are given; the table goes to `outliers_csv`)."""
     chunks = [load_npz(p) for p in chunk_paths]
@@ -188,8 +211,13 @@ def finish_dataset(ds: Dataset, out_path, outliers: dict | None = None, outliers
         if outliers_csv is not None:
             atomic_write(outliers_csv, lambda tmp: table.to_csv(tmp, index=False))
         if len(table):
-            log.warning("%s: %d frame(s) flagged as outliers (%s); see %s", out_path, ds.meta["n_outliers"],
-                        "dropped" if ds.meta["n_outliers_dropped"] else "kept", outliers_csv)
+            log.warning(
+                "%s: %d frame(s) flagged as outliers (%s); see %s",
+                out_path,
+                ds.meta["n_outliers"],
+                "dropped" if ds.meta["n_outliers_dropped"] else "kept",
+                outliers_csv,
+            )
     ds.save(out_path)
     return ds
 

@@ -6,6 +6,7 @@ structure, plus the normalisation E = energy_scale * E_backbone + energy_shift *
 Forces are -dE/dpos (:func:`energy_and_forces`), so every model is conservative, and all
 models are smooth and twice differentiable (force training and sliced score matching).
 """
+
 from __future__ import annotations
 
 import inspect

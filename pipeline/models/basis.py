@@ -10,6 +10,7 @@ Gasteiger, Groß, Günnemann 2020, "Directional Message Passing for Molecular Gr
 Graph Neural Networks for Molecules", Sec. 5 / Appendix (radial Bessel and spherical
 Fourier-Bessel bases with a polynomial envelope).
 """
+
 from __future__ import annotations
 
 import math
@@ -115,7 +116,7 @@ class SphericalBasis(nn.Module):
         self.inv_cutoff = 1.0 / cutoff
         self.envelope = PolynomialEnvelope(envelope_exponent)
         zeros = spherical_bessel_zeros(num_spherical, num_radial)  # [S, R] float64
-        j_next = torch.stack([spherical_bessel(zeros[l], l + 2)[l + 1] for l in range(num_spherical)])  # [S, R]
+        j_next = torch.stack([spherical_bessel(zeros[ell], ell + 2)[ell + 1] for ell in range(num_spherical)])  # [S, R]
         norm = math.sqrt(2.0) * self.inv_cutoff**1.5 / j_next.abs()  # [S, R]
         sph_norm = torch.sqrt((2 * torch.arange(num_spherical, dtype=torch.float64) + 1) / (4 * math.pi))  # [S]
         dtype = torch.get_default_dtype()
@@ -138,8 +139,8 @@ class SphericalBasis(nn.Module):
     def angular(self, cos_angle: torch.Tensor, dim: int = -1) -> torch.Tensor:
         """Y_l0 via the Legendre recurrence; cos_angle [...] -> stacked along `dim` with S entries."""
         p = [torch.ones_like(cos_angle), cos_angle]
-        for l in range(2, self.num_spherical):
-            p.append(((2 * l - 1) * cos_angle * p[l - 1] - (l - 1) * p[l - 2]) / l)
+        for ell in range(2, self.num_spherical):
+            p.append(((2 * ell - 1) * cos_angle * p[ell - 1] - (ell - 1) * p[ell - 2]) / ell)
         y = torch.stack(p[: self.num_spherical], dim=dim)
         shape = [1] * y.dim()
         shape[dim] = self.num_spherical

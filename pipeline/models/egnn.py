@@ -14,6 +14,7 @@ derivatives stay continuous when a pair leaves the neighbour list); the coordina
 uses (x_i - x_j) / (d_ij + 1) as in the authors' code for stability. ``cutoff=None`` gives
 the paper's fully connected graph within each structure (no f_c).
 """
+
 from __future__ import annotations
 
 import torch

@@ -15,6 +15,7 @@ Structure (paper Fig. 2 and Appendix; layer names follow the reference implement
 Forces are -dE/dx via autograd (GemNet-T, ``direct_forces=False``); the activation is the
 scaled SiLU silu(x)/0.6, so the energy is smooth and twice differentiable.
 """
+
 from __future__ import annotations
 
 import math
@@ -149,7 +150,9 @@ class EdgeEmbedding(nn.Module):
 class TripletInteraction(nn.Module):
     """Directional triplet message passing (paper Fig. 2, "triplet interaction")."""
 
-    def __init__(self, emb_size_edge: int, emb_size_trip: int, emb_size_bilinear: int, emb_size_rbf: int, emb_size_cbf: int):
+    def __init__(
+        self, emb_size_edge: int, emb_size_trip: int, emb_size_bilinear: int, emb_size_rbf: int, emb_size_cbf: int
+    ):
         super().__init__()
         self.dense_ba = Dense(emb_size_edge, emb_size_edge, activation=True)
         self.mlp_rbf = Dense(emb_size_rbf, emb_size_edge)
@@ -178,7 +181,8 @@ class AtomUpdate(nn.Module):
         self.dense_rbf = Dense(emb_size_rbf, emb_size_edge)
         self.scale_sum = ScaleFactor()
         self.layers = nn.Sequential(
-            Dense(emb_size_edge, emb_size_atom, activation=True), *(ResidualLayer(emb_size_atom) for _ in range(num_hidden))
+            Dense(emb_size_edge, emb_size_atom, activation=True),
+            *(ResidualLayer(emb_size_atom) for _ in range(num_hidden)),
         )
 
     def forward(self, h: torch.Tensor, m: torch.Tensor, rbf: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
@@ -217,7 +221,9 @@ class InteractionBlock(nn.Module):
     ):
         super().__init__()
         self.dense_ca = Dense(emb_size_edge, emb_size_edge, activation=True)
-        self.trip_interaction = TripletInteraction(emb_size_edge, emb_size_trip, emb_size_bil_trip, emb_size_rbf, emb_size_cbf)
+        self.trip_interaction = TripletInteraction(
+            emb_size_edge, emb_size_trip, emb_size_bil_trip, emb_size_rbf, emb_size_cbf
+        )
         self.layers_before_skip = nn.Sequential(*(ResidualLayer(emb_size_edge) for _ in range(num_before_skip)))
         self.layers_after_skip = nn.Sequential(*(ResidualLayer(emb_size_edge) for _ in range(num_after_skip)))
         self.atom_update = AtomUpdate(emb_size_atom, emb_size_edge, emb_size_rbf, num_atom)
@@ -225,7 +231,9 @@ class InteractionBlock(nn.Module):
         self.residual_m = nn.Sequential(*(ResidualLayer(emb_size_edge) for _ in range(num_concat)))
 
     def forward(self, h, m, rbf3, cbf3_w, sph, trip, id_swap, rbf_h, src, dst):
-        x = (self.dense_ca(m) + self.trip_interaction(m, rbf3, cbf3_w, sph, trip, id_swap)) * INV_SQRT_2  # [E, emb_edge]
+        x = (
+            self.dense_ca(m) + self.trip_interaction(m, rbf3, cbf3_w, sph, trip, id_swap)
+        ) * INV_SQRT_2  # [E, emb_edge]
         x = self.layers_before_skip(x)
         m = self.layers_after_skip((m + x) * INV_SQRT_2)  # [E, emb_edge]
         h = (h + self.atom_update(h, m, rbf_h, dst)) * INV_SQRT_2  # [n_atoms, emb_atom]
@@ -285,8 +293,16 @@ class GemNetT(nn.Module):
         self.edge_emb = EdgeEmbedding(emb_size_atom, num_radial, emb_size_edge)
         self.int_blocks = nn.ModuleList(
             InteractionBlock(
-                emb_size_atom, emb_size_edge, emb_size_trip, emb_size_rbf, emb_size_cbf, emb_size_bil_trip,
-                num_before_skip, num_after_skip, num_concat, num_atom,
+                emb_size_atom,
+                emb_size_edge,
+                emb_size_trip,
+                emb_size_rbf,
+                emb_size_cbf,
+                emb_size_bil_trip,
+                num_before_skip,
+                num_after_skip,
+                num_concat,
+                num_atom,
             )
             for _ in range(num_blocks)
         )
@@ -352,7 +368,7 @@ def fit_scale_factors(
     for mod in order:
         stats = [0.0, 0.0, 0]  # sum of n * var_in, n * var_out, n
 
-        def observe(module, inputs, output):
+        def observe(module, inputs, output, stats=stats):
             n = output.shape[0]
             stats[0] += float(inputs[0].var(dim=0, correction=0).mean()) * n
             stats[1] += float(output.var(dim=0, correction=0).mean()) * n

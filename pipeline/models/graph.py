@@ -8,6 +8,7 @@ candidate table (molecules have tens of atoms), and index tensors live on ``pos.
 Edge convention: edge ``e`` is the message ``src[e] -> dst[e]``; edges are sorted by ``dst``
 then ``src``, so all edges into one atom are contiguous.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple

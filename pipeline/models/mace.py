@@ -25,6 +25,7 @@ polynomial envelope (smooth at ``r_max``). Forces are -dE/dx by autograd (throug
 energy is twice differentiable (score matching). Defaults are the paper's rMD17 settings; the
 CPU-sized setting is in ``config.yaml`` (``training.hparams.mace``).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,8 +69,11 @@ def import_mace() -> tuple[ModuleType, ModuleType]:
     # import; it goes to the log instead.
     env_before = os.environ.get(FORCE_NO_WEIGHTS_ONLY)
     try:
-        with (torch.serialization.safe_globals([slice]), contextlib.redirect_stdout(io.StringIO()) as printed,
-              warnings.catch_warnings()):
+        with (
+            torch.serialization.safe_globals([slice]),
+            contextlib.redirect_stdout(io.StringIO()) as printed,
+            warnings.catch_warnings(),
+        ):
             warnings.filterwarnings("ignore", message=JIT_DEPRECATED, category=DeprecationWarning)
             o3 = importlib.import_module("e3nn.o3")
             modules = importlib.import_module("mace.modules")
@@ -112,8 +116,8 @@ class MACE(nn.Module):
         hidden_irreps: str = "256x0e + 256x1o + 256x2e",
         num_interactions: int = 2,
         correlation: int = 3,
-        MLP_irreps: str = "16x0e",  # noqa: N803 (mace's name)
-        radial_MLP: tuple[int, ...] = (64, 64, 64),  # noqa: N803
+        MLP_irreps: str = "16x0e",
+        radial_MLP: tuple[int, ...] = (64, 64, 64),
         avg_num_neighbors: float | None = None,
         atomic_numbers: tuple[int, ...] = ORGANIC_ELEMENTS,
     ):
@@ -185,8 +189,10 @@ class MACE(nn.Module):
         unknown = (species < 0) | (z >= len(self.species_index))
         if bool(unknown.any()):
             missing = sorted({int(v) for v in z[unknown]})
-            raise ValueError(f"MACE: atomic number(s) {missing} are not in its atomic_numbers {self.atomic_numbers}; "
-                             f"add them to training.hparams.mace.atomic_numbers")
+            raise ValueError(
+                f"MACE: atomic number(s) {missing} are not in its atomic_numbers {self.atomic_numbers}; "
+                f"add them to training.hparams.mace.atomic_numbers"
+            )
         edge_index = self.graph(pos, batch)  # [2, n_edges]
         counts = torch.bincount(batch, minlength=n_struct)  # [n_struct]
         # mace calls requires_grad_(True) on the positions it is given: a caller's tensor that does

@@ -5,6 +5,7 @@
 objects) that the templates lay out. A table that cannot be built is ``None``; the template then
 says why in words. The numbers themselves come from :mod:`pipeline.report.costs`.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -18,7 +19,18 @@ from . import costs
 from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
 from .inputs import ReportInputs, software_versions
 from .tables import (
-    COLUMN_LABELS, Cell, Header, Row, Table, cell, exact_value, fmt_value, frame_table, missing_number, pct, pm_cell,
+    COLUMN_LABELS,
+    Cell,
+    Header,
+    Row,
+    Table,
+    cell,
+    exact_value,
+    fmt_value,
+    frame_table,
+    missing_number,
+    pct,
+    pm_cell,
     with_labels,
 )
 
@@ -116,8 +128,10 @@ def change_words(x) -> str:
 def reduction_sentence(r) -> str:
     """One reduction in words, with its interval, saying so when it is not significant."""
     what = f"{method_label(r.method, r.cheap_level)} vs {r.baseline} at N = {int(r.n_train)}"
-    body = (f"{change_words(r.reduction)} (reduction {pct(r.reduction)}, 95% CI {pct(r.reduction_ci_low)} to "
-            f"{pct(r.reduction_ci_high)}; {int(r.n_seeds)} seed(s), {int(r.n_test)} test frames)")
+    body = (
+        f"{change_words(r.reduction)} (reduction {pct(r.reduction)}, 95% CI {pct(r.reduction_ci_low)} to "
+        f"{pct(r.reduction_ci_high)}; {int(r.n_seeds)} seed(s), {int(r.n_test)} test frames)"
+    )
     if not _is_true(r.significant):
         body += ": not significant at 95%"
     return f"{what}: {body}"
@@ -133,15 +147,17 @@ def _is_true(x) -> bool:
 def sample_efficiency_all(results: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
     """costs.sample_efficiency of ASTEROID vs standard for every model and cheap level."""
     res = costs.normalise_levels(results)
-    pairs = res[(res["method"] == "asteroid") & (res["n_train"] > 0)][
-        ["model", "cheap_level"]].drop_duplicates().sort_values(["model", "cheap_level"])
+    pairs = (
+        res[(res["method"] == "asteroid") & (res["n_train"] > 0)][["model", "cheap_level"]]
+        .drop_duplicates()
+        .sort_values(["model", "cheap_level"])
+    )
     tables = []
     for model, level in pairs.itertuples(index=False, name=None):
         try:
             t = costs.sample_efficiency(results, model, cheap_level=level)
         except ValueError as err:
-            notes.append(f"Sample efficiency of ASTEROID ({level}) for {model_label(model)} "
-                         f"not computed: {err}.")
+            notes.append(f"Sample efficiency of ASTEROID ({level}) for {model_label(model)} not computed: {err}.")
             continue
         a, b = t.attrs["fit"]
         t["fit_a_kcal"], t["fit_b"] = a, b
@@ -157,13 +173,14 @@ def stability_summary(stability: pd.DataFrame) -> pd.DataFrame:
     df["steps_fraction"] = df["steps_completed"] / df["n_steps"]
     keys = ["model", "method", "cheap_level", "n_train"]
     g = df.groupby(keys, sort=True)
-    out = pd.DataFrame({
-        "n_runs": g.size(),
-        "n_stable": g["stable"].sum().astype(int),
-        "steps_fraction": g["steps_fraction"].mean(),
-        "reasons": g["reason"].agg(
-            lambda r: "; ".join(sorted({str(x) for x in r if isinstance(x, str) and x}))),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "n_runs": g.size(),
+            "n_stable": g["stable"].sum().astype(int),
+            "steps_fraction": g["steps_fraction"].mean(),
+            "reasons": g["reason"].agg(lambda r: "; ".join(sorted({str(x) for x in r if isinstance(x, str) and x}))),
+        }
+    ).reset_index()
     out["stable_fraction"] = out["n_stable"] / out["n_runs"]
     return out[keys + ["n_runs", "n_stable", "stable_fraction", "steps_fraction", "reasons"]]
 
@@ -175,18 +192,24 @@ def overview(results: pd.DataFrame) -> Overview | None:
     res = costs.normalise_levels(results)
     if res.empty:
         return None
-    return Overview(n_runs=len(res), models=[model_label(m) for m in sorted(res["model"].unique())],
-                    n_methods=res["method"].nunique(), n_train=sorted(int(n) for n in res["n_train"].unique() if n > 0),
-                    n_seeds=res["seed"].nunique())
+    return Overview(
+        n_runs=len(res),
+        models=[model_label(m) for m in sorted(res["model"].unique())],
+        n_methods=res["method"].nunique(),
+        n_train=sorted(int(n) for n in res["n_train"].unique() if n > 0),
+        n_seeds=res["seed"].nunique(),
+    )
 
 
 def _forcefield_card(ff: dict) -> Card:
     lo, hi = ff["test_force_mae_95ci"]
-    return Card("Recommended force field (chosen on validation)",
-                f"{method_label(ff['method'], ff.get('cheap_level') or '')}",
-                f"{model_label(ff['model'])}, N = {ff['n_train']}; expected test force MAE "
-                f"{fmt_value(ff['expected_test_force_mae_kcal_per_mol_A'])} kcal/mol/Å "
-                f"(95% CI {fmt_value(lo)}–{fmt_value(hi)}); forcefield/model.pt")
+    return Card(
+        "Recommended force field (chosen on validation)",
+        f"{method_label(ff['method'], ff.get('cheap_level') or '')}",
+        f"{model_label(ff['model'])}, N = {ff['n_train']}; expected test force MAE "
+        f"{fmt_value(ff['expected_test_force_mae_kcal_per_mol_A'])} kcal/mol/Å "
+        f"(95% CI {fmt_value(lo)}–{fmt_value(hi)}); forcefield/model.pt",
+    )
 
 
 def _reduction_cards(reductions: pd.DataFrame) -> list[Card]:
@@ -197,21 +220,31 @@ def _reduction_cards(reductions: pd.DataFrame) -> list[Card]:
         rows = red[red["method"] == method]
         for r in rows[rows["n_train"] == rows["n_train"].min()].itertuples():
             name = "ASTEROID" if method == "asteroid" else "Δ-learning"
-            cards.append(Card(f"{name} ({r.cheap_level}) vs standard, {model_label(r.model)}",
-                              change_words(r.reduction), reduction_sentence(r)))
+            cards.append(
+                Card(
+                    f"{name} ({r.cheap_level}) vs standard, {model_label(r.model)}",
+                    change_words(r.reduction),
+                    reduction_sentence(r),
+                )
+            )
     return cards
 
 
 def _cost_cards(label_summary: pd.DataFrame, timings: pd.DataFrame) -> list[Card]:
     cards = []
     if not label_summary.empty:
-        parts = ", ".join(f"{lv}: {fmt_value(h)}" for lv, h in
-                          zip(label_summary["level"], label_summary["cpu_h_total"]))
+        parts = ", ".join(
+            f"{lv}: {fmt_value(h)}" for lv, h in zip(label_summary["level"], label_summary["cpu_h_total"])
+        )
         cards.append(Card("Total label cost", f"{fmt_value(label_summary['cpu_h_total'].sum())} CPU-h", parts))
     if not timings.empty:
-        cards.append(Card("Workflow compute", f"{fmt_value(timings['cpu_h'].sum())} CPU-h",
-                          f"{int(timings['n_jobs'].sum())} jobs, "
-                          f"{fmt_value(timings['wall_h'].sum())} h wall (summed)"))
+        cards.append(
+            Card(
+                "Workflow compute",
+                f"{fmt_value(timings['cpu_h'].sum())} CPU-h",
+                f"{int(timings['n_jobs'].sum())} jobs, {fmt_value(timings['wall_h'].sum())} h wall (summed)",
+            )
+        )
     return cards
 
 
@@ -219,19 +252,24 @@ def _best_at_smallest_n_cards(agg: pd.DataFrame) -> list[Card]:
     """Per model (sGDML only when there is nothing else), the method with the lowest mean error
     at the smallest N."""
     curves = agg[(agg["n_train"] > 0) & agg["force_mae_kcal"].notna()]
-    panel_models = sorted(m for m in curves["model"].unique() if m != "sgdml") or sorted(
-        curves["model"].unique())
+    panel_models = sorted(m for m in curves["model"].unique() if m != "sgdml") or sorted(curves["model"].unique())
     cards = []
     for model in panel_models:
         rows = curves[curves["model"] == model]
         n_min = rows["n_train"].min()
         at = rows[rows["n_train"] == n_min]
         best = at.loc[at["force_mae_kcal"].idxmin()]
-        detail = (f"{model_label(model)}, N = {int(n_min)} accurate labels"
-                  "; lowest mean test error (see the reduction table for intervals)")
-        cards.append(Card(f"Best at smallest N ({model_label(model)})",
-                          f"{method_label(best['method'], best['cheap_level'])}: "
-                          f"{fmt_value(best['force_mae_kcal'])} kcal/mol/Å", detail))
+        detail = (
+            f"{model_label(model)}, N = {int(n_min)} accurate labels"
+            "; lowest mean test error (see the reduction table for intervals)"
+        )
+        cards.append(
+            Card(
+                f"Best at smallest N ({model_label(model)})",
+                f"{method_label(best['method'], best['cheap_level'])}: {fmt_value(best['force_mae_kcal'])} kcal/mol/Å",
+                detail,
+            )
+        )
     return cards
 
 
@@ -245,12 +283,16 @@ def _sample_efficiency_cards(se: pd.DataFrame) -> list[Card]:
         value = f"{fmt_value(r.factor)}×" if not pd.isna(r.factor) else "not defined"
         detail = f"N = {int(r.n_train)}"
         if not pd.isna(r.factor):
-            detail += (f"; standard training needs ≈{fmt_value(float(r.n_equiv))} labels for the same error"
-                       f"{' (extrapolated)' if r.extrapolated else ''}; point estimate from the power-law fit")
+            detail += (
+                f"; standard training needs ≈{fmt_value(float(r.n_equiv))} labels for the same error"
+                f"{' (extrapolated)' if r.extrapolated else ''}; point estimate from the power-law fit"
+            )
         if not pd.isna(r.standard_equiv_cost_cpu_h):
-            detail += (f"; labels cost {fmt_value(r.data_cost_cpu_h)} CPU-h vs "
-                       f"≈{fmt_value(r.standard_equiv_cost_cpu_h)} CPU-h for standard "
-                       f"training to reach the same error")
+            detail += (
+                f"; labels cost {fmt_value(r.data_cost_cpu_h)} CPU-h vs "
+                f"≈{fmt_value(r.standard_equiv_cost_cpu_h)} CPU-h for standard "
+                f"training to reach the same error"
+            )
         cards.append(Card(f"Sample efficiency of ASTEROID ({r.cheap_level}), {model_label(r.model)}", value, detail))
     return cards
 
@@ -262,8 +304,7 @@ def summary_cards(agg, se, label_summary, timings, reductions, forcefield) -> li
     cards = [_forcefield_card(forcefield)] if forcefield else []
     if not reductions.empty:
         cards += _reduction_cards(reductions)
-    return (cards + _cost_cards(label_summary, timings) + _best_at_smallest_n_cards(agg)
-            + _sample_efficiency_cards(se))
+    return cards + _cost_cards(label_summary, timings) + _best_at_smallest_n_cards(agg) + _sample_efficiency_cards(se)
 
 
 # ---------------------------------------------------------------- results tables
@@ -274,11 +315,23 @@ def sample_efficiency_table(se: pd.DataFrame) -> tuple[Table | None, list[PowerL
     for ASTEROID's error; rows that extrapolate the fit have class "extrapolated"."""
     if se.empty:
         return None, []
-    fits = [PowerLawFit(model_label(r.model), r.fit_a_kcal, r.fit_b)
-            for r in se.drop_duplicates("model")[["model", "fit_a_kcal", "fit_b"]].itertuples()]
+    fits = [
+        PowerLawFit(model_label(r.model), r.fit_a_kcal, r.fit_b)
+        for r in se.drop_duplicates("model")[["model", "fit_a_kcal", "fit_b"]].itertuples()
+    ]
     renamed = {"force_mae_kcal": "asteroid_force_mae_kcal", "data_cost_cpu_h": "asteroid_data_cost_cpu_h"}
-    cols = ["model", "cheap_level", "n_train", "force_mae_kcal", "standard_force_mae_kcal",
-            "reduction_pct", "n_equiv", "factor", "data_cost_cpu_h", "standard_equiv_cost_cpu_h"]
+    cols = [
+        "model",
+        "cheap_level",
+        "n_train",
+        "force_mae_kcal",
+        "standard_force_mae_kcal",
+        "reduction_pct",
+        "n_equiv",
+        "factor",
+        "data_cost_cpu_h",
+        "standard_equiv_cost_cpu_h",
+    ]
     shown = with_labels(se).rename(columns=renamed)
     classes = ["extrapolated" if x else "" for x in se["extrapolated"]]
     return frame_table(shown, [renamed.get(c, c) for c in cols], "sample-efficiency-table", classes), fits
@@ -292,14 +345,19 @@ def ablation_table(results: pd.DataFrame) -> Table | None:
         return None
     methods = [m for m in costs.ABLATION_METHODS if m in set(long["method"])]
     headers = [Header("model"), Header("cheap level"), Header("N accurate labels")] + [
-        Header(method_label(m), column=m, small=MAE_LABEL) for m in methods]
+        Header(method_label(m), column=m, small=MAE_LABEL) for m in methods
+    ]
     rows = []
     for (model, level, n), g in long.groupby(["model", "cheap_level", "n_train"], sort=True):
         by = g.set_index("method")
         best = by["force_mae_kcal"].idxmin() if by["force_mae_kcal"].notna().any() else None
         cells = [cell(model_label(model)), cell(level), cell(int(n))]
-        cells += [pm_cell(by.at[m, "force_mae_kcal"], by.at[m, "force_mae_kcal_std"], bold=(m == best))
-                  if m in by.index else missing_number() for m in methods]
+        cells += [
+            pm_cell(by.at[m, "force_mae_kcal"], by.at[m, "force_mae_kcal_std"], bold=(m == best))
+            if m in by.index
+            else missing_number()
+            for m in methods
+        ]
         rows.append(Row(cells))
     return Table("ablation-table", headers, rows)
 
@@ -315,8 +373,13 @@ def aggregated_table(agg: pd.DataFrame) -> Table | None:
     headers += [Header(COLUMN_LABELS[c], column=c) for c in AGGREGATED_METRICS]
     rows = []
     for r in agg.sort_values(["model", "method", "cheap_level", "n_train"]).itertuples():
-        cells = [cell(model_label(r.model)), cell(method_label(r.method)), cell(r.cheap_level),
-                 cell(int(r.n_train)), cell(int(r.n_seeds))]
+        cells = [
+            cell(model_label(r.model)),
+            cell(method_label(r.method)),
+            cell(r.cheap_level),
+            cell(int(r.n_train)),
+            cell(int(r.n_seeds)),
+        ]
         rows.append(Row(cells + [pm_cell(getattr(r, c), getattr(r, f"{c}_std")) for c in AGGREGATED_METRICS]))
     return Table("aggregated-table", headers, rows)
 
@@ -327,12 +390,21 @@ def routes_table(results: pd.DataFrame) -> Table | None:
     routes = costs.cheapest_routes(results) if not results.empty else pd.DataFrame()
     if routes.empty:
         return None
-    keys = list(routes[["model", "method", "cheap_level"]].drop_duplicates().sort_values(
-        ["method", "model", "cheap_level"]).itertuples(index=False, name=None))
+    keys = list(
+        routes[["model", "method", "cheap_level"]]
+        .drop_duplicates()
+        .sort_values(["method", "model", "cheap_level"])
+        .itertuples(index=False, name=None)
+    )
     pred = routes.groupby(["model", "method", "cheap_level"])["predict_cpu_s_per_frame"].mean()
     headers = [Header("target: the error of"), Header("target force MAE (kcal/mol/Å)")] + [
-        Header(f"{model_label(m)} · {method_label(me, lv)}", column=f"{m}|{me}|{lv}",
-               small=f"predicts in {fmt_value(pred.get((m, me, lv)))} CPU s/frame") for m, me, lv in keys]
+        Header(
+            f"{model_label(m)} · {method_label(me, lv)}",
+            column=f"{m}|{me}|{lv}",
+            small=f"predicts in {fmt_value(pred.get((m, me, lv)))} CPU s/frame",
+        )
+        for m, me, lv in keys
+    ]
     rows = []
     for (target, mae), g in routes.groupby(["target", "target_force_mae_kcal"], sort=False):
         by = {(r.model, r.method, r.cheap_level): r for r in g.itertuples()}
@@ -340,9 +412,14 @@ def routes_table(results: pd.DataFrame) -> Table | None:
         for k in keys:
             r = by.get(k)
             cells.append(
-                Cell("not reached", "num") if r is None else
-                Cell(f"{fmt_value(r.total_cpu_h)} CPU-h (N = {int(r.n_train)})",
-                     "num best" if r.cheapest else "num", exact_value(r.total_cpu_h)))
+                Cell("not reached", "num")
+                if r is None
+                else Cell(
+                    f"{fmt_value(r.total_cpu_h)} CPU-h (N = {int(r.n_train)})",
+                    "num best" if r.cheapest else "num",
+                    exact_value(r.total_cpu_h),
+                )
+            )
         rows.append(Row(cells))
     return Table("routes-table", headers, rows)
 
@@ -360,7 +437,8 @@ def reduction_table(reductions: pd.DataFrame) -> tuple[Table | None, bool]:
     red = costs.normalise_levels(reductions)
     ns = sorted(red["n_train"].unique())
     headers = [Header(h) for h in ["model", "method", "cheap level"]] + [
-        Header(f"N = {int(n)}", column=f"n_train={int(n)}") for n in ns]
+        Header(f"N = {int(n)}", column=f"n_train={int(n)}") for n in ns
+    ]
     rows = []
     for (model, method, level), g in red.groupby(["model", "method", "cheap_level"], sort=True):
         by = g.set_index("n_train")
@@ -371,8 +449,9 @@ def reduction_table(reductions: pd.DataFrame) -> tuple[Table | None, bool]:
                 continue
             r = by.loc[n]
             significant = _is_true(r["significant"])
-            text = (f"{pct(r['reduction'])} [{pct(r['reduction_ci_low'])}, {pct(r['reduction_ci_high'])}]"
-                    + ("" if significant else " n.s."))
+            text = f"{pct(r['reduction'])} [{pct(r['reduction_ci_low'])}, {pct(r['reduction_ci_high'])}]" + (
+                "" if significant else " n.s."
+            )
             cls = "num best" if significant and r["reduction"] > 0 else "num"
             cells.append(Cell(text, cls, exact_value(r["reduction"])))
         rows.append(Row(cells))
@@ -388,11 +467,18 @@ def forcefield_facts(meta: dict | None) -> ForceField | None:
     lo, hi = meta["test_force_mae_95ci"]
     what = method_label(meta["method"], meta.get("cheap_level") or "")
     expected = fmt_value(meta["expected_test_force_mae_kcal_per_mol_A"])
-    rows = [("model", model_label(meta["model"])), ("method", what), ("accurate level", meta["accurate_level"]),
-            ("cheap level", meta.get("cheap_level") or "–"), ("N accurate labels", meta["n_train"]),
-            ("γ", meta.get("gamma_spec") or "–"), ("seed", meta["seed"]), ("chosen by", meta["chosen_by"]),
-            ("validation force MAE (kcal/mol/Å)", fmt_value(meta["val_force_mae_kcal_per_mol_A"])),
-            ("expected test force MAE (kcal/mol/Å)", f"{expected} (95% CI {fmt_value(lo)}–{fmt_value(hi)})")]
+    rows = [
+        ("model", model_label(meta["model"])),
+        ("method", what),
+        ("accurate level", meta["accurate_level"]),
+        ("cheap level", meta.get("cheap_level") or "–"),
+        ("N accurate labels", meta["n_train"]),
+        ("γ", meta.get("gamma_spec") or "–"),
+        ("seed", meta["seed"]),
+        ("chosen by", meta["chosen_by"]),
+        ("validation force MAE (kcal/mol/Å)", fmt_value(meta["val_force_mae_kcal_per_mol_A"])),
+        ("expected test force MAE (kcal/mol/Å)", f"{expected} (95% CI {fmt_value(lo)}–{fmt_value(hi)})"),
+    ]
     ff = ForceField([(k, str(v)) for k, v in rows], meta["n_train"], fmt_value(meta["val_force_mae_kcal_per_mol_A"]))
     sg = meta.get("sgdml_same_n")
     if sg and sg["better_on_validation"]:
@@ -410,19 +496,38 @@ def gamma_selection(gamma: pd.DataFrame) -> GammaSelection | None:
     cols = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "val_loss", "chosen"]
     full = frame_table(with_labels(g), cols, "gamma-table", ["chosen" if c else "" for c in g["chosen"]])
     ch = g[g["chosen"]]
-    chosen = ch.pivot_table(index=["model", "cheap_level", "n_train"], columns="seed", values="gamma_spec",
-                            aggfunc="first")
+    chosen = ch.pivot_table(
+        index=["model", "cheap_level", "n_train"], columns="seed", values="gamma_spec", aggfunc="first"
+    )
     chosen = chosen.rename(columns={s: f"γ, seed {s}" for s in chosen.columns}).reset_index()
-    return GammaSelection(chosen=frame_table(with_labels(chosen), table_id="gamma-chosen-table"), all=full,
-                          n_candidates=len(g), n_settings=len(ch), n_inf=int((ch["gamma_spec"] == "inf").sum()))
+    return GammaSelection(
+        chosen=frame_table(with_labels(chosen), table_id="gamma-chosen-table"),
+        all=full,
+        n_candidates=len(g),
+        n_settings=len(ch),
+        n_inf=int((ch["gamma_spec"] == "inf").sum()),
+    )
 
 
 def bias_table(summary: pd.DataFrame) -> Table | None:
     if summary.empty:
         return None
     b = costs.normalise_levels(summary).rename(columns={"n_frames": "n_frames_val"})
-    return frame_table(with_labels(b), ["model", "cheap_level", "n_train", "seed", "n_frames_val", "spearman",
-                                        "mean_bias_estimate", "mean_true_bias", "mean_stage1_error"], "bias-table")
+    return frame_table(
+        with_labels(b),
+        [
+            "model",
+            "cheap_level",
+            "n_train",
+            "seed",
+            "n_frames_val",
+            "spearman",
+            "mean_bias_estimate",
+            "mean_true_bias",
+            "mean_stage1_error",
+        ],
+        "bias-table",
+    )
 
 
 def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) -> tuple[Table | None, Table | None]:
@@ -431,8 +536,10 @@ def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) ->
         return None, None
     lc = label_costs.copy()
     lc["cpu_h_total"] = lc["cpu_s_total"] / 3600.0
-    return (frame_table(label_summary, table_id="label-cost-summary-table"),
-            frame_table(lc, table_id="label-cost-table"))
+    return (
+        frame_table(label_summary, table_id="label-cost-summary-table"),
+        frame_table(lc, table_id="label-cost-table"),
+    )
 
 
 # ---------------------------------------------------------------- everything
@@ -443,8 +550,16 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
 
     What could not be computed is added to the notes (the inputs' notes come first)."""
     notes = list(inputs.notes)
-    figures = make_figures(inputs.results, inputs.label_costs, inputs.stability, inputs.timings, fig_dir,
-                           gamma=inputs.gamma, bias_frames=inputs.bias_frames, bias_summary=inputs.bias_summary)
+    figures = make_figures(
+        inputs.results,
+        inputs.label_costs,
+        inputs.stability,
+        inputs.timings,
+        fig_dir,
+        gamma=inputs.gamma,
+        bias_frames=inputs.bias_frames,
+        bias_summary=inputs.bias_summary,
+    )
     notes += [f"Figure “{f.title}” not drawn: {f.skipped}." for f in figures if f.skipped]
     results = inputs.results
     agg = costs.aggregate_results(results)
@@ -457,7 +572,7 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
     summary_of_labels, per_subset = label_cost_tables(inputs.label_costs, label_summary)
     return ReportContent(
         molecule=inputs.molecule,
-        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         overview=overview(results),
         cards=summary_cards(agg, se, label_summary, inputs.timings, inputs.reductions, inputs.forcefield),
         notes=notes,
@@ -473,12 +588,18 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
         forcefield=forcefield_facts(inputs.forcefield),
         gamma=gamma_selection(inputs.gamma),
         bias=bias_table(inputs.bias_summary),
-        stability=(frame_table(with_labels(stability_summary(inputs.stability)), table_id="stability-table")
-                   if not inputs.stability.empty else None),
+        stability=(
+            frame_table(with_labels(stability_summary(inputs.stability)), table_id="stability-table")
+            if not inputs.stability.empty
+            else None
+        ),
         label_cost_summary=summary_of_labels,
         label_costs=per_subset,
-        label_estimate=(frame_table(costs.estimate_vs_spent(inputs.plan, inputs.label_costs),
-                                    table_id="label-estimate-table") if not inputs.plan.empty else None),
+        label_estimate=(
+            frame_table(costs.estimate_vs_spent(inputs.plan, inputs.label_costs), table_id="label-estimate-table")
+            if not inputs.plan.empty
+            else None
+        ),
         timings=frame_table(inputs.timings, table_id="timing-table") if not inputs.timings.empty else None,
         versions=software_versions(),
         config_text=inputs.config_text,

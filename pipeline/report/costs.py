@@ -9,6 +9,7 @@ N_equiv / N, where N_equiv is the number of labels that standard training (accur
 labels only) would need to reach the same error, read off the inverted power-law fit
 of the standard curve (ASTEROID paper, ICML 2023).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,34 +19,93 @@ import numpy as np
 import pandas as pd
 
 RESULTS_COLUMNS = [
-    "molecule", "model", "method", "cheap_level", "n_train", "gamma", "seed",
-    "force_mae_kcal", "force_rmse_kcal", "force_mae_mev", "force_rmse_mev",
-    "energy_mae_kcal", "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h",
-    "cheap_label_cpu_h", "data_cost_cpu_h", "train_wall_s", "train_cpu_s",
-    "force_mae_ci_low", "force_mae_ci_high", "reduction_vs_standard", "reduction_ci_low",
-    "reduction_ci_high", "train_cpu_h_total", "total_cpu_h",
+    "molecule",
+    "model",
+    "method",
+    "cheap_level",
+    "n_train",
+    "gamma",
+    "seed",
+    "force_mae_kcal",
+    "force_rmse_kcal",
+    "force_mae_mev",
+    "force_rmse_mev",
+    "energy_mae_kcal",
+    "n_accurate_labels",
+    "n_cheap_labels",
+    "accurate_label_cpu_h",
+    "cheap_label_cpu_h",
+    "data_cost_cpu_h",
+    "train_wall_s",
+    "train_cpu_s",
+    "force_mae_ci_low",
+    "force_mae_ci_high",
+    "reduction_vs_standard",
+    "reduction_ci_low",
+    "reduction_ci_high",
+    "train_cpu_h_total",
+    "total_cpu_h",
 ]
 REDUCTION_COLUMNS = [
-    "model", "method", "cheap_level", "n_train", "baseline", "n_seeds", "n_test", "force_mae_kcal",
-    "baseline_force_mae_kcal", "reduction", "reduction_ci_low", "reduction_ci_high", "significant",
+    "model",
+    "method",
+    "cheap_level",
+    "n_train",
+    "baseline",
+    "n_seeds",
+    "n_test",
+    "force_mae_kcal",
+    "baseline_force_mae_kcal",
+    "reduction",
+    "reduction_ci_low",
+    "reduction_ci_high",
+    "significant",
 ]
 BIAS_SUMMARY_COLUMNS = ["model", "cheap_level", "n_train", "seed", "n_frames", "spearman"]
 LABEL_COST_COLUMNS = [
-    "level", "subset", "n_frames", "n_failed", "cpu_s_total", "cpu_s_per_frame",
+    "level",
+    "subset",
+    "n_frames",
+    "n_failed",
+    "cpu_s_total",
+    "cpu_s_per_frame",
     "wall_s_per_frame",
 ]
-GAMMA_COLUMNS = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames",
-                 "val_loss", "chosen"]
+GAMMA_COLUMNS = [
+    "model",
+    "cheap_level",
+    "n_train",
+    "seed",
+    "gamma_spec",
+    "gamma",
+    "effective_frames",
+    "val_loss",
+    "chosen",
+]
 STABILITY_COLUMNS = [
-    "model", "method", "cheap_level", "n_train", "seed", "run", "steps_completed",
-    "n_steps", "diverged", "reason",
+    "model",
+    "method",
+    "cheap_level",
+    "n_train",
+    "seed",
+    "run",
+    "steps_completed",
+    "n_steps",
+    "diverged",
+    "reason",
 ]
 # Metrics averaged over seeds by aggregate_results (mean and std of each).
 _AGG_METRICS = ["force_mae_kcal", "force_rmse_kcal", "energy_mae_kcal", "data_cost_cpu_h", "total_cpu_h"]
 # Cost columns averaged over seeds (they rarely differ between seeds).
 _AGG_COSTS = [
-    "n_accurate_labels", "n_cheap_labels", "accurate_label_cpu_h", "cheap_label_cpu_h",
-    "train_wall_s", "train_cpu_s", "train_cpu_h_total", "predict_cpu_s_per_frame",
+    "n_accurate_labels",
+    "n_cheap_labels",
+    "accurate_label_cpu_h",
+    "cheap_label_cpu_h",
+    "train_wall_s",
+    "train_cpu_s",
+    "train_cpu_h_total",
+    "predict_cpu_s_per_frame",
 ]
 GROUP_KEYS = ["model", "method", "cheap_level", "n_train"]
 
@@ -54,14 +114,13 @@ def normalise_levels(df: pd.DataFrame) -> pd.DataFrame:
     """Copy of `df` whose ``cheap_level`` is a plain string, "" where not applicable."""
     out = df.copy()
     if "cheap_level" in out.columns:
-        out["cheap_level"] = [
-            "" if pd.isna(v) else str(v) for v in out["cheap_level"]
-        ]
+        out["cheap_level"] = ["" if pd.isna(v) else str(v) for v in out["cheap_level"]]
     return out
 
 
 def as_bool(series: pd.Series) -> pd.Series:
     """A column of booleans read from CSV ("True"/"false"/1/0) as a bool Series."""
+
     def one(v) -> bool:
         if isinstance(v, str):
             s = v.strip().lower()
@@ -85,9 +144,7 @@ def aggregate_results(results: pd.DataFrame) -> pd.DataFrame:
     df = normalise_levels(results)
     cols = [c for c in _AGG_METRICS + _AGG_COSTS if c in df.columns]
     if df.empty:
-        return pd.DataFrame(
-            columns=GROUP_KEYS + cols + [f"{c}_std" for c in _AGG_METRICS] + ["n_seeds"]
-        )
+        return pd.DataFrame(columns=GROUP_KEYS + cols + [f"{c}_std" for c in _AGG_METRICS] + ["n_seeds"])
     grouped = df.groupby(GROUP_KEYS, sort=True)
     out = grouped[cols].mean()
     for c in _AGG_METRICS:
@@ -107,9 +164,7 @@ def fit_power_law(n, err) -> tuple[float, float]:
     df = df[(df["n"] > 0) & (df["err"] > 0) & np.isfinite(df["err"])]
     means = df.groupby("n")["err"].mean()
     if len(means) < 2:
-        raise ValueError(
-            f"power-law fit needs at least two distinct N > 0 with positive error; got {len(means)}"
-        )
+        raise ValueError(f"power-law fit needs at least two distinct N > 0 with positive error; got {len(means)}")
     slope, intercept = np.polyfit(np.log(means.index.to_numpy()), np.log(means.to_numpy()), 1)
     return float(np.exp(intercept)), float(-slope)
 
@@ -166,16 +221,11 @@ def sample_efficiency(
     levels = sorted(cand["cheap_level"].unique())
     if cheap_level is None:
         if len(levels) != 1:
-            raise ValueError(
-                f"{method!r} for model {model!r} has cheap levels {levels}; pass cheap_level"
-            )
+            raise ValueError(f"{method!r} for model {model!r} has cheap levels {levels}; pass cheap_level")
         cheap_level = levels[0]
     cand = cand[cand["cheap_level"] == cheap_level]
     if cand.empty:
-        raise ValueError(
-            f"no {method!r} results for model {model!r} at cheap level {cheap_level!r}; "
-            f"levels: {levels}"
-        )
+        raise ValueError(f"no {method!r} results for model {model!r} at cheap level {cheap_level!r}; levels: {levels}")
     if ref["n_train"].nunique() < 2:
         raise ValueError(
             f"{reference_method!r} training of model {model!r} was run at "
@@ -187,18 +237,23 @@ def sample_efficiency(
     cost_per_label = _accurate_cpu_h_per_label(ref_raw)
 
     table = cand[
-        ["model", "method", "cheap_level", "n_train", "force_mae_kcal", "force_mae_kcal_std",
-         "n_seeds", "data_cost_cpu_h"]
+        [
+            "model",
+            "method",
+            "cheap_level",
+            "n_train",
+            "force_mae_kcal",
+            "force_mae_kcal_std",
+            "n_seeds",
+            "data_cost_cpu_h",
+        ]
     ].merge(
-        ref[["n_train", "force_mae_kcal"]].rename(
-            columns={"force_mae_kcal": "standard_force_mae_kcal"}
-        ),
+        ref[["n_train", "force_mae_kcal"]].rename(columns={"force_mae_kcal": "standard_force_mae_kcal"}),
         on="n_train",
         how="left",
     )
     table["reduction_pct"] = (
-        100.0 * (table["standard_force_mae_kcal"] - table["force_mae_kcal"])
-        / table["standard_force_mae_kcal"]
+        100.0 * (table["standard_force_mae_kcal"] - table["force_mae_kcal"]) / table["standard_force_mae_kcal"]
     )
     table["n_equiv"] = power_law_n_for_error(table["force_mae_kcal"], a, b)
     table["factor"] = table["n_equiv"] / table["n_train"]
@@ -210,9 +265,7 @@ def sample_efficiency(
     return table
 
 
-def error_reduction(
-    results_df: pd.DataFrame, model: str, reference_method: str = "standard"
-) -> pd.DataFrame:
+def error_reduction(results_df: pd.DataFrame, model: str, reference_method: str = "standard") -> pd.DataFrame:
     """Percentage force-MAE reduction of every method over `reference_method` at each N.
 
     One row per (method, cheap_level, n_train) of `model` whose N the reference was
@@ -225,12 +278,10 @@ def error_reduction(
     )
     others = agg[agg["method"] != reference_method]
     table = others[
-        ["model", "method", "cheap_level", "n_train", "force_mae_kcal", "force_mae_kcal_std",
-         "n_seeds"]
+        ["model", "method", "cheap_level", "n_train", "force_mae_kcal", "force_mae_kcal_std", "n_seeds"]
     ].merge(ref, on="n_train", how="inner")
     table["reduction_pct"] = (
-        100.0 * (table["standard_force_mae_kcal"] - table["force_mae_kcal"])
-        / table["standard_force_mae_kcal"]
+        100.0 * (table["standard_force_mae_kcal"] - table["force_mae_kcal"]) / table["standard_force_mae_kcal"]
     )
     return table.sort_values(["method", "cheap_level", "n_train"]).reset_index(drop=True)
 
@@ -252,8 +303,10 @@ def ablation_table(results_df: pd.DataFrame) -> pd.DataFrame:
     keys = cheap[["model", "cheap_level", "n_train"]].drop_duplicates()
     std = agg[agg["method"] == "standard"][["model", "n_train", "method"] + cols]
     rows = pd.concat(
-        [cheap[["model", "cheap_level", "n_train", "method"] + cols],
-         keys.merge(std, on=["model", "n_train"], how="inner")],
+        [
+            cheap[["model", "cheap_level", "n_train", "method"] + cols],
+            keys.merge(std, on=["model", "n_train"], how="inner"),
+        ],
         ignore_index=True,
     )
     order = {m: i for i, m in enumerate(ABLATION_METHODS)}
@@ -275,11 +328,13 @@ def label_cost_summary(label_costs: pd.DataFrame) -> pd.DataFrame:
     df = label_costs.copy()
     df["_wall_s"] = df["wall_s_per_frame"] * df["n_frames"]
     g = df.groupby("level", sort=True)
-    out = pd.DataFrame({
-        "n_frames": g["n_frames"].sum(),
-        "n_failed": g["n_failed"].sum(),
-        "cpu_h_total": g["cpu_s_total"].sum() / 3600.0,
-    })
+    out = pd.DataFrame(
+        {
+            "n_frames": g["n_frames"].sum(),
+            "n_failed": g["n_failed"].sum(),
+            "cpu_h_total": g["cpu_s_total"].sum() / 3600.0,
+        }
+    )
     if "n_outliers" in df:  # frames flagged as implausible (labelling.outliers); older tables lack it
         out["n_outliers"] = g["n_outliers"].sum()
         cols = cols[:3] + ["n_outliers"] + cols[3:]
@@ -321,13 +376,15 @@ def read_benchmarks(paths: list[str], molecule: str) -> pd.DataFrame:
         if bench.empty:
             continue
         num = bench[["s", "max_rss", "cpu_time"]].apply(pd.to_numeric, errors="coerce")
-        rows.append({
-            "path": os.fspath(path),
-            "stage": stage_from_path(path, molecule),
-            "wall_s": num["s"].mean(),
-            "cpu_s": num["cpu_time"].mean(),
-            "max_rss_mb": num["max_rss"].max(),
-        })
+        rows.append(
+            {
+                "path": os.fspath(path),
+                "stage": stage_from_path(path, molecule),
+                "wall_s": num["s"].mean(),
+                "cpu_s": num["cpu_time"].mean(),
+                "max_rss_mb": num["max_rss"].max(),
+            }
+        )
     return pd.DataFrame(rows, columns=["path", "stage", "wall_s", "cpu_s", "max_rss_mb"])
 
 
@@ -340,12 +397,14 @@ def stage_timings(benchmarks: pd.DataFrame) -> pd.DataFrame:
     if benchmarks.empty:
         return pd.DataFrame(columns=cols)
     g = benchmarks.groupby("stage")
-    out = pd.DataFrame({
-        "n_jobs": g.size(),
-        "wall_h": g["wall_s"].sum(min_count=1) / 3600.0,
-        "cpu_h": g["cpu_s"].sum(min_count=1) / 3600.0,
-        "max_rss_mb": g["max_rss_mb"].max(),
-    }).reset_index()
+    out = pd.DataFrame(
+        {
+            "n_jobs": g.size(),
+            "wall_h": g["wall_s"].sum(min_count=1) / 3600.0,
+            "cpu_h": g["cpu_s"].sum(min_count=1) / 3600.0,
+            "max_rss_mb": g["max_rss_mb"].max(),
+        }
+    ).reset_index()
     out = out.sort_values(["cpu_h", "stage"], ascending=[False, True], na_position="last")
     return out[cols].reset_index(drop=True)
 
@@ -360,19 +419,30 @@ def estimate_vs_spent(plan: pd.DataFrame, label_costs: pd.DataFrame) -> pd.DataF
     Both sides count every labelled frame, cached or not (a cached frame carries the CPU time it
     cost when it was computed), so the ratio ``spent / estimate`` measures the cost model.
     """
-    cols = ["level", "n_frames", "estimated_cpu_s_per_frame", "estimated_cpu_h", "spent_cpu_s_per_frame",
-            "spent_cpu_h", "spent_over_estimate", "estimate_source"]
+    cols = [
+        "level",
+        "n_frames",
+        "estimated_cpu_s_per_frame",
+        "estimated_cpu_h",
+        "spent_cpu_s_per_frame",
+        "spent_cpu_h",
+        "spent_over_estimate",
+        "estimate_source",
+    ]
     if plan.empty:
         return pd.DataFrame(columns=cols)
-    est = pd.DataFrame({
-        "level": plan["level"].astype(str),
-        "n_frames": plan["n_frames"],
-        "estimated_cpu_s_per_frame": plan["cpu_s_per_frame"],
-        "estimated_cpu_h": plan["n_frames"] * plan["cpu_s_per_frame"] / 3600.0,
-        "estimate_source": plan["source"],
-    })
+    est = pd.DataFrame(
+        {
+            "level": plan["level"].astype(str),
+            "n_frames": plan["n_frames"],
+            "estimated_cpu_s_per_frame": plan["cpu_s_per_frame"],
+            "estimated_cpu_h": plan["n_frames"] * plan["cpu_s_per_frame"] / 3600.0,
+            "estimate_source": plan["source"],
+        }
+    )
     spent = label_cost_summary(label_costs)[["level", "n_frames", "cpu_h_total"]].rename(
-        columns={"n_frames": "spent_frames", "cpu_h_total": "spent_cpu_h"})
+        columns={"n_frames": "spent_frames", "cpu_h_total": "spent_cpu_h"}
+    )
     spent["level"] = spent["level"].astype(str)
     out = est.merge(spent, on="level", how="left")
     out["spent_cpu_s_per_frame"] = out["spent_cpu_h"] * 3600.0 / out["spent_frames"].where(out["spent_frames"] > 0)
@@ -382,8 +452,19 @@ def estimate_vs_spent(plan: pd.DataFrame, label_costs: pd.DataFrame) -> pd.DataF
 
 # Methods compared as routes to a target error (each trains on N accurate labels).
 ROUTE_METHODS = ["standard", "asteroid", "score_matching", "sgdml", "delta", "delta_sgdml"]
-ROUTE_COLUMNS = ["target", "target_force_mae_kcal", "model", "method", "cheap_level", "n_train", "force_mae_kcal",
-                 "data_cost_cpu_h", "total_cpu_h", "predict_cpu_s_per_frame", "cheapest"]
+ROUTE_COLUMNS = [
+    "target",
+    "target_force_mae_kcal",
+    "model",
+    "method",
+    "cheap_level",
+    "n_train",
+    "force_mae_kcal",
+    "data_cost_cpu_h",
+    "total_cpu_h",
+    "predict_cpu_s_per_frame",
+    "cheapest",
+]
 # MD steps in one nanosecond at the paper's 0.5 fs time step: the prediction cost of a simulation.
 STEPS_PER_NS = 2_000_000
 
@@ -412,10 +493,21 @@ def cheapest_routes(results: pd.DataFrame) -> pd.DataFrame:
             if ok.empty:
                 continue
             b = ok.sort_values(["total_cpu_h", "n_train"]).iloc[0]
-            found.append(dict(target=target, target_force_mae_kcal=t.force_mae_kcal, model=model, method=method,
-                              cheap_level=level, n_train=int(b["n_train"]), force_mae_kcal=b["force_mae_kcal"],
-                              data_cost_cpu_h=b["data_cost_cpu_h"], total_cpu_h=b["total_cpu_h"],
-                              predict_cpu_s_per_frame=b["predict_cpu_s_per_frame"], cheapest=False))
+            found.append(
+                dict(
+                    target=target,
+                    target_force_mae_kcal=t.force_mae_kcal,
+                    model=model,
+                    method=method,
+                    cheap_level=level,
+                    n_train=int(b["n_train"]),
+                    force_mae_kcal=b["force_mae_kcal"],
+                    data_cost_cpu_h=b["data_cost_cpu_h"],
+                    total_cpu_h=b["total_cpu_h"],
+                    predict_cpu_s_per_frame=b["predict_cpu_s_per_frame"],
+                    cheapest=False,
+                )
+            )
         if found:
             min(found, key=lambda r: r["total_cpu_h"])["cheapest"] = True
         rows += found

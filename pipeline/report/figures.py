@@ -9,6 +9,7 @@ name, so the folder always matches the report.
 Figures: learning curves (force MAE vs N), force MAE vs label CPU-hours, cheap-only
 models, MD stability, time and memory per workflow stage, label cost per frame.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,7 +22,11 @@ import pandas as pd
 from matplotlib.container import Container
 from matplotlib.figure import Figure
 from matplotlib.ticker import (
-    FixedLocator, FuncFormatter, LogLocator, NullFormatter, NullLocator,
+    FixedLocator,
+    FuncFormatter,
+    LogLocator,
+    NullFormatter,
+    NullLocator,
 )
 
 from ..data import atomic_write
@@ -92,10 +97,7 @@ def model_label(model: str) -> str:
 def _level_styles(levels) -> dict[str, tuple[str, str]]:
     """(marker, linestyle) per cheap level; the empty level gets the first style."""
     ordered = [""] + sorted(lv for lv in set(levels) if lv)
-    return {
-        lv: (_MARKERS[i % len(_MARKERS)], _LINESTYLES[i % len(_LINESTYLES)])
-        for i, lv in enumerate(ordered)
-    }
+    return {lv: (_MARKERS[i % len(_MARKERS)], _LINESTYLES[i % len(_LINESTYLES)]) for i, lv in enumerate(ordered)}
 
 
 def _log_axis(axis, values, ticks_at_values: bool = False) -> None:
@@ -109,8 +111,7 @@ def _log_axis(axis, values, ticks_at_values: bool = False) -> None:
         axis.set_minor_locator(NullLocator())
     else:
         decades = np.log10(values.max() / values.min()) if len(values) else 0.0
-        subs = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0) if decades < 1.2 else (
-            (1.0, 2.0, 5.0) if decades < 3 else (1.0,))
+        subs = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0) if decades < 1.2 else ((1.0, 2.0, 5.0) if decades < 3 else (1.0,))
         axis.set_major_locator(LogLocator(subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
 
@@ -145,8 +146,7 @@ def _figure_legend(fig: Figure, axes, where: str = "below") -> None:
     else:
         ncols = int(max(1, min(len(labels), fig.get_figwidth() // col_w)))
         loc = "outside lower center"
-    fig.legend(list(seen.values()), labels, loc=loc, ncols=ncols, fontsize="small",
-               frameon=False)
+    fig.legend(list(seen.values()), labels, loc=loc, ncols=ncols, fontsize="small", frameon=False)
 
 
 def _curve_figure(n_panels: int) -> tuple[Figure, np.ndarray, str]:
@@ -198,23 +198,39 @@ def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
             g = g.sort_values("n_train")
             marker, ls = styles[level]
             ax.errorbar(
-                g["n_train"], g["force_mae_kcal"], yerr=g["force_mae_kcal_std"].fillna(0.0),
-                label=method_label(method, level), color=METHOD_COLORS.get(method, _OTHER_COLOR),
-                marker=marker, linestyle="--" if method in KERNEL_METHODS else ls, markersize=5,
-                capsize=3, linewidth=1.6,
+                g["n_train"],
+                g["force_mae_kcal"],
+                yerr=g["force_mae_kcal_std"].fillna(0.0),
+                label=method_label(method, level),
+                color=METHOD_COLORS.get(method, _OTHER_COLOR),
+                marker=marker,
+                linestyle="--" if method in KERNEL_METHODS else ls,
+                markersize=5,
+                capsize=3,
+                linewidth=1.6,
             )
         std = rows[rows["method"] == "standard"]
         if std["n_train"].nunique() >= 2:
             a, b = costs.fit_power_law(std["n_train"], std["force_mae_kcal"])
             n_grid = np.geomspace(std["n_train"].min(), std["n_train"].max(), 50)
-            ax.plot(n_grid, a * n_grid ** (-b), color=METHOD_COLORS["standard"], linestyle=":",
-                    linewidth=1.2, alpha=0.8, label="power-law fit of standard")
+            ax.plot(
+                n_grid,
+                a * n_grid ** (-b),
+                color=METHOD_COLORS["standard"],
+                linestyle=":",
+                linewidth=1.2,
+                alpha=0.8,
+                label="power-law fit of standard",
+            )
             fits.append(f"{model_label(model)}: {a:.3g}·N^−{b:.2f}")
-        _log_log_panel(ax, model, rows["n_train"], rows["force_mae_kcal"], "N accurate training labels",
-                       x_ticks_at_values=True)
+        _log_log_panel(
+            ax, model, rows["n_train"], rows["force_mae_kcal"], "N accurate training labels", x_ticks_at_values=True
+        )
     _figure_legend(fig, axes, where)
-    caption = ("Force MAE on the accurate test set vs number of accurate training labels; "
-               "points are means over seeds, bars ±1 std.")
+    caption = (
+        "Force MAE on the accurate test set vs number of accurate training labels; "
+        "points are means over seeds, bars ±1 std."
+    )
     if fits:
         caption += " Power-law fits of standard training (kcal/mol/Å): " + "; ".join(fits) + "."
     return fig, caption
@@ -233,15 +249,19 @@ def _log_log_panel(ax, model, x, y, xlabel: str, x_ticks_at_values: bool = False
 
 
 COST_AXES = {
-    "data_cost_cpu_h": ("label cost (CPU-h, accurate + cheap labels)",
-                        "Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
-                        "computing all training labels (lower left is better). Δ-learning counts its "
-                        "cheap labels on the N training, the validation and the test frames, and also pays "
-                        "its cheap level at every prediction (see the prediction-cost table)."),
-    "total_cpu_h": ("labels + training (CPU-h)",
-                    "Accuracy per CPU-hour in full: force MAE vs label CPU time plus the CPU time of "
-                    "every training step the method needed (for ASTEROID: stage 1, the bias pass, and "
-                    "stage 2 and fine-tuning for every γ candidate)."),
+    "data_cost_cpu_h": (
+        "label cost (CPU-h, accurate + cheap labels)",
+        "Accuracy bought per CPU-hour of labels: force MAE vs the CPU time spent "
+        "computing all training labels (lower left is better). Δ-learning counts its "
+        "cheap labels on the N training, the validation and the test frames, and also pays "
+        "its cheap level at every prediction (see the prediction-cost table).",
+    ),
+    "total_cpu_h": (
+        "labels + training (CPU-h)",
+        "Accuracy per CPU-hour in full: force MAE vs label CPU time plus the CPU time of "
+        "every training step the method needed (for ASTEROID: stage 1, the bias pass, and "
+        "stage 2 and fine-tuning for every γ candidate).",
+    ),
 }
 
 
@@ -265,10 +285,15 @@ def cost_figure(agg: pd.DataFrame, column: str = "data_cost_cpu_h") -> tuple[Fig
             g = g.sort_values(column)
             marker, ls = styles[level]
             ax.errorbar(
-                g[column], g["force_mae_kcal"],
-                yerr=g["force_mae_kcal_std"].fillna(0.0), label=method_label(method, level),
-                color=METHOD_COLORS.get(method, _OTHER_COLOR), marker=marker,
-                linestyle="--" if method in KERNEL_METHODS else ls, markersize=5, capsize=3,
+                g[column],
+                g["force_mae_kcal"],
+                yerr=g["force_mae_kcal_std"].fillna(0.0),
+                label=method_label(method, level),
+                color=METHOD_COLORS.get(method, _OTHER_COLOR),
+                marker=marker,
+                linestyle="--" if method in KERNEL_METHODS else ls,
+                markersize=5,
+                capsize=3,
                 linewidth=1.6,
             )
         _log_log_panel(ax, model, rows[column], rows["force_mae_kcal"], xlabel)
@@ -296,7 +321,7 @@ def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
     keys = list(g[["model", "cheap_level"]].drop_duplicates().itertuples(index=False, name=None))
     fig = Figure(figsize=(4.2 * min(len(keys), 3), 3.4 * -(-len(keys) // 3)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(-(-len(keys) // 3), min(len(keys), 3), squeeze=False)).ravel()
-    for ax in axes[len(keys):]:
+    for ax in axes[len(keys) :]:
         ax.set_visible(False)
     for ax, (model, level) in zip(axes, keys):
         rows = g[(g["model"] == model) & (g["cheap_level"] == level)]
@@ -306,18 +331,24 @@ def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
             x = np.where(np.isfinite(r["gamma"].astype(float)), r["gamma"].astype(float), inf_x)
             order = np.argsort(x)
             color = f"C{i % 10}"
-            ax.plot(x[order], r["val_loss"].to_numpy()[order], marker="o", color=color,
-                    label=f"N = {int(n)}, seed {int(seed)}")
+            ax.plot(
+                x[order],
+                r["val_loss"].to_numpy()[order],
+                marker="o",
+                color=color,
+                label=f"N = {int(n)}, seed {int(seed)}",
+            )
             ch = costs.as_bool(r["chosen"]).to_numpy()
-            ax.scatter(x[ch], r["val_loss"].to_numpy()[ch], s=120, facecolors="none", edgecolors=color,
-                       linewidths=2)
+            ax.scatter(x[ch], r["val_loss"].to_numpy()[ch], s=120, facecolors="none", edgecolors=color, linewidths=2)
         ax.set_xscale("log")
         ax.axvline(inf_x, color="#999", linestyle=":", linewidth=1)
         ax.annotate("∞", (inf_x, 1), xycoords=("data", "axes fraction"), ha="center", va="bottom")
         _finish_panel(ax, "γ (kcal/mol/Å)", "validation loss after fine-tuning", f"{model_label(model)}, {level}")
-    return fig, ("Validation loss of the fine-tuned ASTEROID model against the bias-weight scale γ "
-                 "(relative candidates at their absolute value for that stage-1 model; γ = ∞: no bias "
-                 "weights). The circled point of each line is the chosen γ.")
+    return fig, (
+        "Validation loss of the fine-tuned ASTEROID model against the bias-weight scale γ "
+        "(relative candidates at their absolute value for that stage-1 model; γ = ∞: no bias "
+        "weights). The circled point of each line is the chosen γ."
+    )
 
 
 def bias_figure(bias_frames: pd.DataFrame, summary: pd.DataFrame) -> tuple[Figure, str]:
@@ -334,24 +365,33 @@ def bias_figure(bias_frames: pd.DataFrame, summary: pd.DataFrame) -> tuple[Figur
     for ax, level in zip(axes, levels):
         rows = b[b["cheap_level"] == level]
         for i, (n, r) in enumerate(rows.groupby("n_train")):
-            rho = summary[(summary["model"] == model) & (summary["cheap_level"] == level) &
-                          (summary["n_train"] == n) & (summary["seed"] == seed)]["spearman"]
+            rho = summary[
+                (summary["model"] == model)
+                & (summary["cheap_level"] == level)
+                & (summary["n_train"] == n)
+                & (summary["seed"] == seed)
+            ]["spearman"]
             label = f"N = {int(n)}" + (f", ρ = {rho.iloc[0]:.2f}" if len(rho) and np.isfinite(rho.iloc[0]) else "")
             ax.scatter(r["true_bias"], r["bias_estimate"], s=14, alpha=0.7, color=f"C{i % 10}", label=label)
-        _finish_panel(ax, "true cheap-label error |F_cheap − F_acc| (kcal/mol/Å)", "estimated bias B (kcal/mol/Å)",
-                      f"{model_label(model)}, {level}")
-    return fig, ("Does the bias estimate work on this molecule? Each point is a validation frame: the "
-                 "stage-1 model's bias estimate B_j against the true error of its cheap label (the "
-                 "validation frames are labelled at both levels). ρ is Spearman's rank correlation: "
-                 "near 1, the weights single out the worst cheap labels; near 0, they weight frames "
-                 "by the stage-1 model's own error instead.")
+        _finish_panel(
+            ax,
+            "true cheap-label error |F_cheap − F_acc| (kcal/mol/Å)",
+            "estimated bias B (kcal/mol/Å)",
+            f"{model_label(model)}, {level}",
+        )
+    return fig, (
+        "Does the bias estimate work on this molecule? Each point is a validation frame: the "
+        "stage-1 model's bias estimate B_j against the true error of its cheap label (the "
+        "validation frames are labelled at both levels). ρ is Spearman's rank correlation: "
+        "near 1, the weights single out the worst cheap labels; near 0, they weight frames "
+        "by the stage-1 model's own error instead."
+    )
 
 
 def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
     """Bar chart of the force MAE, against the accurate test set, of models trained
     without accurate labels; a dashed line marks standard training at its largest N."""
-    rows = agg[agg["method"].isin(CHEAP_ONLY_METHODS)].sort_values(
-        ["model", "method", "cheap_level"])
+    rows = agg[agg["method"].isin(CHEAP_ONLY_METHODS)].sort_values(["model", "method", "cheap_level"])
     if rows.empty:
         raise SkipFigure("no cheap-only or score-matching-without-fine-tuning results")
     fig = Figure(figsize=(max(7.5, 1.1 * len(rows) + 2.0), 4.8), layout="constrained")
@@ -361,23 +401,41 @@ def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
     for model, g in rows.groupby("model", sort=True):
         start = pos
         for _, r in g.iterrows():
-            ax.bar(pos, r["force_mae_kcal"], yerr=np.nan_to_num(r["force_mae_kcal_std"]),
-                   color=METHOD_COLORS.get(r["method"], _OTHER_COLOR), capsize=3, width=0.8,
-                   label=METHOD_LABELS.get(r["method"], r["method"]))
+            ax.bar(
+                pos,
+                r["force_mae_kcal"],
+                yerr=np.nan_to_num(r["force_mae_kcal_std"]),
+                color=METHOD_COLORS.get(r["method"], _OTHER_COLOR),
+                capsize=3,
+                width=0.8,
+                label=METHOD_LABELS.get(r["method"], r["method"]),
+            )
             top = r["force_mae_kcal"] + np.nan_to_num(r["force_mae_kcal_std"])
-            ax.annotate(f"{r['force_mae_kcal']:.3g}", (pos, top),
-                        xytext=(0, 3), textcoords="offset points", ha="center",
-                        va="bottom", fontsize="small")
+            ax.annotate(
+                f"{r['force_mae_kcal']:.3g}",
+                (pos, top),
+                xytext=(0, 3),
+                textcoords="offset points",
+                ha="center",
+                va="bottom",
+                fontsize="small",
+            )
             x.append(pos)
             labels.append(f"{model_label(model)}\n{r['cheap_level'] or '—'}")
             pos += 1.0
         std = agg[(agg["model"] == model) & (agg["method"] == "standard") & (agg["n_train"] > 0)]
         if not std.empty:
             best = std.loc[std["n_train"].idxmax()]
-            ax.hlines(best["force_mae_kcal"], start - 0.45, pos - 0.55, colors="k",
-                      linestyles="--", linewidth=1.2, label="standard at its largest N")
-            refs.append(f"{model_label(model)} N={int(best['n_train'])}: "
-                        f"{best['force_mae_kcal']:.3g} kcal/mol/Å")
+            ax.hlines(
+                best["force_mae_kcal"],
+                start - 0.45,
+                pos - 0.55,
+                colors="k",
+                linestyles="--",
+                linewidth=1.2,
+                label="standard at its largest N",
+            )
+            refs.append(f"{model_label(model)} N={int(best['n_train'])}: {best['force_mae_kcal']:.3g} kcal/mol/Å")
         pos += 0.6
     ax.set_xticks(x, labels, fontsize="small")
     ax.set_ylim(0, 1.12 * ax.get_ylim()[1])  # room for the value labels
@@ -385,8 +443,7 @@ def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
     ax.set_xlabel("model / cheap labels used")
     ax.grid(True, axis="y", alpha=0.3)
     _figure_legend(fig, [ax])
-    caption = ("Models trained without any accurate labels, evaluated on the accurate test "
-               "set (mean ± std over seeds).")
+    caption = "Models trained without any accurate labels, evaluated on the accurate test set (mean ± std over seeds)."
     if refs:
         caption += " Dashed: standard training at its largest N (" + "; ".join(refs) + ")."
     return fig, caption
@@ -411,18 +468,28 @@ def stability_figure(stability: pd.DataFrame) -> tuple[Figure, str]:
     ax = fig.subplots()
     y = np.arange(len(summ))[::-1]
     for yi, (_, r) in zip(y, summ.iterrows()):
-        ax.barh(yi, r["stable_fraction"], color=METHOD_COLORS.get(r["method"], _OTHER_COLOR),
-                height=0.7)
-        ax.annotate(f"{int(r['n_stable'])}/{int(r['n_runs'])}", (r["stable_fraction"], yi),
-                    xytext=(4, 0), textcoords="offset points", va="center", fontsize="small")
-    ax.set_yticks(y, [f"{model_label(r.model)} · {method_label(r.method, r.cheap_level)}"
-                      for r in summ.itertuples()], fontsize="small")
+        ax.barh(yi, r["stable_fraction"], color=METHOD_COLORS.get(r["method"], _OTHER_COLOR), height=0.7)
+        ax.annotate(
+            f"{int(r['n_stable'])}/{int(r['n_runs'])}",
+            (r["stable_fraction"], yi),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize="small",
+        )
+    ax.set_yticks(
+        y,
+        [f"{model_label(r.model)} · {method_label(r.method, r.cheap_level)}" for r in summ.itertuples()],
+        fontsize="small",
+    )
     ax.set_xlim(0, 1.15)
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_xlabel("fraction of MD runs without divergence")
     ax.grid(True, axis="x", alpha=0.3)
-    return fig, ("Share of MD runs driven by each model that completed without diverging "
-                 "(labels: stable/total runs, pooled over N and seeds).")
+    return fig, (
+        "Share of MD runs driven by each model that completed without diverging "
+        "(labels: stable/total runs, pooled over N and seeds)."
+    )
 
 
 def timings_figure(timings: pd.DataFrame) -> tuple[Figure, str]:
@@ -440,17 +507,19 @@ def timings_figure(timings: pd.DataFrame) -> tuple[Figure, str]:
     if len(hours) and hours.max() / hours.min() > 100:
         ax_t.set_xscale("log")
         _log_axis(ax_t.xaxis, hours)
-    ax_t.set_yticks(y, [f"{s} ({n} job{'s' if n != 1 else ''})"
-                        for s, n in zip(t["stage"], t["n_jobs"])],
-                    fontsize="small")
+    ax_t.set_yticks(
+        y, [f"{s} ({n} job{'s' if n != 1 else ''})" for s, n in zip(t["stage"], t["n_jobs"])], fontsize="small"
+    )
     ax_t.set_xlabel("hours (summed over jobs)")
     ax_t.legend(fontsize="small")
     ax_t.grid(True, axis="x", alpha=0.3)
     ax_m.barh(y, t["max_rss_mb"] / 1024.0, height=0.6, color="#7f7f7f")
     ax_m.set_xlabel("peak resident memory (GiB)")
     ax_m.grid(True, axis="x", alpha=0.3)
-    return fig, ("Compute per workflow stage from Snakemake benchmark files: summed wall and "
-                 "CPU hours, and the largest resident memory of any job of the stage.")
+    return fig, (
+        "Compute per workflow stage from Snakemake benchmark files: summed wall and "
+        "CPU hours, and the largest resident memory of any job of the stage."
+    )
 
 
 def label_cost_figure(summary: pd.DataFrame) -> tuple[Figure, str]:
@@ -464,9 +533,15 @@ def label_cost_figure(summary: pd.DataFrame) -> tuple[Figure, str]:
     ax.bar(x - 0.2, s["cpu_s_per_frame"], width=0.4, color="#ff7f0e", label="CPU s / frame")
     ax.bar(x + 0.2, s["wall_s_per_frame"], width=0.4, color="#1f77b4", label="wall s / frame")
     for xi, v in zip(x, s["cpu_s_per_frame"]):
-        ax.annotate(f"{v:,.0f}" if v >= 1000 else f"{v:.3g}", (xi - 0.2, v), xytext=(0, 3),
-                    textcoords="offset points",
-                    ha="center", va="bottom", fontsize="small")
+        ax.annotate(
+            f"{v:,.0f}" if v >= 1000 else f"{v:.3g}",
+            (xi - 0.2, v),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize="small",
+        )
     positive = s["cpu_s_per_frame"][s["cpu_s_per_frame"] > 0]
     if len(positive):
         ax.set_yscale("log")
@@ -476,8 +551,9 @@ def label_cost_figure(summary: pd.DataFrame) -> tuple[Figure, str]:
     ax.set_ylabel("seconds per frame")
     ax.legend(fontsize="small")
     ax.grid(True, axis="y", alpha=0.3)
-    return fig, ("Cost of one label (energy + forces of one frame) per level of theory, "
-                 "averaged over all labelled subsets.")
+    return fig, (
+        "Cost of one label (energy + forces of one frame) per level of theory, averaged over all labelled subsets."
+    )
 
 
 def save_figure(fig: Figure, fig_dir: str | os.PathLike, name: str) -> tuple[Path, Path]:
@@ -491,8 +567,12 @@ def save_figure(fig: Figure, fig_dir: str | os.PathLike, name: str) -> tuple[Pat
         for fmt, extra in (("png", {"dpi": 150}), ("svg", {"metadata": {"Date": None}})):
             target = fig_dir / f"{name}.{fmt}"
             # tight bounding box: legends and labels outside the axes are never clipped
-            atomic_write(target, lambda tmp: fig.savefig(
-                tmp, format=fmt, bbox_inches="tight", pad_inches=0.08, **extra))
+            atomic_write(
+                target,
+                lambda tmp, fmt=fmt, extra=extra: fig.savefig(
+                    tmp, format=fmt, bbox_inches="tight", pad_inches=0.08, **extra
+                ),
+            )
             paths.append(target)
     return paths[0], paths[1]
 
@@ -531,8 +611,10 @@ def make_figures(
         "error_vs_cost": lambda: cost_figure(agg),
         "error_vs_total_cost": lambda: cost_figure(agg, "total_cpu_h"),
         "gamma_selection": lambda: gamma_figure(gamma if gamma is not None else pd.DataFrame()),
-        "bias_diagnostic": lambda: bias_figure(bias_frames if bias_frames is not None else pd.DataFrame(),
-                                               bias_summary if bias_summary is not None else pd.DataFrame()),
+        "bias_diagnostic": lambda: bias_figure(
+            bias_frames if bias_frames is not None else pd.DataFrame(),
+            bias_summary if bias_summary is not None else pd.DataFrame(),
+        ),
         "cheap_only": lambda: cheap_only_figure(agg),
         "md_stability": lambda: stability_figure(stability),
         "stage_timings": lambda: timings_figure(timings),

@@ -10,6 +10,7 @@ float, so it round-trips) next to the displayed value rounded to :data:`SIG_DIGI
 digits; the per-run table is ``id="results-table"`` and its columns carry their CSV names in
 ``data-column``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,9 +68,15 @@ def figure_view(fig: FigureResult, out_dir: Path) -> FigureView:
     if fig.skipped:
         return FigureView(fig.name, fig.title, skipped=fig.skipped)
     svg = fig.svg.read_bytes()
-    return FigureView(fig.name, fig.title, fig.caption, data_uri="data:image/svg+xml;base64,"
-                      + base64.b64encode(svg).decode("ascii"), width=_figure_width_px(svg),
-                      png_url=_relative_url(fig.png, out_dir), svg_url=_relative_url(fig.svg, out_dir))
+    return FigureView(
+        fig.name,
+        fig.title,
+        fig.caption,
+        data_uri="data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii"),
+        width=_figure_width_px(svg),
+        png_url=_relative_url(fig.png, out_dir),
+        svg_url=_relative_url(fig.svg, out_dir),
+    )
 
 
 def _squash(text) -> Markup:
@@ -126,10 +133,20 @@ def build_report(
     """
     out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    inputs = load_inputs(molecule, results_csv, label_costs_csv, gamma_csv, stability_csv, benchmark_files,
-                         config_path, reductions_csv=reductions_csv, bias_csv=bias_csv,
-                         bias_summary_csv=bias_summary_csv, forcefield_dir=forcefield_dir,
-                         label_plan_csv=label_plan_csv)
+    inputs = load_inputs(
+        molecule,
+        results_csv,
+        label_costs_csv,
+        gamma_csv,
+        stability_csv,
+        benchmark_files,
+        config_path,
+        reductions_csv=reductions_csv,
+        bias_csv=bias_csv,
+        bias_summary_csv=bias_summary_csv,
+        forcefield_dir=forcefield_dir,
+        label_plan_csv=label_plan_csv,
+    )
     content = compute_report(inputs, fig_dir)
     page = render_report(content, out_html.parent)
     atomic_write(out_html, lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))

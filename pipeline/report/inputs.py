@@ -4,6 +4,7 @@ field's metadata, the Snakemake benchmark files and the config.
 A missing or empty input becomes an empty table and a note (the report leaves out what depends on
 it); a table that lacks a required column raises ValueError, since that is a pipeline bug.
 """
+
 from __future__ import annotations
 
 import json
@@ -79,8 +80,10 @@ def _timings(benchmark_files: list[str], molecule: str, notes: list[str]) -> pd.
     """Per-stage timings from the benchmark files that exist (a note for those that do not)."""
     present = [p for p in benchmark_files if Path(p).is_file()]
     if len(present) < len(benchmark_files):
-        notes.append(f"{len(benchmark_files) - len(present)} of {len(benchmark_files)} "
-                     "benchmark files not found; their jobs are left out of the timings.")
+        notes.append(
+            f"{len(benchmark_files) - len(present)} of {len(benchmark_files)} "
+            "benchmark files not found; their jobs are left out of the timings."
+        )
     timings = costs.stage_timings(costs.read_benchmarks(present, molecule))
     if not benchmark_files:
         notes.append("No Snakemake benchmark files were given; no timings.")
@@ -105,8 +108,11 @@ def load_inputs(
     notes: list[str] = []
     results = _results_of(molecule, load_csv(results_csv, costs.RESULTS_COLUMNS, "results.csv", notes), notes)
     label_costs = load_csv(label_costs_csv, costs.LABEL_COST_COLUMNS, "label_costs.csv", notes)
-    plan = (load_csv(label_plan_csv, costs.PLAN_COLUMNS, "label_plan.csv", notes)
-            if label_plan_csv is not None else pd.DataFrame(columns=costs.PLAN_COLUMNS))
+    plan = (
+        load_csv(label_plan_csv, costs.PLAN_COLUMNS, "label_plan.csv", notes)
+        if label_plan_csv is not None
+        else pd.DataFrame(columns=costs.PLAN_COLUMNS)
+    )
     gamma = load_csv(gamma_csv, costs.GAMMA_COLUMNS, "gamma_selection.csv", notes)
     stability = load_csv(stability_csv, costs.STABILITY_COLUMNS, "stability.csv", notes)
     reductions = load_csv(reductions_csv, costs.REDUCTION_COLUMNS, "reductions.csv", notes)
@@ -115,12 +121,27 @@ def load_inputs(
     ff_meta = Path(forcefield_dir, "metadata.json") if forcefield_dir else None
     forcefield = json.loads(ff_meta.read_text()) if ff_meta and ff_meta.is_file() else None
     timings = _timings(benchmark_files, molecule, notes)
-    config_text = (Path(config_path).read_text(encoding="utf-8")
-                   if config_path is not None and Path(config_path).is_file() else None)
-    return ReportInputs(molecule=molecule, results=results, label_costs=label_costs, plan=plan, gamma=gamma,
-                        stability=stability, reductions=reductions, bias_frames=bias_frames,
-                        bias_summary=bias_summary, forcefield=forcefield, timings=timings, config_path=config_path,
-                        config_text=config_text, notes=notes)
+    config_text = (
+        Path(config_path).read_text(encoding="utf-8")
+        if config_path is not None and Path(config_path).is_file()
+        else None
+    )
+    return ReportInputs(
+        molecule=molecule,
+        results=results,
+        label_costs=label_costs,
+        plan=plan,
+        gamma=gamma,
+        stability=stability,
+        reductions=reductions,
+        bias_frames=bias_frames,
+        bias_summary=bias_summary,
+        forcefield=forcefield,
+        timings=timings,
+        config_path=config_path,
+        config_text=config_text,
+        notes=notes,
+    )
 
 
 def software_versions() -> dict[str, str]:

@@ -6,6 +6,7 @@ float, so it round-trips) in :attr:`Cell.value`, rendered as ``data-value``, nex
 value rounded to :data:`SIG_DIGITS` significant digits; a column's CSV name travels in
 :attr:`Header.column`, rendered as ``data-column``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -214,8 +215,10 @@ def frame_table(
     columns = list(df.columns) if columns is None else columns
     headers = [Header(COLUMN_LABELS.get(c, c), column=c, title=c) for c in columns]
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in columns]
-    rows = [Row([cell(v, num) for v, num in zip(values, numeric)], (row_classes[i] or "") if row_classes else "")
-            for i, values in enumerate(df[columns].itertuples(index=False, name=None))]
+    rows = [
+        Row([cell(v, num) for v, num in zip(values, numeric)], (row_classes[i] or "") if row_classes else "")
+        for i, values in enumerate(df[columns].itertuples(index=False, name=None))
+    ]
     return Table(table_id, headers, rows)
 
 

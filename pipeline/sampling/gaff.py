@@ -3,6 +3,7 @@
 The molecule goes to antechamber as an MDL (SDF) file: RDKit's default PDB writer repeats CONECT
 lines for double bonds, which makes antechamber mistype atoms and tleap abort.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -32,7 +33,9 @@ def _run(cmd: list[str], cwd: Path, log) -> None:
     if log is not None:
         log.write(f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}\n")
     if proc.returncode != 0:
-        raise GaffError(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        raise GaffError(
+            f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        )
 
 
 def build_gaff2(spec: MoleculeSpec, out_prmtop: str, out_inpcrd: str, out_sdf: str, seed: int = 0, log=None) -> None:
@@ -45,8 +48,31 @@ def build_gaff2(spec: MoleculeSpec, out_prmtop: str, out_inpcrd: str, out_sdf: s
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         Chem.MolToMolFile(mol, str(tmp / "mol.sdf"))
-        _run([_tool("antechamber"), "-i", "mol.sdf", "-fi", "mdl", "-o", "mol.mol2", "-fo", "mol2",
-              "-c", "bcc", "-at", "gaff2", "-nc", str(charge), "-rn", "MOL", "-pf", "y"], tmp, log)
+        _run(
+            [
+                _tool("antechamber"),
+                "-i",
+                "mol.sdf",
+                "-fi",
+                "mdl",
+                "-o",
+                "mol.mol2",
+                "-fo",
+                "mol2",
+                "-c",
+                "bcc",
+                "-at",
+                "gaff2",
+                "-nc",
+                str(charge),
+                "-rn",
+                "MOL",
+                "-pf",
+                "y",
+            ],
+            tmp,
+            log,
+        )
         _run([_tool("parmchk2"), "-i", "mol.mol2", "-f", "mol2", "-o", "mol.frcmod", "-s", "gaff2"], tmp, log)
         (tmp / "tleap.in").write_text(
             "source leaprc.gaff2\n"

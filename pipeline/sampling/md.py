@@ -3,6 +3,7 @@
 The Reference platform is far faster than CPU for molecules of 9-21 atoms (threading overhead
 dominates), so `platform: auto` picks Reference below 100 atoms, else CUDA, OpenCL or CPU.
 """
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,9 @@ def degrees_of_freedom(system) -> int:
     AmberPrmtopFile.createSystem). Counting 3N for a 9-atom molecule reads 11% low."""
     import openmm as mm
 
-    moving = sum(1 for i in range(system.getNumParticles()) if system.getParticleMass(i).value_in_unit(
-        mm.unit.dalton) > 0)
+    moving = sum(
+        1 for i in range(system.getNumParticles()) if system.getParticleMass(i).value_in_unit(mm.unit.dalton) > 0
+    )
     dof = 3 * moving - system.getNumConstraints()
     if any(isinstance(system.getForce(i), mm.CMMotionRemover) for i in range(system.getNumForces())):
         dof -= 3
@@ -46,9 +48,21 @@ def kinetic_temperature(kinetic_energy_kj_per_mol, dof: int):
     return 2 * kinetic_energy_kj_per_mol / (dof * units.BOLTZMANN_KJ_PER_MOL_K)
 
 
-def run_md(prmtop: str, inpcrd: str, *, temperature_K: float, timestep_fs: float, friction_per_ps: float,
-           equilibration_steps: int, stride: int, n_frames: int, seed: int, platform: str = "auto",
-           log_csv: str | None = None, name: str = "") -> Dataset:
+def run_md(
+    prmtop: str,
+    inpcrd: str,
+    *,
+    temperature_K: float,
+    timestep_fs: float,
+    friction_per_ps: float,
+    equilibration_steps: int,
+    stride: int,
+    n_frames: int,
+    seed: int,
+    platform: str = "auto",
+    log_csv: str | None = None,
+    name: str = "",
+) -> Dataset:
     """Equilibrate, then save `n_frames` frames every `stride` steps with GAFF2 energies and forces.
 
     Non-finite positions, energies or forces (an MD that blew up) raise, naming the frame and
@@ -88,24 +102,46 @@ def run_md(prmtop: str, inpcrd: str, *, temperature_K: float, timestep_fs: float
         ke = st.getKineticEnergy().value_in_unit(u.kilojoule_per_mole)
         T[i] = kinetic_temperature(ke, dof)
     cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
-    check_finite(R, E, F, where=f"MD of {name or prmtop} (GAFF2 labels)",
-                 fix=f"the MD became unstable; lower sampling.timestep_fs (now {timestep_fs}) or "
-                     f"sampling.temperature_K (now {temperature_K})")
+    check_finite(
+        R,
+        E,
+        F,
+        where=f"MD of {name or prmtop} (GAFF2 labels)",
+        fix=f"the MD became unstable; lower sampling.timestep_fs (now {timestep_fs}) or "
+        f"sampling.temperature_K (now {temperature_K})",
+    )
     z = np.array([a.element.atomic_number for a in prm.topology.atoms()], dtype=np.int64)
     if log_csv:
         import pandas as pd
 
-        pd.DataFrame({
-            "frame": np.arange(n_frames),
-            "time_ps": (equilibration_steps + stride * (np.arange(n_frames) + 1)) * timestep_fs / 1000,
-            "potential_energy_eV": E,
-            "temperature_K": T,
-        }).to_csv(log_csv, index=False)
+        pd.DataFrame(
+            {
+                "frame": np.arange(n_frames),
+                "time_ps": (equilibration_steps + stride * (np.arange(n_frames) + 1)) * timestep_fs / 1000,
+                "potential_energy_eV": E,
+                "temperature_K": T,
+            }
+        ).to_csv(log_csv, index=False)
     return Dataset(
-        R=R, z=z, E=E, F=F, frame_id=np.arange(n_frames),
-        cpu_s=np.full(n_frames, cpu_s / n_frames), wall_s=np.full(n_frames, wall_s / n_frames),
-        name=name, theory="GAFF2",
-        meta=dict(platform=plat.getName(), temperature_K=temperature_K, timestep_fs=timestep_fs,
-                  friction_per_ps=friction_per_ps, stride=stride, equilibration_steps=equilibration_steps,
-                  seed=seed, mean_temperature_K=float(T.mean()), md_cpu_s=cpu_s, md_wall_s=wall_s),
+        R=R,
+        z=z,
+        E=E,
+        F=F,
+        frame_id=np.arange(n_frames),
+        cpu_s=np.full(n_frames, cpu_s / n_frames),
+        wall_s=np.full(n_frames, wall_s / n_frames),
+        name=name,
+        theory="GAFF2",
+        meta=dict(
+            platform=plat.getName(),
+            temperature_K=temperature_K,
+            timestep_fs=timestep_fs,
+            friction_per_ps=friction_per_ps,
+            stride=stride,
+            equilibration_steps=equilibration_steps,
+            seed=seed,
+            mean_temperature_K=float(T.mean()),
+            md_cpu_s=cpu_s,
+            md_wall_s=wall_s,
+        ),
     )

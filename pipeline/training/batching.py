@@ -3,6 +3,7 @@
 Every frame has the same atoms, so a batch is a slice of [n_frames, n_atoms, 3] tensors flattened
 to the graph layout the models take (z, pos, batch): no per-frame Python work.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,8 +33,11 @@ class TensorData:
         if ds.labelled:
             E = torch.as_tensor(units.ev_to_kcal(ds.E[sl]), dtype=dtype, device=device)
             F = torch.as_tensor(units.ev_to_kcal(ds.F[sl]), dtype=dtype, device=device)
-        w = torch.ones(len(R), dtype=dtype, device=device) if weights is None else \
-            torch.as_tensor(np.asarray(weights)[sl], dtype=dtype, device=device)
+        w = (
+            torch.ones(len(R), dtype=dtype, device=device)
+            if weights is None
+            else torch.as_tensor(np.asarray(weights)[sl], dtype=dtype, device=device)
+        )
         return cls(torch.as_tensor(ds.z, device=device), R, E, F, w)
 
     def __len__(self) -> int:
@@ -43,12 +47,14 @@ class TensorData:
     def n_atoms(self) -> int:
         return len(self.z)
 
-    def split(self, n_first: int) -> tuple["TensorData", "TensorData"]:
+    def split(self, n_first: int) -> tuple[TensorData, TensorData]:
         """(frames[:n_first], frames[n_first:])."""
         a, b = slice(0, n_first), slice(n_first, None)
         pick = lambda t, s: None if t is None else t[s]  # noqa: E731
-        return (TensorData(self.z, self.R[a], pick(self.E, a), pick(self.F, a), self.w[a]),
-                TensorData(self.z, self.R[b], pick(self.E, b), pick(self.F, b), self.w[b]))
+        return (
+            TensorData(self.z, self.R[a], pick(self.E, a), pick(self.F, a), self.w[a]),
+            TensorData(self.z, self.R[b], pick(self.E, b), pick(self.F, b), self.w[b]),
+        )
 
     def batch(self, idx: torch.Tensor):
         """Graph layout of frames `idx`: z [B*n_atoms], pos [B*n_atoms, 3], batch [B*n_atoms]."""
@@ -63,4 +69,4 @@ class TensorData:
         n = len(self)
         order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
         order = order.to(self.R.device)
-        return [order[i:i + batch_size] for i in range(0, n, batch_size)]
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]

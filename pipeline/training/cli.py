@@ -1,4 +1,5 @@
 """Training commands of `python -m pipeline`."""
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,20 @@ def _run_standard(a):
     from .stages import train_standard
 
     _setup(a)
-    train_standard(model_name=a.model_name, hparams=a.hparams, train_npz=a.train, n_train=a.n_train, val_npz=a.val,
-                   stage=a.stage, training=a.training, seed=a.seed, device=a.device, out_model=a.out_model,
-                   out_history=a.out_history, checkpoint=a.checkpoint)
+    train_standard(
+        model_name=a.model_name,
+        hparams=a.hparams,
+        train_npz=a.train,
+        n_train=a.n_train,
+        val_npz=a.val,
+        stage=a.stage,
+        training=a.training,
+        seed=a.seed,
+        device=a.device,
+        out_model=a.out_model,
+        out_history=a.out_history,
+        checkpoint=a.checkpoint,
+    )
     _done(a)
 
 
@@ -57,9 +69,21 @@ def _run_cheap(a):
     from .stages import train_cheap
 
     _setup(a)
-    train_cheap(model_name=a.model_name, hparams=a.hparams, cheap_npz=a.cheap, bias_npz=a.bias, gamma=a.gamma,
-                stage=a.stage, training=a.training, seed=a.seed, device=a.device, out_model=a.out_model,
-                out_history=a.out_history, checkpoint=a.checkpoint, extra={"cheap_level": a.cheap_level})
+    train_cheap(
+        model_name=a.model_name,
+        hparams=a.hparams,
+        cheap_npz=a.cheap,
+        bias_npz=a.bias,
+        gamma=a.gamma,
+        stage=a.stage,
+        training=a.training,
+        seed=a.seed,
+        device=a.device,
+        out_model=a.out_model,
+        out_history=a.out_history,
+        checkpoint=a.checkpoint,
+        extra={"cheap_level": a.cheap_level},
+    )
     _done(a)
 
 
@@ -67,9 +91,19 @@ def _run_score(a):
     from .stages import train_score_matching
 
     _setup(a)
-    train_score_matching(model_name=a.model_name, hparams=a.hparams, unlabelled_npz=a.unlabelled,
-                         temperature_K=a.temperature, stage=a.stage, training=a.training, seed=a.seed,
-                         device=a.device, out_model=a.out_model, out_history=a.out_history, checkpoint=a.checkpoint)
+    train_score_matching(
+        model_name=a.model_name,
+        hparams=a.hparams,
+        unlabelled_npz=a.unlabelled,
+        temperature_K=a.temperature,
+        stage=a.stage,
+        training=a.training,
+        seed=a.seed,
+        device=a.device,
+        out_model=a.out_model,
+        out_history=a.out_history,
+        checkpoint=a.checkpoint,
+    )
     _done(a)
 
 
@@ -77,9 +111,19 @@ def _run_finetune(a):
     from .stages import finetune
 
     _setup(a)
-    finetune(init_model=a.init, train_npz=a.train, n_train=a.n_train, val_npz=a.val, stage=a.stage,
-             training=a.training, seed=a.seed, device=a.device, out_model=a.out_model, out_history=a.out_history,
-             checkpoint=a.checkpoint)
+    finetune(
+        init_model=a.init,
+        train_npz=a.train,
+        n_train=a.n_train,
+        val_npz=a.val,
+        stage=a.stage,
+        training=a.training,
+        seed=a.seed,
+        device=a.device,
+        out_model=a.out_model,
+        out_history=a.out_history,
+        checkpoint=a.checkpoint,
+    )
     _done(a)
 
 
@@ -87,10 +131,24 @@ def _run_delta(a):
     from .stages import train_delta
 
     _setup(a)
-    train_delta(model_name=a.model_name, hparams=a.hparams, train_npz=a.train, cheap_train_npz=a.cheap_train,
-                n_train=a.n_train, val_npz=a.val, cheap_val_npz=a.cheap_val, cheap_level=a.cheap_level,
-                cheap_entry=a.cheap_entry, stage=a.stage, training=a.training, seed=a.seed, device=a.device,
-                out_model=a.out_model, out_history=a.out_history, checkpoint=a.checkpoint)
+    train_delta(
+        model_name=a.model_name,
+        hparams=a.hparams,
+        train_npz=a.train,
+        cheap_train_npz=a.cheap_train,
+        n_train=a.n_train,
+        val_npz=a.val,
+        cheap_val_npz=a.cheap_val,
+        cheap_level=a.cheap_level,
+        cheap_entry=a.cheap_entry,
+        stage=a.stage,
+        training=a.training,
+        seed=a.seed,
+        device=a.device,
+        out_model=a.out_model,
+        out_history=a.out_history,
+        checkpoint=a.checkpoint,
+    )
     _done(a)
 
 
@@ -114,8 +172,9 @@ def add_commands(sub) -> None:
     s.add_argument("--cheap", required=True)
     s.add_argument("--cheap-level", required=True)
     s.add_argument("--bias", default=None)
-    s.add_argument("--gamma", required=True,
-                   help="candidate: kcal/mol/A ('1'), relative to the spread of B ('r0.5'), or inf")
+    s.add_argument(
+        "--gamma", required=True, help="candidate: kcal/mol/A ('1'), relative to the spread of B ('r0.5'), or inf"
+    )
     s.set_defaults(func=_run_cheap)
 
     s = sub.add_parser("train-score", help="sliced score matching on unlabelled frames")

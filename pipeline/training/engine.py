@@ -15,6 +15,7 @@ job loses at most that much work. Resuming from any checkpoint gives the uninter
 One engine serves every stage; a stage differs only in its data, weights and objective
 (`objective="supervised"` or `"score_matching"`).
 """
+
 from __future__ import annotations
 
 import copy
@@ -74,8 +75,9 @@ class EMA:
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:
         state = model.state_dict()
-        torch._foreach_lerp_([self.shadow[k] for k in self._float], [state[k].detach() for k in self._float],
-                             1 - self.decay)
+        torch._foreach_lerp_(
+            [self.shadow[k] for k in self._float], [state[k].detach() for k in self._float], 1 - self.decay
+        )
         for k, v in state.items():
             if not v.dtype.is_floating_point:
                 self.shadow[k].copy_(v)
@@ -123,16 +125,27 @@ def evaluate(model, data: TensorData, cfg: StageConfig, generator=None) -> dict:
     return out
 
 
-def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig, *, seed: int,
-          checkpoint: str | os.PathLike, history_csv: str | os.PathLike | None = None):
+def train(
+    model,
+    train_data: TensorData,
+    val_data: TensorData,
+    cfg: StageConfig,
+    *,
+    seed: int,
+    checkpoint: str | os.PathLike,
+    history_csv: str | os.PathLike | None = None,
+):
     """Train `model` in place; returns (EMA model at the best validation epoch, summary dict).
 
     A checkpoint is written after every epoch; if `checkpoint` exists and was written for the same
     configuration, training resumes from it (same result as an uninterrupted run on CPU).
     """
     checkpoint = Path(checkpoint)
-    signature = json.dumps({"cfg": asdict(cfg), "seed": seed, "n_train": len(train_data), "n_val": len(val_data)},
-                           sort_keys=True, default=str)
+    signature = json.dumps(
+        {"cfg": asdict(cfg), "seed": seed, "n_train": len(train_data), "n_val": len(val_data)},
+        sort_keys=True,
+        default=str,
+    )
     torch.manual_seed(seed)
     np.random.seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -143,8 +156,17 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
     )
     ema = EMA(model, cfg.ema_decay)
     metric = "val_loss" if cfg.objective == "score_matching" else "val_force_mae"
-    state = {"epoch": 0, "step": 0, "best": math.inf, "best_epoch": -1, "best_state": None, "history": [],
-             "elapsed_s": 0.0, "cpu_s": 0.0, "pending": []}
+    state = {
+        "epoch": 0,
+        "step": 0,
+        "best": math.inf,
+        "best_epoch": -1,
+        "best_state": None,
+        "history": [],
+        "elapsed_s": 0.0,
+        "cpu_s": 0.0,
+        "pending": [],
+    }
 
     if checkpoint.exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
@@ -161,9 +183,16 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
             log.info("ignoring checkpoint %s written for another configuration", checkpoint)
 
     def save_checkpoint():
-        payload = {"signature": signature, "model": model.state_dict(), "opt": opt.state_dict(),
-                   "plateau": plateau.state_dict(), "ema": ema.shadow, "gen": gen.get_state(),
-                   "rng": _rng_state(), "state": state}
+        payload = {
+            "signature": signature,
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "plateau": plateau.state_dict(),
+            "ema": ema.shadow,
+            "gen": gen.get_state(),
+            "rng": _rng_state(),
+            "state": state,
+        }
         atomic_write(checkpoint, lambda tmp: torch.save(payload, tmp))
 
     last_save = time.perf_counter()
@@ -211,12 +240,19 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
         state["epoch"] = epoch + 1
         state["elapsed_s"] += time.perf_counter() - t0
         state["cpu_s"] += time.process_time() - c0
-        row = {"epoch": epoch + 1, "step": state["step"], "train_loss": train_loss / max(n_seen, 1), **val,
-               "lr": opt.param_groups[0]["lr"], "wall_s": state["elapsed_s"]}
+        row = {
+            "epoch": epoch + 1,
+            "step": state["step"],
+            "train_loss": train_loss / max(n_seen, 1),
+            **val,
+            "lr": opt.param_groups[0]["lr"],
+            "wall_s": state["elapsed_s"],
+        }
         state["history"].append(row)
         if val[metric] < state["best"]:
-            state.update(best=val[metric], best_epoch=epoch + 1,
-                         best_state={k: v.clone() for k, v in ema.shadow.items()})
+            state.update(
+                best=val[metric], best_epoch=epoch + 1, best_state={k: v.clone() for k, v in ema.shadow.items()}
+            )
         if epoch % 10 == 0 or epoch + 1 == cfg.max_epochs or state["step"] >= max_steps:
             log.info("epoch %d %s", epoch + 1, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         stop = epoch + 1 - state["best_epoch"] >= cfg.early_stopping_patience
@@ -224,8 +260,13 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
             save_checkpoint()
             last_save = time.perf_counter()
         if stop:
-            log.info("early stopping at epoch %d (best %s %.4g at epoch %d)", epoch + 1, metric, state["best"],
-                     state["best_epoch"])
+            log.info(
+                "early stopping at epoch %d (best %s %.4g at epoch %d)",
+                epoch + 1,
+                metric,
+                state["best"],
+                state["best_epoch"],
+            )
             break
 
     best_model = copy.deepcopy(model)
@@ -235,8 +276,15 @@ def train(model, train_data: TensorData, val_data: TensorData, cfg: StageConfig,
         hist = pd.DataFrame(state["history"])
         atomic_write(history_csv, lambda tmp: hist.to_csv(tmp, index=False))
     best_row = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
-    summary = {"best_epoch": state["best_epoch"], "epochs": state["epoch"], "steps": state["step"],
-               "frames_seen": state["step"] * cfg.batch_size, "metric": metric,
-               "best_metric": state["best"], "best_val_loss": best_row.get("val_loss"),
-               "train_wall_s": state["elapsed_s"], "train_cpu_s": state["cpu_s"]}
+    summary = {
+        "best_epoch": state["best_epoch"],
+        "epochs": state["epoch"],
+        "steps": state["step"],
+        "frames_seen": state["step"] * cfg.batch_size,
+        "metric": metric,
+        "best_metric": state["best"],
+        "best_val_loss": best_row.get("val_loss"),
+        "train_wall_s": state["elapsed_s"],
+        "train_cpu_s": state["cpu_s"],
+    }
     return best_model, summary

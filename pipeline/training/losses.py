@@ -8,6 +8,7 @@
   L = E_x [ kB*T * tr(dF/dx) + |F|^2 / 2 ] / n_atoms, tr(J) estimated as E_v[v^T J v] with
   Rademacher projections v.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,7 +96,7 @@ def normalised_bias_weights(B: np.ndarray, gamma: float) -> np.ndarray:
 def effective_sample_size(w: np.ndarray) -> float:
     """Kish's effective number of frames, (sum w)^2 / sum w^2 (scale-free)."""
     w = np.asarray(w, dtype=np.float64)
-    s2 = float((w ** 2).sum())
+    s2 = float((w**2).sum())
     return float(w.sum() ** 2 / s2) if s2 > 0 else 0.0
 
 

@@ -11,6 +11,7 @@
 Every model file stores in `extra` what later steps need: units, stage, data sizes, validation
 loss, training time.
 """
+
 from __future__ import annotations
 
 import logging
@@ -53,8 +54,12 @@ def resolve_device(device: str) -> torch.device:
 def stage_config(stage: dict, training: dict, **overrides) -> StageConfig:
     names = {f.name for f in fields(StageConfig)}
     kw = {k: v for k, v in stage.items() if k in names}
-    kw.update(rho=training["rho"], ema_decay=training["ema_decay"], grad_clip=training["grad_clip"],
-              n_projections=training["n_projections"])
+    kw.update(
+        rho=training["rho"],
+        ema_decay=training["ema_decay"],
+        grad_clip=training["grad_clip"],
+        n_projections=training["n_projections"],
+    )
     kw.update(overrides)
     return StageConfig(**kw)
 
@@ -74,8 +79,7 @@ def _refit_shift(model, data: TensorData, batch_size: int = 64) -> None:
     """
     from ..evaluation.predict import predict
 
-    E_pred, _ = predict(model, data.R.cpu().numpy(), data.z.cpu().numpy(), batch_size=batch_size,
-                        device=data.R.device)
+    E_pred, _ = predict(model, data.R.cpu().numpy(), data.z.cpu().numpy(), batch_size=batch_size, device=data.R.device)
     delta = float(data.E.mean().cpu()) - float(np.mean(E_pred))
     model.set_normalization(float(model.energy_shift) + delta / data.n_atoms, float(model.energy_scale))
 
@@ -96,8 +100,22 @@ def _fresh_model(name: str, hparams: dict, seed: int, device, data: TensorData):
     return model
 
 
-def train_standard(*, model_name, hparams, train_npz, n_train, val_npz, stage, training, seed, device,
-                   out_model, out_history, checkpoint, extra=None):
+def train_standard(
+    *,
+    model_name,
+    hparams,
+    train_npz,
+    n_train,
+    val_npz,
+    stage,
+    training,
+    seed,
+    device,
+    out_model,
+    out_history,
+    checkpoint,
+    extra=None,
+):
     """Standard training on accurate data only (also ASTEROID stage 1)."""
     dev = resolve_device(device)
     tr = TensorData.from_dataset(load_npz(train_npz), dev, n=n_train)
@@ -106,10 +124,14 @@ def train_standard(*, model_name, hparams, train_npz, n_train, val_npz, stage, t
     va = TensorData.from_dataset(load_npz(val_npz), dev)
     model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
-    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
-                          history_csv=out_history)
-    _save(best, out_model, {"stage": "standard", "model_name": model_name, "n_train": n_train, "seed": seed,
-                            **summary, **(extra or {})})
+    best, summary = train(
+        model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint, history_csv=out_history
+    )
+    _save(
+        best,
+        out_model,
+        {"stage": "standard", "model_name": model_name, "n_train": n_train, "seed": seed, **summary, **(extra or {})},
+    )
     return summary
 
 
@@ -128,16 +150,42 @@ def compute_bias(*, model_path, cheap_npz, out_npz, device="cpu"):
     _, F_pred = predict(model, ds.R, ds.z, device=resolve_device(device))  # [n, n_atoms, 3] kcal/mol/A
     B = bias(F_pred, units.ev_to_kcal(ds.F))  # [n]
     stage1 = dict(getattr(model, "extra", {}) or {})
-    arrays = dict(B=B, frame_id=ds.frame_id, unit="kcal/mol/Ang", bias_cpu_s=time.process_time() - c0,
-                  stage1_train_cpu_s=float(stage1.get("train_cpu_s") or 0.0), n_train=int(stage1.get("n_train", 0)))
+    arrays = dict(
+        B=B,
+        frame_id=ds.frame_id,
+        unit="kcal/mol/Ang",
+        bias_cpu_s=time.process_time() - c0,
+        stage1_train_cpu_s=float(stage1.get("train_cpu_s") or 0.0),
+        n_train=int(stage1.get("n_train", 0)),
+    )
     atomic_write(out_npz, lambda tmp: np.savez(tmp, **arrays))
-    log.info("bias: mean %.3f, median %.3f, IQR %.3f, max %.3f kcal/mol/A over %d cheap frames",
-             B.mean(), np.median(B), np.subtract(*np.percentile(B, [75, 25])), B.max(), len(B))
+    log.info(
+        "bias: mean %.3f, median %.3f, IQR %.3f, max %.3f kcal/mol/A over %d cheap frames",
+        B.mean(),
+        np.median(B),
+        np.subtract(*np.percentile(B, [75, 25])),
+        B.max(),
+        len(B),
+    )
     return B
 
 
-def train_cheap(*, model_name, hparams, cheap_npz, bias_npz, gamma, stage, training, seed, device,
-                out_model, out_history, checkpoint, extra=None):
+def train_cheap(
+    *,
+    model_name,
+    hparams,
+    cheap_npz,
+    bias_npz,
+    gamma,
+    stage,
+    training,
+    seed,
+    device,
+    out_model,
+    out_history,
+    checkpoint,
+    extra=None,
+):
     """Stage 2: from scratch on the cheap pool, frame weights exp(-B_j/gamma).
 
     `gamma` is a candidate spec (losses.parse_gamma): absolute kcal/mol/A ('1'), relative to the
@@ -154,8 +202,12 @@ def train_cheap(*, model_name, hparams, cheap_npz, bias_npz, gamma, stage, train
             if not np.array_equal(f["frame_id"], ds.frame_id):
                 raise ValueError(f"{bias_npz} was computed for other frames than {cheap_npz}; rerun the bias rule")
             B = f["B"]
-            bias_info = {"bias_cpu_s": float(f["bias_cpu_s"]), "stage1_n_train": int(f["n_train"]),
-                         "bias_mean": float(B.mean()), "bias_iqr": float(np.subtract(*np.percentile(B, [75, 25])))}
+            bias_info = {
+                "bias_cpu_s": float(f["bias_cpu_s"]),
+                "stage1_n_train": int(f["n_train"]),
+                "bias_mean": float(B.mean()),
+                "bias_iqr": float(np.subtract(*np.percentile(B, [75, 25]))),
+            }
         gamma_abs = resolve_gamma(gamma, B)
         w = normalised_bias_weights(B, gamma_abs)
     ess = effective_sample_size(w)
@@ -171,14 +223,41 @@ def train_cheap(*, model_name, hparams, cheap_npz, bias_npz, gamma, stage, train
     model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
     best, summary = train(model, tr, va, cfg, seed=seed, checkpoint=checkpoint, history_csv=out_history)
-    _save(best, out_model, {"stage": "cheap", "model_name": model_name, "gamma": gamma_abs, "gamma_spec": str(gamma),
-                            "n_cheap": len(ds), "seed": seed, "mean_weight": float(w.mean()),
-                            "effective_frames": ess, **bias_info, **summary, **(extra or {})})
+    _save(
+        best,
+        out_model,
+        {
+            "stage": "cheap",
+            "model_name": model_name,
+            "gamma": gamma_abs,
+            "gamma_spec": str(gamma),
+            "n_cheap": len(ds),
+            "seed": seed,
+            "mean_weight": float(w.mean()),
+            "effective_frames": ess,
+            **bias_info,
+            **summary,
+            **(extra or {}),
+        },
+    )
     return summary
 
 
-def train_score_matching(*, model_name, hparams, unlabelled_npz, temperature_K, stage, training, seed, device,
-                         out_model, out_history, checkpoint, extra=None):
+def train_score_matching(
+    *,
+    model_name,
+    hparams,
+    unlabelled_npz,
+    temperature_K,
+    stage,
+    training,
+    seed,
+    device,
+    out_model,
+    out_history,
+    checkpoint,
+    extra=None,
+):
     """Label-free pre-training: sliced score matching on Boltzmann samples at temperature_K."""
     dev = resolve_device(device)
     ds = load_npz(unlabelled_npz)
@@ -189,13 +268,37 @@ def train_score_matching(*, model_name, hparams, unlabelled_npz, temperature_K, 
     model.set_normalization(0.0, SCORE_MATCHING_FORCE_SCALE)
     cfg = stage_config(stage, training, objective="score_matching", kT=units.kt_kcal(temperature_K))
     best, summary = train(model, tr, va, cfg, seed=seed, checkpoint=checkpoint, history_csv=out_history)
-    _save(best, out_model, {"stage": "score_matching", "model_name": model_name, "temperature_K": temperature_K, "n_unlabelled": len(ds),
-                            "seed": seed, **summary, **(extra or {})})
+    _save(
+        best,
+        out_model,
+        {
+            "stage": "score_matching",
+            "model_name": model_name,
+            "temperature_K": temperature_K,
+            "n_unlabelled": len(ds),
+            "seed": seed,
+            **summary,
+            **(extra or {}),
+        },
+    )
     return summary
 
 
-def finetune(*, init_model, train_npz, n_train, val_npz, stage, training, seed, device,
-             out_model, out_history, checkpoint, extra=None):
+def finetune(
+    *,
+    init_model,
+    train_npz,
+    n_train,
+    val_npz,
+    stage,
+    training,
+    seed,
+    device,
+    out_model,
+    out_history,
+    checkpoint,
+    extra=None,
+):
     """Stage 3: fine-tune an initial model on accurate train[:N]."""
     dev = resolve_device(device)
     tr = TensorData.from_dataset(load_npz(train_npz), dev, n=n_train)
@@ -203,19 +306,61 @@ def finetune(*, init_model, train_npz, n_train, val_npz, stage, training, seed, 
     model = load_model(init_model, device=dev)
     init_extra = dict(getattr(model, "extra", {}) or {})
     _refit_shift(model, tr)
-    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
-                          history_csv=out_history)
-    inherited = {k: init_extra.get(k) for k in ("model_name", "cheap_level", "gamma", "gamma_spec", "effective_frames",
-                                                "n_cheap", "bias_mean", "bias_iqr")
-                 if init_extra.get(k) is not None}
-    _save(best, out_model, {"stage": "finetune", **inherited, "n_train": n_train, "seed": seed,
-                            "init_stage": init_extra.get("stage"), "init_train_wall_s": init_extra.get("train_wall_s"),
-                            "init_train_cpu_s": init_extra.get("train_cpu_s"), **summary, **(extra or {})})
+    best, summary = train(
+        model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint, history_csv=out_history
+    )
+    inherited = {
+        k: init_extra.get(k)
+        for k in (
+            "model_name",
+            "cheap_level",
+            "gamma",
+            "gamma_spec",
+            "effective_frames",
+            "n_cheap",
+            "bias_mean",
+            "bias_iqr",
+        )
+        if init_extra.get(k) is not None
+    }
+    _save(
+        best,
+        out_model,
+        {
+            "stage": "finetune",
+            **inherited,
+            "n_train": n_train,
+            "seed": seed,
+            "init_stage": init_extra.get("stage"),
+            "init_train_wall_s": init_extra.get("train_wall_s"),
+            "init_train_cpu_s": init_extra.get("train_cpu_s"),
+            **summary,
+            **(extra or {}),
+        },
+    )
     return summary
 
 
-def train_delta(*, model_name, hparams, train_npz, cheap_train_npz, n_train, val_npz, cheap_val_npz, cheap_level,
-                cheap_entry, stage, training, seed, device, out_model, out_history, checkpoint, extra=None):
+def train_delta(
+    *,
+    model_name,
+    hparams,
+    train_npz,
+    cheap_train_npz,
+    n_train,
+    val_npz,
+    cheap_val_npz,
+    cheap_level,
+    cheap_entry,
+    stage,
+    training,
+    seed,
+    device,
+    out_model,
+    out_history,
+    checkpoint,
+    extra=None,
+):
     """Δ-learning: a fresh model trained on accurate − cheap labels of the accurate train[:N] (the
     frames standard training uses) with the accurate stage's settings, early-stopped on the same
     difference on the validation frames. Its validation force MAE is that of cheap + correction
@@ -231,19 +376,36 @@ def train_delta(*, model_name, hparams, train_npz, cheap_train_npz, n_train, val
     d_train = difference_dataset(acc, load_npz(cheap_train_npz))
     d_val = difference_dataset(load_npz(val_npz), load_npz(cheap_val_npz))
     if d_train.meta["frames_without_cheap_label"]:
-        log.warning("delta: %d of the N = %d training frames have no %s label and are left out: %s",
-                    len(d_train.meta["frames_without_cheap_label"]), n_train, cheap_level,
-                    d_train.meta["frames_without_cheap_label"])
+        log.warning(
+            "delta: %d of the N = %d training frames have no %s label and are left out: %s",
+            len(d_train.meta["frames_without_cheap_label"]),
+            n_train,
+            cheap_level,
+            d_train.meta["frames_without_cheap_label"],
+        )
     tr = TensorData.from_dataset(d_train, dev)
     va = TensorData.from_dataset(d_val, dev)
     model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
-    best, summary = train(model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint,
-                          history_csv=out_history)
-    _save(best, out_model, {"stage": "delta", "model_name": model_name, "n_train": n_train, "seed": seed,
-                            "cheap_level": cheap_level, "cheap_entry": dict(cheap_entry),
-                            "n_delta_train": len(d_train), "n_delta_val": len(d_val),
-                            "train_frame_id": [int(f) for f in d_train.frame_id],
-                            "delta_force_std_kcal": float(units.ev_to_kcal(d_train.F).std()),
-                            **summary, **(extra or {})})
+    best, summary = train(
+        model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint, history_csv=out_history
+    )
+    _save(
+        best,
+        out_model,
+        {
+            "stage": "delta",
+            "model_name": model_name,
+            "n_train": n_train,
+            "seed": seed,
+            "cheap_level": cheap_level,
+            "cheap_entry": dict(cheap_entry),
+            "n_delta_train": len(d_train),
+            "n_delta_val": len(d_val),
+            "train_frame_id": [int(f) for f in d_train.frame_id],
+            "delta_force_std_kcal": float(units.ev_to_kcal(d_train.F).std()),
+            **summary,
+            **(extra or {}),
+        },
+    )
     return summary

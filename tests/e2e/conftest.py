@@ -1,4 +1,5 @@
 """A finished tiny run of the real workflow (OpenMM, PySCF, training, report), shared by e2e tests."""
+
 import os
 import shutil
 import subprocess

@@ -7,6 +7,7 @@ state under one temporary directory; `stop()` ends exactly the daemons `start()`
 declares GPUs with /dev/null and the like as their devices so that a job asking for a GPU is accepted and
 the request shows in `sacct`'s ReqTRES; nothing runs on a GPU.
 """
+
 from __future__ import annotations
 
 import os
@@ -68,8 +69,19 @@ StorageLoc=slurm_acct_db
 # variables removed, SLURM_CONF too) find the configuration only at the default path.
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 FAKE_GPU_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/urandom")
-PROGRAMS = ("slurmctld", "slurmd", "slurmdbd", "munged", "sbatch", "squeue", "sinfo", "sacct", "sacctmgr",
-            "mariadbd", "mariadb-install-db")
+PROGRAMS = (
+    "slurmctld",
+    "slurmd",
+    "slurmdbd",
+    "munged",
+    "sbatch",
+    "squeue",
+    "sinfo",
+    "sacct",
+    "sacctmgr",
+    "mariadbd",
+    "mariadb-install-db",
+)
 ACCOUNT = "asteroid"
 
 
@@ -77,8 +89,10 @@ def available() -> str | None:
     """None when a local SLURM can start here, else the reason it cannot."""
     missing = [t for t in PROGRAMS if not shutil.which(t)]
     if missing:
-        return (f"SLURM programs not installed ({', '.join(missing)}): "
-                "apt-get install slurm-wlm slurmdbd munge mariadb-server")
+        return (
+            f"SLURM programs not installed ({', '.join(missing)}): "
+            "apt-get install slurm-wlm slurmdbd munge mariadb-server"
+        )
     if os.geteuid() != 0:
         return "a local slurmd must run as root"
     if SYSTEM_CONF.is_symlink() and not SYSTEM_CONF.exists():
@@ -102,8 +116,12 @@ class LocalSlurm:
         self.root = Path(root)
         self.conf = self.root / "slurm.conf"
         self.cpus, self.mem_mb, self.gpus = cpus, mem_mb, gpus
-        self.ports = {"ctld_port": port_base, "d_port": port_base + 1, "dbd_port": port_base + 2,
-                      "db_port": port_base + 3}
+        self.ports = {
+            "ctld_port": port_base,
+            "d_port": port_base + 1,
+            "dbd_port": port_base + 2,
+            "db_port": port_base + 3,
+        }
         self.env = {**os.environ, "SLURM_CONF": str(self.conf), "USER": os.environ.get("USER", "root")}
         self.account = ACCOUNT
         self.pid_files: list[Path] = []
@@ -113,7 +131,7 @@ class LocalSlurm:
     def _run(self, *cmd, **kw):
         return subprocess.run(list(cmd), check=True, env=self.env, capture_output=True, text=True, **kw)
 
-    def start(self, timeout: float = 60) -> "LocalSlurm":
+    def start(self, timeout: float = 60) -> LocalSlurm:
         try:
             self._start(timeout)
         except BaseException:
@@ -131,38 +149,77 @@ class LocalSlurm:
         key.chmod(0o400)
         socket = d / "munge" / "munge.socket"
         self.pid_files.append(d / "munge" / "munged.pid")
-        self._run("munged", "--force", f"--key-file={key}", f"--socket={socket}", f"--pid-file={d}/munge/munged.pid",
-                  f"--log-file={d}/log/munged.log", f"--seed-file={d}/munge/seed")
+        self._run(
+            "munged",
+            "--force",
+            f"--key-file={key}",
+            f"--socket={socket}",
+            f"--pid-file={d}/munge/munged.pid",
+            f"--log-file={d}/log/munged.log",
+            f"--seed-file={d}/munge/seed",
+        )
         auth = f"AuthInfo=socket={socket}\n"
         # AccountingStoragePass names the munge socket for connections to slurmdbd
-        self.conf.write_text(CONF.format(d=d, cpus=self.cpus, mem=self.mem_mb, gpus=self.gpus, **self.ports) + auth
-                             + f"AccountingStoragePass={socket}\n")
+        self.conf.write_text(
+            CONF.format(d=d, cpus=self.cpus, mem=self.mem_mb, gpus=self.gpus, **self.ports)
+            + auth
+            + f"AccountingStoragePass={socket}\n"
+        )
         # GPUs need a device file each to be counted; character devices that every machine has stand
         # in (task/none: nothing is fenced)
-        (d / "gres.conf").write_text("".join(f"Name=gpu File={dev}\n" for dev in FAKE_GPU_DEVICES[:self.gpus]))
+        (d / "gres.conf").write_text("".join(f"Name=gpu File={dev}\n" for dev in FAKE_GPU_DEVICES[: self.gpus]))
         dbd_conf = d / "slurmdbd.conf"
         dbd_conf.write_text(DBD_CONF.format(d=d, **self.ports) + auth)
         dbd_conf.chmod(0o600)
 
         # MariaDB, as root (the temporary directory is not readable by the mysql user), TCP on localhost
         db = d / "db"
-        self._run("mariadb-install-db", "--user=root", f"--datadir={db}", "--auth-root-authentication-method=normal",
-                  "--skip-test-db", timeout=120)
+        self._run(
+            "mariadb-install-db",
+            "--user=root",
+            f"--datadir={db}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            timeout=120,
+        )
         self.pid_files.append(d / "mariadb.pid")
         with open(d / "log" / "mariadb.log", "w") as log:
-            self.mariadb = subprocess.Popen(["mariadbd", "--no-defaults", "--user=root", f"--datadir={db}", f"--socket={d}/mariadb.sock",
-                              f"--pid-file={d}/mariadb.pid", "--bind-address=127.0.0.1", f"--port={self.ports['db_port']}",
-                              "--innodb-buffer-pool-size=64M", "--skip-log-bin"],
-                             stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
-        _wait(lambda: (d / "mariadb.sock").exists() and (d / "mariadb.pid").exists(), timeout, "MariaDB",
-              d / "log" / "mariadb.log")
+            self.mariadb = subprocess.Popen(
+                [
+                    "mariadbd",
+                    "--no-defaults",
+                    "--user=root",
+                    f"--datadir={db}",
+                    f"--socket={d}/mariadb.sock",
+                    f"--pid-file={d}/mariadb.pid",
+                    "--bind-address=127.0.0.1",
+                    f"--port={self.ports['db_port']}",
+                    "--innodb-buffer-pool-size=64M",
+                    "--skip-log-bin",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        _wait(
+            lambda: (d / "mariadb.sock").exists() and (d / "mariadb.pid").exists(),
+            timeout,
+            "MariaDB",
+            d / "log" / "mariadb.log",
+        )
 
         # slurmdbd before slurmctld; it creates its tables on first start
         self.pid_files.append(d / "slurmdbd.pid")
         self._run("slurmdbd")
-        _wait(lambda: subprocess.run(["sacctmgr", "-n", "show", "cluster"], env=self.env,
-                                     capture_output=True).returncode == 0,
-              timeout, "slurmdbd", d / "log" / "slurmdbd.log")
+        _wait(
+            lambda: (
+                subprocess.run(["sacctmgr", "-n", "show", "cluster"], env=self.env, capture_output=True).returncode == 0
+            ),
+            timeout,
+            "slurmdbd",
+            d / "log" / "slurmdbd.log",
+        )
         self._run("sacctmgr", "-i", "add", "cluster", "local")
         self._run("sacctmgr", "-i", "add", "account", self.account, "Cluster=local")
         self._run("sacctmgr", "-i", "add", "user", self.env["USER"], f"Account={self.account}")
@@ -182,8 +239,9 @@ class LocalSlurm:
 
     def sacct(self, fields: str) -> list[dict]:
         """Every job of the session from the accounting database, one dict per job (no steps)."""
-        r = self._run("sacct", "-X", "-a", "--parsable2", "--noheader", "--starttime", "now-1days",
-                      f"--format={fields}")
+        r = self._run(
+            "sacct", "-X", "-a", "--parsable2", "--noheader", "--starttime", "now-1days", f"--format={fields}"
+        )
         names = fields.split(",")
         return [dict(zip(names, line.split("|"))) for line in r.stdout.splitlines() if line]
 

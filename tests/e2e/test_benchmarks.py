@@ -1,4 +1,5 @@
 """The benchmark scripts run on a finished (tiny) run and print their tables."""
+
 import subprocess
 import sys
 
@@ -6,8 +7,13 @@ from .conftest import ROOT
 
 
 def bench(workdir, script, *args):
-    r = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], cwd=workdir,
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-4000:]
     return r.stdout
 
@@ -15,8 +21,10 @@ def bench(workdir, script, *args):
 def test_accuracy_per_cost_tables(finished_run):
     workdir, _ = finished_run
     out = bench(workdir, "accuracy_per_cost.py")
-    assert ("| N | standard | ASTEROID (empirical) | ASTEROID (xtb) | score matching + FT | sGDML | Δ (xtb) | "
-            "Δ sGDML (xtb) |") in out
+    assert (
+        "| N | standard | ASTEROID (empirical) | ASTEROID (xtb) | score matching + FT | sGDML | Δ (xtb) | "
+        "Δ sGDML (xtb) |"
+    ) in out
     assert "| Δ (xtb) | 4 |" in out and "## Prediction cost per MD step" in out
     assert "| ASTEROID (xtb) | 4 |" in out and "error reduction vs standard [95% CI]" in out
     assert "## Training cost per method" in out
@@ -31,6 +39,18 @@ def test_stage_table_of_a_finished_run(finished_run):
 
 def test_asteroid_ablation_on_validation(finished_run):
     workdir, _ = finished_run
-    out = bench(workdir, "asteroid_ablation.py", "--quick", "--config", "config.yaml", "config-tiny.yaml", "--sizes", "4",
-                "--pool-sizes", "6", "--jobs", "1")
+    out = bench(
+        workdir,
+        "asteroid_ablation.py",
+        "--quick",
+        "--config",
+        "config.yaml",
+        "config-tiny.yaml",
+        "--sizes",
+        "4",
+        "--pool-sizes",
+        "6",
+        "--jobs",
+        "1",
+    )
     assert "### N = 4" in out and "| standard |" in out and "| asteroid g=1 pool=6 ft=cfg |" in out

@@ -1,6 +1,7 @@
 """Faults through the real workflow: a labelling job SIGKILLed mid-chunk loses nothing; two runs
 sharing one label cache at once compute each frame once; a SIGKILLed Snakemake resumes after
 --unlock without recomputing what was finished."""
+
 import os
 import signal
 import subprocess
@@ -44,8 +45,11 @@ def test_sigkilled_labelling_job_resumes_without_recomputing(tmp_path):
     assert all(after[p] == t for p, t in before.items()), "frames finished before the kill were not recomputed"
 
 
-LABEL_TARGETS = ["results/ethanol/data/ccsd_t/val.npz", "results/ethanol/data/ccsd_t/test.npz",
-                 "results/ethanol/data/dft/cheap-dft.npz"]  # 4 + 6 CCSD(T) frames, 12 DFT frames
+LABEL_TARGETS = [
+    "results/ethanol/data/ccsd_t/val.npz",
+    "results/ethanol/data/ccsd_t/test.npz",
+    "results/ethanol/data/dft/cheap-dft.npz",
+]  # 4 + 6 CCSD(T) frames, 12 DFT frames
 FRAMES = ["results/ethanol/frames/val.npz", "results/ethanol/frames/test.npz", "results/ethanol/frames/cheap-dft.npz"]
 
 
@@ -81,8 +85,12 @@ def test_two_runs_sharing_one_label_cache_store_each_frame_once_and_intact(tmp_p
         (wd / "config-tiny.yaml").write_text(cfg)
         snakemake(wd, *FRAMES)  # sampling first, so that both runs reach labelling together
         wds.append(wd)
-    procs = [subprocess.Popen(_snakemake_cmd(1, *LABEL_TARGETS), cwd=wd, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for wd in wds]
+    procs = [
+        subprocess.Popen(
+            _snakemake_cmd(1, *LABEL_TARGETS), cwd=wd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for wd in wds
+    ]
     outs = [p.communicate(timeout=1200)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-4000:] for o in outs)
 
@@ -107,8 +115,13 @@ def test_sigkilled_snakemake_resumes_after_unlock_without_recomputing(tmp_path):
     """SIGKILL to Snakemake itself (its jobs live on): `snakemake --unlock`, then the same command,
     finishes; nothing finished (sampling, frames, cached labels) is computed again."""
     wd = _dft_workdir(tmp_path)
-    proc = subprocess.Popen(_snakemake_cmd(2, *LABEL_TARGETS), cwd=wd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _snakemake_cmd(2, *LABEL_TARGETS),
+        cwd=wd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 600
         while time.time() < deadline and proc.poll() is None and len(_cached(wd)) < 3:
@@ -117,8 +130,11 @@ def test_sigkilled_snakemake_resumes_after_unlock_without_recomputing(tmp_path):
         proc.wait()
         before = _cached(wd)
         assert 3 <= len(before) < 22, "the kill should land mid-labelling"
-        finished = {p: p.stat().st_mtime_ns for p in [wd / "results/ethanol/md/trajectory.npz", *(wd / f for f in FRAMES)]
-                    if p.exists()}  # whichever frames files were written before the kill
+        finished = {
+            p: p.stat().st_mtime_ns
+            for p in [wd / "results/ethanol/md/trajectory.npz", *(wd / f for f in FRAMES)]
+            if p.exists()
+        }  # whichever frames files were written before the kill
         assert wd / "results/ethanol/md/trajectory.npz" in finished
         assert not (wd / LABEL_TARGETS[-1]).exists()
 

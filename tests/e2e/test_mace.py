@@ -4,6 +4,7 @@ collection and the report, with a tiny MACE (config-tiny.yaml's training.hparams
 
 The finished tiny EGNN run is copied (timestamps and Snakemake metadata kept), so sampling and
 labelling are not repeated: only the model-dependent jobs run again."""
+
 import json
 import shutil
 
@@ -38,8 +39,16 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
     df = pd.read_csv(wd / MOL / "results.csv")
     nn = df[df.model != "sgdml"]
     assert set(nn["model"]) == {"mace"}
-    assert {"standard", "asteroid", "finetune_unweighted", "bias_aware_no_finetune", "cheap_only", "score_matching",
-            "score_matching_no_finetune", "delta"} <= set(nn["method"])
+    assert {
+        "standard",
+        "asteroid",
+        "finetune_unweighted",
+        "bias_aware_no_finetune",
+        "cheap_only",
+        "score_matching",
+        "score_matching_no_finetune",
+        "delta",
+    } <= set(nn["method"])
     assert np.isfinite(nn["force_mae_kcal"]).all() and (nn["force_mae_kcal"] > 0).all()
     stab = pd.read_csv(wd / MOL / "stability.csv")
     assert (stab["steps_completed"] > 0).all() and len(stab) > 0

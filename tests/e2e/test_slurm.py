@@ -12,6 +12,7 @@ a time limit sized for the tiny config, more on the retry); `scancel` of the run
 (and of its retry) is reported as a failure, the rest of the run finishes and Snakemake exits
 non-zero; the same command again finishes the run without recomputing finished work.
 """
+
 import re
 import shutil
 import subprocess
@@ -26,7 +27,15 @@ from .conftest import make_workdir
 from .slurm_local import LocalSlurm, available
 
 pytestmark = pytest.mark.e2e
-TRAINING_RULES = {"train_standard", "train_stage2", "train_cheap_only", "train_score", "finetune_cheap", "finetune_score", "train_delta"}
+TRAINING_RULES = {
+    "train_standard",
+    "train_stage2",
+    "train_cheap_only",
+    "train_score",
+    "finetune_cheap",
+    "finetune_score",
+    "train_delta",
+}
 CANCELLED_RULE = "train_score"
 
 
@@ -42,9 +51,19 @@ def slurm(tmp_path_factory):
 
 def readme_command(cluster, *configfiles):
     """The README's cluster command with the partition and account of the local cluster."""
-    return [sys.executable, "-m", "snakemake", "--profile", "workflow/profiles/slurm",
-            "--configfile", "config-tiny.yaml", *configfiles,
-            "--default-resources", "slurm_partition=debug", f"slurm_account={cluster.account}"]
+    return [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--profile",
+        "workflow/profiles/slurm",
+        "--configfile",
+        "config-tiny.yaml",
+        *configfiles,
+        "--default-resources",
+        "slurm_partition=debug",
+        f"slurm_account={cluster.account}",
+    ]
 
 
 def rule_of(comment: str) -> str:
@@ -56,8 +75,7 @@ def rule_of(comment: str) -> str:
 def cancel_running(cluster, rule, deadline):
     """scancel the first job of `rule` seen RUNNING; returns its job id."""
     while time.time() < deadline:
-        out = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], env=cluster.env, capture_output=True,
-                             text=True).stdout
+        out = subprocess.run(["squeue", "-h", "-o", "%i|%T|%k"], env=cluster.env, capture_output=True, text=True).stdout
         for line in out.splitlines():
             job, state, comment = line.split("|", 2)
             if state == "RUNNING" and rule_of(comment) == rule:
@@ -73,12 +91,20 @@ def test_tiny_run_through_slurm_profile_as_shipped(finished_run, slurm, tmp_path
     wd = make_workdir(tmp_path / "wd")
     shutil.copytree(local_wd / ".cache", wd / ".cache")
     (wd / "gpu.yaml").write_text(yaml.safe_dump({"training": {"device": "auto"}}))
-    slow = {"training": {"device": "auto", "score_matching": {"max_epochs": 1000000, "early_stopping_patience": 1000000}}}
+    slow = {
+        "training": {"device": "auto", "score_matching": {"max_epochs": 1000000, "early_stopping_patience": 1000000}}
+    }
     (wd / "slow-score.yaml").write_text(yaml.safe_dump(slow))
 
     # Run 1: the training job is cancelled while it runs, then its retry too.
-    proc = subprocess.Popen(readme_command(slurm, "slow-score.yaml"), cwd=wd, env=slurm.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        readme_command(slurm, "slow-score.yaml"),
+        cwd=wd,
+        env=slurm.env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     lines = []  # (time seen, line) of Snakemake's output
     reader = threading.Thread(target=lambda: lines.extend((time.time(), ln) for ln in proc.stdout), daemon=True)
     reader.start()
@@ -131,8 +157,9 @@ def test_tiny_run_through_slurm_profile_as_shipped(finished_run, slurm, tmp_path
 
     # Run 2: the same command (the score stage back to the tiny config) finishes the run and
     # reruns only the cancelled job and what depends on it.
-    r = subprocess.run(readme_command(slurm, "gpu.yaml"), cwd=wd, env=slurm.env, capture_output=True, text=True,
-                       timeout=1200)
+    r = subprocess.run(
+        readme_command(slurm, "gpu.yaml"), cwd=wd, env=slurm.env, capture_output=True, text=True, timeout=1200
+    )
     out2 = r.stdout + r.stderr
     assert r.returncode == 0, out2[-8000:]
     rerun = set(re.findall(r"^\s*rule (\w+):", out2, re.M))

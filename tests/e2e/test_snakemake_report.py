@@ -1,10 +1,11 @@
 """Snakemake's own report of the finished tiny run: `snakemake --report` (HTML and zip) shows the
 flagged figures and tables (report(...) in the rules, captions in workflow/report/), with the
 provenance (rules and their commands) and the run time of every job."""
+
 import json
 import re
-from html import unescape
 import zipfile
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ TABLES = {
 def _script_json(html: str, script_id: str, var: str):
     """The JSON value assigned to `var` in the report's <script id=script_id> block."""
     block = re.search(rf'<script id="{script_id}">(.*?)</script>', html, re.S).group(1)
-    value = block.strip()[len(f"var {var} = "):].rstrip().rstrip(";")
+    value = block.strip()[len(f"var {var} = ") :].rstrip().rstrip(";")
     return json.loads(value)
 
 
@@ -47,7 +48,10 @@ def test_html_report_shows_every_flagged_figure_and_table_in_its_category(snakem
     assert shown == figures  # every figure of the run (PNG), none twice
     assert "Other" not in categories["Figures"]  # each has its subcategory (REPORT_FIGURE_GROUPS)
     assert [Path(p).name for p in categories["Figures"]["Accuracy and cost"]] == [
-        "error_vs_cost.png", "error_vs_total_cost.png", "learning_curves.png"]
+        "error_vs_cost.png",
+        "error_vs_total_cost.png",
+        "learning_curves.png",
+    ]
     assert {k: sorted(Path(p).name for p in v) for k, v in categories["Tables"].items()} == TABLES
     results = _script_json(html, "results", "results")
     curves = results[f"{MOL}/figures/learning_curves.png"]
@@ -62,7 +66,8 @@ def test_html_report_shows_every_flagged_figure_and_table_in_its_category(snakem
     assert "python -m pipeline train-cheap" in code["train_cheap_only"]  # derived with use rule ... with:
     runtimes = _script_json(html, "runtimes", "runtimes_spec")["data"]["values"]
     assert {"train_standard", "train_stage2", "train_cheap_only", "finetune_score", "report"} <= {
-        r["rule"] for r in runtimes}
+        r["rule"] for r in runtimes
+    }
     assert all(r["runtime"] >= 0 for r in runtimes)
     assert "data-cost-aware training" in html  # the workflow description (workflow/report/workflow.rst)
 

@@ -2,6 +2,7 @@
 stage, gamma selection (absolute, relative, inf), the bias diagnostic, evaluation with bootstrap
 intervals, sGDML, Δ-learning on xTB, MD stability, the recommended force field and the report
 (checked in headless Chromium)."""
+
 import json
 import os
 
@@ -28,7 +29,7 @@ def test_datasets_are_labelled_disjoint_and_costed(finished_run):
     assert len(train) == 8 and len(test) == 6 and len(xtb) == 40 and len(emp) == 30
     assert train.theory.startswith("CCSD(T)") and "xTB" in xtb.theory and emp.theory == "GAFF2"
     ids = [set(d.frame_id) for d in (train, test, xtb, emp)]
-    assert all(not (a & b) for i, a in enumerate(ids) for b in ids[i + 1:]), "subsets must be disjoint"
+    assert all(not (a & b) for i, a in enumerate(ids) for b in ids[i + 1 :]), "subsets must be disjoint"
     assert (train.cpu_s > 0).all() and (xtb.cpu_s > 0).all()
     assert train.cpu_s.mean() > 10 * xtb.cpu_s.mean()  # xTB labels are nearly free
     # xTB and CCSD(T) forces on the same molecule are similar in size (same units, eV/A)
@@ -43,9 +44,18 @@ def test_datasets_are_labelled_disjoint_and_costed(finished_run):
 def test_results_cover_every_method(finished_run):
     wd, _ = finished_run
     df = pd.read_csv(wd / MOL / "results.csv")
-    assert set(df["method"]) == {"standard", "asteroid", "finetune_unweighted", "bias_aware_no_finetune",
-                                 "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml",
-                                 "delta", "delta_sgdml"}
+    assert set(df["method"]) == {
+        "standard",
+        "asteroid",
+        "finetune_unweighted",
+        "bias_aware_no_finetune",
+        "cheap_only",
+        "score_matching",
+        "score_matching_no_finetune",
+        "sgdml",
+        "delta",
+        "delta_sgdml",
+    }
     assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"xtb", "empirical"}
     assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
     assert np.isfinite(df["force_mae_kcal"]).all() and (df["force_mae_kcal"] > 0).all()
@@ -54,7 +64,9 @@ def test_results_cover_every_method(finished_run):
     std = df[(df.method == "standard") & (df.n_train == 8)].iloc[0]
     ast = df[(df.method == "asteroid") & (df.cheap_level == "xtb") & (df.n_train == 8)].iloc[0]
     assert ast.accurate_label_cpu_h == pytest.approx(std.accurate_label_cpu_h)
-    assert ast.data_cost_cpu_h == pytest.approx(std.data_cost_cpu_h + ast.cheap_label_cpu_h) and ast.cheap_label_cpu_h > 0
+    assert (
+        ast.data_cost_cpu_h == pytest.approx(std.data_cost_cpu_h + ast.cheap_label_cpu_h) and ast.cheap_label_cpu_h > 0
+    )
     assert ast.train_cpu_h_total > 3 * std.train_cpu_h_total > 0
     assert ast.total_cpu_h == pytest.approx(ast.data_cost_cpu_h + ast.train_cpu_h_total)
     # intervals: every row has one around its error; every method with N > 0 a paired reduction
@@ -62,7 +74,9 @@ def test_results_cover_every_method(finished_run):
     others = df[~df.method.isin(["standard", "sgdml", "delta_sgdml"]) & (df.n_train > 0)]
     assert others.reduction_vs_standard.notna().all()
     red = pd.read_csv(wd / MOL / "reductions.csv")
-    assert {"asteroid", "sgdml", "delta", "delta_sgdml"} <= set(red["method"]) and red["reduction_ci_low"].le(red["reduction_ci_high"]).all()
+    assert {"asteroid", "sgdml", "delta", "delta_sgdml"} <= set(red["method"]) and red["reduction_ci_low"].le(
+        red["reduction_ci_high"]
+    ).all()
     # sGDML was trained on N frames, not the whole pool
     sg = df[df.method == "sgdml"].set_index("n_train")
     ev4 = json.loads((wd / MOL / "baselines/sgdml/N4/eval.json").read_text())
@@ -75,7 +89,9 @@ def test_results_cover_every_method(finished_run):
     meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())
     assert meta["n_train"] == 8 and (wd / MOL / "forcefield/model.pt").stat().st_size > 0
     stab = pd.read_csv(wd / MOL / "stability.csv")
-    assert set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta"} and (stab["steps_completed"] > 0).all()
+    assert (
+        set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta"} and (stab["steps_completed"] > 0).all()
+    )
 
 
 def test_delta_learning_is_one_more_method_in_the_same_accounting(finished_run):
@@ -114,8 +130,17 @@ def test_delta_learning_is_one_more_method_in_the_same_accounting(finished_run):
 def test_report_renders_in_chromium(finished_run, tmp_path):
     wd, _ = finished_run
     html = wd / MOL / "report.html"
-    for name in ("learning_curves", "error_vs_cost", "error_vs_total_cost", "gamma_selection", "bias_diagnostic",
-                 "cheap_only", "md_stability", "stage_timings", "label_cost"):
+    for name in (
+        "learning_curves",
+        "error_vs_cost",
+        "error_vs_total_cost",
+        "gamma_selection",
+        "bias_diagnostic",
+        "cheap_only",
+        "md_stability",
+        "stage_timings",
+        "label_cost",
+    ):
         assert (wd / MOL / "figures" / f"{name}.png").stat().st_size > 0
         assert (wd / MOL / "figures" / f"{name}.svg").stat().st_size > 0
     if not find_chromium():
@@ -152,8 +177,16 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
         planned = _planned(snakemake(wd, "-n", "results/ethanol/report.html"))
     finally:
         os.utime(label_file, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert set(planned) <= {"bias", "train_stage2", "train_cheap_only", "finetune_cheap", "evaluate", "md_stability",
-                            "collect", "report"}, planned
+    assert set(planned) <= {
+        "bias",
+        "train_stage2",
+        "train_cheap_only",
+        "finetune_cheap",
+        "evaluate",
+        "md_stability",
+        "collect",
+        "report",
+    }, planned
     assert {"train_stage2", "finetune_cheap", "evaluate", "collect", "report"} <= set(planned)
     # only the xTB branch: 2 finite gammas x 2 N stage-2 models, and the fine-tunes of those and of gamma = inf
     assert planned["train_stage2"] == 4 and planned["finetune_cheap"] == 6 and planned["train_cheap_only"] == 1
@@ -162,10 +195,13 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
 def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finished_run):
     wd, _ = finished_run
     cfg = (wd / "config-tiny.yaml").read_text()
-    (wd / "config-tiny.yaml").write_text(cfg.replace("finetune: {batch_size: 4, max_epochs: 3,",
-                                                     "finetune: {batch_size: 4, max_epochs: 4,"))
+    (wd / "config-tiny.yaml").write_text(
+        cfg.replace("finetune: {batch_size: 4, max_epochs: 3,", "finetune: {batch_size: 4, max_epochs: 4,")
+    )
     try:
         planned = _planned(snakemake(wd, "-n", "results/ethanol/report.html"))
     finally:
         (wd / "config-tiny.yaml").write_text(cfg)
-    assert set(planned) == {"finetune_cheap", "finetune_score", "evaluate", "md_stability", "collect", "report"}, planned
+    assert set(planned) == {"finetune_cheap", "finetune_score", "evaluate", "md_stability", "collect", "report"}, (
+        planned
+    )

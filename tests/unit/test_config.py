@@ -1,4 +1,5 @@
 """Bad input fails at DAG construction (`snakemake -n`) with a message naming the value and the fix."""
+
 import copy
 import shutil
 import subprocess
@@ -34,18 +35,23 @@ def test_paper_config_keeps_the_papers_settings_when_merged_over_the_default():
     pconf.validate_schema(cfg)
     assert cfg["training"]["hparams"]["egnn"] == {"hidden": 128, "num_layers": 5}
     for stage in ("accurate", "cheap", "finetune"):
-        assert cfg["training"][stage].get("max_steps") is None and cfg["training"][stage].get("eval_every_steps") is None
+        assert (
+            cfg["training"][stage].get("max_steps") is None and cfg["training"][stage].get("eval_every_steps") is None
+        )
     assert cfg["asteroid"]["relative_gammas"] == [] and 0.5 in cfg["asteroid"]["gammas"]
     assert pconf.subset_size(cfg, "ethanol", "test") == 1000 and pconf.subset_size(cfg, "toluene", "test") == 500
     assert pconf.accurate_level(cfg, "aspirin") == "ccsd"
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda c: c.update(colour="blue"), "Additional properties are not allowed \\('colour'"),
-    (lambda c: c["splits"].update(tset=5), "Additional properties are not allowed \\('tset'"),
-    (lambda c: c["training"].update(models=["schnet"]), "'schnet' is not one of \\['egnn', 'gemnet', 'mace'\\]"),
-    (lambda c: c["sampling"].update(temperature_K=-5), "-5 is less than or equal to the minimum of 0"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c.update(colour="blue"), "Additional properties are not allowed \\('colour'"),
+        (lambda c: c["splits"].update(tset=5), "Additional properties are not allowed \\('tset'"),
+        (lambda c: c["training"].update(models=["schnet"]), "'schnet' is not one of \\['egnn', 'gemnet', 'mace'\\]"),
+        (lambda c: c["sampling"].update(temperature_K=-5), "-5 is less than or equal to the minimum of 0"),
+    ],
+)
 def test_schema_errors(edit, message):
     cfg = _default()
     edit(cfg)
@@ -53,20 +59,33 @@ def test_schema_errors(edit, message):
         pconf.validate_schema(cfg)
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda c: c.update(targets=["ethanoll"]), "unknown molecule 'ethanoll'.*Add it under `molecules:`"),
-    (lambda c: (c["molecules"].update(bad={"smiles": "C1CC"}), c.update(targets=["bad"])), "cannot parse SMILES 'C1CC'"),
-    (lambda c: c["levels"]["dft"].update(basis="6-31GXX"), "unknown basis set '6-31GXX'"),
-    (lambda c: c["levels"]["ccsd_t"].update(engine="mp2"), "unknown engine 'mp2'"),
-    (lambda c: c["splits"]["cheap"].pop("xtb"), r"no cheap-pool size for level\(s\) \['xtb'\]"),
-    (lambda c: c.update(accurate_level="ccsdt"), "unknown level 'ccsdt'; defined levels"),
-    (lambda c: c["sampling"].update(n_frames=100), r"need \d+ MD frames but sampling.n_frames is 100"),
-    (lambda c: c["delta"].update(cheap_levels=["ccsd_t"]), "delta.cheap_levels: 'ccsd_t' is the accurate level"),
-    (lambda c: c["delta"].update(cheap_levels=["dft"], md_stability_levels=["xtb"]),
-     r"delta.md_stability_levels: \['xtb'\] are not in delta.cheap_levels"),
-    (lambda c: (c["levels"].update(md17={"engine": "file", "path": str(ROOT / "config.yaml")}),
-                c["delta"].update(cheap_levels=["md17"])), "'md17' is an imported"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c.update(targets=["ethanoll"]), "unknown molecule 'ethanoll'.*Add it under `molecules:`"),
+        (
+            lambda c: (c["molecules"].update(bad={"smiles": "C1CC"}), c.update(targets=["bad"])),
+            "cannot parse SMILES 'C1CC'",
+        ),
+        (lambda c: c["levels"]["dft"].update(basis="6-31GXX"), "unknown basis set '6-31GXX'"),
+        (lambda c: c["levels"]["ccsd_t"].update(engine="mp2"), "unknown engine 'mp2'"),
+        (lambda c: c["splits"]["cheap"].pop("xtb"), r"no cheap-pool size for level\(s\) \['xtb'\]"),
+        (lambda c: c.update(accurate_level="ccsdt"), "unknown level 'ccsdt'; defined levels"),
+        (lambda c: c["sampling"].update(n_frames=100), r"need \d+ MD frames but sampling.n_frames is 100"),
+        (lambda c: c["delta"].update(cheap_levels=["ccsd_t"]), "delta.cheap_levels: 'ccsd_t' is the accurate level"),
+        (
+            lambda c: c["delta"].update(cheap_levels=["dft"], md_stability_levels=["xtb"]),
+            r"delta.md_stability_levels: \['xtb'\] are not in delta.cheap_levels",
+        ),
+        (
+            lambda c: (
+                c["levels"].update(md17={"engine": "file", "path": str(ROOT / "config.yaml")}),
+                c["delta"].update(cheap_levels=["md17"]),
+            ),
+            "'md17' is an imported",
+        ),
+    ],
+)
 def test_semantic_errors(edit, message):
     cfg = _default()
     edit(cfg)
@@ -75,8 +94,15 @@ def test_semantic_errors(edit, message):
 
 
 def test_imported_file_with_wrong_shapes(tmp_path):
-    np.savez(tmp_path / "acc.npz", R=np.zeros((400, 9, 3)), z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]),
-             E=np.zeros(400), F=np.zeros((400, 8, 3)), e_unit="kcal/mol", r_unit="Ang")
+    np.savez(
+        tmp_path / "acc.npz",
+        R=np.zeros((400, 9, 3)),
+        z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]),
+        E=np.zeros(400),
+        F=np.zeros((400, 8, 3)),
+        e_unit="kcal/mol",
+        r_unit="Ang",
+    )
     cfg = _default()
     cfg["levels"]["md17"] = {"engine": "file", "path": str(tmp_path / "acc.npz")}
     cfg["accurate_level"] = "md17"
@@ -85,8 +111,15 @@ def test_imported_file_with_wrong_shapes(tmp_path):
 
 
 def test_imported_file_of_another_molecule(tmp_path):
-    np.savez(tmp_path / "acc.npz", R=np.zeros((400, 3, 3)), z=np.array([8, 1, 1]), E=np.zeros(400),
-             F=np.zeros((400, 3, 3)), e_unit="eV", r_unit="Ang")
+    np.savez(
+        tmp_path / "acc.npz",
+        R=np.zeros((400, 3, 3)),
+        z=np.array([8, 1, 1]),
+        E=np.zeros(400),
+        F=np.zeros((400, 3, 3)),
+        e_unit="eV",
+        r_unit="Ang",
+    )
     cfg = _default()
     cfg["levels"]["md17"] = {"engine": "file", "path": str(tmp_path / "acc.npz")}
     cfg["accurate_level"] = "md17"
@@ -97,8 +130,13 @@ def test_imported_file_of_another_molecule(tmp_path):
 def _md17_level(tmp_path, **arrays):
     z = np.array([6, 6, 8, 1, 1, 1, 1, 1, 1])
     rng = np.random.default_rng(0)
-    data = dict(R=rng.normal(size=(400, 9, 3)), E=rng.normal(size=400), F=rng.normal(size=(400, 9, 3)),
-                e_unit="kcal/mol", r_unit="Ang")
+    data = dict(
+        R=rng.normal(size=(400, 9, 3)),
+        E=rng.normal(size=400),
+        F=rng.normal(size=(400, 9, 3)),
+        e_unit="kcal/mol",
+        r_unit="Ang",
+    )
     data.update(arrays)
     np.savez(tmp_path / "acc.npz", z=z, **data)
     cfg = _default()
@@ -128,11 +166,14 @@ def test_imported_file_with_unknown_unit_names_the_file_and_config_key(tmp_path)
     pconf.check_config(cfg)
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda c: c["labelling"]["outliers"].update(action="flag"), "'flag' is not one of \\['drop', 'keep'\\]"),
-    (lambda c: c["labelling"]["outliers"].update(max_robust_z=0), "0 is less than or equal to the minimum"),
-    (lambda c: c["labelling"]["outliers"].update(cutoff=3), "Additional properties are not allowed \\('cutoff'"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda c: c["labelling"]["outliers"].update(action="flag"), "'flag' is not one of \\['drop', 'keep'\\]"),
+        (lambda c: c["labelling"]["outliers"].update(max_robust_z=0), "0 is less than or equal to the minimum"),
+        (lambda c: c["labelling"]["outliers"].update(cutoff=3), "Additional properties are not allowed \\('cutoff'"),
+    ],
+)
 def test_outlier_settings_are_validated(edit, message):
     cfg = _default()
     edit(cfg)
@@ -141,8 +182,13 @@ def test_outlier_settings_are_validated(edit, message):
 
 
 def _snakemake(workdir, *args):
-    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "1", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.fixture
@@ -174,8 +220,15 @@ def test_dag_construction_rejects_bad_input_and_keeps_outputs(workdir):
     assert r.returncode != 0 and "tset" in r.stdout + r.stderr
     F = np.random.default_rng(1).normal(size=(400, 9, 3))
     F[5, 0, 0] = np.nan
-    np.savez(workdir / "md17.npz", R=np.random.default_rng(0).normal(size=(400, 9, 3)),
-             z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]), E=np.zeros(400), F=F, e_unit="kcal/mol", r_unit="Ang")
+    np.savez(
+        workdir / "md17.npz",
+        R=np.random.default_rng(0).normal(size=(400, 9, 3)),
+        z=np.array([6, 6, 8, 1, 1, 1, 1, 1, 1]),
+        E=np.zeros(400),
+        F=F,
+        e_unit="kcal/mol",
+        r_unit="Ang",
+    )
     cfg = yaml.safe_load((workdir / "config.yaml").read_text())
     cfg["levels"]["md17"] = {"engine": "file", "path": "md17.npz"}
     cfg["accurate_level"] = "md17"
@@ -190,8 +243,13 @@ def test_label_budget_stops_dag_construction_and_touches_nothing(workdir):
     cfg = yaml.safe_load((workdir / "config.yaml").read_text())
     cfg["labelling"]["max_cpu_hours"] = 0.01
     (workdir / "budget.yaml").write_text(yaml.safe_dump(cfg))
-    r = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "budget.yaml"],
-                       cwd=workdir, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "budget.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = r.stdout + r.stderr
     assert r.returncode != 0
     assert "label budget exceeded" in out and "labelling.max_cpu_hours = 0.01" in out
@@ -200,8 +258,13 @@ def test_label_budget_stops_dag_construction_and_touches_nothing(workdir):
 
 
 def test_aspirin_dry_run_prints_the_preview_within_its_budget(workdir):
-    r = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "32", "results/aspirin/report.html"],
-                       cwd=workdir, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "32", "results/aspirin/report.html"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-3000:]
     assert "Label cost preview for aspirin (accurate level 'ccsd', from molecules.aspirin.accurate_level" in out
@@ -238,7 +301,8 @@ def test_every_value_of_config_yaml_is_the_schema_default():
             assert k in node, f"config.yaml sets {'.'.join(path)} = {value!r}; the schema has no default for it"
             node = node[k]
         assert node == value and type(node) is type(value), (
-            f"config.yaml sets {'.'.join(path)} = {value!r} but the schema's default is {node!r}")
+            f"config.yaml sets {'.'.join(path)} = {value!r} but the schema's default is {node!r}"
+        )
     # and config.yaml leaves nothing to a default of its own: filling it adds only keys it does not list
     assert pconf.validate_schema(_default()) == defaults
 
@@ -248,8 +312,11 @@ def test_snakemake_validate_fills_a_minimal_config():
     absent keys of present ones (nested, through $ref), like pipeline.config.validate_schema."""
     from snakemake.utils import validate
 
-    minimal = {"targets": ["aspirin"], "training": {"cheap": {"lr": 1.0e-3}},
-               "evaluation": {"sgdml": {"enabled": False}}}
+    minimal = {
+        "targets": ["aspirin"],
+        "training": {"cheap": {"lr": 1.0e-3}},
+        "evaluation": {"sgdml": {"enabled": False}},
+    }
     filled = copy.deepcopy(minimal)
     validate(filled, str(pconf.SCHEMA), set_default=True)
     assert filled == pconf.validate_schema(copy.deepcopy(minimal))

@@ -36,8 +36,16 @@ def test_md17_npz_and_extxyz_import_identical(tmp_path):
 
 
 def test_round_trip_keeps_metadata_and_sgdml_keys(tmp_path):
-    ds = Dataset(R=np.zeros((2, 9, 3)) + np.arange(9)[None, :, None], z=ETHANOL_Z, E=np.ones(2), F=np.zeros((2, 9, 3)),
-                 cpu_s=np.array([1.0, 2.0]), name="ethanol", theory="PBE/6-31G", meta={"level": "dft"})
+    ds = Dataset(
+        R=np.zeros((2, 9, 3)) + np.arange(9)[None, :, None],
+        z=ETHANOL_Z,
+        E=np.ones(2),
+        F=np.zeros((2, 9, 3)),
+        cpu_s=np.array([1.0, 2.0]),
+        name="ethanol",
+        theory="PBE/6-31G",
+        meta={"level": "dft"},
+    )
     ds.save(tmp_path / "d.npz")
     with np.load(tmp_path / "d.npz") as f:
         assert {"type", "name", "theory", "R", "z", "E", "F", "r_unit", "e_unit", "md5"} <= set(f.files)
@@ -48,8 +56,15 @@ def test_round_trip_keeps_metadata_and_sgdml_keys(tmp_path):
 
 
 def test_wrong_shapes_name_the_array(tmp_path):
-    np.savez(tmp_path / "bad.npz", R=np.zeros((4, 9, 3)), z=ETHANOL_Z, E=np.zeros(4), F=np.zeros((4, 9)),
-             e_unit="eV", r_unit="Ang")
+    np.savez(
+        tmp_path / "bad.npz",
+        R=np.zeros((4, 9, 3)),
+        z=ETHANOL_Z,
+        E=np.zeros(4),
+        F=np.zeros((4, 9)),
+        e_unit="eV",
+        r_unit="Ang",
+    )
     with pytest.raises(DatasetError, match=r"F has shape \(4, 9\); expected the shape of R"):
         load_npz(tmp_path / "bad.npz")
     np.savez(tmp_path / "bad2.npz", R=np.zeros((4, 9)), z=ETHANOL_Z, e_unit="eV", r_unit="Ang")
@@ -66,21 +81,36 @@ def test_undeclared_units_are_an_error(tmp_path):
 
 
 def test_unknown_declared_unit_names_file_key_and_fix(tmp_path):
-    np.savez(tmp_path / "u.npz", R=np.zeros((2, 9, 3)), z=ETHANOL_Z, E=np.zeros(2), F=np.zeros((2, 9, 3)),
-             e_unit="furlong", r_unit="Ang")
+    np.savez(
+        tmp_path / "u.npz",
+        R=np.zeros((2, 9, 3)),
+        z=ETHANOL_Z,
+        E=np.zeros(2),
+        F=np.zeros((2, 9, 3)),
+        e_unit="furlong",
+        r_unit="Ang",
+    )
     with pytest.raises(DatasetError) as err:
         load_npz(tmp_path / "u.npz", config_key="levels.md17")
     msg = str(err.value)
     assert str(tmp_path / "u.npz") in msg and "e_unit='furlong'" in msg
     assert "levels.md17.energy_unit" in msg and "kcal/mol" in msg and "eV" in msg
     # the config's unit is used for a declaration this pipeline does not know
-    np.savez(tmp_path / "u2.npz", R=np.zeros((2, 9, 3)), z=ETHANOL_Z, E=np.ones(2), F=np.zeros((2, 9, 3)),
-             e_unit="kcal mol-1", r_unit="Ang")
+    np.savez(
+        tmp_path / "u2.npz",
+        R=np.zeros((2, 9, 3)),
+        z=ETHANOL_Z,
+        E=np.ones(2),
+        F=np.zeros((2, 9, 3)),
+        e_unit="kcal mol-1",
+        r_unit="Ang",
+    )
     assert load_npz(tmp_path / "u2.npz", energy_unit="kcal/mol").E[0] == pytest.approx(units.KCAL_PER_MOL_EV)
 
 
-@pytest.mark.parametrize("key,value,what", [("F", np.nan, "NaN"), ("E", np.inf, "+inf"), ("F", -np.inf, "-inf"),
-                                            ("R", np.nan, "NaN")])
+@pytest.mark.parametrize(
+    "key,value,what", [("F", np.nan, "NaN"), ("E", np.inf, "+inf"), ("F", -np.inf, "-inf"), ("R", np.nan, "NaN")]
+)
 def test_nonfinite_values_in_an_imported_npz_name_file_frame_and_key(tmp_path, key, value, what):
     R, E, F = _md17_file(tmp_path / "md17.npz")
     arrays = {"R": R, "E": E, "F": F}
@@ -110,5 +140,11 @@ def test_nonfinite_forces_in_an_extxyz_are_rejected(tmp_path):
 
 def test_datasets_never_hold_nonfinite_labels():
     with pytest.raises(DatasetError, match=r"frame 1 \(frame_id 7\) key E: NaN"):
-        Dataset(R=np.zeros((2, 9, 3)), z=ETHANOL_Z, E=np.array([0.0, np.nan]), F=np.zeros((2, 9, 3)),
-                frame_id=np.array([6, 7]), name="merged")
+        Dataset(
+            R=np.zeros((2, 9, 3)),
+            z=ETHANOL_Z,
+            E=np.array([0.0, np.nan]),
+            F=np.zeros((2, 9, 3)),
+            frame_id=np.array([6, 7]),
+            name="merged",
+        )

@@ -1,5 +1,6 @@
 """Δ-learning data: accurate − cheap aligned by frame_id; GAFF2 computed at any geometry reproduces the
 labels the sampling MD recorded (so GAFF2 Δ predictions use the same potential it was trained on)."""
+
 import numpy as np
 import pytest
 
@@ -12,8 +13,14 @@ def _ds(frame_id, E, shift=0.0, cpu=0.0):
     frame_id = np.asarray(frame_id)
     R = ETHANOL_R[None] + 0.01 * frame_id[:, None, None]
     F = np.ones((len(frame_id), 9, 3)) * np.asarray(E)[:, None, None]
-    return Dataset(R=R, z=ETHANOL_Z, E=np.asarray(E, float) + shift, F=F + shift, frame_id=frame_id,
-                   cpu_s=np.full(len(frame_id), cpu))
+    return Dataset(
+        R=R,
+        z=ETHANOL_Z,
+        E=np.asarray(E, float) + shift,
+        F=F + shift,
+        frame_id=frame_id,
+        cpu_s=np.full(len(frame_id), cpu),
+    )
 
 
 def test_difference_is_aligned_by_frame_id_in_accurate_order():
@@ -48,8 +55,17 @@ def test_gaff2_potential_reproduces_the_md_labels(tmp_path):
 
     p = tmp_path / "eth"
     build_gaff2(get_spec("ethanol"), f"{p}.prmtop", f"{p}.inpcrd", f"{p}.sdf")
-    ds = run_md(f"{p}.prmtop", f"{p}.inpcrd", temperature_K=500, timestep_fs=0.5, friction_per_ps=1.0,
-                equilibration_steps=200, stride=20, n_frames=4, seed=1)
+    ds = run_md(
+        f"{p}.prmtop",
+        f"{p}.inpcrd",
+        temperature_K=500,
+        timestep_fs=0.5,
+        friction_per_ps=1.0,
+        equilibration_steps=200,
+        stride=20,
+        n_frames=4,
+        seed=1,
+    )
     pot = CheapPotential("empirical", {"engine": "empirical"}, ds.z, prmtop=f"{p}.prmtop")
     for i in range(len(ds)):
         E, F, ok = pot(ds.R[i])

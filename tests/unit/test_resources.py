@@ -1,4 +1,5 @@
 """Resource requests sized from the config (pipeline/resources.py)."""
+
 import pytest
 
 from pipeline import resources as pres
@@ -63,8 +64,10 @@ def test_training_time_follows_epochs_frames_and_model():
     assert 276 / 3 / 60 < r.runtime <= 60
     longer = pres.training("egnn", {"hidden": 64}, {**stage, "max_epochs": 2000}, 950, 50, ETHANOL)
     assert longer.runtime > r.runtime
-    assert pres.training("gemnet", {}, stage, 100, 25, ASPIRIN).runtime > pres.training(
-        "egnn", {"hidden": 64}, stage, 100, 25, ASPIRIN).runtime
+    assert (
+        pres.training("gemnet", {}, stage, 100, 25, ASPIRIN).runtime
+        > pres.training("egnn", {"hidden": 64}, stage, 100, 25, ASPIRIN).runtime
+    )
 
 
 def test_sgdml_memory_follows_the_kernel_matrix():
@@ -75,7 +78,9 @@ def test_sgdml_memory_follows_the_kernel_matrix():
     assert paper.mem_mb / 1000 > kernel_gb
 
 
-@pytest.mark.parametrize("symbols, expected", [(["C", "C", "O", "H", "H", "H", "H", "H", "H"], ETHANOL),
-                                               ([6, 1, 1, 1, 1], pres.Composition(1, 4))])
+@pytest.mark.parametrize(
+    "symbols, expected",
+    [(["C", "C", "O", "H", "H", "H", "H", "H", "H"], ETHANOL), ([6, 1, 1, 1, 1], pres.Composition(1, 4))],
+)
 def test_composition(symbols, expected):
     assert pres.composition_of_symbols(symbols) == expected

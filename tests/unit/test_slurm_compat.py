@@ -1,4 +1,5 @@
 """The work-around for 'CANCELLED by <uid>' states in snakemake-executor-plugin-slurm."""
+
 import asyncio
 import logging
 import sys

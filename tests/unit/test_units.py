@@ -1,5 +1,6 @@
 """pipeline.units: every constant from ASE's CODATA 2018 set; checked here against ASE's default
 constants (an older CODATA set: they agree to better than 1e-6) and known values."""
+
 import ase.units
 import numpy as np
 import pytest
@@ -12,8 +13,7 @@ MOLAR_KCAL = ase.units.kcal / ase.units.mol  # 1 kcal/mol in eV (ASE's default C
 def test_hartree_and_bohr_conversions():
     assert units.hartree_to_ev(1.0) == pytest.approx(ase.units.Hartree, rel=1e-6)
     # 1 Hartree/Bohr = 51.422 eV/A
-    assert units.hartree_per_bohr_to_ev_per_angstrom(1.0) == pytest.approx(ase.units.Hartree / ase.units.Bohr,
-                                                                         rel=1e-6)
+    assert units.hartree_per_bohr_to_ev_per_angstrom(1.0) == pytest.approx(ase.units.Hartree / ase.units.Bohr, rel=1e-6)
 
 
 def test_kcal_round_trip_and_known_value():

@@ -1,4 +1,5 @@
 """ASE calculator: eV units, and forces equal to minus the finite-difference energy gradient."""
+
 import copy
 
 import numpy as np

@@ -1,4 +1,5 @@
 """collect reads roles from model metadata: gamma choice (inf included), costs, every method row."""
+
 import json
 import math
 
@@ -17,17 +18,27 @@ def _eval(path, errors, extra=None, **top):
     """An eval.json as the evaluate/sgdml rules write it (per-frame errors drive every statistic)."""
     path.mkdir(parents=True, exist_ok=True)
     e = np.asarray(errors, dtype=float)
-    ev = {"force_mae_kcal": e.mean(), "force_rmse_kcal": e.mean(), "force_mae_mev": 43 * e.mean(),
-          "force_rmse_mev": 43 * e.mean(), "energy_mae_kcal": 0.1, "per_frame_force_mae_kcal": e.tolist(),
-          "frame_id": list(range(N_TEST)), "method": "model", "model_extra": extra or {}, **top}
+    ev = {
+        "force_mae_kcal": e.mean(),
+        "force_rmse_kcal": e.mean(),
+        "force_mae_mev": 43 * e.mean(),
+        "force_rmse_mev": 43 * e.mean(),
+        "energy_mae_kcal": 0.1,
+        "per_frame_force_mae_kcal": e.tolist(),
+        "frame_id": list(range(N_TEST)),
+        "method": "model",
+        "model_extra": extra or {},
+        **top,
+    }
     (path / "eval.json").write_text(json.dumps(ev))
     (path / "model.pt").write_bytes(b"model " + path.name.encode())
     return str(path / "eval.json")
 
 
 def _ds(path, n, cpu):
-    Dataset(R=np.repeat(ETHANOL_R[None], n, 0), z=ETHANOL_Z, E=np.zeros(n), F=np.zeros((n, 9, 3)),
-            cpu_s=np.full(n, cpu)).save(path)
+    Dataset(
+        R=np.repeat(ETHANOL_R[None], n, 0), z=ETHANOL_Z, E=np.zeros(n), F=np.zeros((n, 9, 3)), cpu_s=np.full(n, cpu)
+    ).save(path)
     return str(path)
 
 
@@ -39,41 +50,117 @@ def run(tmp_path):
     base = dict(model_name="egnn", seed=0)
     evals = [
         _eval(m / "std", 2.0 * hard, dict(base, stage="standard", n_train=4, best_metric=2.1, train_cpu_s=100)),
-        _eval(m / "cheap_only", 3.0 * hard, dict(base, stage="cheap", cheap_level="xtb", gamma=math.inf,
-                                                 gamma_spec="inf", train_cpu_s=1000)),
-        _eval(m / "s2_r1", 2.9 * hard, dict(base, stage="cheap", cheap_level="xtb", gamma=0.7, gamma_spec="r1",
-                                            stage1_n_train=4, bias_cpu_s=7, effective_frames=55.0, n_cheap=90,
-                                            train_cpu_s=900)),
-        _eval(m / "ft_r1", 1.6 * hard, dict(base, stage="finetune", init_stage="cheap", cheap_level="xtb", gamma=0.7,
-                                            gamma_spec="r1", n_train=4, best_val_loss=0.5, best_metric=1.7,
-                                            effective_frames=55.0, n_cheap=90, train_cpu_s=50)),
-        _eval(m / "ft_inf", 1.2 * hard, dict(base, stage="finetune", init_stage="cheap", cheap_level="xtb",
-                                             gamma=math.inf, gamma_spec="inf", n_train=4, best_val_loss=0.3,
-                                             best_metric=1.3, effective_frames=100.0, n_cheap=100, train_cpu_s=60)),
+        _eval(
+            m / "cheap_only",
+            3.0 * hard,
+            dict(base, stage="cheap", cheap_level="xtb", gamma=math.inf, gamma_spec="inf", train_cpu_s=1000),
+        ),
+        _eval(
+            m / "s2_r1",
+            2.9 * hard,
+            dict(
+                base,
+                stage="cheap",
+                cheap_level="xtb",
+                gamma=0.7,
+                gamma_spec="r1",
+                stage1_n_train=4,
+                bias_cpu_s=7,
+                effective_frames=55.0,
+                n_cheap=90,
+                train_cpu_s=900,
+            ),
+        ),
+        _eval(
+            m / "ft_r1",
+            1.6 * hard,
+            dict(
+                base,
+                stage="finetune",
+                init_stage="cheap",
+                cheap_level="xtb",
+                gamma=0.7,
+                gamma_spec="r1",
+                n_train=4,
+                best_val_loss=0.5,
+                best_metric=1.7,
+                effective_frames=55.0,
+                n_cheap=90,
+                train_cpu_s=50,
+            ),
+        ),
+        _eval(
+            m / "ft_inf",
+            1.2 * hard,
+            dict(
+                base,
+                stage="finetune",
+                init_stage="cheap",
+                cheap_level="xtb",
+                gamma=math.inf,
+                gamma_spec="inf",
+                n_train=4,
+                best_val_loss=0.3,
+                best_metric=1.3,
+                effective_frames=100.0,
+                n_cheap=100,
+                train_cpu_s=60,
+            ),
+        ),
         _eval(m / "score", 4.0 * hard, dict(base, stage="score_matching", train_cpu_s=30)),
-        _eval(m / "ft_score", 1.9 * hard, dict(base, stage="finetune", init_stage="score_matching", n_train=4,
-                                               best_val_loss=0.9, best_metric=1.95, train_cpu_s=20)),
-        _eval(tmp_path / "sgdml", 1.0 * hard, None, method="sgdml", n_train=4, train_cpu_s=8,
-              valid_force_mae_kcal=1.0),
+        _eval(
+            m / "ft_score",
+            1.9 * hard,
+            dict(
+                base,
+                stage="finetune",
+                init_stage="score_matching",
+                n_train=4,
+                best_val_loss=0.9,
+                best_metric=1.95,
+                train_cpu_s=20,
+            ),
+        ),
+        _eval(tmp_path / "sgdml", 1.0 * hard, None, method="sgdml", n_train=4, train_cpu_s=8, valid_force_mae_kcal=1.0),
     ]
     train = _ds(tmp_path / "train.npz", 4, 3600.0)  # one CPU-hour per accurate label
     cheap = _ds(tmp_path / "cheap.npz", 100, 36.0)  # 1 CPU-h for the pool
     out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red", "bias", "bsum")}
-    res = collect(molecule="ethanol", evals=evals, train_npz=train, cheap_npz={"xtb": cheap}, unlabelled_npz=None,
-                  datasets={"ccsd_t:train": train, "xtb:cheap-xtb": cheap}, stability_csvs=[],
-                  out_results=out["results"], out_gamma=out["gamma"], out_costs=out["costs"], out_stability=out["stab"],
-                  out_reductions=out["red"], out_bias=out["bias"], out_bias_summary=out["bsum"],
-                  out_forcefield=str(tmp_path / "forcefield"), accurate_level="ccsd_t", n_bootstrap=500)
+    res = collect(
+        molecule="ethanol",
+        evals=evals,
+        train_npz=train,
+        cheap_npz={"xtb": cheap},
+        unlabelled_npz=None,
+        datasets={"ccsd_t:train": train, "xtb:cheap-xtb": cheap},
+        stability_csvs=[],
+        out_results=out["results"],
+        out_gamma=out["gamma"],
+        out_costs=out["costs"],
+        out_stability=out["stab"],
+        out_reductions=out["red"],
+        out_bias=out["bias"],
+        out_bias_summary=out["bsum"],
+        out_forcefield=str(tmp_path / "forcefield"),
+        accurate_level="ccsd_t",
+        n_bootstrap=500,
+    )
     return res, out, tmp_path
 
 
 def test_every_method_row_from_metadata(run):
     res, _, _ = run
     rows = {(r.method, r.cheap_level): r for r in res.itertuples()}
-    assert set(rows) == {("standard", ""), ("cheap_only", "xtb"), ("asteroid", "xtb"),
-                         ("bias_aware_no_finetune", "xtb"), ("finetune_unweighted", "xtb"),
-                         ("score_matching", "unlabelled"), ("score_matching_no_finetune", "unlabelled"),
-                         ("sgdml", "")}
+    assert set(rows) == {
+        ("standard", ""),
+        ("cheap_only", "xtb"),
+        ("asteroid", "xtb"),
+        ("bias_aware_no_finetune", "xtb"),
+        ("finetune_unweighted", "xtb"),
+        ("score_matching", "unlabelled"),
+        ("score_matching_no_finetune", "unlabelled"),
+        ("sgdml", ""),
+    }
     assert rows[("cheap_only", "xtb")].n_train == 0 and rows[("asteroid", "xtb")].n_train == 4
 
 
@@ -129,17 +216,31 @@ def test_evaluations_on_different_test_sets_are_refused(tmp_path, run):
     ev["frame_id"] = list(range(1, N_TEST + 1))
     (tmp_path / "models" / "std" / "eval.json").write_text(json.dumps(ev))
     with pytest.raises(ValueError, match="different test sets"):
-        collect(molecule="ethanol", evals=[str(tmp_path / "models" / "std" / "eval.json"),
-                                           str(tmp_path / "models" / "ft_inf" / "eval.json")],
-                train_npz=str(tmp_path / "train.npz"), cheap_npz={}, unlabelled_npz=None, datasets={},
-                stability_csvs=[], out_results=str(tmp_path / "r.csv"), out_gamma=str(tmp_path / "g.csv"),
-                out_costs=str(tmp_path / "c.csv"), out_stability=str(tmp_path / "s.csv"))
+        collect(
+            molecule="ethanol",
+            evals=[str(tmp_path / "models" / "std" / "eval.json"), str(tmp_path / "models" / "ft_inf" / "eval.json")],
+            train_npz=str(tmp_path / "train.npz"),
+            cheap_npz={},
+            unlabelled_npz=None,
+            datasets={},
+            stability_csvs=[],
+            out_results=str(tmp_path / "r.csv"),
+            out_gamma=str(tmp_path / "g.csv"),
+            out_costs=str(tmp_path / "c.csv"),
+            out_stability=str(tmp_path / "s.csv"),
+        )
 
 
 def _ds_ids(path, frame_id, cpu):
     n = len(frame_id)
-    Dataset(R=np.repeat(ETHANOL_R[None], n, 0), z=ETHANOL_Z, E=np.zeros(n), F=np.zeros((n, 9, 3)),
-            frame_id=np.asarray(frame_id), cpu_s=np.full(n, cpu)).save(path)
+    Dataset(
+        R=np.repeat(ETHANOL_R[None], n, 0),
+        z=ETHANOL_Z,
+        E=np.zeros(n),
+        F=np.zeros((n, 9, 3)),
+        frame_id=np.asarray(frame_id),
+        cpu_s=np.full(n, cpu),
+    ).save(path)
     return str(path)
 
 
@@ -150,28 +251,60 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
     hard = rng.lognormal(0, 0.5, N_TEST)
     m = tmp_path / "models"
     evals = [
-        _eval(m / "std", 2.0 * hard, dict(model_name="egnn", seed=0, stage="standard", n_train=4, best_metric=2.1,
-                                          train_cpu_s=100), predict_cpu_s_per_frame=0.002),
-        _eval(m / "delta", 0.5 * hard, dict(model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="xtb",
-                                            best_metric=0.55, train_cpu_s=90), method="delta", cheap_level="xtb",
-              predict_cpu_s_per_frame=0.006),
-        _eval(tmp_path / "dsg", 0.8 * hard, None, method="delta_sgdml", cheap_level="xtb", n_train=4, train_cpu_s=5,
-              valid_force_mae_kcal=0.9, predict_cpu_s_per_frame=0.0045),
+        _eval(
+            m / "std",
+            2.0 * hard,
+            dict(model_name="egnn", seed=0, stage="standard", n_train=4, best_metric=2.1, train_cpu_s=100),
+            predict_cpu_s_per_frame=0.002,
+        ),
+        _eval(
+            m / "delta",
+            0.5 * hard,
+            dict(
+                model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="xtb", best_metric=0.55, train_cpu_s=90
+            ),
+            method="delta",
+            cheap_level="xtb",
+            predict_cpu_s_per_frame=0.006,
+        ),
+        _eval(
+            tmp_path / "dsg",
+            0.8 * hard,
+            None,
+            method="delta_sgdml",
+            cheap_level="xtb",
+            n_train=4,
+            train_cpu_s=5,
+            valid_force_mae_kcal=0.9,
+            predict_cpu_s_per_frame=0.0045,
+        ),
     ]
     # accurate train frames 100..105 (train[:4] = 100..103) at 1 CPU-h each
     train = _ds_ids(tmp_path / "train.npz", [100, 101, 102, 103, 104, 105], 3600.0)
     # xTB on the train frames: 103 failed (its attempt cost 72 s); 104, 105 are beyond N = 4
     xtb_train = _ds_ids(tmp_path / "xtb_train.npz", [100, 101, 102, 104, 105], 36.0)
     pd.DataFrame([dict(level="xtb", frame_id=103, reason="SCC", cpu_s=72.0)]).to_csv(
-        tmp_path / "xtb_train.failures.csv", index=False)
+        tmp_path / "xtb_train.failures.csv", index=False
+    )
     xtb_val = _ds_ids(tmp_path / "xtb_val.npz", [200, 201, 202], 36.0)
     xtb_test = _ds_ids(tmp_path / "xtb_test.npz", list(range(N_TEST)), 36.0)
     out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red")}
-    res = collect(molecule="ethanol", evals=evals, train_npz=train, cheap_npz={}, unlabelled_npz=None,
-                  datasets={"ccsd_t:train": train, "xtb:train": xtb_train, "xtb:val": xtb_val, "xtb:test": xtb_test},
-                  stability_csvs=[], out_results=out["results"], out_gamma=out["gamma"], out_costs=out["costs"],
-                  out_stability=out["stab"], out_reductions=out["red"], n_bootstrap=300,
-                  out_forcefield=str(tmp_path / "ff"))
+    res = collect(
+        molecule="ethanol",
+        evals=evals,
+        train_npz=train,
+        cheap_npz={},
+        unlabelled_npz=None,
+        datasets={"ccsd_t:train": train, "xtb:train": xtb_train, "xtb:val": xtb_val, "xtb:test": xtb_test},
+        stability_csvs=[],
+        out_results=out["results"],
+        out_gamma=out["gamma"],
+        out_costs=out["costs"],
+        out_stability=out["stab"],
+        out_reductions=out["red"],
+        n_bootstrap=300,
+        out_forcefield=str(tmp_path / "ff"),
+    )
     r = {x.method: x for x in res.itertuples()}
     assert set(r) == {"standard", "delta", "delta_sgdml"}
     d = r["delta"]
@@ -188,7 +321,9 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
     assert d.reduction_vs_standard == pytest.approx(0.75)
     red = pd.read_csv(out["red"]).set_index("method")
     assert red.loc["delta", "reduction"] == pytest.approx(0.75) and red.loc["delta", "baseline"] == "egnn standard"
-    assert red.loc["delta_sgdml", "model"] == "sgdml vs egnn" and red.loc["delta_sgdml", "reduction"] == pytest.approx(0.6)
+    assert red.loc["delta_sgdml", "model"] == "sgdml vs egnn" and red.loc["delta_sgdml", "reduction"] == pytest.approx(
+        0.6
+    )
     # Δ is not exported (it needs xTB at every call), but the metadata says it did better on validation
     meta = json.loads((tmp_path / "ff" / "metadata.json").read_text())
     assert meta["method"] == "standard" and meta["delta_same_n"]["better_on_validation"]
@@ -197,10 +332,24 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
 
 def test_delta_without_its_cheap_datasets_is_refused(tmp_path):
     hard = np.ones(N_TEST)
-    ev = _eval(tmp_path / "delta", hard, dict(model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="dft",
-                                              train_cpu_s=1), method="delta")
+    ev = _eval(
+        tmp_path / "delta",
+        hard,
+        dict(model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="dft", train_cpu_s=1),
+        method="delta",
+    )
     train = _ds_ids(tmp_path / "train.npz", [1, 2, 3, 4], 1.0)
     with pytest.raises(ValueError, match="dft:train"):
-        collect(molecule="ethanol", evals=[ev], train_npz=train, cheap_npz={}, unlabelled_npz=None, datasets={},
-                stability_csvs=[], out_results=str(tmp_path / "r.csv"), out_gamma=str(tmp_path / "g.csv"),
-                out_costs=str(tmp_path / "c.csv"), out_stability=str(tmp_path / "s.csv"))
+        collect(
+            molecule="ethanol",
+            evals=[ev],
+            train_npz=train,
+            cheap_npz={},
+            unlabelled_npz=None,
+            datasets={},
+            stability_csvs=[],
+            out_results=str(tmp_path / "r.csv"),
+            out_gamma=str(tmp_path / "g.csv"),
+            out_costs=str(tmp_path / "c.csv"),
+            out_stability=str(tmp_path / "s.csv"),
+        )

@@ -1,5 +1,6 @@
 """Δ-learning at prediction time: forces = cheap forces − ∇ correction (finite differences, xTB on
 ethanol), the test predictions add the cheap test labels, the prediction cost includes the cheap level."""
+
 import copy
 import json
 
@@ -28,8 +29,18 @@ def _delta_model(path, entry=XTB, level="xtb"):
     torch.manual_seed(0)
     model = build("egnn", **SMALL_EGNN).double()  # float64 so that finite differences are exact enough
     model.set_normalization(0.0, 200.0)  # a correction of several kcal/mol/A (the untrained output is tiny)
-    save_model(model, path, extra={"stage": "delta", "model_name": "egnn", "cheap_level": level,
-                                   "cheap_entry": entry, "n_train": 4, "seed": 0})
+    save_model(
+        model,
+        path,
+        extra={
+            "stage": "delta",
+            "model_name": "egnn",
+            "cheap_level": level,
+            "cheap_entry": entry,
+            "n_train": 4,
+            "seed": 0,
+        },
+    )
     return path
 
 
@@ -81,11 +92,13 @@ def test_evaluation_adds_cheap_test_labels_and_costs_the_cheap_level(tmp_path):
     test = Dataset(R=R, z=ETHANOL_Z, E=E_x + 1.0, F=F_x + 0.05, frame_id=np.array([10, 11, 12, 13]))
     test.save(tmp_path / "test.npz")
     keep = [0, 1, 3]
-    Dataset(R=R[keep], z=ETHANOL_Z, E=E_x[keep], F=F_x[keep], frame_id=np.array([10, 11, 13]),
-            cpu_s=np.full(3, 0.004)).save(tmp_path / "cheap_test.npz")
+    Dataset(
+        R=R[keep], z=ETHANOL_Z, E=E_x[keep], F=F_x[keep], frame_id=np.array([10, 11, 13]), cpu_s=np.full(3, 0.004)
+    ).save(tmp_path / "cheap_test.npz")
     model_path = _delta_model(tmp_path / "d.pt")
-    res = evaluate_delta(model_path, tmp_path / "test.npz", tmp_path / "cheap_test.npz", tmp_path / "eval.json",
-                         tmp_path / "pred.npz")
+    res = evaluate_delta(
+        model_path, tmp_path / "test.npz", tmp_path / "cheap_test.npz", tmp_path / "eval.json", tmp_path / "pred.npz"
+    )
     with np.load(tmp_path / "pred.npz") as p:
         model = copy.deepcopy(DeltaCalculator(model_path, z=ETHANOL_Z).model)
         from pipeline.evaluation.predict import predict

@@ -1,4 +1,5 @@
 """MD stability: a stable potential stays stable; exploding / NaN models are flagged with a reason."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,9 +91,13 @@ def test_to_csv_with_saved_model_and_start_npz(tmp_path):
     save_npz(tmp_path / "start.npz", Dataset(R=R, z=z))
     torch.manual_seed(0)
     save_model(build("egnn", **SMALL_EGNN), tmp_path / "m.pt")
-    df = run_stability_to_csv(tmp_path / "m.pt", tmp_path / "start.npz", tmp_path / "out" / "md.csv", n_steps=10, n_runs=3)
+    df = run_stability_to_csv(
+        tmp_path / "m.pt", tmp_path / "start.npz", tmp_path / "out" / "md.csv", n_steps=10, n_runs=3
+    )
     back = pd.read_csv(tmp_path / "out" / "md.csv", keep_default_na=False)
     assert len(back) == 3
     assert list(back["start_frame"]) == [0, 1, 0]
     assert list(back.columns) == list(df.columns)
-    assert {"run", "steps_completed", "diverged", "reason", "max_bond_stretch", "final_temperature_K", "wall_s"} <= set(back.columns)
+    assert {"run", "steps_completed", "diverged", "reason", "max_bond_stretch", "final_temperature_K", "wall_s"} <= set(
+        back.columns
+    )

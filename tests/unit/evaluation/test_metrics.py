@@ -1,4 +1,5 @@
 """Error metrics and the evaluation writer on hand-made arrays with known answers."""
+
 import json
 
 import numpy as np
@@ -46,7 +47,9 @@ def test_write_evaluation_converts_ev_reference_to_kcal(tmp_path):
     E_kcal = np.array([-100.0, -101.0, -99.5, -100.5])
     F_kcal = rng.normal(size=(4, 3, 3))
     ev_per_kcal = MEV_PER_KCAL * 1e-3
-    test = Dataset(R=R, z=np.array([8, 1, 1]), E=E_kcal * ev_per_kcal, F=F_kcal * ev_per_kcal, frame_id=np.arange(10, 14))
+    test = Dataset(
+        R=R, z=np.array([8, 1, 1]), E=E_kcal * ev_per_kcal, F=F_kcal * ev_per_kcal, frame_id=np.arange(10, 14)
+    )
     F_pred = F_kcal + 0.5
     res = write_evaluation(tmp_path / "m.json", tmp_path / "p.npz", E_kcal + 2.0, F_pred, test, {"method": "toy"})
     assert res["energy_mae_kcal"] == pytest.approx(2.0)

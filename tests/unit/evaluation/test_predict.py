@@ -1,4 +1,5 @@
 """Batched prediction: batch-size invariance, agreement with one-at-a-time energy_and_forces."""
+
 import json
 
 import numpy as np
@@ -11,7 +12,6 @@ from pipeline.evaluation.predict import evaluate_model, metrics, predict
 from pipeline.models import build, energy_and_forces, save_model
 
 from .toy_models import HarmonicModel, methanol
-
 
 
 @pytest.fixture(scope="module")
@@ -95,4 +95,6 @@ def test_evaluate_model_writes_metrics(tmp_path, egnn, frames):
     on_disk = json.loads((tmp_path / "m.json").read_text())
     assert on_disk["force_mae_kcal"] == pytest.approx(res["force_mae_kcal"])
     with np.load(tmp_path / "p.npz") as p:
-        assert metrics(p["E_pred"], p["F_pred"], p["E_ref"], p["F_ref"])["force_rmse_kcal"] == pytest.approx(0.25, abs=1e-4)
+        assert metrics(p["E_pred"], p["F_pred"], p["E_ref"], p["F_ref"])["force_rmse_kcal"] == pytest.approx(
+            0.25, abs=1e-4
+        )

@@ -1,4 +1,5 @@
 """sGDML baseline on a synthetic harmonic-network molecule (N_train = 25, N_valid = 25)."""
+
 import json
 
 import numpy as np
@@ -90,7 +91,9 @@ def test_sgdml_learns_forces(data):
 def test_identical_train_and_valid_rejected(data):
     tmp, paths = data
     with pytest.raises(ValueError, match="identical"):
-        run_sgdml_baseline(paths["train"], paths["train"], paths["test"], tmp / "x.json", tmp / "x.npz", sigmas=(10,), max_processes=1)
+        run_sgdml_baseline(
+            paths["train"], paths["train"], paths["test"], tmp / "x.json", tmp / "x.npz", sigmas=(10,), max_processes=1
+        )
 
 
 def test_importing_the_baseline_leaves_logging_alone():

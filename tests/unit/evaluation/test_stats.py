@@ -1,4 +1,5 @@
 """Bootstrap intervals: they see a real difference, stay wide around none, and are paired."""
+
 import numpy as np
 import pytest
 
@@ -68,6 +69,6 @@ def test_shapes_are_checked():
 
 def test_spearman():
     x = np.arange(10.0)
-    assert stats.spearman(x, x ** 3) == pytest.approx(1.0)
+    assert stats.spearman(x, x**3) == pytest.approx(1.0)
     assert stats.spearman(x, -x) == pytest.approx(-1.0)
     assert np.isnan(stats.spearman(x, np.ones(10)))

@@ -2,13 +2,12 @@
 
 All work on frames of one molecule, in kcal/mol and Angstrom, float64.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 from ase.build import molecule
-
-
 
 
 def methanol():

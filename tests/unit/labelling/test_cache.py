@@ -1,5 +1,6 @@
 """The label cache under concurrency: claims exclude other processes, die with their holder
 (SIGKILL included), and two jobs labelling the same frames at once compute each frame once."""
+
 import os
 import signal
 import subprocess
@@ -79,9 +80,26 @@ def test_two_jobs_labelling_the_same_frames_at_once_compute_each_frame_once(tmp_
     cache_dir = tmp_path / "shared-cache"
     procs = []
     for job in ("a", "b"):
-        cmd = [sys.executable, "-m", "pipeline", "label", "--frames", str(tmp_path / "frames.npz"), "--level-name",
-               "dft", "--level", DFT, "--start", "0", "--stop", "6", "--cache-dir", str(cache_dir),
-               "--out", str(tmp_path / f"{job}.npz")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "label",
+            "--frames",
+            str(tmp_path / "frames.npz"),
+            "--level-name",
+            "dft",
+            "--level",
+            DFT,
+            "--start",
+            "0",
+            "--stop",
+            "6",
+            "--cache-dir",
+            str(cache_dir),
+            "--out",
+            str(tmp_path / f"{job}.npz"),
+        ]
         procs.append(subprocess.Popen(cmd, stderr=open(tmp_path / f"{job}.log", "w")))
     for p in procs:
         assert p.wait(timeout=600) == 0
@@ -90,7 +108,9 @@ def test_two_jobs_labelling_the_same_frames_at_once_compute_each_frame_once(tmp_
     assert sum(computed.values()) == 6, f"each frame computed exactly once across both jobs: {computed}\n{logs}"
     entries = cached_entries(cache_dir)
     assert len(entries) == 6
-    assert not [p for p in cache_dir.rglob("*") if p.is_file() and p.name.startswith(".")], "no temporaries or locks left"
+    assert not [p for p in cache_dir.rglob("*") if p.is_file() and p.name.startswith(".")], (
+        "no temporaries or locks left"
+    )
     a, b = load_npz(tmp_path / "a.npz"), load_npz(tmp_path / "b.npz")
     assert len(a) == len(b) == 6
     np.testing.assert_array_equal(a.E, b.E)

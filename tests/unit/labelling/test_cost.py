@@ -1,5 +1,6 @@
 """Label cost model: orbital counts, scaling per engine, calibration from the cache, cache hits,
 the plan's wall time, and the budget that stops a run before anything is computed."""
+
 import copy
 import json
 from pathlib import Path
@@ -71,18 +72,26 @@ def test_scaling_per_engine():
 
     def ccsd_corr(z):
         orb = cost.orbitals(z, "6-31G", frozen_core=True)
-        return cost.alone_cpu_s_per_frame(ccsd, z) - cost.CC_FIXED_S - cost.CC_N4_S * orb.n_bf ** 4
+        return cost.alone_cpu_s_per_frame(ccsd, z) - cost.CC_FIXED_S - cost.CC_N4_S * orb.n_bf**4
 
     assert dft_size(asp) / dft_size(eth) == pytest.approx((133 / 39) ** 3)
     assert ccsd_corr(asp) / ccsd_corr(eth) == pytest.approx((34 / 10) ** 2 * (86 / 26) ** 4)
     # the pipeline estimate is the benchmark fit times one factor
-    assert cost.model_cpu_s_per_frame(ccsd, asp) == pytest.approx(cost.PIPELINE_FACTOR * cost.alone_cpu_s_per_frame(ccsd, asp))
+    assert cost.model_cpu_s_per_frame(ccsd, asp) == pytest.approx(
+        cost.PIPELINE_FACTOR * cost.alone_cpu_s_per_frame(ccsd, asp)
+    )
     # ordering: CCSD(T) > CCSD > DFT for every molecule, and cost grows with size
     for z in (eth, benz, asp):
-        assert cost.model_cpu_s_per_frame(ccsd_t, z) > cost.model_cpu_s_per_frame(ccsd, z) > \
-            cost.model_cpu_s_per_frame(dft, z)
-    assert cost.model_cpu_s_per_frame(ccsd, asp) > cost.model_cpu_s_per_frame(ccsd, benz) > \
-        cost.model_cpu_s_per_frame(ccsd, eth)
+        assert (
+            cost.model_cpu_s_per_frame(ccsd_t, z)
+            > cost.model_cpu_s_per_frame(ccsd, z)
+            > cost.model_cpu_s_per_frame(dft, z)
+        )
+    assert (
+        cost.model_cpu_s_per_frame(ccsd, asp)
+        > cost.model_cpu_s_per_frame(ccsd, benz)
+        > cost.model_cpu_s_per_frame(ccsd, eth)
+    )
     # aspirin at CCSD(T) is more than 10x aspirin at CCSD (MD17's reason for CCSD)
     assert cost.model_cpu_s_per_frame(ccsd_t, asp) > 10 * cost.model_cpu_s_per_frame(ccsd, asp)
 
@@ -104,12 +113,14 @@ def test_model_matches_the_measured_costs():
     benchmarks/cost_model.py frames: ethanol CCSD(T) 7.4, aspirin CCSD 659, aspirin PBE 33,
     toluene CCSD(T) 627 (not used in the fit)."""
     eth, asp = _z("ethanol"), _z("aspirin")
-    for got, want in ((cost.model_cpu_s_per_frame(make_level("b", CCSD_T), eth), 13.5),
-                      (cost.model_cpu_s_per_frame(make_level("c", DFT), eth), 2.6),
-                      (cost.alone_cpu_s_per_frame(make_level("b", CCSD_T), eth), 7.3),
-                      (cost.alone_cpu_s_per_frame(make_level("a", CCSD), asp), 659.0),
-                      (cost.alone_cpu_s_per_frame(make_level("c", DFT), asp), 33.4),
-                      (cost.alone_cpu_s_per_frame(make_level("b", CCSD_T), _z("toluene")), 627.0)):
+    for got, want in (
+        (cost.model_cpu_s_per_frame(make_level("b", CCSD_T), eth), 13.5),
+        (cost.model_cpu_s_per_frame(make_level("c", DFT), eth), 2.6),
+        (cost.alone_cpu_s_per_frame(make_level("b", CCSD_T), eth), 7.3),
+        (cost.alone_cpu_s_per_frame(make_level("a", CCSD), asp), 659.0),
+        (cost.alone_cpu_s_per_frame(make_level("c", DFT), asp), 33.4),
+        (cost.alone_cpu_s_per_frame(make_level("b", CCSD_T), _z("toluene")), 627.0),
+    ):
         assert got == pytest.approx(want, rel=0.2)
 
 
@@ -239,8 +250,16 @@ def test_budget_refuses_with_estimate_budget_and_ways_out(tmp_path):
         cost.check_budget(plan, cfg)
     msg = str(err.value)
     assert f"{cost._fmt_h(plan.cpu_h)} CPU-hours > labelling.max_cpu_hours" in msg
-    for way in ("raise labelling.max_cpu_hours", "fewer frames", "more --cores", "cheaper accurate level", "`file` level",
-                "accurate_level: ccsd", "Nothing was computed", "EXCEEDED"):
+    for way in (
+        "raise labelling.max_cpu_hours",
+        "fewer frames",
+        "more --cores",
+        "cheaper accurate level",
+        "`file` level",
+        "accurate_level: ccsd",
+        "Nothing was computed",
+        "EXCEEDED",
+    ):
         assert way in msg
     cfg["labelling"].update(max_cpu_hours=None, max_wall_hours=plan.wall_h / 3)
     with pytest.raises(cost.BudgetExceeded, match="wall time at 2 cores > labelling.max_wall_hours"):
@@ -280,8 +299,24 @@ def test_plan_command_prints_writes_and_refuses(tmp_path, capsys):
     from pipeline.cli import main
 
     out = tmp_path / "plan.csv"
-    assert main(["plan", "--config", str(ROOT / "config.yaml"), "--molecule", "aspirin", "--cores", "32",
-                 "--results-dir", str(tmp_path / "results"), "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--config",
+                str(ROOT / "config.yaml"),
+                "--molecule",
+                "aspirin",
+                "--cores",
+                "32",
+                "--results-dir",
+                str(tmp_path / "results"),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "Label cost preview for aspirin" in err and "(within)" in err
     import pandas as pd
@@ -289,8 +324,37 @@ def test_plan_command_prints_writes_and_refuses(tmp_path, capsys):
     table = pd.read_csv(out)
     assert list(table.columns) == cost.PLAN_COLUMNS and set(table["level"]) == {"ccsd", "xtb"}
     (tmp_path / "small.yaml").write_text("labelling: {max_cpu_hours: 1}\n")
-    assert main(["plan", "--config", str(ROOT / "config.yaml"), str(tmp_path / "small.yaml"), "--molecule",
-                 "aspirin", "--cores", "32", "--results-dir", str(tmp_path / "results")]) == 1
+    assert (
+        main(
+            [
+                "plan",
+                "--config",
+                str(ROOT / "config.yaml"),
+                str(tmp_path / "small.yaml"),
+                "--molecule",
+                "aspirin",
+                "--cores",
+                "32",
+                "--results-dir",
+                str(tmp_path / "results"),
+            ]
+        )
+        == 1
+    )
     assert "label budget exceeded" in capsys.readouterr().err
-    assert main(["plan", "--config", str(ROOT / "config.yaml"), str(tmp_path / "small.yaml"), "--molecule",
-                 "aspirin", "--no-budget", "--results-dir", str(tmp_path / "results")]) == 0
+    assert (
+        main(
+            [
+                "plan",
+                "--config",
+                str(ROOT / "config.yaml"),
+                str(tmp_path / "small.yaml"),
+                "--molecule",
+                "aspirin",
+                "--no-budget",
+                "--results-dir",
+                str(tmp_path / "results"),
+            ]
+        )
+        == 0
+    )

@@ -1,4 +1,5 @@
 """Each computed engine's forces equal minus the finite-difference gradient of its energy."""
+
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
 """Implausible labels: gross outliers of energy or max atomic force norm are flagged, listed with
 their reason, dropped by default (or kept), counted; small sets and normal MD scatter are not flagged."""
+
 import json
 import subprocess
 import sys
@@ -17,9 +18,15 @@ from tests.conftest import ETHANOL_R, ETHANOL_Z
 def _labelled(n=40, seed=0):
     """Ethanol frames with thermal-looking scatter of energies (eV) and forces (eV/A)."""
     rng = np.random.default_rng(seed)
-    return Dataset(R=ETHANOL_R[None] + 0.05 * rng.standard_normal((n, 9, 3)), z=ETHANOL_Z,
-                   E=-4200.0 + 0.12 * rng.standard_normal(n), F=1.5 * rng.standard_normal((n, 9, 3)),
-                   frame_id=np.arange(100, 100 + n), name="ethanol", meta={"level": "dft"})
+    return Dataset(
+        R=ETHANOL_R[None] + 0.05 * rng.standard_normal((n, 9, 3)),
+        z=ETHANOL_Z,
+        E=-4200.0 + 0.12 * rng.standard_normal(n),
+        F=1.5 * rng.standard_normal((n, 9, 3)),
+        frame_id=np.arange(100, 100 + n),
+        name="ethanol",
+        meta={"level": "dft"},
+    )
 
 
 def test_robust_z_ignores_the_outlier_itself():
@@ -60,11 +67,30 @@ def test_dataset_command_writes_the_outlier_table_and_counts(tmp_path):
     ds = _labelled()
     ds.F[17] = units.ev_to_kcal(ds.F[17])
     ds.save(tmp_path / "frames.npz")
-    cmd = [sys.executable, "-m", "pipeline", "dataset", "--level-name", "empirical", "--level", '{"engine": "empirical"}',
-           "--chunks", str(tmp_path / "frames.npz"), "--n-requested", "40", "--max-failure-fraction", "0.1",
-           "--out", str(tmp_path / "d.npz"), "--failures", str(tmp_path / "d.failures.csv"),
-           "--outliers", json.dumps({"action": "drop", "max_robust_z": 20, "min_frames": 20}),
-           "--outliers-csv", str(tmp_path / "d.outliers.csv")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "dataset",
+        "--level-name",
+        "empirical",
+        "--level",
+        '{"engine": "empirical"}',
+        "--chunks",
+        str(tmp_path / "frames.npz"),
+        "--n-requested",
+        "40",
+        "--max-failure-fraction",
+        "0.1",
+        "--out",
+        str(tmp_path / "d.npz"),
+        "--failures",
+        str(tmp_path / "d.failures.csv"),
+        "--outliers",
+        json.dumps({"action": "drop", "max_robust_z": 20, "min_frames": 20}),
+        "--outliers-csv",
+        str(tmp_path / "d.outliers.csv"),
+    ]
     subprocess.run(cmd, check=True, capture_output=True)
     table = pd.read_csv(tmp_path / "d.outliers.csv")
     assert list(table["frame_id"]) == [117] and table["reason"][0].startswith("max|F| = ")

@@ -1,4 +1,5 @@
 """Chunk jobs: cache resume after a kill (no frame recomputed) and the failure policy."""
+
 import os
 import signal
 import subprocess
@@ -32,9 +33,26 @@ def _cached(cache_dir):
 def test_killed_chunk_resumes_without_recomputing(ethanol_frames, tmp_path, monkeypatch):
     _frames(ethanol_frames, tmp_path)
     cache_dir = tmp_path / "cache"
-    cmd = [sys.executable, "-m", "pipeline", "label", "--frames", str(tmp_path / "frames.npz"), "--level-name", "dft",
-           "--level", '{"engine": "dft", "xc": "PBE", "basis": "sto-3g", "density_fit": true, "grid_level": 0}',
-           "--start", "0", "--stop", "5", "--cache-dir", str(cache_dir), "--out", str(tmp_path / "chunk.npz")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pipeline",
+        "label",
+        "--frames",
+        str(tmp_path / "frames.npz"),
+        "--level-name",
+        "dft",
+        "--level",
+        '{"engine": "dft", "xc": "PBE", "basis": "sto-3g", "density_fit": true, "grid_level": 0}',
+        "--start",
+        "0",
+        "--stop",
+        "5",
+        "--cache-dir",
+        str(cache_dir),
+        "--out",
+        str(tmp_path / "chunk.npz"),
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while len(_cached(cache_dir)) < 2 and time.time() < deadline and proc.poll() is None:
@@ -52,7 +70,9 @@ def test_killed_chunk_resumes_without_recomputing(ethanol_frames, tmp_path, monk
     monkeypatch.setattr(level, "compute", lambda z, R, **kw: calls.add(R.tobytes()) or real(z, R, **kw))
     frames = load_npz(tmp_path / "frames.npz")
     ds, failures = label_chunk(frames, level, LabelCache(cache_dir, level.cache_token()), 0, 5)
-    assert len(calls) == 5 - len(done_before), f"cached frames must not be recomputed: {len(calls)} computed, {len(done_before)} cached"
+    assert len(calls) == 5 - len(done_before), (
+        f"cached frames must not be recomputed: {len(calls)} computed, {len(done_before)} cached"
+    )
     assert len(ds) == 5 and failures.empty
     for p in _cached(cache_dir):  # the finished frames' cache entries were not rewritten
         if p.name in done_before:
@@ -67,8 +87,9 @@ def test_changed_settings_use_a_new_cache_key(ethanol_frames, tmp_path):
     frames = _frames(ethanol_frames, tmp_path)
     a = make_level("dft", DFT)
     b = make_level("dft", {**DFT, "xc": "B3LYP"})
-    assert LabelCache(tmp_path, a.cache_token()).path(frames.z, frames.R[0]) != \
-        LabelCache(tmp_path, b.cache_token()).path(frames.z, frames.R[0])
+    assert LabelCache(tmp_path, a.cache_token()).path(frames.z, frames.R[0]) != LabelCache(
+        tmp_path, b.cache_token()
+    ).path(frames.z, frames.R[0])
 
 
 def test_engine_revision_uses_a_new_cache_key(ethanol_frames, tmp_path, monkeypatch):
@@ -103,7 +124,9 @@ def test_nonconverged_frames_are_dropped_recorded_and_policed(tmp_path):
     assert not (tmp_path / "out.npz").exists()
     assert len(pd.read_csv(tmp_path / "f.csv")) == 2  # the failures table is written even when the rule fails
 
-    merged = merge_chunks([tmp_path / "bad.npz", tmp_path / "good.npz"], 5, 0.5, tmp_path / "out.npz", tmp_path / "f.csv")
+    merged = merge_chunks(
+        [tmp_path / "bad.npz", tmp_path / "good.npz"], 5, 0.5, tmp_path / "out.npz", tmp_path / "f.csv"
+    )
     assert len(merged) == 3 and list(merged.frame_id) == [12, 13, 14]
     assert merged.meta["n_failed"] == 2
     assert (merged.cpu_s > 0).all() and (merged.wall_s > 0).all()

@@ -3,6 +3,7 @@
 The e3nn import guard (no weakened torch.load), the species table, the average number of
 neighbours fitted on data and restored from a checkpoint, the settings in the configs.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -78,7 +79,9 @@ def test_avg_num_neighbors_is_fitted_on_data_and_restored_from_the_checkpoint(tm
     batches = [ethanol(rattle=0.1, seed=s) for s in range(3)]
     fit_data_statistics(model, batches)
     # mean in-degree over atoms with neighbours (mace's compute_avg_num_neighbors), r_max = 3 A
-    degrees = torch.cat([torch.bincount(radius_graph(pos, batch, 3.0)[1], minlength=len(z)) for z, pos, batch in batches])
+    degrees = torch.cat(
+        [torch.bincount(radius_graph(pos, batch, 3.0)[1], minlength=len(z)) for z, pos, batch in batches]
+    )
     expected = float(degrees[degrees > 0].double().mean())
     assert 1.0 < expected < 8.0  # not every pair of ethanol is within 3 A
     assert model.hparams["avg_num_neighbors"] == pytest.approx(expected)
@@ -123,7 +126,11 @@ def test_configs_carry_the_cpu_and_the_paper_settings():
     cpu = dict(cfg["training"]["hparams"]["mace"])
     assert set(cpu) <= set(default_hparams("mace"))
     assert (cpu["hidden_irreps"], cpu["correlation"], cpu["num_interactions"], cpu["r_max"]) == (
-        "32x0e + 32x1o", 3, 2, 5.0)
+        "32x0e + 32x1o",
+        3,
+        2,
+        5.0,
+    )
     update_config(cfg, yaml.safe_load((ROOT / "config.paper.yaml").read_text()))
     paper = cfg["training"]["hparams"]["mace"]
     defaults = default_hparams("mace")

@@ -6,6 +6,7 @@ time, smoothness across the cutoff, second derivatives (force loss w.r.t. parame
 force Jacobian w.r.t. positions, as needed by sliced score matching), normalisation, and
 save/load. A second class checks the graph and basis building blocks directly.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,12 +32,26 @@ from pipeline.models.graph import edge_swap_index, radius_graph, triplets
 SMALL = {
     "egnn": dict(hidden=16, num_layers=2, cutoff=3.0),
     "gemnet": dict(
-        num_blocks=2, emb_size_atom=16, emb_size_edge=16, emb_size_trip=8, emb_size_rbf=4,
-        emb_size_cbf=4, emb_size_bil_trip=8, num_after_skip=1, num_atom=1, cutoff=3.0,
+        num_blocks=2,
+        emb_size_atom=16,
+        emb_size_edge=16,
+        emb_size_trip=8,
+        emb_size_rbf=4,
+        emb_size_cbf=4,
+        emb_size_bil_trip=8,
+        num_after_skip=1,
+        num_atom=1,
+        cutoff=3.0,
     ),
     "mace": dict(
-        hidden_irreps="8x0e + 8x1o", max_ell=2, correlation=2, num_bessel=4, radial_MLP=[8], MLP_irreps="4x0e",
-        r_max=3.0, avg_num_neighbors=4.0,
+        hidden_irreps="8x0e + 8x1o",
+        max_ell=2,
+        correlation=2,
+        num_bessel=4,
+        radial_MLP=[8],
+        MLP_irreps="4x0e",
+        r_max=3.0,
+        avg_num_neighbors=4.0,
     ),
 }
 # Every registered model with its small setting, plus EGNN variants (coordinate updates with
@@ -49,9 +64,15 @@ CONFIG_IDS = [f"{name}-{i}" for i, (name, _) in enumerate(CONFIGS)]
 
 ETHANOL_Z = [6, 6, 8, 1, 1, 1, 1, 1, 1]
 ETHANOL_POS = [
-    [0.901, -0.075, 0.014], [-0.584, -0.368, 0.056], [-1.306, 0.822, 0.340],
-    [1.237, 0.351, 0.966], [1.128, 0.663, -0.762], [1.472, -0.985, -0.187],
-    [-0.809, -1.098, 0.839], [-0.932, -0.770, -0.900], [-1.107, 1.461, -0.366],
+    [0.901, -0.075, 0.014],
+    [-0.584, -0.368, 0.056],
+    [-1.306, 0.822, 0.340],
+    [1.237, 0.351, 0.966],
+    [1.128, 0.663, -0.762],
+    [1.472, -0.985, -0.187],
+    [-0.809, -1.098, 0.839],
+    [-0.932, -0.770, -0.900],
+    [-1.107, 1.461, -0.366],
 ]
 WATER_Z = [8, 1, 1]
 WATER_POS = [[0.0, 0.0, 0.117], [0.0, 0.757, -0.469], [0.0, -0.757, -0.469]]
@@ -243,9 +264,21 @@ def test_default_hyperparameters_follow_the_papers():
     assert (egnn["num_layers"], egnn["hidden"]) == (5, 128)
     gem = default_hparams("gemnet")
     expected = dict(
-        num_spherical=7, num_radial=6, num_blocks=4, emb_size_atom=128, emb_size_edge=128, emb_size_trip=64,
-        emb_size_rbf=16, emb_size_cbf=16, emb_size_bil_trip=64, num_before_skip=1, num_after_skip=2,
-        num_concat=1, num_atom=3, cutoff=5.0, envelope_exponent=5,
+        num_spherical=7,
+        num_radial=6,
+        num_blocks=4,
+        emb_size_atom=128,
+        emb_size_edge=128,
+        emb_size_trip=64,
+        emb_size_rbf=16,
+        emb_size_cbf=16,
+        emb_size_bil_trip=64,
+        num_before_skip=1,
+        num_after_skip=2,
+        num_concat=1,
+        num_atom=3,
+        cutoff=5.0,
+        envelope_exponent=5,
     )
     assert {k: gem[k] for k in expected} == expected
 
@@ -274,9 +307,7 @@ class TestBuildingBlocks:
         src, dst = radius_graph(pos, batch, 2.5)
         trip = triplets(dst, len(pos))
         found = {(int(e), int(trip.edge_in[e, k])) for e, k in zip(*torch.where(trip.mask))}
-        expected = {
-            (e, f) for e in range(len(src)) for f in range(len(src)) if dst[e] == dst[f] and src[e] != src[f]
-        }
+        expected = {(e, f) for e in range(len(src)) for f in range(len(src)) if dst[e] == dst[f] and src[e] != src[f]}
         assert found == expected and len(expected) > 0
         # slot layout: slot k of atom a is the k-th edge into a; edge e sits at row edge_slot[e]
         n_atoms, k_max = trip.atom_edge.shape

@@ -13,6 +13,7 @@ A test helper, not part of the package: tests/unit/report/test_browser.py checks
 report with it, tests/e2e/test_workflow.py the report of the tiny workflow run. Pillow (screenshot
 checks) comes with the ``test`` extra.
 """
+
 from __future__ import annotations
 
 import base64
@@ -34,13 +35,29 @@ from PIL import Image
 
 from pipeline.report.tables import SIG_DIGITS
 
-CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
-                  "chrome", "chrome-headless-shell")
+CHROMIUM_NAMES = (
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "chrome",
+    "chrome-headless-shell",
+)
 CHROMIUM_FLAGS = [
-    "--headless", "--disable-gpu", "--no-sandbox", "--remote-debugging-pipe",
-    "--no-first-run", "--no-default-browser-check", "--disable-extensions",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio", "--window-size=1280,900",
+    "--headless",
+    "--disable-gpu",
+    "--no-sandbox",
+    "--remote-debugging-pipe",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--window-size=1280,900",
 ]
 # Chromium cannot capture taller screenshots in one piece.
 MAX_SCREENSHOT_PX = 16000
@@ -110,8 +127,12 @@ class _DevToolsPipe:
         self._stderr = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={user_data_dir}", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
-            preexec_fn=wire_fds, close_fds=False, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=self._stderr,
+            preexec_fn=wire_fds,
+            close_fds=False,
+            start_new_session=True,
         )
         os.close(child_in)
         os.close(child_out)
@@ -127,14 +148,15 @@ class _DevToolsPipe:
         while b"\0" not in self._buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise BrowserError(f"no answer from Chromium in {self.timeout_s} s; stderr:\n"
-                                   f"{self.stderr_tail()}")
+                raise BrowserError(f"no answer from Chromium in {self.timeout_s} s; stderr:\n{self.stderr_tail()}")
             ready, _, _ = select.select([self._from_child], [], [], left)
             if ready:
                 chunk = os.read(self._from_child, 1 << 20)
                 if not chunk:
-                    raise BrowserError(f"Chromium closed the DevTools pipe (exit code "
-                                       f"{self.proc.poll()}); stderr:\n{self.stderr_tail()}")
+                    raise BrowserError(
+                        f"Chromium closed the DevTools pipe (exit code "
+                        f"{self.proc.poll()}); stderr:\n{self.stderr_tail()}"
+                    )
                 self._buf += chunk
         msg, self._buf = self._buf.split(b"\0", 1)
         return json.loads(msg)
@@ -174,8 +196,7 @@ class _DevToolsPipe:
         try:
             if self.proc.poll() is None:
                 self._next_id += 1
-                os.write(self._to_child, json.dumps(
-                    {"id": self._next_id, "method": "Browser.close"}).encode() + b"\0")
+                os.write(self._to_child, json.dumps({"id": self._next_id, "method": "Browser.close"}).encode() + b"\0")
                 self.proc.wait(timeout=10)
         except (OSError, subprocess.TimeoutExpired):
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -241,40 +262,59 @@ def check_report_in_browser(
         try:
             version = cdp.call("Browser.getVersion").get("product", "")
             target = cdp.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = cdp.call("Target.attachToTarget",
-                               {"targetId": target, "flatten": True})["sessionId"]
+            session = cdp.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 cdp.call(f"{domain}.enable", session=session)
             since = len(cdp.events)
             nav = cdp.call("Page.navigate", {"url": url}, session=session)
             cdp.wait_event("Page.loadEventFired", session, since)
-            page = cdp.call("Runtime.evaluate", {"expression": _INSPECT_JS, "awaitPromise": True,
-                                                 "returnByValue": True}, session=session)
+            page = cdp.call(
+                "Runtime.evaluate",
+                {"expression": _INSPECT_JS, "awaitPromise": True, "returnByValue": True},
+                session=session,
+            )
             if "exceptionDetails" in page:
                 raise BrowserError(f"page inspection failed: {page['exceptionDetails']}")
             info = page["result"]["value"]
             size = cdp.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
             width, height = int(size["width"]), int(min(size["height"], MAX_SCREENSHOT_PX))
-            shot = base64.b64decode(cdp.call("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-            }, session=session)["data"])
+            shot = base64.b64decode(
+                cdp.call(
+                    "Page.captureScreenshot",
+                    {
+                        "format": "png",
+                        "captureBeyondViewport": True,
+                        "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
+                    },
+                    session=session,
+                )["data"]
+            )
             events = list(cdp.events)
         finally:
             cdp.close()
     if screenshot_path is not None:
         Path(screenshot_path).write_bytes(shot)
-    external = sorted({
-        ev["params"]["request"]["url"] for ev in events
-        if ev["method"] == "Network.requestWillBeSent"
-        and not ev["params"]["request"]["url"].startswith(LOCAL_SCHEMES)
-    })
+    external = sorted(
+        {
+            ev["params"]["request"]["url"]
+            for ev in events
+            if ev["method"] == "Network.requestWillBeSent"
+            and not ev["params"]["request"]["url"].startswith(LOCAL_SCHEMES)
+        }
+    )
     report = {
-        "chromium": chromium, "version": version, "url": url,
-        "loaded": not nav.get("errorText"), "title": info["title"],
-        "console_errors": _console_errors(events, session), "external_requests": external,
-        "figures": info["figures"], "n_img": info["n_img"], "n_svg": info["n_svg"],
-        "results_table": info["results_table"], "page_size": [width, int(size["height"])],
+        "chromium": chromium,
+        "version": version,
+        "url": url,
+        "loaded": not nav.get("errorText"),
+        "title": info["title"],
+        "console_errors": _console_errors(events, session),
+        "external_requests": external,
+        "figures": info["figures"],
+        "n_img": info["n_img"],
+        "n_svg": info["n_svg"],
+        "results_table": info["results_table"],
+        "page_size": [width, int(size["height"])],
         "screenshot": os.fspath(screenshot_path) if screenshot_path is not None else None,
         "screenshot_nonblank": _nonblank(shot),
     }
@@ -287,8 +327,7 @@ def check_report_in_browser(
         if fig["skipped"]:
             continue
         if not fig["tag"] or fig["width"] <= 0 or fig["height"] <= 0:
-            problems.append(f"figure {fig['id']!r} not rendered ({fig['tag']}, "
-                            f"{fig['width']}×{fig['height']} px)")
+            problems.append(f"figure {fig['id']!r} not rendered ({fig['tag']}, {fig['width']}×{fig['height']} px)")
         elif fig["tag"] == "img" and not fig["natural_width"]:
             problems.append(f"figure {fig['id']!r}: image did not decode")
     if not report["screenshot_nonblank"]:
@@ -317,7 +356,7 @@ def results_table_mismatches(results_table: dict | None, results_csv) -> list[st
         out.append(f"columns {results_table['columns']} != CSV columns {list(df.columns)}")
     if len(results_table["rows"]) != len(df):
         out.append(f"{len(results_table['rows'])} rows rendered, {len(df)} in the CSV")
-    for i, cells in enumerate(results_table["rows"][:len(df)]):
+    for i, cells in enumerate(results_table["rows"][: len(df)]):
         for col, cell in zip(df.columns, cells):
             want = df.at[i, col]
             if pd.api.types.is_numeric_dtype(df[col]):

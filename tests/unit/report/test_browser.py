@@ -1,21 +1,20 @@
 """The synthetic report in real headless Chromium: loads cleanly, draws every figure,
 and shows the numbers of results.csv."""
-from __future__ import annotations
 
+from __future__ import annotations
 
 import pandas as pd
 import pytest
 from PIL import Image
 
 from .browser import check_report_in_browser, find_chromium, results_table_mismatches
-
 from .test_report import FIGURES, built_synthetic_report
 
 CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="no Chromium binary on PATH (chromium, chromium-browser, google-chrome, ...) and "
-           "$CHROMIUM unset; install the 'chromium' package to run the browser checks",
+    "$CHROMIUM unset; install the 'chromium' package to run the browser checks",
 )
 
 

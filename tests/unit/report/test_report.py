@@ -1,4 +1,5 @@
 """build_report on small synthetic tables: offline HTML, figure files, exact numbers."""
+
 from __future__ import annotations
 
 import json
@@ -14,22 +15,34 @@ import pytest
 from pipeline.report.html import build_report
 
 MOLECULE = "aspirin"
-FIGURES = ["learning_curves", "error_vs_cost", "error_vs_total_cost", "gamma_selection", "bias_diagnostic",
-           "cheap_only", "md_stability", "stage_timings", "label_cost"]
+FIGURES = [
+    "learning_curves",
+    "error_vs_cost",
+    "error_vs_total_cost",
+    "gamma_selection",
+    "bias_diagnostic",
+    "cheap_only",
+    "md_stability",
+    "stage_timings",
+    "label_cost",
+]
 N_VALUES = [25, 50, 100, 200]
 SEEDS = [0, 1]
 CCSDT_CPU_H = 2.0  # CPU-h per accurate label
 CHEAP_CPU_H = {"dft": 0.01, "empirical": 1e-6, "unlabelled": 0.0}
 N_CHEAP = 1000
-CONFIG_TEXT = "molecules:\n  aspirin:\n    smiles: CC(=O)OC1=CC=CC=C1C(=O)O\nnote: \"<b>x</b> & y\"\n"
+CONFIG_TEXT = 'molecules:\n  aspirin:\n    smiles: CC(=O)OC1=CC=CC=C1C(=O)O\nnote: "<b>x</b> & y"\n'
 
 
 def _results(rng: np.random.Generator) -> pd.DataFrame:
     """Per-seed results following err = 4·N^-0.5 for standard training, with
     method-dependent factors and 2 % seed noise."""
     factors = {  # (method, cheap_level): error factor over standard
-        ("standard", None): 1.0, ("asteroid", "dft"): 0.55, ("asteroid", "empirical"): 0.75,
-        ("finetune_unweighted", "dft"): 0.8, ("bias_aware_no_finetune", "dft"): 0.9,
+        ("standard", None): 1.0,
+        ("asteroid", "dft"): 0.55,
+        ("asteroid", "empirical"): 0.75,
+        ("finetune_unweighted", "dft"): 0.8,
+        ("bias_aware_no_finetune", "dft"): 0.9,
         ("score_matching", "unlabelled"): 0.85,
     }
     rows = []
@@ -37,34 +50,53 @@ def _results(rng: np.random.Generator) -> pd.DataFrame:
     def row(model, method, level, n, seed, mae, gamma=math.nan):
         n_cheap = 0 if level is None else N_CHEAP
         acc_h, cheap_h = n * CCSDT_CPU_H, n_cheap * CHEAP_CPU_H.get(level or "", 0.0)
-        rows.append({
-            "molecule": MOLECULE, "model": model, "method": method, "cheap_level": level,
-            "n_train": n, "gamma": gamma, "seed": seed, "force_mae_kcal": mae,
-            "force_rmse_kcal": 1.3 * mae, "force_mae_mev": 43.364 * mae,
-            "force_rmse_mev": 43.364 * 1.3 * mae, "energy_mae_kcal": 0.2 * mae,
-            "n_accurate_labels": n, "n_cheap_labels": n_cheap, "accurate_label_cpu_h": acc_h,
-            "cheap_label_cpu_h": cheap_h, "data_cost_cpu_h": acc_h + cheap_h,
-            "train_wall_s": 100.0 + n, "train_cpu_s": 180.0 + 2 * n,
-            "force_mae_ci_low": 0.9 * mae, "force_mae_ci_high": 1.1 * mae, "reduction_vs_standard": math.nan,
-            "reduction_ci_low": math.nan, "reduction_ci_high": math.nan,
-            "train_cpu_h_total": (180.0 + 2 * n) / 3600, "total_cpu_h": acc_h + cheap_h + (180.0 + 2 * n) / 3600,
-            "predict_cpu_s_per_frame": 0.05 if model == "sgdml" else 0.002,
-        })
+        rows.append(
+            {
+                "molecule": MOLECULE,
+                "model": model,
+                "method": method,
+                "cheap_level": level,
+                "n_train": n,
+                "gamma": gamma,
+                "seed": seed,
+                "force_mae_kcal": mae,
+                "force_rmse_kcal": 1.3 * mae,
+                "force_mae_mev": 43.364 * mae,
+                "force_rmse_mev": 43.364 * 1.3 * mae,
+                "energy_mae_kcal": 0.2 * mae,
+                "n_accurate_labels": n,
+                "n_cheap_labels": n_cheap,
+                "accurate_label_cpu_h": acc_h,
+                "cheap_label_cpu_h": cheap_h,
+                "data_cost_cpu_h": acc_h + cheap_h,
+                "train_wall_s": 100.0 + n,
+                "train_cpu_s": 180.0 + 2 * n,
+                "force_mae_ci_low": 0.9 * mae,
+                "force_mae_ci_high": 1.1 * mae,
+                "reduction_vs_standard": math.nan,
+                "reduction_ci_low": math.nan,
+                "reduction_ci_high": math.nan,
+                "train_cpu_h_total": (180.0 + 2 * n) / 3600,
+                "total_cpu_h": acc_h + cheap_h + (180.0 + 2 * n) / 3600,
+                "predict_cpu_s_per_frame": 0.05 if model == "sgdml" else 0.002,
+            }
+        )
 
     for model, scale in (("egnn", 4.0), ("gemnet", 3.0)):
         for seed in SEEDS:
             for (method, level), f in factors.items():
-                gamma = {"asteroid": 1.0, "finetune_unweighted": math.inf,
-                         "bias_aware_no_finetune": 2.0}.get(method, math.nan)
+                gamma = {"asteroid": 1.0, "finetune_unweighted": math.inf, "bias_aware_no_finetune": 2.0}.get(
+                    method, math.nan
+                )
                 for n in N_VALUES:
                     noise = 1 + 0.02 * rng.standard_normal()
-                    row(model, method, level, n, seed, scale * f * n ** -0.5 * noise, gamma)
+                    row(model, method, level, n, seed, scale * f * n**-0.5 * noise, gamma)
             for level, mae in (("dft", 1.1), ("empirical", 2.4)):
                 row(model, "cheap_only", level, 0, seed, mae * (1 + 0.02 * rng.standard_normal()))
             row(model, "score_matching_no_finetune", "unlabelled", 0, seed, 3.0 + 0.1 * seed)
     for seed in SEEDS:
         for n in N_VALUES:
-            row("sgdml", "sgdml", None, n, seed, 3.5 * n ** -0.45 * (1 + 0.02 * rng.standard_normal()))
+            row("sgdml", "sgdml", None, n, seed, 3.5 * n**-0.45 * (1 + 0.02 * rng.standard_normal()))
     return pd.DataFrame(rows)
 
 
@@ -73,48 +105,115 @@ def write_synthetic_inputs(root: Path) -> dict:
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
     _results(rng).to_csv(root / "results.csv", index=False)
-    pd.DataFrame([
-        ("ccsdt", "train", 200, 0, 200 * CCSDT_CPU_H * 3600, CCSDT_CPU_H * 3600, 900.0),
-        ("ccsdt", "test", 100, 1, 100 * CCSDT_CPU_H * 3600, CCSDT_CPU_H * 3600, 880.0),
-        ("dft", "cheap-dft", N_CHEAP, 2, N_CHEAP * 36.0, 36.0, 20.0),
-        ("empirical", "cheap-empirical", N_CHEAP, 0, N_CHEAP * 0.0036, 0.0036, 0.004),
-    ], columns=["level", "subset", "n_frames", "n_failed", "cpu_s_total", "cpu_s_per_frame",
-                "wall_s_per_frame"]).to_csv(root / "label_costs.csv", index=False)
+    pd.DataFrame(
+        [
+            ("ccsdt", "train", 200, 0, 200 * CCSDT_CPU_H * 3600, CCSDT_CPU_H * 3600, 900.0),
+            ("ccsdt", "test", 100, 1, 100 * CCSDT_CPU_H * 3600, CCSDT_CPU_H * 3600, 880.0),
+            ("dft", "cheap-dft", N_CHEAP, 2, N_CHEAP * 36.0, 36.0, 20.0),
+            ("empirical", "cheap-empirical", N_CHEAP, 0, N_CHEAP * 0.0036, 0.0036, 0.004),
+        ],
+        columns=["level", "subset", "n_frames", "n_failed", "cpu_s_total", "cpu_s_per_frame", "wall_s_per_frame"],
+    ).to_csv(root / "label_costs.csv", index=False)
     gam = []
     for model in ("egnn", "gemnet"):
         for level in ("dft", "empirical"):
             for n in N_VALUES:
                 for seed in SEEDS:
-                    losses = {g: (np.log(g) - 0.1 * seed) ** 2 + 0.1 if np.isfinite(g) else 1.0
-                              for g in (0.5, 1.0, 2.0, 4.0, math.inf)}
+                    losses = {
+                        g: (np.log(g) - 0.1 * seed) ** 2 + 0.1 if np.isfinite(g) else 1.0
+                        for g in (0.5, 1.0, 2.0, 4.0, math.inf)
+                    }
                     best = min(losses, key=losses.get)
-                    gam += [(model, level, n, seed, f"{g:g}", g, 100.0 / g if np.isfinite(g) else 1000.0, v,
-                             g == best) for g, v in losses.items()]
-    pd.DataFrame(gam, columns=["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames",
-                               "val_loss", "chosen"]).to_csv(root / "gamma_selection.csv", index=False)
+                    gam += [
+                        (model, level, n, seed, f"{g:g}", g, 100.0 / g if np.isfinite(g) else 1000.0, v, g == best)
+                        for g, v in losses.items()
+                    ]
+    pd.DataFrame(
+        gam,
+        columns=[
+            "model",
+            "cheap_level",
+            "n_train",
+            "seed",
+            "gamma_spec",
+            "gamma",
+            "effective_frames",
+            "val_loss",
+            "chosen",
+        ],
+    ).to_csv(root / "gamma_selection.csv", index=False)
     red = []
     for n in N_VALUES:  # ASTEROID (dft) 45 % better, significant; score matching at N = 200 not significant
         red.append(("egnn", "asteroid", "dft", n, "egnn standard", 2, 100, 0.55, 1.0, 0.45, 0.40, 0.50, True))
-        red.append(("egnn", "score_matching", "unlabelled", n, "egnn standard", 2, 100, 0.95, 1.0, 0.05,
-                    -0.05 if n == 200 else 0.01, 0.15, n != 200))
-    pd.DataFrame(red, columns=["model", "method", "cheap_level", "n_train", "baseline", "n_seeds", "n_test",
-                               "force_mae_kcal", "baseline_force_mae_kcal", "reduction", "reduction_ci_low",
-                               "reduction_ci_high", "significant"]).to_csv(root / "reductions.csv", index=False)
-    bias_rows = [("egnn", lvl, n, 0, i, 5.0 + rng.random(), 1.0 + rng.random(), 4.0)
-                 for lvl in ("dft", "empirical") for n in (25, 200) for i in range(20)]
-    bias = pd.DataFrame(bias_rows, columns=["model", "cheap_level", "n_train", "seed", "frame_id", "bias_estimate",
-                                            "true_bias", "stage1_error"])
+        red.append(
+            (
+                "egnn",
+                "score_matching",
+                "unlabelled",
+                n,
+                "egnn standard",
+                2,
+                100,
+                0.95,
+                1.0,
+                0.05,
+                -0.05 if n == 200 else 0.01,
+                0.15,
+                n != 200,
+            )
+        )
+    pd.DataFrame(
+        red,
+        columns=[
+            "model",
+            "method",
+            "cheap_level",
+            "n_train",
+            "baseline",
+            "n_seeds",
+            "n_test",
+            "force_mae_kcal",
+            "baseline_force_mae_kcal",
+            "reduction",
+            "reduction_ci_low",
+            "reduction_ci_high",
+            "significant",
+        ],
+    ).to_csv(root / "reductions.csv", index=False)
+    bias_rows = [
+        ("egnn", lvl, n, 0, i, 5.0 + rng.random(), 1.0 + rng.random(), 4.0)
+        for lvl in ("dft", "empirical")
+        for n in (25, 200)
+        for i in range(20)
+    ]
+    bias = pd.DataFrame(
+        bias_rows,
+        columns=["model", "cheap_level", "n_train", "seed", "frame_id", "bias_estimate", "true_bias", "stage1_error"],
+    )
     bias.to_csv(root / "bias_diagnostic.csv", index=False)
     from pipeline.evaluation.bias_diagnostic import summarise
 
     summarise(bias).to_csv(root / "bias_correlation.csv", index=False)
     (root / "forcefield").mkdir(exist_ok=True)
-    (root / "forcefield" / "metadata.json").write_text(json.dumps({
-        "molecule": MOLECULE, "model": "egnn", "method": "asteroid", "accurate_level": "ccsd_t", "cheap_level": "dft",
-        "n_train": 200, "seed": 1, "gamma_spec": "r1", "chosen_by": "lowest validation force MAE",
-        "val_force_mae_kcal_per_mol_A": 0.31, "expected_test_force_mae_kcal_per_mol_A": 0.33,
-        "test_force_mae_95ci": [0.3, 0.36], "sgdml_same_n": {"val_force_mae_kcal_per_mol_A": 0.2,
-                                                            "better_on_validation": True, "model": "sg.npz"}}))
+    (root / "forcefield" / "metadata.json").write_text(
+        json.dumps(
+            {
+                "molecule": MOLECULE,
+                "model": "egnn",
+                "method": "asteroid",
+                "accurate_level": "ccsd_t",
+                "cheap_level": "dft",
+                "n_train": 200,
+                "seed": 1,
+                "gamma_spec": "r1",
+                "chosen_by": "lowest validation force MAE",
+                "val_force_mae_kcal_per_mol_A": 0.31,
+                "expected_test_force_mae_kcal_per_mol_A": 0.33,
+                "test_force_mae_95ci": [0.3, 0.36],
+                "sgdml_same_n": {"val_force_mae_kcal_per_mol_A": 0.2, "better_on_validation": True, "model": "sg.npz"},
+            }
+        )
+    )
     stab = []
     for model in ("egnn", "gemnet"):
         for method, level, p_div in (("standard", None, 0.5), ("asteroid", "dft", 0.1)):
@@ -122,31 +221,65 @@ def write_synthetic_inputs(root: Path) -> dict:
                 for seed in SEEDS:
                     for run in range(3):
                         div = bool(rng.random() < p_div)
-                        stab.append((model, method, level, n, seed, run, 400 if div else 1000,
-                                     1000, div, "step 400: bond stretch 2.1" if div else ""))
-    pd.DataFrame(stab, columns=["model", "method", "cheap_level", "n_train", "seed", "run",
-                                "steps_completed", "n_steps", "diverged", "reason"]).to_csv(
-        root / "stability.csv", index=False)
+                        stab.append(
+                            (
+                                model,
+                                method,
+                                level,
+                                n,
+                                seed,
+                                run,
+                                400 if div else 1000,
+                                1000,
+                                div,
+                                "step 400: bond stretch 2.1" if div else "",
+                            )
+                        )
+    pd.DataFrame(
+        stab,
+        columns=[
+            "model",
+            "method",
+            "cheap_level",
+            "n_train",
+            "seed",
+            "run",
+            "steps_completed",
+            "n_steps",
+            "diverged",
+            "reason",
+        ],
+    ).to_csv(root / "stability.csv", index=False)
     bench = []
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    for stage, n_jobs, wall, cpu, rss in (("sample_md", 1, 600.0, 590.0, 300.0),
-                                          ("label", 4, 7200.0, 28000.0, 4000.0),
-                                          ("train", 6, 900.0, 1700.0, 2500.0),
-                                          ("report", 1, 5.0, 4.0, 200.0)):
+    for stage, n_jobs, wall, cpu, rss in (
+        ("sample_md", 1, 600.0, 590.0, 300.0),
+        ("label", 4, 7200.0, 28000.0, 4000.0),
+        ("train", 6, 900.0, 1700.0, 2500.0),
+        ("report", 1, 5.0, 4.0, 200.0),
+    ):
         for j in range(n_jobs):
             p = root / "benchmarks" / MOLECULE / stage / f"job{j}.tsv"
             p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_text(header + f"{wall + j}\t0:10:00\t{rss + j}\t{2 * rss}\t{rss}\t{rss}\t1.0\t"
-                         f"2.0\t95.0\t{cpu + j}\n")
+            p.write_text(
+                header + f"{wall + j}\t0:10:00\t{rss + j}\t{2 * rss}\t{rss}\t{rss}\t1.0\t2.0\t95.0\t{cpu + j}\n"
+            )
             bench.append(str(p))
     (root / "config.yaml").write_text(CONFIG_TEXT)
     return dict(
-        results_csv=root / "results.csv", label_costs_csv=root / "label_costs.csv",
-        gamma_csv=root / "gamma_selection.csv", stability_csv=root / "stability.csv",
-        benchmark_files=bench, config_path=root / "config.yaml",
-        out_html=root / "out" / "report.html", fig_dir=root / "out" / "figures",
-        molecule=MOLECULE, reductions_csv=root / "reductions.csv", bias_csv=root / "bias_diagnostic.csv",
-        bias_summary_csv=root / "bias_correlation.csv", forcefield_dir=root / "forcefield",
+        results_csv=root / "results.csv",
+        label_costs_csv=root / "label_costs.csv",
+        gamma_csv=root / "gamma_selection.csv",
+        stability_csv=root / "stability.csv",
+        benchmark_files=bench,
+        config_path=root / "config.yaml",
+        out_html=root / "out" / "report.html",
+        fig_dir=root / "out" / "figures",
+        molecule=MOLECULE,
+        reductions_csv=root / "reductions.csv",
+        bias_csv=root / "bias_diagnostic.csv",
+        bias_summary_csv=root / "bias_correlation.csv",
+        forcefield_dir=root / "forcefield",
     )
 
 
@@ -247,8 +380,11 @@ def test_summary_reports_asteroid_gain_with_its_interval(report):
     _, _, text = report
     summary = text.split('<section id="figures">')[0]
     assert "Total label cost" in summary
-    m = re.search(r"ASTEROID \(dft\) vs standard, EGNN</div><div class=\"card-value\">"
-                  r"([0-9]+)% lower force error</div><div class=\"card-detail\">([^<]*)<", summary)
+    m = re.search(
+        r"ASTEROID \(dft\) vs standard, EGNN</div><div class=\"card-value\">"
+        r"([0-9]+)% lower force error</div><div class=\"card-detail\">([^<]*)<",
+        summary,
+    )
     assert m and m.group(1) == "45" and "95% CI +40% to +50%" in m.group(2)
     # egnn ASTEROID (dft) is built 45 % better than standard: a factor of ~(1/0.55)^2
     m = re.search(r"Sample efficiency of ASTEROID \(dft\), EGNN</div><div class=\"card-value\">([0-9.]+)×", summary)
@@ -276,8 +412,7 @@ def test_missing_inputs_give_notes_not_crashes(tmp_path):
     Path(kwargs["stability_csv"]).unlink()
     Path(kwargs["label_costs_csv"]).write_text("")
     df = pd.read_csv(kwargs["results_csv"])
-    df[~df["method"].isin(["cheap_only", "score_matching_no_finetune"])].to_csv(
-        kwargs["results_csv"], index=False)
+    df[~df["method"].isin(["cheap_only", "score_matching_no_finetune"])].to_csv(kwargs["results_csv"], index=False)
     # stale figures of an earlier run must not survive
     Path(kwargs["fig_dir"]).mkdir(parents=True)
     (Path(kwargs["fig_dir"]) / "md_stability.png").write_bytes(b"old")
@@ -292,8 +427,7 @@ def test_missing_inputs_give_notes_not_crashes(tmp_path):
 
 def test_missing_column_is_an_error(tmp_path):
     kwargs = write_synthetic_inputs(tmp_path)
-    pd.read_csv(kwargs["results_csv"]).drop(columns="gamma").to_csv(kwargs["results_csv"],
-                                                                      index=False)
+    pd.read_csv(kwargs["results_csv"]).drop(columns="gamma").to_csv(kwargs["results_csv"], index=False)
     with pytest.raises(ValueError, match="gamma"):
         build_report(**kwargs)
     assert not Path(kwargs["out_html"]).exists()
@@ -302,9 +436,13 @@ def test_missing_column_is_an_error(tmp_path):
 def test_cost_section_sets_the_estimate_against_what_was_spent(tmp_path):
     kwargs = write_synthetic_inputs(tmp_path)
     plan = tmp_path / "label_plan.csv"
-    pd.DataFrame([("ccsdt", 300, 2 * CCSDT_CPU_H * 3600, "cost model (test)"),
-                  ("dft", N_CHEAP, 36.0, "measured: mean of 9 cached frames of this molecule")],
-                 columns=["level", "n_frames", "cpu_s_per_frame", "source"]).to_csv(plan, index=False)
+    pd.DataFrame(
+        [
+            ("ccsdt", 300, 2 * CCSDT_CPU_H * 3600, "cost model (test)"),
+            ("dft", N_CHEAP, 36.0, "measured: mean of 9 cached frames of this molecule"),
+        ],
+        columns=["level", "n_frames", "cpu_s_per_frame", "source"],
+    ).to_csv(plan, index=False)
     text = build_report(**kwargs, label_plan_csv=plan).read_text(encoding="utf-8")
     section = text.split('id="label-estimate-table"')[1].split("</table>")[0]
     assert "cost model (test)" in section and "spent / estimated" in section
@@ -316,14 +454,41 @@ def test_cost_section_sets_the_estimate_against_what_was_spent(tmp_path):
 def test_routes_and_prediction_cost_tables_show_delta(tmp_path):
     from pipeline.report.analysis import prediction_cost_table, routes_table
 
-    base = dict(molecule=MOLECULE, model="egnn", seed=0, gamma=math.nan, train_cpu_h_total=0.1, n_cheap_labels=0,
-                force_rmse_kcal=1.0, energy_mae_kcal=1.0, n_accurate_labels=25)
-    df = pd.DataFrame([
-        dict(base, method="standard", cheap_level=None, n_train=25, force_mae_kcal=2.0, data_cost_cpu_h=50.0,
-             total_cpu_h=50.1, predict_cpu_s_per_frame=0.002),
-        dict(base, method="delta", cheap_level="xtb", n_train=25, force_mae_kcal=0.9, data_cost_cpu_h=50.2,
-             total_cpu_h=50.3, predict_cpu_s_per_frame=0.007),
-    ])
+    base = dict(
+        molecule=MOLECULE,
+        model="egnn",
+        seed=0,
+        gamma=math.nan,
+        train_cpu_h_total=0.1,
+        n_cheap_labels=0,
+        force_rmse_kcal=1.0,
+        energy_mae_kcal=1.0,
+        n_accurate_labels=25,
+    )
+    df = pd.DataFrame(
+        [
+            dict(
+                base,
+                method="standard",
+                cheap_level=None,
+                n_train=25,
+                force_mae_kcal=2.0,
+                data_cost_cpu_h=50.0,
+                total_cpu_h=50.1,
+                predict_cpu_s_per_frame=0.002,
+            ),
+            dict(
+                base,
+                method="delta",
+                cheap_level="xtb",
+                n_train=25,
+                force_mae_kcal=0.9,
+                data_cost_cpu_h=50.2,
+                total_cpu_h=50.3,
+                predict_cpu_s_per_frame=0.007,
+            ),
+        ]
+    )
     routes = routes_table(df)
     assert routes.id == "routes-table"
     assert any("Δ-learning: cheap level + neural correction (xtb)" in h.label for h in routes.headers)

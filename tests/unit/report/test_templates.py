@@ -1,5 +1,6 @@
 """The report's Jinja2 templates: every section from synthetic tables, the explanation in place of
 each table that cannot be built, escaping of every value, and the templates shipped as package data."""
+
 from __future__ import annotations
 
 import re
@@ -17,10 +18,18 @@ from pipeline.report.tables import Cell, Header, Row, Table
 
 from .test_report import MOLECULE, built_synthetic_report, write_synthetic_inputs
 
-SECTIONS = [("summary", "Summary"), ("figures", "Figures"), ("results", "Results"),
-            ("forcefield", "Recommended force field"), ("gamma", "γ selection"), ("bias", "Bias diagnostic"),
-            ("stability", "MD stability"), ("costs", "Labels and compute"), ("provenance", "Provenance"),
-            ("runs", "All runs")]
+SECTIONS = [
+    ("summary", "Summary"),
+    ("figures", "Figures"),
+    ("results", "Results"),
+    ("forcefield", "Recommended force field"),
+    ("gamma", "γ selection"),
+    ("bias", "Bias diagnostic"),
+    ("stability", "MD stability"),
+    ("costs", "Labels and compute"),
+    ("provenance", "Provenance"),
+    ("runs", "All runs"),
+]
 # Each table that depends on an input, and the sentence shown instead when it cannot be built.
 EXPLAINED = {
     "sample-efficiency-table": "Sample efficiency needs ASTEROID runs and standard runs at two or more N.",
@@ -41,8 +50,9 @@ EXPLAINED = {
 
 def _with_plan(kwargs: dict, root: Path) -> dict:
     plan = root / "label_plan.csv"
-    pd.DataFrame([("ccsdt", 300, 7200.0, "cost model <b>&</b> 'x'")],
-                 columns=["level", "n_frames", "cpu_s_per_frame", "source"]).to_csv(plan, index=False)
+    pd.DataFrame(
+        [("ccsdt", 300, 7200.0, "cost model <b>&</b> 'x'")], columns=["level", "n_frames", "cpu_s_per_frame", "source"]
+    ).to_csv(plan, index=False)
     return dict(kwargs, label_plan_csv=plan)
 
 
@@ -70,8 +80,16 @@ def test_every_section_and_table_renders_from_synthetic_tables(tmp_path_factory)
 
 def test_each_missing_table_shows_its_explanation(tmp_path):
     kwargs = write_synthetic_inputs(tmp_path)
-    for key in ("results_csv", "label_costs_csv", "gamma_csv", "stability_csv", "reductions_csv", "bias_csv",
-                "bias_summary_csv", "config_path"):
+    for key in (
+        "results_csv",
+        "label_costs_csv",
+        "gamma_csv",
+        "stability_csv",
+        "reductions_csv",
+        "bias_csv",
+        "bias_summary_csv",
+        "config_path",
+    ):
         kwargs[key] = tmp_path / "absent" / f"{key}.csv"
     kwargs.update(forcefield_dir=None, benchmark_files=[])
     text = build_report(**kwargs).read_text(encoding="utf-8")
@@ -99,9 +117,10 @@ def test_every_value_is_escaped(tmp_path):
     assert "<b>" not in text and "cost model &lt;b&gt;&amp;&lt;/b&gt; &#39;x&#39;" in text
     assert "<i>" not in text and "<missing>" not in text and "in&lt;i&gt;" in text and "&lt;missing&gt;.csv" in text
     # values the analysis produces are escaped too: a card and a cell with markup in them
-    content = compute_report(load_inputs(MOLECULE, **{k: v for k, v in kwargs.items() if k not in
-                                                      ("molecule", "out_html", "fig_dir")}),
-                             tmp_path / "figs")
+    content = compute_report(
+        load_inputs(MOLECULE, **{k: v for k, v in kwargs.items() if k not in ("molecule", "out_html", "fig_dir")}),
+        tmp_path / "figs",
+    )
     content.cards.append(Card("<h1>t</h1>", "<em>v</em>", "a & b"))
     content.results.rows[0].cells[0] = Cell('<a href="x">c</a>')
     page = render_report(content, tmp_path)
@@ -111,16 +130,22 @@ def test_every_value_is_escaped(tmp_path):
 
 def test_table_macro_writes_exact_values_classes_and_headers():
     macros = template_environment().get_template("macros.html.j2").module
-    t = Table("t<1>", [Header("N", column="n_train", title="n_train"), Header("MAE", column="m", small="kcal<")],
-              [Row([Cell("25", "num", "25"), Cell("0.5 ± 0.1", "num best", "0.5", "0.1")], "chosen"),
-               Row([Cell("—"), Cell("–", "num")])])
+    t = Table(
+        "t<1>",
+        [Header("N", column="n_train", title="n_train"), Header("MAE", column="m", small="kcal<")],
+        [
+            Row([Cell("25", "num", "25"), Cell("0.5 ± 0.1", "num best", "0.5", "0.1")], "chosen"),
+            Row([Cell("—"), Cell("–", "num")]),
+        ],
+    )
     html = str(macros.table(t))
     assert html == (
         '<div class="table-wrap"><table id="t&lt;1&gt;"><thead><tr><th data-column="n_train" title="n_train">N</th>'
         '<th data-column="m">MAE<br><small>kcal&lt;</small></th></tr></thead><tbody>'
         '<tr class="chosen"><td class="num" data-value="25">25</td>'
         '<td class="num best" data-value="0.5" data-std="0.1">0.5 ± 0.1</td></tr>'
-        '<tr><td>—</td><td class="num">–</td></tr></tbody></table></div>')
+        '<tr><td>—</td><td class="num">–</td></tr></tbody></table></div>'
+    )
 
 
 def test_templates_ship_in_the_wheel(tmp_path):
@@ -131,8 +156,22 @@ def test_templates_ship_in_the_wheel(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         (src / name).write_bytes((root / name).read_bytes())
     subprocess.run(["cp", "-r", str(root / "pipeline"), str(src / "pipeline")], check=True)
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-                        "-w", str(tmp_path / "dist"), str(src)], capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())

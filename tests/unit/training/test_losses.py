@@ -1,4 +1,5 @@
 """ASTEROID's losses: bias and weights on a hand-made case; sliced score matching vs exact trace."""
+
 import math
 
 import numpy as np
@@ -7,8 +8,7 @@ import torch
 
 from pipeline.models import build
 from pipeline.training.batching import TensorData
-from pipeline.training.losses import (bias, bias_weights, exact_score_matching_loss, score_matching_loss,
-                                      supervised_loss)
+from pipeline.training.losses import bias, bias_weights, exact_score_matching_loss, score_matching_loss, supervised_loss
 from tests.conftest import ETHANOL_R, ETHANOL_Z
 
 
@@ -39,7 +39,9 @@ def test_weights_multiply_both_loss_terms():
     model = build("egnn", hidden=8, num_layers=1).double()
     data = _data()
     idx = torch.arange(3)
-    per_frame = [float(supervised_loss(model, data, torch.tensor([i]), rho=0.3, create_graph=False)[0]) for i in range(3)]
+    per_frame = [
+        float(supervised_loss(model, data, torch.tensor([i]), rho=0.3, create_graph=False)[0]) for i in range(3)
+    ]
     data.w = torch.tensor([1.0, 0.5, 0.0], dtype=torch.float64)
     weighted = float(supervised_loss(model, data, idx, rho=0.3, create_graph=False)[0])
     assert weighted == pytest.approx((per_frame[0] + 0.5 * per_frame[1]) / 3, rel=1e-10)
@@ -55,8 +57,9 @@ def test_sliced_score_matching_converges_to_exact_trace_loss():
     exact = exact_score_matching_loss(model, data, idx, kT).item()
     gen = torch.Generator().manual_seed(1)
     few = float(score_matching_loss(model, data, idx, kT, n_projections=1, generator=gen))
-    many = np.mean([float(score_matching_loss(model, data, idx, kT, n_projections=50, generator=gen))
-                    for _ in range(8)])  # 400 projections
+    many = np.mean(
+        [float(score_matching_loss(model, data, idx, kT, n_projections=50, generator=gen)) for _ in range(8)]
+    )  # 400 projections
     assert abs(many - exact) < 0.05 * abs(exact) + 1e-3
     assert abs(many - exact) <= abs(few - exact) + 1e-2  # more projections: closer (or both already tight)
 

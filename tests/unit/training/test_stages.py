@@ -1,4 +1,5 @@
 """Each training stage lowers its loss on a tiny synthetic problem; a killed job resumes."""
+
 import os
 import signal
 import subprocess
@@ -22,8 +23,17 @@ HP = {"hidden": 16, "num_layers": 2}
 # avg_num_neighbors fitted on data), at the MACE paper's learning rate.
 STAGE_MODELS = {
     "egnn": (HP, 3e-3),
-    "mace": ({"hidden_irreps": "16x0e + 16x1o", "max_ell": 2, "correlation": 2, "num_bessel": 4, "radial_MLP": [16],
-              "MLP_irreps": "4x0e"}, 1e-2),
+    "mace": (
+        {
+            "hidden_irreps": "16x0e + 16x1o",
+            "max_ell": 2,
+            "correlation": 2,
+            "num_bessel": 4,
+            "radial_MLP": [16],
+            "MLP_irreps": "4x0e",
+        },
+        1e-2,
+    ),
 }
 
 
@@ -61,9 +71,18 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
     stage = {"batch_size": 8, "max_epochs": 30, "lr": lr, "early_stopping_patience": 100}
     common = dict(training=TRAINING, seed=0, device="cpu")
 
-    stages.train_standard(model_name=model_name, hparams=hp, train_npz=acc, n_train=16, val_npz=val, stage=stage,
-                          out_model=tmp_path / "s1.pt", out_history=tmp_path / "s1.csv",
-                          checkpoint=tmp_path / "s1.ckpt", **common)
+    stages.train_standard(
+        model_name=model_name,
+        hparams=hp,
+        train_npz=acc,
+        n_train=16,
+        val_npz=val,
+        stage=stage,
+        out_model=tmp_path / "s1.pt",
+        out_history=tmp_path / "s1.csv",
+        checkpoint=tmp_path / "s1.ckpt",
+        **common,
+    )
     first, last, _ = _first_last(tmp_path / "s1.csv")
     assert last < 0.7 * first
     m = load_model(tmp_path / "s1.pt")
@@ -72,26 +91,51 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
     B = stages.compute_bias(model_path=tmp_path / "s1.pt", cheap_npz=cheap, out_npz=tmp_path / "bias.npz")
     assert B.shape == (40,) and (B > 0).all()
 
-    stages.train_cheap(model_name=model_name, hparams=hp, cheap_npz=cheap, bias_npz=tmp_path / "bias.npz", gamma=1.0,
-                       stage=stage, out_model=tmp_path / "s2.pt", out_history=tmp_path / "s2.csv",
-                       checkpoint=tmp_path / "s2.ckpt", **common)
+    stages.train_cheap(
+        model_name=model_name,
+        hparams=hp,
+        cheap_npz=cheap,
+        bias_npz=tmp_path / "bias.npz",
+        gamma=1.0,
+        stage=stage,
+        out_model=tmp_path / "s2.pt",
+        out_history=tmp_path / "s2.csv",
+        checkpoint=tmp_path / "s2.ckpt",
+        **common,
+    )
     first, last, _ = _first_last(tmp_path / "s2.csv")
     assert last < 0.7 * first
     extra = load_model(tmp_path / "s2.pt").extra
     assert extra["gamma"] == 1.0 and 0 < extra["mean_weight"] < 1
 
-    stages.finetune(init_model=tmp_path / "s2.pt", train_npz=acc, n_train=16, val_npz=val, stage=stage,
-                    out_model=tmp_path / "s3.pt", out_history=tmp_path / "s3.csv", checkpoint=tmp_path / "s3.ckpt",
-                    **common)
+    stages.finetune(
+        init_model=tmp_path / "s2.pt",
+        train_npz=acc,
+        n_train=16,
+        val_npz=val,
+        stage=stage,
+        out_model=tmp_path / "s3.pt",
+        out_history=tmp_path / "s3.csv",
+        checkpoint=tmp_path / "s3.ckpt",
+        **common,
+    )
     first, last, _ = _first_last(tmp_path / "s3.csv")
     assert last < first
     assert np.isfinite(load_model(tmp_path / "s3.pt").extra["best_val_loss"])
 
     unl = Dataset(R=np.load(cheap)["R"], z=ETHANOL_Z)
     unl.save(tmp_path / "unl.npz")
-    stages.train_score_matching(model_name=model_name, hparams=hp, unlabelled_npz=tmp_path / "unl.npz",
-                                temperature_K=500.0, stage={**stage, "max_epochs": 15}, out_model=tmp_path / "sm.pt",
-                                out_history=tmp_path / "sm.csv", checkpoint=tmp_path / "sm.ckpt", **common)
+    stages.train_score_matching(
+        model_name=model_name,
+        hparams=hp,
+        unlabelled_npz=tmp_path / "unl.npz",
+        temperature_K=500.0,
+        stage={**stage, "max_epochs": 15},
+        out_model=tmp_path / "sm.pt",
+        out_history=tmp_path / "sm.csv",
+        checkpoint=tmp_path / "sm.ckpt",
+        **common,
+    )
     first, last, _ = _first_last(tmp_path / "sm.csv")
     assert last < first
 
@@ -99,21 +143,44 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
 # A checkpoint every evaluation period; with eval_every_steps = 3 and 2 batches per epoch the
 # periods cut epochs in half, so a resumed run must continue a half-used shuffled permutation.
 RESUME_STAGES = {
-    "epochs": {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100,
-               "checkpoint_every_s": 0},
-    "steps": {"batch_size": 8, "max_epochs": 1000, "max_steps": 90, "eval_every_steps": 3, "lr": 3e-3,
-              "early_stopping_patience": 100, "checkpoint_every_s": 0},
+    "epochs": {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100, "checkpoint_every_s": 0},
+    "steps": {
+        "batch_size": 8,
+        "max_epochs": 1000,
+        "max_steps": 90,
+        "eval_every_steps": 3,
+        "lr": 3e-3,
+        "early_stopping_patience": 100,
+        "checkpoint_every_s": 0,
+    },
 }
 
 
 def test_step_budget_bounds_a_stage_and_records_it(tmp_path):
     acc = _dataset(tmp_path / "acc.npz", 24, 0)
     val = _dataset(tmp_path / "val.npz", 8, 1)
-    stage = {"batch_size": 8, "max_epochs": 1000, "max_steps": 10, "eval_every_steps": 4, "lr": 3e-3,
-             "early_stopping_patience": 100}
-    summary = stages.train_standard(model_name="egnn", hparams=HP, train_npz=acc, n_train=16, val_npz=val,
-                                    stage=stage, training=TRAINING, seed=0, device="cpu", out_model=tmp_path / "m.pt",
-                                    out_history=tmp_path / "h.csv", checkpoint=tmp_path / "m.ckpt")
+    stage = {
+        "batch_size": 8,
+        "max_epochs": 1000,
+        "max_steps": 10,
+        "eval_every_steps": 4,
+        "lr": 3e-3,
+        "early_stopping_patience": 100,
+    }
+    summary = stages.train_standard(
+        model_name="egnn",
+        hparams=HP,
+        train_npz=acc,
+        n_train=16,
+        val_npz=val,
+        stage=stage,
+        training=TRAINING,
+        seed=0,
+        device="cpu",
+        out_model=tmp_path / "m.pt",
+        out_history=tmp_path / "h.csv",
+        checkpoint=tmp_path / "m.ckpt",
+    )
     h = pd.read_csv(tmp_path / "h.csv")
     assert summary["steps"] == 10 and summary["frames_seen"] == 80
     assert list(h["step"]) == [4, 8, 10]  # three evaluations: two full periods and the rest of the budget
@@ -129,11 +196,36 @@ def test_killed_training_resumes_from_checkpoint(tmp_path, schedule):
     stage = RESUME_STAGES[schedule]
 
     def cmd(out):
-        return [sys.executable, "-m", "pipeline", "train-standard", "--model-name", "egnn", "--hparams",
-                json.dumps(HP), "--train", str(acc), "--n-train", "16", "--val", str(val), "--stage",
-                json.dumps(stage), "--training", json.dumps(TRAINING), "--seed", "0", "--device", "cpu",
-                "--out-model", str(out / "model.pt"), "--out-history", str(out / "history.csv"),
-                "--checkpoint", str(out / "model.pt.ckpt")]
+        return [
+            sys.executable,
+            "-m",
+            "pipeline",
+            "train-standard",
+            "--model-name",
+            "egnn",
+            "--hparams",
+            json.dumps(HP),
+            "--train",
+            str(acc),
+            "--n-train",
+            "16",
+            "--val",
+            str(val),
+            "--stage",
+            json.dumps(stage),
+            "--training",
+            json.dumps(TRAINING),
+            "--seed",
+            "0",
+            "--device",
+            "cpu",
+            "--out-model",
+            str(out / "model.pt"),
+            "--out-history",
+            str(out / "history.csv"),
+            "--checkpoint",
+            str(out / "model.pt.ckpt"),
+        ]
 
     ref_dir, run_dir = tmp_path / "ref", tmp_path / "run"
     ref_dir.mkdir()
@@ -160,7 +252,7 @@ def test_killed_training_resumes_from_checkpoint(tmp_path, schedule):
     assert len(h_run) == len(h_ref) == 30
     np.testing.assert_allclose(h_run["val_loss"], h_ref["val_loss"], rtol=1e-5)
     a, b = load_model(ref_dir / "model.pt"), load_model(run_dir / "model.pt")
-    for (k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
+    for (_k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
         torch.testing.assert_close(v, w, rtol=1e-5, atol=1e-6)
 
 
@@ -176,14 +268,29 @@ def test_delta_trains_on_accurate_minus_cheap_of_the_first_n_frames(tmp_path):
     v.save(val)
     # "cheap" = accurate minus a smooth per-frame offset and a small force bias; frame 3 has no cheap label
     keep = [i for i in range(12) if i != 3]
-    Dataset(R=a.R[keep], z=a.z, E=a.E[keep] - 5.0, F=a.F[keep] - 0.01, frame_id=a.frame_id[keep]).save(tmp_path / "c.npz")
+    Dataset(R=a.R[keep], z=a.z, E=a.E[keep] - 5.0, F=a.F[keep] - 0.01, frame_id=a.frame_id[keep]).save(
+        tmp_path / "c.npz"
+    )
     Dataset(R=v.R, z=v.z, E=v.E - 5.0, F=v.F - 0.01, frame_id=v.frame_id).save(tmp_path / "cv.npz")
     stage = {"batch_size": 4, "max_epochs": 3, "lr": 1e-3, "early_stopping_patience": 10}
-    stages.train_delta(model_name="egnn", hparams=HP, train_npz=acc, cheap_train_npz=tmp_path / "c.npz", n_train=8,
-                       val_npz=val, cheap_val_npz=tmp_path / "cv.npz", cheap_level="xtb",
-                       cheap_entry={"engine": "xtb", "method": "GFN2-xTB"}, stage=stage, training=TRAINING, seed=0,
-                       device="cpu", out_model=tmp_path / "d.pt", out_history=tmp_path / "d.csv",
-                       checkpoint=tmp_path / "d.ckpt")
+    stages.train_delta(
+        model_name="egnn",
+        hparams=HP,
+        train_npz=acc,
+        cheap_train_npz=tmp_path / "c.npz",
+        n_train=8,
+        val_npz=val,
+        cheap_val_npz=tmp_path / "cv.npz",
+        cheap_level="xtb",
+        cheap_entry={"engine": "xtb", "method": "GFN2-xTB"},
+        stage=stage,
+        training=TRAINING,
+        seed=0,
+        device="cpu",
+        out_model=tmp_path / "d.pt",
+        out_history=tmp_path / "d.csv",
+        checkpoint=tmp_path / "d.ckpt",
+    )
     m = load_model(tmp_path / "d.pt")
     assert m.extra["stage"] == "delta" and m.extra["n_train"] == 8 and m.extra["n_delta_train"] == 7
     assert m.extra["train_frame_id"] == [0, 1, 2, 4, 5, 6, 7] and m.extra["n_delta_val"] == 6
