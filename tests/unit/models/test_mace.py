@@ -58,7 +58,8 @@ def test_import_works_under_weights_only_default_without_weakening_torch_load(tm
                 raise SystemExit(f"torch.load({{kwargs}}) accepted a slice after the MACE import")
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300,
+                       check=False)
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
     assert "cuequivariance" not in r.stdout  # mace's import notice goes to the log, not to stdout
 
@@ -78,7 +79,8 @@ def test_avg_num_neighbors_is_fitted_on_data_and_restored_from_the_checkpoint(tm
     batches = [ethanol(rattle=0.1, seed=s) for s in range(3)]
     fit_data_statistics(model, batches)
     # mean in-degree over atoms with neighbours (mace's compute_avg_num_neighbors), r_max = 3 A
-    degrees = torch.cat([torch.bincount(radius_graph(pos, batch, 3.0)[1], minlength=len(z)) for z, pos, batch in batches])
+    degrees = torch.cat([torch.bincount(radius_graph(pos, batch, 3.0)[1], minlength=len(z))
+                         for z, pos, batch in batches])
     expected = float(degrees[degrees > 0].double().mean())
     assert 1.0 < expected < 8.0  # not every pair of ethanol is within 3 A
     assert model.hparams["avg_num_neighbors"] == pytest.approx(expected)
