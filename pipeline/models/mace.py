@@ -116,7 +116,7 @@ class MACE(nn.Module):
         hidden_irreps: str = "256x0e + 256x1o + 256x2e",
         num_interactions: int = 2,
         correlation: int = 3,
-        MLP_irreps: str = "16x0e",
+        MLP_irreps: str = "16x0e",  # mace's names
         radial_MLP: tuple[int, ...] = (64, 64, 64),
         avg_num_neighbors: float | None = None,
         atomic_numbers: tuple[int, ...] = ORGANIC_ELEMENTS,

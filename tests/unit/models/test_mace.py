@@ -59,7 +59,9 @@ def test_import_works_under_weights_only_default_without_weakening_torch_load(tm
                 raise SystemExit(f"torch.load({{kwargs}}) accepted a slice after the MACE import")
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300, check=False
+    )
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
     assert "cuequivariance" not in r.stdout  # mace's import notice goes to the log, not to stdout
 
