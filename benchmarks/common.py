@@ -74,9 +74,9 @@ def md_like_frames(R0: np.ndarray, n_frames: int, sigma: float, seed: int) -> np
     return R0[None] + rng.normal(0.0, sigma, size=(n_frames, *R0.shape))
 
 
-def make_data(molecule: str, n_frames: int, seed: int):
+def make_data(molecule: str, n_frames: int, seed: int, device: str = "cpu"):
     """MD-like frames of `molecule` with random energy/force labels (the cost of a training step
-    does not depend on the labels), as a float32 ``TensorData``."""
+    does not depend on the labels), as a float32 ``TensorData`` on `device`."""
     from pipeline.data import Dataset
     from pipeline.training.batching import TensorData
 
@@ -84,7 +84,7 @@ def make_data(molecule: str, n_frames: int, seed: int):
     R = md_like_frames(R0, n_frames, sigma=0.05, seed=seed)
     rng = np.random.default_rng(seed + 1)
     ds = Dataset(R=R, z=z, E=rng.normal(size=n_frames), F=rng.normal(size=R.shape), name=molecule)
-    return TensorData.from_dataset(ds)
+    return TensorData.from_dataset(ds, device=device)
 
 
 def median(values) -> float:

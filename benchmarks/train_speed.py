@@ -97,11 +97,12 @@ def config_hparams() -> dict:
 
 
 def make_model(name: str, data: TensorData, seed: int, hparams: dict | None = None) -> EnergyModel:
-    """A freshly initialised model, with what it takes from data fitted as in training."""
+    """A freshly initialised model on the data's device, with what it takes from data fitted as in
+    training."""
     torch.manual_seed(seed)
     if name == REFERENCE:
-        return EnergyModel(REFERENCE, {}, SchNetEnergy())
-    model = build(name, **(hparams or {}))
+        return EnergyModel(REFERENCE, {}, SchNetEnergy()).to(data.R.device)
+    model = build(name, **(hparams or {})).to(data.R.device)
     fit_data_statistics(model, [data.batch(idx) for idx in data.batches(16)[:2]])
     return model
 
@@ -120,13 +121,19 @@ def time_training(
         loss.backward()
         opt.step()
 
+    def sync() -> None:  # CUDA runs asynchronously: a block ends when its kernels have finished
+        if data.R.is_cuda:
+            torch.cuda.synchronize(data.R.device)
+
     for i in range(warmup):
         step(i)
     rates = []
     for r in range(repeats):
+        sync()
         t0 = time.perf_counter()
         for s in range(steps):
             step(warmup + r * steps + s)
+        sync()
         rates.append(steps * batch_size / (time.perf_counter() - t0))
     return rates
 
@@ -159,6 +166,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=5, help="timed blocks per configuration (median reported)")
     p.add_argument("--no-reference", action="store_true", help="skip the torch-geometric SchNet reference")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="torch device: cpu or cuda (threads then set the host side)")
     p.add_argument(
         "--quick", action="store_true", help="smoke run: ethanol, 1 thread, batch 10, warmup 1, 3 blocks of 2 steps"
     )
@@ -180,7 +188,7 @@ def main(argv=None) -> None:
             "torch-geometric": torch_geometric.__version__,
             "torch threads (intra-op) measured": ", ".join(map(str, a.threads)),
             "dtype": "float32",
-            "device": "cpu",
+            "device": torch.cuda.get_device_name(a.device) if a.device.startswith("cuda") else "cpu",
             "hyperparameters": "config.yaml training.hparams" if a.config_hparams else "the models' defaults (papers)",
             **{f"hparams {m}": str(hparams[m]) for m in a.models if hparams[m]},
         }
@@ -194,7 +202,7 @@ def main(argv=None) -> None:
     rows = []
     for molecule in a.molecules:
         n_frames = 4 * max(all_sizes)
-        data = common.make_data(molecule, n_frames, a.seed)
+        data = common.make_data(molecule, n_frames, a.seed, a.device)
         for threads in a.threads:
             torch.set_num_threads(threads)
             for bs in all_sizes:

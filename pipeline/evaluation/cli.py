@@ -10,9 +10,9 @@ def _json(text):
 
 
 def _device(name: str) -> str:
-    import torch
+    from ..training.stages import resolve_device
 
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    return str(resolve_device(name))
 
 
 def _run_evaluate(a):

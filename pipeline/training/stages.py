@@ -44,11 +44,14 @@ def holdout_size(n: int) -> int:
 
 
 def resolve_device(device: str) -> torch.device:
+    """'auto' is CUDA when available, else CPU; asking for CUDA without one is an error. Logged."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(device)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"training.device is {device!r} but no CUDA device is available; use 'auto' or 'cpu'")
+    out = torch.device(device)
+    log.info("device: %s", torch.cuda.get_device_name(out) if out.type == "cuda" else "cpu")
+    return out
 
 
 def stage_config(stage: dict, training: dict, **overrides) -> StageConfig:
