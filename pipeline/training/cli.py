@@ -30,6 +30,12 @@ def _setup(a):
     torch.set_num_threads(a.threads)
 
 
+def _stage_kwargs(a) -> dict:
+    """The arguments every training stage takes from the command line (see `_common`)."""
+    keys = ("stage", "training", "seed", "device", "out_model", "out_history", "checkpoint")
+    return {k: getattr(a, k) for k in keys}
+
+
 def _done(a):
     """Training finished and its outputs are written: the resume checkpoint is no longer needed."""
     from pathlib import Path
@@ -47,13 +53,7 @@ def _run_standard(a):
         train_npz=a.train,
         n_train=a.n_train,
         val_npz=a.val,
-        stage=a.stage,
-        training=a.training,
-        seed=a.seed,
-        device=a.device,
-        out_model=a.out_model,
-        out_history=a.out_history,
-        checkpoint=a.checkpoint,
+        **_stage_kwargs(a),
     )
     _done(a)
 
@@ -75,13 +75,7 @@ def _run_cheap(a):
         cheap_npz=a.cheap,
         bias_npz=a.bias,
         gamma=a.gamma,
-        stage=a.stage,
-        training=a.training,
-        seed=a.seed,
-        device=a.device,
-        out_model=a.out_model,
-        out_history=a.out_history,
-        checkpoint=a.checkpoint,
+        **_stage_kwargs(a),
         extra={"cheap_level": a.cheap_level},
     )
     _done(a)
@@ -96,13 +90,7 @@ def _run_score(a):
         hparams=a.hparams,
         unlabelled_npz=a.unlabelled,
         temperature_K=a.temperature,
-        stage=a.stage,
-        training=a.training,
-        seed=a.seed,
-        device=a.device,
-        out_model=a.out_model,
-        out_history=a.out_history,
-        checkpoint=a.checkpoint,
+        **_stage_kwargs(a),
     )
     _done(a)
 
@@ -116,13 +104,7 @@ def _run_finetune(a):
         train_npz=a.train,
         n_train=a.n_train,
         val_npz=a.val,
-        stage=a.stage,
-        training=a.training,
-        seed=a.seed,
-        device=a.device,
-        out_model=a.out_model,
-        out_history=a.out_history,
-        checkpoint=a.checkpoint,
+        **_stage_kwargs(a),
     )
     _done(a)
 
@@ -141,13 +123,7 @@ def _run_delta(a):
         cheap_val_npz=a.cheap_val,
         cheap_level=a.cheap_level,
         cheap_entry=a.cheap_entry,
-        stage=a.stage,
-        training=a.training,
-        seed=a.seed,
-        device=a.device,
-        out_model=a.out_model,
-        out_history=a.out_history,
-        checkpoint=a.checkpoint,
+        **_stage_kwargs(a),
     )
     _done(a)
 
