@@ -46,21 +46,6 @@ RESULTS_COLUMNS = [
     "train_cpu_h_total",
     "total_cpu_h",
 ]
-REDUCTION_COLUMNS = [
-    "model",
-    "method",
-    "cheap_level",
-    "n_train",
-    "baseline",
-    "n_seeds",
-    "n_test",
-    "force_mae_kcal",
-    "baseline_force_mae_kcal",
-    "reduction",
-    "reduction_ci_low",
-    "reduction_ci_high",
-    "significant",
-]
 BIAS_SUMMARY_COLUMNS = ["model", "cheap_level", "n_train", "seed", "n_frames", "spearman"]
 LABEL_COST_COLUMNS = [
     "level",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..evaluation.collect import REDUCTION_COLUMNS  # reductions.csv as collect writes it
 from . import costs
 
 SOFTWARE = ["numpy", "torch", "pyscf", "openmm", "snakemake", "sgdml", "ase"]
@@ -115,7 +116,7 @@ def load_inputs(
     )
     gamma = load_csv(gamma_csv, costs.GAMMA_COLUMNS, "gamma_selection.csv", notes)
     stability = load_csv(stability_csv, costs.STABILITY_COLUMNS, "stability.csv", notes)
-    reductions = load_csv(reductions_csv, costs.REDUCTION_COLUMNS, "reductions.csv", notes)
+    reductions = load_csv(reductions_csv, REDUCTION_COLUMNS, "reductions.csv", notes)
     bias_frames = load_csv(bias_csv, BIAS_FRAME_COLUMNS, "bias_diagnostic.csv", notes)
     bias_summary = load_csv(bias_summary_csv, costs.BIAS_SUMMARY_COLUMNS, "bias_correlation.csv", notes)
     ff_meta = Path(forcefield_dir, "metadata.json") if forcefield_dir else None
