@@ -58,13 +58,13 @@ def _run_md_stability(a):
     # Several candidates (the gamma grid): run the one ASTEROID selects, by validation loss.
     extras = {p: dict(load_model(p).extra or {}) for p in a.model}
     chosen = best_by_validation(extras) if len(a.model) > 1 else a.model[0]
-    model = chosen
+    model, device = chosen, _device(a.device)
     if extras[chosen].get("stage") == "delta":  # the cheap level is called at every step
         from ..data import load_npz
         from .delta import DeltaCalculator
 
-        model = DeltaCalculator(chosen, z=load_npz(a.start).z, prmtop=a.prmtop, device=_device(a.device))
-    df = run_stability(model, a.start, seed=a.seed, device=_device(a.device), num_threads=a.threads, **kw)
+        model = DeltaCalculator(chosen, z=load_npz(a.start).z, prmtop=a.prmtop, device=device)
+    df = run_stability(model, a.start, seed=a.seed, device=device, num_threads=a.threads, **kw)
     for key, value in {**a.label, "n_steps": kw.get("n_steps"), "model_path": chosen}.items():
         df[key] = value
     atomic_write(a.out, lambda tmp: df.to_csv(tmp, index=False))
