@@ -1,4 +1,5 @@
-"""ASE calculator around a trained EnergyModel.
+"""ASE calculator around a trained EnergyModel, and :func:`load_forcefield` for the recommended
+force field a run exports (results/<molecule>/forcefield).
 
 The model works in kcal/mol and kcal/mol/Angstrom; ASE expects eV and eV/Angstrom.
 The conversion is done here with :mod:`pipeline.units`.
@@ -6,7 +7,9 @@ The conversion is done here with :mod:`pipeline.units`.
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -41,3 +44,26 @@ class ModelCalculator(Calculator):
         self.results["energy"] = energy_ev
         self.results["free_energy"] = energy_ev
         self.results["forces"] = units.kcal_to_ev(F[0])  # [n_atoms, 3] eV/A
+
+
+def load_forcefield(directory: str | os.PathLike, device: str = "cpu") -> Calculator:
+    """The ASE calculator of an exported force field (results/<molecule>/forcefield).
+
+    Its metadata.json says which calculator: ModelCalculator for a plain model, DeltaCalculator for a
+    Δ model (its cheap level, named in the metadata, is computed at every call; a GAFF2 level uses the
+    gaff2.prmtop exported beside the model).
+    """
+    directory = Path(directory)
+    meta_path = directory / "metadata.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{meta_path} not found: point load_forcefield at a run's forcefield/ directory")
+    meta = json.loads(meta_path.read_text())
+    kind = meta.get("calculator", "ModelCalculator")
+    if kind == "ModelCalculator":
+        return ModelCalculator(directory / "model.pt", device=device)
+    if kind == "DeltaCalculator":
+        from .delta import DeltaCalculator
+
+        prmtop = str(directory / meta["prmtop"]) if meta.get("prmtop") else None
+        return DeltaCalculator(directory / "model.pt", prmtop=prmtop, device=device)
+    raise ValueError(f"{meta_path}: unknown calculator {kind!r} (known: ModelCalculator, DeltaCalculator)")

@@ -129,6 +129,7 @@ def _run_collect(a):
         out_bias_summary=a.out_bias_summary,
         out_forcefield=a.out_forcefield,
         accurate_level=a.accurate_level,
+        prmtop=a.prmtop,
     )
 
 
@@ -266,6 +267,7 @@ def add_commands(sub) -> None:
     s.add_argument("--out-bias-summary", required=True)
     s.add_argument("--out-forcefield", required=True, help="directory for the recommended force field")
     s.add_argument("--accurate-level", default="", help="name of the accurate level (recorded in the metadata)")
+    s.add_argument("--prmtop", default=None, help="GAFF2 prmtop, exported with a recommended Δ model on GAFF2")
     s.set_defaults(func=_run_collect)
 
     s = sub.add_parser("bias-diagnostic", help="estimated bias B_j against the true cheap-label error (validation)")

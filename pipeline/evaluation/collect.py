@@ -20,7 +20,9 @@ parsed out of paths.
 - stability.csv: the MD stability runs, concatenated.
 - bias_diagnostic.csv / bias_correlation.csv: B_j against the true cheap-label error on the
   validation frames, per frame and summarised (Spearman rank correlation).
-- forcefield/: the recommended force field (chosen on validation) and its metadata.
+- forcefield/: the recommended force field (chosen on validation), its metadata, and for a Δ model
+  whose cheap level is GAFF2 the prmtop it needs; ``pipeline.evaluation.calculator.load_forcefield``
+  turns the directory into an ASE calculator.
 """
 
 from __future__ import annotations
@@ -93,12 +95,15 @@ REDUCTION_COLUMNS = [
     "significant",
 ]
 # Methods whose model ends on accurate data and has a validation force MAE on the accurate
-# validation set: the candidates for the recommended force field.
+# validation set (the candidates for the recommended force field, with the neural Δ models).
 PRODUCT_METHODS = ("standard", "asteroid", "finetune_unweighted", "score_matching")
 # Kernel models (model "sgdml"): compared with every neural model's standard training.
 KERNEL_METHODS = ("sgdml", "delta_sgdml")
 # Δ-learning: the cheap level plus a learned correction; the cheap level runs at prediction time.
 DELTA_METHODS = ("delta", "delta_sgdml")
+# The recommended force field is one of these: they all run as this package's ASE calculators
+# (a neural Δ model with its cheap level computed at every call; sGDML needs sgdml's own).
+FORCEFIELD_METHODS = (*PRODUCT_METHODS, "delta")
 
 
 def best_by_validation(model_extras: dict) -> object:
@@ -322,6 +327,7 @@ def collect(
     out_bias_summary: str | None = None,
     out_forcefield: str | None = None,
     accurate_level: str = "",
+    prmtop: str | None = None,
     n_bootstrap: int = 2000,
 ) -> pd.DataFrame:
     from .bias_diagnostic import COLUMNS as BIAS_COLUMNS
@@ -443,7 +449,7 @@ def collect(
         if path:
             atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
     if out_forcefield and recommended is not None:
-        export_forcefield(recommended, results, molecule, accurate_level, out_forcefield)
+        export_forcefield(recommended, results, molecule, accurate_level, out_forcefield, prmtop=prmtop)
     return results[COLUMNS]
 
 
@@ -496,20 +502,55 @@ def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.Data
 
 
 def recommend(results: pd.DataFrame) -> pd.Series | None:
-    """The recommended force field: among models that end on accurate data, at the largest N, the
-    one with the lowest validation force MAE on the accurate validation set (never test error)."""
-    cand = results[results["method"].isin(PRODUCT_METHODS) & results["val_force_mae_kcal"].notna()]
+    """The recommended force field: among the models this package runs as ASE calculators
+    (FORCEFIELD_METHODS: those ending on accurate data, and the neural Δ models), at the largest N,
+    the one with the lowest validation force MAE on the accurate validation set (never test error)."""
+    cand = results[results["method"].isin(FORCEFIELD_METHODS) & results["val_force_mae_kcal"].notna()]
     if cand.empty:
         return None
     cand = cand[cand["n_train"] == cand["n_train"].max()]
     return cand.sort_values(["val_force_mae_kcal", "method"]).iloc[0]
 
 
-def export_forcefield(best: pd.Series, results: pd.DataFrame, molecule: str, accurate_level: str, out_dir) -> None:
-    """Copy the recommended model to out_dir/model.pt with metadata.json beside it."""
+def _optional(x) -> float | None:
+    return None if pd.isna(x) else float(x)
+
+
+def _alternative(row: pd.Series, best: pd.Series) -> dict:
+    """Another model trained on the same accurate labels, as the metadata names it."""
+    return {
+        "method": row["method"],
+        "model": row["model"],
+        "cheap_level": row["cheap_level"] or None,
+        "seed": int(row["seed"]),
+        "val_force_mae_kcal_per_mol_A": float(row["val_force_mae_kcal"]),
+        "better_on_validation": bool(row["val_force_mae_kcal"] < best["val_force_mae_kcal"]),
+        "predict_cpu_s_per_frame": _optional(row["predict_cpu_s_per_frame"]),
+        "model_path": str(Path(row["_path"]).with_name("model.pt")),
+    }
+
+
+def export_forcefield(
+    best: pd.Series, results: pd.DataFrame, molecule: str, accurate_level: str, out_dir, prmtop: str | None = None
+) -> None:
+    """Copy the recommended model to out_dir/model.pt with metadata.json beside it.
+
+    A Δ model also gets what it needs at every call: its cheap level (the model file carries the
+    level's config entry) and, when that level is GAFF2, the molecule's prmtop (out_dir/gaff2.prmtop).
+    The metadata names the best model of the other kind at the same N (a plain neural force field
+    when a Δ model is recommended, the best Δ model otherwise) and sGDML, when they exist."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = Path(best["_path"]).with_name("model.pt")
+    is_delta = best["method"] == "delta"
+    cheap_entry = None
+    if is_delta:
+        cheap_entry = json.loads(Path(best["_path"]).read_text())["model_extra"]["cheap_entry"]
+        if cheap_entry.get("engine") == "empirical" and not prmtop:
+            raise ValueError(
+                f"the recommended Δ model ({best['model']} on {best['cheap_level']}) needs the molecule's GAFF2 "
+                "prmtop at every call; pass it to collect (--prmtop)"
+            )
     meta = {
         "molecule": molecule,
         "model": best["model"],
@@ -518,19 +559,26 @@ def export_forcefield(best: pd.Series, results: pd.DataFrame, molecule: str, acc
         "cheap_level": best["cheap_level"] or None,
         "n_train": int(best["n_train"]),
         "seed": int(best["seed"]),
-        "gamma_kcal_per_mol_A": None if pd.isna(best["gamma"]) else float(best["gamma"]),
+        "gamma_kcal_per_mol_A": _optional(best["gamma"]),
         "gamma_spec": best["gamma_spec"] or None,
         "chosen_by": "lowest validation force MAE (accurate validation set) at the largest N",
         "val_force_mae_kcal_per_mol_A": float(best["val_force_mae_kcal"]),
         "expected_test_force_mae_kcal_per_mol_A": float(best["force_mae_kcal"]),
         "test_force_mae_95ci": [float(best["force_mae_ci_low"]), float(best["force_mae_ci_high"])],
+        "predict_cpu_s_per_frame": _optional(best["predict_cpu_s_per_frame"]),
         "energy_unit": "kcal/mol",
         "length_unit": "Ang",
         "source_model": str(model_path),
-        "load": "from pipeline.evaluation.calculator import ModelCalculator; ModelCalculator('model.pt')",
+        "calculator": "DeltaCalculator" if is_delta else "ModelCalculator",
+        "load": "from pipeline.evaluation.calculator import load_forcefield; load_forcefield('forcefield')",
     }
-    sg = results[(results["method"] == "sgdml") & (results["n_train"] == best["n_train"])]
-    if len(sg) and pd.notna(sg["val_force_mae_kcal"].iloc[0]):
+    if is_delta:
+        # The cheap level runs at every call: a user must know what it is and what it costs.
+        meta["cheap_level_entry"] = cheap_entry
+        meta["prmtop"] = "gaff2.prmtop" if cheap_entry.get("engine") == "empirical" else None
+    same_n = results[(results["n_train"] == best["n_train"]) & results["val_force_mae_kcal"].notna()]
+    sg = same_n[same_n["method"] == "sgdml"]
+    if len(sg):
         # The kernel baseline is not exported (it needs sgdml's own calculator), but a user must
         # know when it did better on the same validation data.
         meta["sgdml_same_n"] = {
@@ -538,26 +586,14 @@ def export_forcefield(best: pd.Series, results: pd.DataFrame, molecule: str, acc
             "better_on_validation": bool(sg["val_force_mae_kcal"].iloc[0] < best["val_force_mae_kcal"]),
             "model": str(Path(sg["_path"].iloc[0]).with_name("sgdml_model.npz")),
         }
-    dl = results[
-        results["method"].isin(DELTA_METHODS)
-        & (results["n_train"] == best["n_train"])
-        & results["val_force_mae_kcal"].notna()
-    ]
-    if len(dl):
-        # Δ models need their cheap level at every call, so they are not exported as a plain force
-        # field; a user must still know when one did better on the same validation data.
-        d = dl.sort_values("val_force_mae_kcal").iloc[0]
-        meta["delta_same_n"] = {
-            "method": d["method"],
-            "model": d["model"],
-            "cheap_level": d["cheap_level"],
-            "val_force_mae_kcal_per_mol_A": float(d["val_force_mae_kcal"]),
-            "better_on_validation": bool(d["val_force_mae_kcal"] < best["val_force_mae_kcal"]),
-            "predict_cpu_s_per_frame": None
-            if pd.isna(d["predict_cpu_s_per_frame"])
-            else float(d["predict_cpu_s_per_frame"]),
-            "model_path": str(Path(d["_path"]).parent),
-        }
+    other = same_n[same_n["method"].isin(PRODUCT_METHODS if is_delta else ("delta",))]
+    if len(other):
+        # The best of the other kind: a plain force field (no cheap level at run time) when a Δ model
+        # is recommended, else the Δ model a user could run instead.
+        key = "plain_same_n" if is_delta else "delta_same_n"
+        meta[key] = _alternative(other.sort_values(["val_force_mae_kcal", "method"]).iloc[0], best)
+    if is_delta and meta["prmtop"]:
+        atomic_write(out_dir / "gaff2.prmtop", lambda tmp: shutil.copyfile(prmtop, tmp))
     atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))
     text = json.dumps(meta, indent=2)
     atomic_write(out_dir / "metadata.json", lambda tmp: Path(tmp).write_text(text + "\n"))

@@ -51,7 +51,8 @@ class DeltaCalculator(Calculator):
 
     Args:
       model: a loaded Δ EnergyModel or the path of one (its metadata names the cheap level).
-      z: [n_atoms] atomic numbers (to build the cheap level).
+      z: [n_atoms] atomic numbers (to build the cheap level); left out, they are taken from the
+        first Atoms object it is asked about.
       prmtop: the molecule's GAFF2 prmtop when the cheap level is GAFF2 (empirical).
       potential: a CheapPotential to use instead of the one the model's metadata describes.
     A cheap-level calculation that fails gives NaN energy and forces (an MD run stops there).
@@ -73,14 +74,21 @@ class DeltaCalculator(Calculator):
             model = load_model(model, device=device)
         self.model = model
         self.device = device
-        if potential is None:
-            if z is None:
-                raise ValueError("z is required to build the cheap level of a Δ model")
+        self.prmtop = prmtop
+        delta_metadata(model)  # refuse a model that is not a Δ model now, not at the first call
+        if potential is None and z is not None:
             potential = cheap_potential_of(model, z, prmtop)
         self.potential = potential
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
+        if self.potential is None:
+            self.potential = cheap_potential_of(self.model, self.atoms.numbers, self.prmtop)
+        elif len(self.potential.z) != len(self.atoms) or (self.potential.z != self.atoms.numbers).any():
+            raise DeltaError(
+                f"this Δ calculator's cheap level was built for atomic numbers {self.potential.z.tolist()}, "
+                f"not {self.atoms.numbers.tolist()}; make one calculator per molecule"
+            )
         e_cheap, f_cheap, ok = self.potential(self.atoms.positions)  # eV, eV/A
         E, F = predict(self.model, self.atoms.positions[None], self.atoms.numbers, batch_size=1, device=self.device)
         energy = e_cheap + float(units.kcal_to_ev(E[0])) if ok else float("nan")

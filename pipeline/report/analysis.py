@@ -83,6 +83,9 @@ class ForceField:
     val_force_mae: str
     sgdml_model: str | None = None
     sgdml_val_force_mae: str = ""
+    # a Δ model: its cheap level runs at every call; the best plain model at the same N, if any
+    delta_level: str | None = None
+    plain: dict | None = None
 
 
 @dataclass
@@ -478,12 +481,28 @@ def forcefield_facts(meta: dict | None) -> ForceField | None:
         ("chosen by", meta["chosen_by"]),
         ("validation force MAE (kcal/mol/Å)", fmt_value(meta["val_force_mae_kcal_per_mol_A"])),
         ("expected test force MAE (kcal/mol/Å)", f"{expected} (95% CI {fmt_value(lo)}–{fmt_value(hi)})"),
+        ("CPU per call (ms)", _ms(meta.get("predict_cpu_s_per_frame"))),
     ]
     ff = ForceField([(k, str(v)) for k, v in rows], meta["n_train"], fmt_value(meta["val_force_mae_kcal_per_mol_A"]))
+    if meta.get("calculator") == "DeltaCalculator":
+        ff.delta_level = meta.get("cheap_level")
+        plain = meta.get("plain_same_n")
+        if plain:
+            what = method_label(plain["method"], plain.get("cheap_level") or "")
+            ff.plain = {
+                "label": f"{model_label(plain['model'])} {what}",
+                "val_force_mae": fmt_value(plain["val_force_mae_kcal_per_mol_A"]),
+                "ms": _ms(plain.get("predict_cpu_s_per_frame")),
+                "path": plain["model_path"],
+            }
     sg = meta.get("sgdml_same_n")
     if sg and sg["better_on_validation"]:
         ff.sgdml_model, ff.sgdml_val_force_mae = sg["model"], fmt_value(sg["val_force_mae_kcal_per_mol_A"])
     return ff
+
+
+def _ms(seconds) -> str:
+    return "–" if seconds is None or not np.isfinite(seconds) else f"{1000 * seconds:.1f}"
 
 
 def gamma_selection(gamma: pd.DataFrame) -> GammaSelection | None:

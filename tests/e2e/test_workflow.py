@@ -5,13 +5,16 @@ intervals, sGDML, Δ-learning on xTB, MD stability, the recommended force field 
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from ase import Atoms
 
 from pipeline import units
 from pipeline.data import load_npz
+from pipeline.evaluation.calculator import load_forcefield
 from tests.unit.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
 
 from .conftest import snakemake
@@ -88,6 +91,15 @@ def test_results_cover_every_method(finished_run):
     assert set(bias["cheap_level"]) == {"xtb", "empirical"} and (bias["n_frames"] == 4).all()
     meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())
     assert meta["n_train"] == 8 and (wd / MOL / "forcefield/model.pt").stat().st_size > 0
+    # the export runs as the README says, whichever kind was chosen (a Δ model computes xTB per call),
+    # and predicts what its source model predicted on the test set
+    test = load_npz(wd / MOL / "data/ccsd_t/test.npz")
+    atoms = Atoms(numbers=test.z, positions=test.R[0])
+    atoms.calc = load_forcefield(wd / MOL / "forcefield")
+    assert type(atoms.calc).__name__ == meta["calculator"]
+    with np.load(wd / Path(meta["source_model"]).with_name("predictions.npz")) as pred:
+        assert pred["frame_id"][0] == test.frame_id[0]
+        np.testing.assert_allclose(units.ev_to_kcal(atoms.get_forces()), pred["F_pred"][0], atol=1e-3)
     stab = pd.read_csv(wd / MOL / "stability.csv")
     assert (
         set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta"} and (stab["steps_completed"] > 0).all()

@@ -405,7 +405,20 @@ def get_collect_inputs(wildcards):
         "stability": get_stability_runs(mol),
         "bias": get_bias_diagnostics(mol),
         "unlabelled": [f"results/{mol}/frames/unlabelled.npz"] if config["splits"]["unlabelled"] > 0 else [],
+        "prmtop": get_collect_prmtop(wildcards),
     }
+
+
+def get_collect_prmtop(wildcards):
+    """The GAFF2 prmtop when a Δ level is GAFF2: a Δ model recommended as the force field needs it."""
+    mol = get_molecule(wildcards)
+    gaff2 = [lvl for lvl in pconf.delta_levels(config, mol) if pconf.level(config, lvl).ENGINE == "empirical"]
+    return [f"results/{mol}/md/gaff2.prmtop"] if gaff2 else []
+
+
+def get_collect_prmtop_flag(wildcards):
+    paths = get_collect_prmtop(wildcards)
+    return f"--prmtop {paths[0]}" if paths else ""
 
 
 def get_collect_cheap_flags(wildcards):

@@ -244,10 +244,11 @@ rule collect:
         datasets=get_collect_dataset_flags,
         unlabelled=get_collect_unlabelled_flag,
         accurate_level=get_accurate_level,
+        prmtop=get_collect_prmtop_flag,
     shell:
         "python -m pipeline collect --molecule {wildcards.molecule} --evals {input.evals} --train {input.train} "
         "--cheap {params.cheap} {params.unlabelled} --datasets {params.datasets} --stability {input.stability} "
         "--bias-diagnostics {input.bias} --accurate-level {params.accurate_level} "
         "--out-results {output.results} --out-reductions {output.reductions} --out-gamma {output.gamma} "
         "--out-costs {output.costs} --out-stability {output.stability} --out-bias {output.bias} "
-        "--out-bias-summary {output.bias_summary} --out-forcefield {output.forcefield} 2> {log}"
+        "--out-bias-summary {output.bias_summary} --out-forcefield {output.forcefield} {params.prmtop} 2> {log}"

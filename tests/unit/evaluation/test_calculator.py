@@ -1,6 +1,7 @@
 """ASE calculator: eV units, and forces equal to minus the finite-difference energy gradient."""
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ import torch
 from ase import Atoms
 
 from pipeline import units
-from pipeline.evaluation.calculator import ModelCalculator
+from pipeline.evaluation.calculator import ModelCalculator, load_forcefield
 from pipeline.evaluation.predict import predict
 from pipeline.models import build, save_model
 
@@ -73,3 +74,21 @@ def test_egnn_forces_match_finite_differences(distorted, tmp_path):
     F = atoms.get_forces()
     np.testing.assert_allclose(F, fd_forces(atoms, h=1e-5), rtol=1e-5, atol=1e-7)
     assert np.abs(F).max() > 1e-4
+
+
+def test_load_forcefield_reads_the_export_and_names_a_wrong_directory(distorted, tmp_path):
+    """A plain export (an export written before the `calculator` key counts as one) loads as a
+    ModelCalculator with the model's predictions; a directory without metadata.json is named."""
+    _, R, z = distorted
+    torch.manual_seed(0)
+    save_model(build("egnn", **SMALL_EGNN), tmp_path / "model.pt")
+    (tmp_path / "metadata.json").write_text(json.dumps({"method": "standard"}))
+    calc = load_forcefield(tmp_path)
+    assert isinstance(calc, ModelCalculator)
+    E, _ = predict(calc.model, R[None], z)
+    assert with_calc(z, R, calc).get_potential_energy() == pytest.approx(E[0] * EV_PER_KCAL, rel=1e-6)
+    (tmp_path / "metadata.json").write_text(json.dumps({"calculator": "Mystery"}))
+    with pytest.raises(ValueError, match="unknown calculator 'Mystery'"):
+        load_forcefield(tmp_path)
+    with pytest.raises(FileNotFoundError, match="forcefield/ directory"):
+        load_forcefield(tmp_path / "nowhere")

@@ -209,6 +209,7 @@ def test_recommended_force_field_is_chosen_on_validation_and_exported(run):
     assert meta["method"] == "asteroid" and meta["gamma_spec"] == "inf" and meta["n_train"] == 4
     assert meta["val_force_mae_kcal_per_mol_A"] == 1.3 and meta["accurate_level"] == "ccsd_t"
     assert (tmp / "forcefield" / "model.pt").read_bytes() == b"model ft_inf"
+    assert meta["calculator"] == "ModelCalculator" and meta["sgdml_same_n"]["better_on_validation"]
 
 
 def test_evaluations_on_different_test_sets_are_refused(tmp_path, run):
@@ -244,9 +245,11 @@ def _ds_ids(path, frame_id, cpu):
     return str(path)
 
 
-def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
-    """Δ: N accurate labels + cheap labels on those N frames (a failed attempt included), the
-    validation and the test frames; its prediction cost; reductions like every method."""
+XTB_ENTRY = {"engine": "xtb", "method": "GFN2-xTB"}
+
+
+def _delta_run(tmp_path, cheap_entry=XTB_ENTRY, prmtop=None):
+    """Standard EGNN, Δ-EGNN and Δ-sGDML on xTB at N = 4 (Δ-EGNN best on validation)."""
     rng = np.random.default_rng(1)
     hard = rng.lognormal(0, 0.5, N_TEST)
     m = tmp_path / "models"
@@ -261,7 +264,14 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
             m / "delta",
             0.5 * hard,
             dict(
-                model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="xtb", best_metric=0.55, train_cpu_s=90
+                model_name="egnn",
+                seed=0,
+                stage="delta",
+                n_train=4,
+                cheap_level="xtb",
+                cheap_entry=cheap_entry,
+                best_metric=0.55,
+                train_cpu_s=90,
             ),
             method="delta",
             cheap_level="xtb",
@@ -304,7 +314,15 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
         out_reductions=out["red"],
         n_bootstrap=300,
         out_forcefield=str(tmp_path / "ff"),
+        prmtop=prmtop,
     )
+    return res, out
+
+
+def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
+    """Δ: N accurate labels + cheap labels on those N frames (a failed attempt included), the
+    validation and the test frames; its prediction cost; reductions like every method."""
+    res, out = _delta_run(tmp_path)
     r = {x.method: x for x in res.itertuples()}
     assert set(r) == {"standard", "delta", "delta_sgdml"}
     d = r["delta"]
@@ -324,10 +342,33 @@ def test_delta_rows_count_cheap_labels_on_train_val_and_test(tmp_path):
     assert red.loc["delta_sgdml", "model"] == "sgdml vs egnn" and red.loc["delta_sgdml", "reduction"] == pytest.approx(
         0.6
     )
-    # Δ is not exported (it needs xTB at every call), but the metadata says it did better on validation
+
+
+def test_a_delta_model_best_on_validation_is_the_recommended_force_field(tmp_path):
+    """Δ-EGNN has the lowest validation MAE: it is exported with its cheap level's settings, and the
+    metadata names the best plain model (no cheap level at run time); Δ-sGDML is never exported."""
+    _delta_run(tmp_path)
     meta = json.loads((tmp_path / "ff" / "metadata.json").read_text())
-    assert meta["method"] == "standard" and meta["delta_same_n"]["better_on_validation"]
-    assert meta["delta_same_n"]["method"] == "delta" and meta["delta_same_n"]["predict_cpu_s_per_frame"] == 0.006
+    assert meta["method"] == "delta" and meta["calculator"] == "DeltaCalculator" and meta["cheap_level"] == "xtb"
+    assert meta["cheap_level_entry"] == XTB_ENTRY and meta["prmtop"] is None
+    assert meta["predict_cpu_s_per_frame"] == 0.006 and meta["val_force_mae_kcal_per_mol_A"] == 0.55
+    assert (tmp_path / "ff" / "model.pt").read_bytes() == b"model delta"
+    assert not (tmp_path / "ff" / "gaff2.prmtop").exists() and "delta_same_n" not in meta
+    plain = meta["plain_same_n"]
+    assert plain["method"] == "standard" and not plain["better_on_validation"]
+    assert plain["predict_cpu_s_per_frame"] == 0.002 and plain["model_path"].endswith("std/model.pt")
+
+
+def test_a_recommended_delta_model_on_gaff2_is_exported_with_its_prmtop(tmp_path):
+    entry = {"engine": "empirical"}
+    with pytest.raises(ValueError, match="GAFF2 prmtop.*--prmtop"):
+        _delta_run(tmp_path, entry)
+    prmtop = tmp_path / "gaff2.prmtop"
+    prmtop.write_text("%VERSION prmtop of the molecule\n")
+    _delta_run(tmp_path, entry, prmtop=str(prmtop))
+    meta = json.loads((tmp_path / "ff" / "metadata.json").read_text())
+    assert meta["prmtop"] == "gaff2.prmtop" and meta["cheap_level_entry"] == entry
+    assert (tmp_path / "ff" / "gaff2.prmtop").read_text() == prmtop.read_text()
 
 
 def test_delta_without_its_cheap_datasets_is_refused(tmp_path):

@@ -12,7 +12,7 @@ from ase import Atoms
 from pipeline import units
 from pipeline.data import Dataset
 from pipeline.delta import CheapPotential, DeltaError
-from pipeline.evaluation.calculator import ModelCalculator
+from pipeline.evaluation.calculator import ModelCalculator, load_forcefield
 from pipeline.evaluation.delta import DeltaCalculator, evaluate_delta
 from pipeline.labelling.levels import make_level
 from pipeline.models import build, save_model
@@ -113,3 +113,31 @@ def test_evaluation_adds_cheap_test_labels_and_costs_the_cheap_level(tmp_path):
     assert ev["predict_cheap_cpu_s_per_frame"] == pytest.approx(0.004)
     assert ev["predict_cpu_s_per_frame"] == pytest.approx(0.004 + ev["predict_model_cpu_s_per_frame"])
     assert ev["predict_model_cpu_s_per_frame"] > 0 and res["n_test"] == 4
+
+
+def test_an_exported_delta_force_field_loads_with_its_cheap_level(tmp_path, geometry):
+    """load_forcefield on a Δ export: the cheap level is rebuilt from the model file for the atoms it
+    is given, and gives what an explicitly built DeltaCalculator gives; other atoms are refused."""
+    ff = tmp_path / "forcefield"
+    ff.mkdir()
+    _delta_model(ff / "model.pt")
+    (ff / "metadata.json").write_text(json.dumps({"calculator": "DeltaCalculator", "prmtop": None}))
+    calc = load_forcefield(ff)
+    assert isinstance(calc, DeltaCalculator) and calc.potential is None  # built at the first call
+    atoms = Atoms(numbers=ETHANOL_Z, positions=geometry)
+    atoms.calc = calc
+    ref = Atoms(numbers=ETHANOL_Z, positions=geometry)
+    ref.calc = DeltaCalculator(ff / "model.pt", z=ETHANOL_Z)
+    np.testing.assert_allclose(atoms.get_forces(), ref.get_forces(), atol=1e-10)
+    assert calc.potential.name == "xtb"
+    water = Atoms(numbers=[8, 1, 1], positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])
+    water.calc = calc
+    with pytest.raises(DeltaError, match="one calculator per molecule"):
+        water.get_forces()
+
+
+def test_a_plain_model_is_refused_as_a_delta_model(tmp_path):
+    torch.manual_seed(0)
+    save_model(build("egnn", **SMALL_EGNN), tmp_path / "m.pt", extra={"stage": "standard", "model_name": "egnn"})
+    with pytest.raises(DeltaError, match="not a Δ model"):
+        DeltaCalculator(tmp_path / "m.pt")

@@ -404,7 +404,34 @@ def test_gamma_bias_and_forcefield_sections(report):
     assert 'id="gamma-table"' in text and "effective cheap frames" in text
     assert 'id="bias-table"' in text and "Spearman" in text
     ff = text.split('id="forcefield"')[1].split("</section>")[0]
-    assert "ModelCalculator" in ff and "sGDML, trained on the same 200 accurate labels, had a lower validation" in ff
+    assert "load_forcefield('forcefield')" in ff and "sGDML, trained on the same 200 accurate labels, had a lower" in ff
+    assert "It is a Δ model" not in ff
+
+
+def test_a_recommended_delta_model_says_what_it_runs_and_names_the_plain_alternative(tmp_path):
+    kwargs = write_synthetic_inputs(tmp_path)
+    meta_path = Path(kwargs["forcefield_dir"]) / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta.update(
+        method="delta",
+        cheap_level="xtb",
+        calculator="DeltaCalculator",
+        predict_cpu_s_per_frame=0.0052,
+        plain_same_n={
+            "method": "standard",
+            "model": "egnn",
+            "cheap_level": None,
+            "val_force_mae_kcal_per_mol_A": 0.64,
+            "predict_cpu_s_per_frame": 0.0033,
+            "model_path": "results/ethanol/models/egnn/standard/N200_s1/model.pt",
+        },
+    )
+    meta_path.write_text(json.dumps(meta))
+    text = build_report(**kwargs).read_text(encoding="utf-8")
+    ff = " ".join(text.split('id="forcefield"')[1].split("</section>")[0].split())
+    assert "It is a Δ model: every call computes the cheap level (xtb)" in ff
+    assert "validation force MAE 0.64 vs 0.31 kcal/mol/Å, 3.3 ms CPU per call" in ff
+    assert "models/egnn/standard/N200_s1/model.pt" in ff and ">5.2<" in ff
 
 
 def test_missing_inputs_give_notes_not_crashes(tmp_path):
