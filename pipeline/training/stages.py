@@ -103,6 +103,15 @@ def _fresh_model(name: str, hparams: dict, seed: int, device, data: TensorData):
     return model
 
 
+def _accurate_train(train_npz, n_train: int, dev) -> TensorData:
+    """train[:N] of the accurate training set; fewer than N labelled frames is an error (a model
+    saved as N = 100 must have seen 100 frames)."""
+    tr = TensorData.from_dataset(load_npz(train_npz), dev, n=n_train)
+    if len(tr) < n_train:
+        raise ValueError(f"{train_npz} has {len(tr)} labelled frames, fewer than N = {n_train}")
+    return tr
+
+
 def train_standard(
     *,
     model_name,
@@ -121,9 +130,7 @@ def train_standard(
 ):
     """Standard training on accurate data only (also ASTEROID stage 1)."""
     dev = resolve_device(device)
-    tr = TensorData.from_dataset(load_npz(train_npz), dev, n=n_train)
-    if len(tr) < n_train:
-        raise ValueError(f"{train_npz} has {len(tr)} labelled frames, fewer than N = {n_train}")
+    tr = _accurate_train(train_npz, n_train, dev)
     va = TensorData.from_dataset(load_npz(val_npz), dev)
     model = _fresh_model(model_name, hparams, seed, dev, tr)
     _normalize(model, tr)
@@ -304,7 +311,7 @@ def finetune(
 ):
     """Stage 3: fine-tune an initial model on accurate train[:N]."""
     dev = resolve_device(device)
-    tr = TensorData.from_dataset(load_npz(train_npz), dev, n=n_train)
+    tr = _accurate_train(train_npz, n_train, dev)
     va = TensorData.from_dataset(load_npz(val_npz), dev)
     model = load_model(init_model, device=dev)
     init_extra = dict(getattr(model, "extra", {}) or {})

@@ -13,7 +13,7 @@ import torch
 
 from pipeline import units
 from pipeline.data import Dataset
-from pipeline.models import load_model
+from pipeline.models import build, load_model, save_model
 from pipeline.training import stages
 from tests.conftest import ETHANOL_R, ETHANOL_Z
 
@@ -138,6 +138,26 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
     )
     first, last, _ = _first_last(tmp_path / "sm.csv")
     assert last < first
+
+
+@pytest.mark.parametrize("stage_fn", ["train_standard", "finetune"])
+def test_a_stage_refuses_fewer_accurate_frames_than_n(tmp_path, stage_fn):
+    """A model saved as N = 12 must have seen 12 accurate frames: with 10 labelled (2 dropped as
+    failures, say) standard training and fine-tuning stop before training."""
+    acc = _dataset(tmp_path / "acc.npz", 10, 0)
+    val = _dataset(tmp_path / "val.npz", 4, 1)
+    out = dict(out_model=tmp_path / "m.pt", out_history=tmp_path / "h.csv", checkpoint=tmp_path / "c.ckpt")
+    common = dict(train_npz=acc, n_train=12, val_npz=val, training=TRAINING, seed=0, device="cpu", **out)
+    stage = {"batch_size": 4, "max_epochs": 1, "lr": 1e-3}
+    if stage_fn == "train_standard":
+        call = dict(model_name="egnn", hparams=HP, stage=stage, **common)
+    else:
+        torch.manual_seed(0)
+        save_model(build("egnn", **HP), tmp_path / "init.pt", extra={"stage": "score_matching", "model_name": "egnn"})
+        call = dict(init_model=tmp_path / "init.pt", stage=stage, **common)
+    with pytest.raises(ValueError, match=r"acc.npz has 10 labelled frames, fewer than N = 12"):
+        getattr(stages, stage_fn)(**call)
+    assert not (tmp_path / "m.pt").exists()
 
 
 # A checkpoint every evaluation period; with eval_every_steps = 3 and 2 batches per epoch the
