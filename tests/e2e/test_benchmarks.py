@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pandas as pd
+
 from .conftest import ROOT
 
 
@@ -28,6 +30,21 @@ def test_accuracy_per_cost_tables(finished_run):
     assert "| Δ (xtb) | 4 |" in out and "## Prediction cost per MD step" in out
     assert "| ASTEROID (xtb) | 4 |" in out and "error reduction vs standard [95% CI]" in out
     assert "## Training cost per method" in out
+
+
+def test_model_comparison_pairs_models_with_sgdml_on_the_same_frames(finished_run):
+    """The tiny run's errors come back as results.csv has them, and every model's method is paired
+    with sGDML at each N (the e2e run trains one neural model, so no model-against-model rows)."""
+    workdir, _ = finished_run
+    out = bench(workdir, "model_comparison.py", "--models", "egnn")
+    res = pd.read_csv(workdir / "results/ethanol/results.csv")
+    std = res[(res["method"] == "standard") & (res["n_train"] == 8)]["force_mae_kcal"].mean()
+    sg = res[(res["method"] == "sgdml") & (res["n_train"] == 8)]["force_mae_kcal"].iloc[0]
+    row = next(line for line in out.splitlines() if line.startswith("| 8 |"))
+    assert f"| {std:.2f} [" in row and f"| {sg:.2f} [" in row
+    for method in ("EGNN standard", "EGNN + ASTEROID (xtb)", "Δ-EGNN (xtb)"):
+        assert f"| {method} | sGDML | 8 |" in out and f"| {method} | sGDML | 4 |" in out
+    assert "## Training cost" in out
 
 
 def test_stage_table_of_a_finished_run(finished_run):
