@@ -30,8 +30,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import common
-import yaml
-from snakemake.utils import update_config
+
+from pipeline.config import load_config
 
 
 def _stage(path: Path, kind: str, **kw) -> dict:
@@ -205,12 +205,7 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="3-epoch schedules, N = 25 only")
     a = p.parse_args()
 
-    cfg = {}
-    for path in a.config:
-        update_config(cfg, yaml.safe_load(Path(path).read_text()) or {})
-    from pipeline.config import validate_schema
-
-    validate_schema(cfg)  # the schema's defaults filled in, as the workflow does
+    cfg = load_config(*a.config)  # merged and checked as the workflow does (schema defaults filled in)
     accurate = cfg["accurate_level"]
     base = Path(a.results) / a.molecule / "data"
     data = {

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import common
 import numpy as np
-import yaml
-from snakemake.utils import update_config
+
+from pipeline.config import load_config
 
 
 def one(task: dict) -> dict:
@@ -105,12 +105,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     a = p.parse_args()
     run = Path(a.run)
-    cfg = {}
-    for path in a.config:
-        update_config(cfg, yaml.safe_load((run / path).read_text()) or {})
-    from pipeline.config import validate_schema
-
-    validate_schema(cfg)  # the schema's defaults filled in, as the workflow does
+    cfg = load_config(*(run / path for path in a.config))  # merged and checked as the workflow does
     acc = cfg["accurate_level"]
     res = run / "results" / a.molecule
     data = {k: str(res / "data" / acc / f"{k}.npz") for k in ("train", "val", "test")}

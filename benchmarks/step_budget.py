@@ -19,8 +19,8 @@ from pathlib import Path
 
 import common
 import pandas as pd
-import yaml
-from snakemake.utils import update_config
+
+from pipeline.config import load_config
 
 CHECKPOINTS = (2500, 5000, 10000, 20000, 40000)
 
@@ -79,9 +79,7 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2)
     a = p.parse_args()
     run = Path(a.run)
-    cfg = {}
-    for path in a.config:
-        update_config(cfg, yaml.safe_load((run / path).read_text()) or {})
+    cfg = load_config(*(run / path for path in a.config))  # merged and checked as the workflow does
     res = run / "results" / a.molecule / "data" / cfg["accurate_level"]
     common.print_machine({"run": str(run), "config": " + ".join(a.config), "processes": str(a.jobs)})
     with tempfile.TemporaryDirectory(prefix="step-budget-") as tmp:

@@ -118,19 +118,9 @@ def cmd_dataset(a):
         export_extxyz(ds, a.extxyz)
 
 
-def _merge(base: dict, over: dict) -> dict:
-    """Recursive dict update, as Snakemake merges --configfile files over config.yaml."""
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 def cmd_plan(a):
     """The label cost preview (and budget check) of molecules, without running anything."""
     import os
-
-    import yaml
 
     from . import config as pconf
     from .labelling import cost
@@ -138,12 +128,8 @@ def cmd_plan(a):
     if a.config_json is not None:
         config = a.config_json
     else:
-        config = {}
-        for path in a.config:
-            config = _merge(config, yaml.safe_load(open(path)) or {})
         try:
-            pconf.validate_schema(config)
-            pconf.check_config(config)
+            config = pconf.load_config(*a.config)
         except pconf.ConfigError as err:
             print(f"invalid config: {err}", file=sys.stderr)
             return 1

@@ -64,8 +64,20 @@ def default_config() -> dict:
     return validate_schema({})
 
 
-def load_config(path) -> dict:
-    config = yaml.safe_load(Path(path).read_text())
+def merge_configs(base: dict, over: dict) -> dict:
+    """Recursive dict update, as Snakemake merges --configfile files over config.yaml."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = merge_configs(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def load_config(*paths) -> dict:
+    """The configuration of config files merged in --configfile order, checked as the workflow
+    checks it (schema defaults filled in); raises ConfigError."""
+    config: dict = {}
+    for path in paths:
+        config = merge_configs(config, yaml.safe_load(Path(path).read_text()) or {})
     validate_schema(config)
     check_config(config)
     return config
