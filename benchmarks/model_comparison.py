@@ -30,6 +30,7 @@ import pandas as pd
 
 from pipeline.evaluation.collect import evaluation_record
 from pipeline.evaluation.stats import mean_interval, reduction_interval
+from pipeline.report.figures import model_label
 
 METHODS = ("standard", "asteroid", "delta")  # per neural model, in table order
 N_BOOT = 2000
@@ -71,7 +72,7 @@ def load_errors(results_dir: Path, results: pd.DataFrame, models: list[str], che
 
 
 def label(model: str, method: str, cheap_level: str) -> str:
-    name = {"egnn": "EGNN", "gemnet": "GemNet-T", "mace": "MACE", "sgdml": "sGDML"}.get(model, model)
+    name = model_label(model)
     if method == "asteroid":
         return f"{name} + ASTEROID ({cheap_level})"
     if method == "delta":

@@ -577,15 +577,18 @@ def export_forcefield(
         meta["cheap_level_entry"] = cheap_entry
         meta["prmtop"] = "gaff2.prmtop" if cheap_entry.get("engine") == "empirical" else None
     same_n = results[(results["n_train"] == best["n_train"]) & results["val_force_mae_kcal"].notna()]
-    sg = same_n[same_n["method"] == "sgdml"]
-    if len(sg):
-        # The kernel baseline is not exported (it needs sgdml's own calculator), but a user must
-        # know when it did better on the same validation data.
-        meta["sgdml_same_n"] = {
-            "val_force_mae_kcal_per_mol_A": float(sg["val_force_mae_kcal"].iloc[0]),
-            "better_on_validation": bool(sg["val_force_mae_kcal"].iloc[0] < best["val_force_mae_kcal"]),
-            "model": str(Path(sg["_path"].iloc[0]).with_name("sgdml_model.npz")),
-        }
+    for kernel in KERNEL_METHODS:
+        sg = same_n[same_n["method"] == kernel].sort_values("val_force_mae_kcal")
+        if len(sg):
+            # Kernel models are not exported (they need sgdml's own calculator), but a user must
+            # know when one did better on the same validation data.
+            meta[f"{kernel}_same_n"] = {
+                "val_force_mae_kcal_per_mol_A": float(sg["val_force_mae_kcal"].iloc[0]),
+                "better_on_validation": bool(sg["val_force_mae_kcal"].iloc[0] < best["val_force_mae_kcal"]),
+                "model": str(Path(sg["_path"].iloc[0]).with_name("sgdml_model.npz")),
+            }
+            if kernel == "delta_sgdml":
+                meta[f"{kernel}_same_n"]["cheap_level"] = sg["cheap_level"].iloc[0]
     other = same_n[same_n["method"].isin(PRODUCT_METHODS if is_delta else ("delta",))]
     if len(other):
         # The best of the other kind: a plain force field (no cheap level at run time) when a Δ model

@@ -60,7 +60,7 @@ METHOD_COLORS = {
 }
 # Kernel methods (model "sgdml"): overlaid on every model's panel, dashed.
 KERNEL_METHODS = ("sgdml", "delta_sgdml")
-MODEL_LABELS = {"egnn": "EGNN", "gemnet": "GemNet", "sgdml": "sGDML"}
+MODEL_LABELS = {"egnn": "EGNN", "gemnet": "GemNet", "mace": "MACE", "sgdml": "sGDML"}
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 _LINESTYLES = ["-", "--", "-.", ":"]
 _OTHER_COLOR = "#7f7f7f"

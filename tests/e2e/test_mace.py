@@ -1,12 +1,15 @@
-"""`training.models: [mace]` runs the whole DAG: every training stage (standard, bias, stage 2,
-fine-tuning, score matching, Δ-learning), evaluation, MD stability through the ASE calculator,
-collection and the report, with a tiny MACE (config-tiny.yaml's training.hparams.mace).
+"""`training.models: [egnn, mace]` runs the whole DAG: every MACE training stage (standard, bias,
+stage 2, fine-tuning, score matching, Δ-learning), evaluation, MD stability through the ASE
+calculator, collection and the report with both models, with a tiny MACE (config-tiny.yaml's
+training.hparams.mace); and benchmarks/model_comparison.py pairs the two models.
 
-The finished tiny EGNN run is copied (timestamps and Snakemake metadata kept), so sampling and
-labelling are not repeated: only the model-dependent jobs run again."""
+The finished tiny EGNN run is copied (timestamps and Snakemake metadata kept) and MACE added to its
+models, as a user would: sampling, labelling and the EGNN models are not repeated."""
 
 import json
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -14,7 +17,7 @@ import pytest
 
 from pipeline.models import load_model
 
-from .conftest import snakemake
+from .conftest import ROOT, snakemake
 
 pytestmark = pytest.mark.e2e
 MOL = "results/ethanol"
@@ -27,7 +30,7 @@ def mace_run(finished_run, tmp_path_factory):
     shutil.copytree(wd, mace_wd, symlinks=True)
     cfg = (mace_wd / "config-tiny.yaml").read_text()
     assert "  models: [egnn]\n" in cfg
-    (mace_wd / "config-tiny.yaml").write_text(cfg.replace("  models: [egnn]\n", "  models: [mace]\n"))
+    (mace_wd / "config-tiny.yaml").write_text(cfg.replace("  models: [egnn]\n", "  models: [egnn, mace]\n"))
     r = snakemake(mace_wd, "results/ethanol/report.html")
     return mace_wd, r
 
@@ -36,9 +39,10 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
     wd, r = mace_run
     log = r.stdout + r.stderr
     assert "rule md:" not in log and "rule label_chunk:" not in log  # sampling and labels reused
+    assert "model=mace" in log and "model=egnn" not in log  # only MACE is trained
     df = pd.read_csv(wd / MOL / "results.csv")
-    nn = df[df.model != "sgdml"]
-    assert set(nn["model"]) == {"mace"}
+    assert set(df["model"]) == {"egnn", "mace", "sgdml"}
+    nn = df[df.model == "mace"]
     assert {
         "standard",
         "asteroid",
@@ -53,8 +57,9 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
     stab = pd.read_csv(wd / MOL / "stability.csv")
     assert (stab["steps_completed"] > 0).all() and len(stab) > 0
     meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())
-    assert meta["model"] in {"mace", "sgdml"}
-    assert (wd / MOL / "report.html").stat().st_size > 0
+    assert meta["model"] in {"egnn", "mace"}
+    report = (wd / MOL / "report.html").read_text(encoding="utf-8")
+    assert "MACE" in report and "EGNN" in report
 
     models = sorted((wd / MOL).glob("models/mace/**/*.pt")) + sorted((wd / MOL).glob("delta/mace/**/*.pt"))
     assert models, "no MACE model files"
@@ -65,3 +70,24 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
         assert model.hparams["avg_num_neighbors"] > 1.0  # fitted on the training frames, saved with the model
         stages.add(model.extra["stage"])
     assert {"standard", "cheap", "finetune", "score_matching", "delta"} <= stages
+
+
+def test_model_comparison_pairs_mace_with_egnn(mace_run):
+    wd, _ = mace_run
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "model_comparison.py"), "--models", "egnn", "mace"],
+        cwd=wd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-4000:]
+    pairs = [
+        ("MACE standard", "EGNN standard"),
+        ("MACE + ASTEROID (xtb)", "EGNN + ASTEROID (xtb)"),
+        ("Δ-MACE (xtb)", "Δ-EGNN (xtb)"),
+        ("MACE standard", "sGDML"),
+    ]
+    for n in (4, 8):
+        for a, b in pairs:
+            assert f"| {a} | {b} | {n} | 1 |" in r.stdout

@@ -357,6 +357,9 @@ def test_a_delta_model_best_on_validation_is_the_recommended_force_field(tmp_pat
     plain = meta["plain_same_n"]
     assert plain["method"] == "standard" and not plain["better_on_validation"]
     assert plain["predict_cpu_s_per_frame"] == 0.002 and plain["model_path"].endswith("std/model.pt")
+    dsg = meta["delta_sgdml_same_n"]  # not exported, but named with its validation error
+    assert dsg["val_force_mae_kcal_per_mol_A"] == 0.9 and not dsg["better_on_validation"]
+    assert dsg["cheap_level"] == "xtb" and dsg["model"].endswith("dsg/sgdml_model.npz")
 
 
 def test_a_recommended_delta_model_on_gaff2_is_exported_with_its_prmtop(tmp_path):
