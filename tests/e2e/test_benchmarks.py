@@ -1,11 +1,12 @@
 """The benchmark scripts run on a finished (tiny) run and print their tables."""
 
+import re
 import subprocess
 import sys
 
 import pandas as pd
 
-from .conftest import ROOT
+from .conftest import ROOT, snakemake
 
 
 def bench(workdir, script, *args):
@@ -45,6 +46,21 @@ def test_model_comparison_pairs_models_with_sgdml_on_the_same_frames(finished_ru
     for method in ("EGNN standard", "EGNN + ASTEROID (xtb)", "Δ-EGNN (xtb)"):
         assert f"| {method} | sGDML | 8 |" in out and f"| {method} | sGDML | 4 |" in out
     assert "## Training cost" in out
+
+
+def test_schedule_replay_reproduces_the_finished_run(finished_run, tmp_path):
+    """Replaying the run's own start order on its 2 cores gives back its measured wall time (the
+    simulation is sound), and the workflow's priorities are read from a dry run."""
+    workdir, _ = finished_run
+    log = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))[0]  # the first, whole run
+    dry = snakemake(workdir, "-n", "-F", "results/ethanol/report.html")
+    dryrun = tmp_path / "dryrun.txt"
+    dryrun.write_text(dry.stdout + dry.stderr)
+    out = bench(workdir, "schedule_replay.py", "--log", str(log), "--dryrun", str(dryrun), "--cores", "2")
+    measured = float(re.search(r"measured makespan ([\d.]+) min", out).group(1))
+    replay = float(re.search(r"^\| 2 \| ([\d.]+) \|", out, re.M).group(1))
+    assert measured > 0 and 0.8 * measured <= replay <= measured + 0.05
+    assert int(re.search(r"(\d+) jobs have a priority", out).group(1)) > 0
 
 
 def test_stage_table_of_a_finished_run(finished_run):

@@ -153,6 +153,12 @@ def get_chunk_bounds(wildcards):
     return {"start": i * size, "stop": (i + 1) * size}
 
 
+def get_label_priority(wildcards):
+    """Accurate training frames first, then validation: every training job waits for both, while
+    the test labels are needed only by the evaluations (BENCHMARKS.md section 1, scheduling)."""
+    return {"train": 200, "val": 150}.get(wildcards.subset, 0)
+
+
 def get_dataset_inputs(wildcards):
     """Chunks of a computed level, or the frames file itself for free levels (GAFF2, imported)."""
     mol = get_molecule(wildcards)
@@ -232,6 +238,17 @@ TRAIN_ARGS = (
 def train_command(args):
     """The shell command of a training rule: `python -m pipeline <args>` and then TRAIN_ARGS."""
     return f"python -m pipeline {args} {TRAIN_ARGS}"
+
+
+def get_chain_priority(wildcards):
+    """The longest chains first: standard training -> bias -> stage 2 -> fine-tuning of the largest
+    N before smaller ones (the cheap-only model, which has no N, and the unweighted fine-tunings,
+    gamma = inf, that hang off it fill the gaps); on 2 cores the default run's last minutes were
+    otherwise one N = 100 chain on one core (BENCHMARKS.md section 1, scheduling)."""
+    n = getattr(wildcards, "n", None)
+    if n is None or getattr(wildcards, "gamma", None) == "inf":
+        return 0
+    return int(n)
 
 
 def get_stage2_weights(wildcards, input):

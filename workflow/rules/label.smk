@@ -10,6 +10,7 @@ rule label_chunk:
         "results/logs/{molecule}/label/{level}/{subset}/chunk{chunk}.log",
     benchmark:
         "results/benchmarks/{molecule}/label/{level}/{subset}/chunk{chunk}.tsv"
+    priority: get_label_priority
     conda:
         "../../envs/qm.yaml"
     threads: config["labelling"]["threads"]

@@ -18,6 +18,7 @@ rule train_standard:
         "results/logs/{molecule}/train/{model}/standard/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/train_standard/{model}/N{n}_s{seed}.tsv"
+    priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]
@@ -45,6 +46,7 @@ rule bias:
         "results/logs/{molecule}/train/{model}/bias/{level}/N{n}_s{seed}.log",
     benchmark:
         "results/benchmarks/{molecule}/bias/{model}/{level}/N{n}_s{seed}.tsv"
+    priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]
@@ -70,6 +72,7 @@ rule train_stage2:
         "results/benchmarks/{molecule}/train_stage2/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
     wildcard_constraints:
         gamma=GAMMA_RE,
+    priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]
@@ -144,6 +147,7 @@ rule finetune_cheap:
         "results/benchmarks/{molecule}/finetune/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
     wildcard_constraints:
         gamma=GAMMA_OR_INF_RE,
+    priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]
