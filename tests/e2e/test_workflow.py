@@ -5,6 +5,8 @@ intervals, sGDML, Δ-learning on xTB, MD stability, the recommended force field 
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,7 @@ from pipeline.data import load_npz
 from pipeline.evaluation.calculator import load_forcefield
 from tests.unit.report.browser import check_report_in_browser, find_chromium, results_table_mismatches
 
-from .conftest import snakemake
+from .conftest import ROOT, snakemake
 
 pytestmark = pytest.mark.e2e
 MOL = "results/ethanol"
@@ -104,6 +106,17 @@ def test_results_cover_every_method(finished_run):
     assert (
         set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta"} and (stab["steps_completed"] > 0).all()
     )
+
+
+def test_readme_force_field_snippet_runs_verbatim(finished_run):
+    """README's "Using the force field" code, as written, on the finished run (1,000 MD steps with
+    the exported model; warnings are errors, so a deprecated call in it fails here)."""
+    wd, _ = finished_run
+    readme = (ROOT / "README.md").read_text()
+    code = readme.split("## Using the force field")[1].split("```python\n")[1].split("```")[0]
+    assert "load_forcefield(" in code
+    r = subprocess.run([sys.executable, "-W", "error", "-c", code], cwd=wd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
 
 
 def test_delta_learning_is_one_more_method_in_the_same_accounting(finished_run):
