@@ -543,14 +543,13 @@ def export_forcefield(
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = Path(best["_path"]).with_name("model.pt")
     is_delta = best["method"] == "delta"
-    cheap_entry = None
-    if is_delta:
-        cheap_entry = json.loads(Path(best["_path"]).read_text())["model_extra"]["cheap_entry"]
-        if cheap_entry.get("engine") == "empirical" and not prmtop:
-            raise ValueError(
-                f"the recommended Δ model ({best['model']} on {best['cheap_level']}) needs the molecule's GAFF2 "
-                "prmtop at every call; pass it to collect (--prmtop)"
-            )
+    cheap_entry = json.loads(Path(best["_path"]).read_text())["model_extra"]["cheap_entry"] if is_delta else None
+    needs_prmtop = is_delta and cheap_entry.get("engine") == "empirical"
+    if needs_prmtop and not prmtop:
+        raise ValueError(
+            f"the recommended Δ model ({best['model']} on {best['cheap_level']}) needs the molecule's GAFF2 "
+            "prmtop at every call; pass it to collect (--prmtop)"
+        )
     meta = {
         "molecule": molecule,
         "model": best["model"],
@@ -575,7 +574,7 @@ def export_forcefield(
     if is_delta:
         # The cheap level runs at every call: a user must know what it is and what it costs.
         meta["cheap_level_entry"] = cheap_entry
-        meta["prmtop"] = "gaff2.prmtop" if cheap_entry.get("engine") == "empirical" else None
+        meta["prmtop"] = "gaff2.prmtop" if needs_prmtop else None
     same_n = results[(results["n_train"] == best["n_train"]) & results["val_force_mae_kcal"].notna()]
     for kernel in KERNEL_METHODS:
         sg = same_n[same_n["method"] == kernel].sort_values("val_force_mae_kcal")
@@ -595,7 +594,7 @@ def export_forcefield(
         # is recommended, else the Δ model a user could run instead.
         key = "plain_same_n" if is_delta else "delta_same_n"
         meta[key] = _alternative(other.sort_values(["val_force_mae_kcal", "method"]).iloc[0], best)
-    if is_delta and meta["prmtop"]:
+    if needs_prmtop:
         atomic_write(out_dir / "gaff2.prmtop", lambda tmp: shutil.copyfile(prmtop, tmp))
     atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))
     text = json.dumps(meta, indent=2)

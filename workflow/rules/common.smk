@@ -429,13 +429,11 @@ def get_collect_inputs(wildcards):
 def get_collect_prmtop(wildcards):
     """The GAFF2 prmtop when a Δ level is GAFF2: a Δ model recommended as the force field needs it."""
     mol = get_molecule(wildcards)
-    gaff2 = [lvl for lvl in pconf.delta_levels(config, mol) if pconf.level(config, lvl).ENGINE == "empirical"]
-    return [f"results/{mol}/md/gaff2.prmtop"] if gaff2 else []
+    return get_gaff2_prmtop(mol, pconf.delta_levels(config, mol))
 
 
 def get_collect_prmtop_flag(wildcards):
-    paths = get_collect_prmtop(wildcards)
-    return f"--prmtop {paths[0]}" if paths else ""
+    return get_prmtop_flag(get_collect_prmtop(wildcards))
 
 
 def get_collect_cheap_flags(wildcards):
@@ -502,19 +500,24 @@ def get_delta_cheap_test(wildcards):
     return get_dataset(mol, "test", lvl)
 
 
+def get_gaff2_prmtop(molecule, levels):
+    """[the molecule's GAFF2 prmtop] when one of the levels is GAFF2 (computed at new geometries
+    through OpenMM), else []."""
+    gaff2 = any(pconf.level(config, lvl).ENGINE == "empirical" for lvl in levels)
+    return [f"results/{molecule}/md/gaff2.prmtop"] if gaff2 else []
+
+
+def get_prmtop_flag(paths):
+    return f"--prmtop {paths[0]}" if paths else ""
+
+
 def get_delta_prmtop(wildcards):
-    """The GAFF2 prmtop when the Δ level is GAFF2 (it is computed at new geometries through OpenMM)."""
-    mol = get_molecule(wildcards)
-    return (
-        [f"results/{mol}/md/gaff2.prmtop"]
-        if pconf.level(config, get_delta_level(wildcards)).ENGINE == "empirical"
-        else []
-    )
+    """The GAFF2 prmtop when the Δ level is GAFF2."""
+    return get_gaff2_prmtop(get_molecule(wildcards), [get_delta_level(wildcards)])
 
 
 def get_delta_prmtop_flag(wildcards):
-    paths = get_delta_prmtop(wildcards)
-    return f"--prmtop {paths[0]}" if paths else ""
+    return get_prmtop_flag(get_delta_prmtop(wildcards))
 
 
 def get_delta_models(molecule):
