@@ -22,6 +22,19 @@ def snakemake(workdir, *args, check=True, timeout=1800):
     return r
 
 
+def bench(workdir, script, *args):
+    """Run benchmarks/<script> in `workdir`; returns its stdout (the tables)."""
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-4000:]
+    return r.stdout
+
+
 def make_workdir(path: Path) -> Path:
     """A fresh checkout-like working directory: workflow, envs, default and tiny config."""
     shutil.copytree(ROOT / "workflow", path / "workflow")

@@ -1,24 +1,10 @@
 """The benchmark scripts run on a finished (tiny) run and print their tables."""
 
 import re
-import subprocess
-import sys
 
 import pandas as pd
 
-from .conftest import ROOT, snakemake
-
-
-def bench(workdir, script, *args):
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / script), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-4000:]
-    return r.stdout
+from .conftest import bench, snakemake
 
 
 def test_accuracy_per_cost_tables(finished_run):

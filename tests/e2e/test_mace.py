@@ -8,8 +8,6 @@ models, as a user would: sampling, labelling and the EGNN models are not repeate
 
 import json
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -17,7 +15,7 @@ import pytest
 
 from pipeline.models import load_model
 
-from .conftest import ROOT, snakemake
+from .conftest import bench, snakemake
 
 pytestmark = pytest.mark.e2e
 MOL = "results/ethanol"
@@ -74,14 +72,7 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
 
 def test_model_comparison_pairs_mace_with_egnn(mace_run):
     wd, _ = mace_run
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "model_comparison.py"), "--models", "egnn", "mace"],
-        cwd=wd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert r.returncode == 0, r.stderr[-4000:]
+    out = bench(wd, "model_comparison.py", "--models", "egnn", "mace")
     pairs = [
         ("MACE standard", "EGNN standard"),
         ("MACE + ASTEROID (xtb)", "EGNN + ASTEROID (xtb)"),
@@ -90,4 +81,4 @@ def test_model_comparison_pairs_mace_with_egnn(mace_run):
     ]
     for n in (4, 8):
         for a, b in pairs:
-            assert f"| {a} | {b} | {n} | 1 |" in r.stdout
+            assert f"| {a} | {b} | {n} | 1 |" in out
