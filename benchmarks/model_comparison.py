@@ -80,12 +80,11 @@ def label(model: str, method: str, cheap_level: str) -> str:
     return name if model == "sgdml" else f"{name} standard"
 
 
-def paired(a: tuple, b: tuple) -> tuple[np.ndarray, np.ndarray, int] | None:
-    """The errors of a and b on the seeds both have; a deterministic side (one seed) is repeated."""
+def paired(a: tuple, b: tuple, b_deterministic: bool = False) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """The errors of a and b on the seeds both have. A deterministic b (sGDML: one error vector,
+    no seed) is repeated for every seed of a; a neural model run with fewer seeds is not."""
     (sa, ea), (sb, eb) = a, b
-    if len(sa) == 1 and len(sb) > 1:
-        return np.repeat(ea, len(sb), axis=0), eb, len(sb)
-    if len(sb) == 1 and len(sa) > 1:
+    if b_deterministic:
         return ea, np.repeat(eb, len(sa), axis=0), len(sa)
     common_seeds = sorted(set(sa) & set(sb))
     if not common_seeds:
@@ -143,7 +142,7 @@ def main() -> None:
             ea, eb = errors.get((*ka, n)), errors.get((*kb, n))
             if ea is None or eb is None:
                 continue
-            pr = paired(ea, eb)
+            pr = paired(ea, eb, b_deterministic=kb[0] == "sgdml")
             if pr is None:
                 continue
             rows.append([label(*ka, a.cheap_level), label(*kb, a.cheap_level), n, pr[2], reduction_text(pr[0], pr[1])])
