@@ -12,8 +12,9 @@ for each model, N and seed) and the per-frame test errors in every ``eval.json``
    intervals over test frames and the seeds both have (sGDML is deterministic: its one error vector
    is paired with every seed): each model against each other model by method, and each model's
    methods against sGDML; "n.s." where the interval includes zero;
-3. training CPU-hours per model and method (mean over seeds, every stage of the method counted, as
-   ``results.csv`` counts them) next to the error, for accuracy per CPU-minute.
+3. the whole cost per model, method and N next to the error, for accuracy per CPU-minute: CPU-minutes
+   of labels (accurate and cheap) and of training (every stage of the method), mean over seeds, as
+   ``results.csv`` counts them.
 
     python benchmarks/model_comparison.py --results results --models egnn mace
 """
@@ -148,16 +149,31 @@ def main() -> None:
             rows.append([label(*ka, a.cheap_level), label(*kb, a.cheap_level), n, pr[2], reduction_text(pr[0], pr[1])])
     print(common.markdown_table(["A", "B", "N", "seeds", "reduction [95% CI]"], rows))
 
-    print("\n## Training cost: CPU-hours per model (mean over seeds; every stage of the method)\n")
+    print(
+        "\n## Accuracy and the whole cost: test force MAE, CPU-hours of labels (accurate and cheap) and of "
+        "training (every stage of the method), mean over seeds\n"
+    )
     res = results[results["n_train"].isin(sizes)]
     rows = []
     for m, meth in columns:
         sel = res[(res["model"] == m) & (res["method"] == meth)]
         if meth in ("asteroid", "delta"):
             sel = sel[sel["cheap_level"] == a.cheap_level]
-        cpu = sel.groupby("n_train")["train_cpu_h_total"].mean()
-        rows.append([label(m, meth, a.cheap_level)] + [float(cpu.get(n, np.nan)) for n in sizes])
-    print(common.markdown_table(["method"] + [f"N = {n}" for n in sizes], rows))
+        cost = sel.groupby("n_train")[["data_cost_cpu_h", "train_cpu_h_total", "total_cpu_h"]].mean()
+        for n in sizes:
+            e = errors.get((m, meth, n))
+            if e is None or n not in cost.index:
+                continue
+            c = cost.loc[n]
+            rows.append(
+                [label(m, meth, a.cheap_level), n, len(e[0]), f"{e[1].mean():.2f}"]
+                + [f"{60 * c[k]:.1f}" for k in ("data_cost_cpu_h", "train_cpu_h_total", "total_cpu_h")]
+            )
+    print(
+        common.markdown_table(
+            ["method", "N", "seeds", "test MAE", "labels, CPU-min", "training, CPU-min", "total, CPU-min"], rows
+        )
+    )
 
 
 if __name__ == "__main__":

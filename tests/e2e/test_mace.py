@@ -82,3 +82,5 @@ def test_model_comparison_pairs_mace_with_egnn(mace_run):
     for n in (4, 8):
         for a, b in pairs:
             assert f"| {a} | {b} | {n} | 1 |" in out
+        for method in ("MACE standard", "MACE + ASTEROID (xtb)", "Δ-MACE (xtb)", "sGDML"):
+            assert f"| {method} | {n} | 1 |" in out  # accuracy and the whole cost, per N

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
-import model_comparison  # noqa: E402
+import model_comparison
 
 
 def test_a_one_seed_model_pairs_on_its_seed_only():
