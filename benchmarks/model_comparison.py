@@ -150,7 +150,7 @@ def main() -> None:
     print(common.markdown_table(["A", "B", "N", "seeds", "reduction [95% CI]"], rows))
 
     print(
-        "\n## Accuracy and the whole cost: test force MAE, CPU-hours of labels (accurate and cheap) and of "
+        "\n## Accuracy and the whole cost: test force MAE, CPU-minutes of labels (accurate and cheap) and of "
         "training (every stage of the method), mean over seeds\n"
     )
     res = results[results["n_train"].isin(sizes)]
