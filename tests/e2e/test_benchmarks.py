@@ -31,7 +31,10 @@ def test_model_comparison_pairs_models_with_sgdml_on_the_same_frames(finished_ru
     assert f"| {std:.2f} [" in row and f"| {sg:.2f} [" in row
     for method in ("EGNN standard", "EGNN + ASTEROID (xtb)", "Δ-EGNN (xtb)"):
         assert f"| {method} | sGDML | 8 |" in out and f"| {method} | sGDML | 4 |" in out
-    assert "## Training cost" in out
+    assert "## Accuracy and the whole cost" in out
+    cost = res[(res["method"] == "standard") & (res["n_train"] == 8)]["total_cpu_h"].mean()
+    row = next(line for line in out.splitlines() if line.startswith("| EGNN standard | 8 |"))
+    assert row.rstrip(" |").endswith(f"{60 * cost:.1f}")
 
 
 def test_schedule_replay_reproduces_the_finished_run(finished_run, tmp_path):
