@@ -60,10 +60,10 @@ def cmd_import(a):
 
 def cmd_frames(a):
     from .data import load_npz
-    from .splits import take_block
+    from .splits import Block, take_block
 
-    part = take_block(load_npz(a.source), a.offset, a.size, a.seed)
-    part.meta = {**part.meta, "source": a.source, "subset": a.subset, "offset": a.offset}
+    part = take_block(load_npz(a.source), Block.parse(a.block), a.seed)
+    part.meta = {**part.meta, "source": a.source, "subset": a.subset, "block": a.block}
     if a.subset == "unlabelled":
         part.E = part.F = None  # score matching sees positions only
     part.save(a.out)
@@ -196,8 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("frames", help="one subset of a frame source (disjoint seeded blocks)")
     s.add_argument("--source", required=True, help="MD trajectory or imported dataset (.npz)")
     s.add_argument("--subset", required=True)
-    s.add_argument("--offset", type=int, required=True)
-    s.add_argument("--size", type=int, required=True)
+    s.add_argument("--block", required=True, help="SIDE:START:STEP:SIZE in the permutation (pipeline/splits.py)")
     s.add_argument("--seed", type=int, required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_frames)

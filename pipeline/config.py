@@ -215,17 +215,26 @@ def subset_source(config: dict, molecule: str, subset: str) -> str:
     return "md"
 
 
-def subset_block(config: dict, molecule: str, subset: str) -> tuple[int, int]:
-    """(offset, size) of a subset in the seeded permutation of its source."""
-    from .splits import blocks
-
-    src = subset_source(config, molecule, subset)
-    sizes = {
+def _source_sizes(config: dict, molecule: str, source: str) -> dict[str, int]:
+    return {
         s: subset_size(config, molecule, s)
         for s in subsets(config, molecule)
-        if subset_source(config, molecule, s) == src
+        if subset_source(config, molecule, s) == source
     }
-    return blocks(sizes)[subset]
+
+
+def subset_block(config: dict, molecule: str, subset: str):
+    """The splits.Block of a subset in the seeded permutation of its source."""
+    from .splits import blocks
+
+    return blocks(_source_sizes(config, molecule, subset_source(config, molecule, subset)))[subset]
+
+
+def source_frames_needed(config: dict, molecule: str, subset: str) -> int:
+    """Frames the source of `subset` must hold for all its subsets to be disjoint."""
+    from .splits import frames_needed
+
+    return frames_needed(_source_sizes(config, molecule, subset_source(config, molecule, subset)))
 
 
 def check_molecule(config: dict, molecule: str) -> None:
@@ -249,11 +258,9 @@ def check_molecule(config: dict, molecule: str) -> None:
         )
     _check_file_sources(config, molecule, spec)
     _check_delta(config, molecule)
-    md_total = sum(
-        subset_size(config, molecule, s)
-        for s in subsets(config, molecule)
-        if subset_source(config, molecule, s) == "md"
-    )
+    from .splits import frames_needed
+
+    md_total = frames_needed(_source_sizes(config, molecule, "md"))
     if md_total > config["sampling"]["n_frames"]:
         raise ConfigError(
             f"molecule {molecule!r}: the splits need {md_total} MD frames but sampling.n_frames is "
@@ -291,13 +298,11 @@ def _composition(z) -> dict:
 def _check_file_sources(config: dict, molecule: str, spec) -> None:
     """Imported files: readable, right shapes and units, enough frames, the molecule's atoms."""
     from .data import DatasetError
+    from .splits import frames_needed
 
-    need: dict[str, int] = {}
-    for s in subsets(config, molecule):
-        src = subset_source(config, molecule, s)
-        if src != "md":
-            need[src] = need.get(src, 0) + subset_size(config, molecule, s)
-    for src, n in need.items():
+    sources = {subset_source(config, molecule, s) for s in subsets(config, molecule)} - {"md"}
+    for src in sorted(sources):
+        n = frames_needed(_source_sizes(config, molecule, src))
         try:
             ds = level(config, src).load()
         except DatasetError as err:

@@ -313,15 +313,15 @@ def _cached_hits(ds, level: Level, cache_dir) -> np.ndarray:
 
 
 def _current_frames(frames_path: Path, config: dict, molecule: str, subset: str):
-    """The frames file on disk if it is the block the current config draws (size and offset), else None."""
+    """The frames file on disk if it is the block the current config draws, else None."""
     from .. import config as pconf
     from ..data import load_npz
 
     if not frames_path.exists():
         return None
-    offset, size = pconf.subset_block(config, molecule, subset)
+    block = pconf.subset_block(config, molecule, subset)
     ds = load_npz(frames_path)
-    return ds if len(ds) == size and int(ds.meta.get("offset", -1)) == offset else None
+    return ds if len(ds) == block.size and ds.meta.get("block") == block.token else None
 
 
 def accurate_level_source(config: dict, molecule: str) -> str:

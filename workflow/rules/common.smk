@@ -112,8 +112,8 @@ def get_frames_source(wildcards):
 
 
 def get_frames_block(wildcards):
-    """(offset, size) of the subset in its source's seeded permutation."""
-    return pconf.subset_block(config, get_molecule(wildcards), wildcards.subset)
+    """SIDE:START:STEP:SIZE of the subset in its source's seeded permutation (pipeline/splits.py)."""
+    return pconf.subset_block(config, get_molecule(wildcards), wildcards.subset).token
 
 
 def get_level_entry(wildcards):

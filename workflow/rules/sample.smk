@@ -82,5 +82,5 @@ rule frames:
         block=get_frames_block,
         seed=config["splits"]["seed"],
     shell:
-        "python -m pipeline frames --source {input} --subset {wildcards.subset} --offset {params.block[0]} "
-        "--size {params.block[1]} --seed {params.seed} --out {output} 2> {log}"
+        "python -m pipeline frames --source {input} --subset {wildcards.subset} --block {params.block} "
+        "--seed {params.seed} --out {output} 2> {log}"

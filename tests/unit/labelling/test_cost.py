@@ -200,8 +200,8 @@ def test_plan_counts_frames_and_cache_hits(tmp_path):
     R = np.random.default_rng(2).normal(size=(10, 9, 3))
     (tmp_path / "results" / "ethanol" / "frames").mkdir(parents=True)
     frames = tmp_path / "results" / "ethanol" / "frames" / "train.npz"
-    offset = pconf.subset_block(cfg, "ethanol", "train")[0]
-    Dataset(R=R, z=z, meta={"offset": offset}).save(frames)
+    block = pconf.subset_block(cfg, "ethanol", "train").token
+    Dataset(R=R, z=z, meta={"block": block}).save(frames)
     level = pconf.level(cfg, "ccsd_t")
     cache = LabelCache(cfg["labelling"]["cache_dir"], level.cache_token())
     for i in (0, 1, 2, 7):
@@ -210,10 +210,10 @@ def test_plan_counts_frames_and_cache_hits(tmp_path):
     lp = {lp.level: lp for lp in plan.levels}["ccsd_t"]
     assert lp.n_cached == 4 and lp.n_to_label == 16
     # a frames file left by another config (another block of the trajectory) is not trusted
-    Dataset(R=R, z=z, meta={"offset": offset + 1}).save(frames)
+    Dataset(R=R, z=z, meta={"block": block.replace("front:0", "front:1")}).save(frames)
     stale = cost.plan_labels(cfg, "ethanol", cores=4, results_dir=tmp_path / "results", calibrate=False)
     assert {lp.level: lp for lp in stale.levels}["ccsd_t"].n_cached == 0
-    Dataset(R=R, z=z, meta={"offset": offset}).save(frames)
+    Dataset(R=R, z=z, meta={"block": block}).save(frames)
     assert plan.cpu_h == pytest.approx(full - 4 * lp.cpu_s_per_frame / 3600)
     # chunks of 5: train [0,5) has 2 left, [5,10) 4 left; val, test 5 each
     assert sorted(np.round(np.array(lp.chunks) / lp.cpu_s_per_frame).astype(int)) == [2, 4, 5, 5]
