@@ -32,10 +32,11 @@ import common
 import numpy as np
 import pandas as pd
 
+from pipeline import methods
 from pipeline.report import costs
 
 METHODS = ["standard", "asteroid", "score_matching", "sgdml", "delta", "delta_sgdml"]  # table column order
-KERNEL_METHODS = ("sgdml", "delta_sgdml")  # model "sgdml": compared with this model's standard curve
+KERNEL_METHODS = tuple(methods.names(kernel=True))  # model "sgdml": compared with this model's standard curve
 
 
 def method_label(method: str, cheap_level) -> str:

@@ -120,6 +120,7 @@ def run_size(args: dict) -> list[dict]:
             hparams=hparams,
             cheap_npz=data["cheap"],
             bias_npz=bias_npz,
+            gamma_kind="inf" if g == float("inf") else "absolute",
             gamma=g,
             stage=cheap,
         )
@@ -130,6 +131,7 @@ def run_size(args: dict) -> list[dict]:
         hparams=hparams,
         cheap_npz=data["cheap"],
         bias_npz=bias_npz,
+        gamma_kind="absolute",
         gamma=1.0,
         stage=stage2_long,
     )
@@ -174,6 +176,7 @@ def run_size(args: dict) -> list[dict]:
             hparams=hparams,
             cheap_npz=sub,
             bias_npz=sub_bias,
+            gamma_kind="absolute",
             gamma=1.0,
             stage=cheap,
         )

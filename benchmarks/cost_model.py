@@ -5,8 +5,10 @@ molecule's accurate level and its computed cheap levels in ``config.yaml``), thi
 
 1. samples an MD frame the way the pipeline does (RDKit -> GAFF2/AM1-BCC -> OpenMM Langevin MD at
    ``sampling.temperature_K``; 2000 equilibration steps, then the frame 100 steps later),
-2. prints the model's fit (``cost.alone_cpu_s_per_frame``, 1 thread) and the preview's estimate
-   (``model_cpu_s_per_frame``: the fit times ``cost.PIPELINE_FACTOR``),
+2. prints the level's own cost model (pipeline/labelling/levels.py): its fit
+   (``Level.alone_cpu_s_per_frame``, 1 thread) and the estimate the preview, the job sizing and
+   the label jobs' cluster requests use (``Level.cpu_s_per_frame``: the fit times
+   ``cost.PIPELINE_FACTOR``),
 3. labels the frame through the pipeline's own path (``runner._label_one``: the level's
    ``compute`` with the retry policy) in this process with 1 thread, unless the prediction is over
    ``--max-minutes`` (those rows say "skipped"),
@@ -35,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import config as pconf
-from pipeline.labelling.cost import alone_cpu_s_per_frame, model_cpu_s_per_frame, orbitals
+from pipeline.labelling.levels import orbitals
 from pipeline.labelling.runner import _label_one, set_threads
 from pipeline.molecules import BUILTIN_SMILES
 
@@ -88,8 +90,8 @@ def describe(config: dict, molecule: str, level_name: str, z) -> dict:
         n_bf=orb.n_bf if orb else "",
         o=orb.o if orb else "",
         v=orb.v if orb else "",
-        predicted_cpu_s=alone_cpu_s_per_frame(level, z),
-        pipeline_estimate_cpu_s=model_cpu_s_per_frame(level, z),
+        predicted_cpu_s=level.alone_cpu_s_per_frame(z),
+        pipeline_estimate_cpu_s=level.cpu_s_per_frame(z),
     )
 
 
@@ -176,8 +178,8 @@ def main(argv=None) -> int:
     if a.from_csv:
         df = pd.read_csv(a.from_csv, keep_default_na=False)
         levels = [(pconf.level(config, r.level), np.array([int(x) for x in r.z.split()])) for r in df.itertuples()]
-        df["predicted_cpu_s"] = [alone_cpu_s_per_frame(lv, z) for lv, z in levels]
-        df["pipeline_estimate_cpu_s"] = [model_cpu_s_per_frame(lv, z) for lv, z in levels]
+        df["predicted_cpu_s"] = [lv.alone_cpu_s_per_frame(z) for lv, z in levels]
+        df["pipeline_estimate_cpu_s"] = [lv.cpu_s_per_frame(z) for lv, z in levels]
         df["status"] = [
             f"skipped: predicted {p / 60:.0f} min > {a.max_minutes:g}" if st.startswith("skipped") else st
             for st, p in zip(df["status"], df["predicted_cpu_s"])

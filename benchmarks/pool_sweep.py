@@ -23,7 +23,9 @@ from pathlib import Path
 import common
 import numpy as np
 
+from pipeline import layout
 from pipeline.config import load_config
+from pipeline.methods.base import gamma_tokens
 
 
 def one(task: dict) -> dict:
@@ -55,7 +57,8 @@ def one(task: dict) -> dict:
             hparams=tr["hparams"][model_name],
             cheap_npz=tmp / "pool.npz",
             bias_npz=tmp / "bias.npz",
-            gamma=g,
+            gamma_kind=layout.gamma_from_token(g)[0],
+            gamma=layout.gamma_from_token(g)[1],
             stage=tr["cheap"],
             out_model=s2 / "model.pt",
             out_history=s2 / "history.csv",
@@ -107,17 +110,16 @@ def main() -> None:
     run = Path(a.run)
     cfg = load_config(*(run / path for path in a.config))  # merged and checked as the workflow does
     acc = cfg["accurate_level"]
-    res = run / "results" / a.molecule
-    data = {k: str(res / "data" / acc / f"{k}.npz") for k in ("train", "val", "test")}
-    cheap = res / "data" / a.level / f"cheap-{a.level}.npz"
+    res = run / layout.fill(layout.MOLECULE, molecule=a.molecule)
+    data = {k: str(run / layout.dataset(a.molecule, acc, k)) for k in ("train", "val", "test")}
+    cheap = run / layout.dataset(a.molecule, a.level, f"cheap-{a.level}")
     model = cfg["training"]["models"][0]
     seeds = cfg["training"]["seeds"]
-    gammas = (
-        [f"{g:g}" for g in cfg["asteroid"]["gammas"]]
-        + [f"r{c:g}" for c in cfg["asteroid"]["relative_gammas"]]
-        + ["inf"]
-    )
-    std_dir = res / "models" / model / "standard"
+    gammas = gamma_tokens(cfg) + ["inf"]
+
+    def std_run(seed, name):
+        return run / layout.run("standard", name, molecule=a.molecule, model=model, n=a.n, seed=seed)
+
     common.print_machine({"run": str(res), "config": " + ".join(a.config), "processes": str(a.jobs)})
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pool-sweep-") as tmp:
@@ -130,7 +132,7 @@ def main() -> None:
                 "cheap": str(cheap),
                 "gammas": gammas,
                 "n": a.n,
-                "stage1": str(std_dir / f"N{a.n}_s{s}" / "model.pt"),
+                "stage1": str(std_run(s, "model.pt")),
                 **data,
             }
             for m in a.pools
@@ -142,8 +144,8 @@ def main() -> None:
     def run_errors(path: Path) -> np.ndarray:
         return np.asarray(json.loads(path.read_text())["per_frame_force_mae_kcal"])
 
-    base = np.stack([run_errors(std_dir / f"N{a.n}_s{s}" / "eval.json") for s in seeds])  # [n_seeds, n_test]
-    results = __import__("pandas").read_csv(res / "results.csv")
+    base = np.stack([run_errors(std_run(s, "eval.json")) for s in seeds])  # [n_seeds, n_test]
+    results = __import__("pandas").read_csv(run / layout.table("results", molecule=a.molecule))
     full = results[
         (results["method"] == "asteroid") & (results["cheap_level"] == a.level) & (results["n_train"] == a.n)
     ]
@@ -152,7 +154,9 @@ def main() -> None:
     for m in sorted(a.pools) + [n_pool]:
         if m == n_pool:
             by_seed = {int(r.seed): r for r in full.itertuples()}
-            err = np.stack([_run_eval_errors(res, model, a.level, a.n, s, by_seed[s].gamma_spec) for s in seeds])
+            err = np.stack(
+                [_run_eval_errors(run, a.molecule, model, a.level, a.n, s, by_seed[s].gamma_spec) for s in seeds]
+            )
             chosen = [str(by_seed[s].gamma_spec) for s in seeds]
             cpu_h = float(full["train_cpu_h_total"].mean())
         else:
@@ -192,15 +196,17 @@ def main() -> None:
     )
 
 
-def _run_eval_errors(res: Path, model: str, level: str, n: int, seed: int, gamma_spec: str) -> np.ndarray:
+def _run_eval_errors(run: Path, molecule, model: str, level: str, n: int, seed: int, gamma_spec) -> np.ndarray:
     """Per-frame test errors of the run's own fine-tuned model for that gamma candidate."""
     g = str(gamma_spec)
     try:  # a CSV column of absolute gammas only is read back as floats ('1' -> 1.0)
         g = f"{float(g):g}"
     except ValueError:
         pass
-    path = res / "models" / model / "finetune" / level / f"g{g}" / f"N{n}_s{seed}" / "eval.json"
-    return np.asarray(json.loads(path.read_text())["per_frame_force_mae_kcal"])
+    kw = dict(molecule=molecule, model=model, level=level, gamma=g, n=n, seed=seed)
+    return np.asarray(
+        json.loads((run / layout.run("finetune", "eval.json", **kw)).read_text())["per_frame_force_mae_kcal"]
+    )
 
 
 if __name__ == "__main__":

@@ -168,7 +168,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_sampling_commands(sub)
+    _add_labelling_commands(sub)
+    _add_plan_command(sub)
 
+    from .evaluation.cli import add_commands as add_evaluation
+    from .training.cli import add_commands as add_training
+
+    add_training(sub)
+    add_evaluation(sub)
+    return p
+
+
+def _add_sampling_commands(sub) -> None:
+    """gaff2, md, import and frames: the steps that make frames."""
     s = sub.add_parser("gaff2", help="GAFF2/AM1-BCC parameters for a molecule")
     s.add_argument("--molecule", type=_json, required=True, help="MoleculeSpec as JSON")
     s.add_argument("--prmtop", required=True)
@@ -201,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_frames)
 
+
+def _add_labelling_commands(sub) -> None:
+    """label and dataset: the steps that label frames at a level of theory."""
     s = sub.add_parser("label", help="label a chunk of frames at a computed level (cached per frame)")
     s.add_argument("--frames", required=True)
     s.add_argument("--level-name", required=True)
@@ -230,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--outliers-csv", default=None, help="table of flagged frames")
     s.set_defaults(func=cmd_dataset)
 
+
+def _add_plan_command(sub) -> None:
     s = sub.add_parser("plan", help="label cost preview per molecule and level; exit 1 when over the budget")
     s.add_argument(
         "--config",
@@ -244,13 +262,6 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-budget", action="store_true", help="print the estimate only; never fail")
     s.add_argument("--out", default=None, help="write the estimate as CSV (labelling.cost.PLAN_COLUMNS)")
     s.set_defaults(func=cmd_plan)
-
-    from .evaluation.cli import add_commands as add_evaluation
-    from .training.cli import add_commands as add_training
-
-    add_training(sub)
-    add_evaluation(sub)
-    return p
 
 
 def main(argv=None) -> int:

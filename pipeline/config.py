@@ -120,13 +120,13 @@ def _check_delta(config: dict, molecule: str) -> None:
                 f"delta.cheap_levels: {lvl!r} is the accurate level of {molecule}; a Δ model corrects a "
                 f"cheaper level: remove it"
             )
-        if not engine.COMPUTED and engine.ENGINE != "empirical":
+        if not engine.DELTA_OK:
             raise ConfigError(
                 f"delta.cheap_levels: {lvl!r} is an imported ({engine.ENGINE}) level, which has labels "
                 f"only on its own frames; a Δ model calls its cheap level at new geometries: use a "
                 f"computed level (xtb, dft) or empirical"
             )
-        if engine.ENGINE == "empirical":
+        if engine.MD_FRAMES_ONLY:
             not_md = [s for s in SUBSETS_ACCURATE if subset_source(config, molecule, s) != "md"]
             if not_md:
                 raise ConfigError(
@@ -173,7 +173,7 @@ def bias_diagnostic_levels(config: dict, molecule: str) -> list[str]:
     out = []
     for name in cheap_levels(config, molecule):
         lvl = level(config, name)
-        if lvl.COMPUTED or (lvl.ENGINE == "empirical" and md_val):
+        if lvl.COMPUTED or (lvl.MD_FRAMES_ONLY and md_val):
             out.append(name)
     return out
 

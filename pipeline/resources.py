@@ -1,13 +1,17 @@
-"""Memory and run-time requests per job, sized from the config, for cluster executors (SLURM).
+"""Memory, run time and GPUs per job, sized from the config, for cluster executors (SLURM).
 
-Every rule's `resources:` come from here (through `get_resources` in workflow/rules/common.smk), so
-the requests follow the work: the molecule's size, the level's engine and basis, the number of
-frames a job labels or trains on, epochs, pool sizes and threads. The per-unit costs are anchored
-on measured runs (BENCHMARKS.md: ethanol CCSD(T)/6-31G 13-18 CPU-s per frame, PBE/6-31G 2.7 s and
-aspirin 53 s, EGNN about 5 ms per frame and epoch, peak job RSS under 600 MB in the default run)
-and scaled by power laws in the number of basis functions or atoms; every estimate then carries a
-margin (x2 run time, x1.5 memory) and grows with Snakemake's `attempt` (a job that ran out of time
-or memory is resubmitted with more; the SLURM profile sets `retries: 1`).
+Every rule's `resources:` come from :func:`job_request` and :func:`gpus` (through `get_resources` in
+workflow/rules/common.smk), keyed by the rule's name, so the requests follow the work: the
+molecule's size, the level's engine and basis, the number of frames a job labels or trains on,
+epochs, pool sizes and threads.
+
+Label jobs ask the level itself (:meth:`pipeline.labelling.levels.Level.request`): the same
+CPU-seconds per frame as the label budget and the job sizing (the one label-cost model, fitted on
+measured frames; BENCHMARKS.md section 6). The other per-unit costs are anchored on measured runs
+(BENCHMARKS.md: EGNN about 5 ms per frame and epoch, peak job RSS under 600 MB in the default run)
+and scaled by power laws in the number of atoms. Every estimate then carries a margin (x2 run
+time, x1.5 memory) and grows with Snakemake's `attempt` (a job that ran out of time or memory is
+resubmitted with more; the SLURM profile sets `retries: 1`).
 
 These are guesses, not measurements: a job that needs more than its request fails as TIMEOUT or
 OUT_OF_MEMORY and is retried with more; `--set-resources rule:mem_mb=...` overrides any of them.
@@ -16,6 +20,7 @@ OUT_OF_MEMORY and is retried with more; `--set-resources rule:mem_mb=...` overri
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 MIN_MEM_MB = 1000
@@ -28,36 +33,6 @@ PYTHON_MB = 500  # interpreter with numpy/pyscf or torch imported
 TORCH_MB = 700
 CUDA_HOST_MB = 2000  # host memory of a CUDA context
 PYSCF_MAX_MEMORY_MB = 4000  # PySCF's default max_memory: larger intermediates go to disk
-
-# Basis functions per hydrogen and per heavy (first/second-row) atom, by basis name (lower case).
-# An unknown basis counts as cc-pVTZ (large): the request errs on the safe side.
-BASIS_FUNCTIONS = {
-    "sto-3g": (1, 5),
-    "3-21g": (2, 9),
-    "6-31g": (2, 9),
-    "6-31g*": (2, 15),
-    "6-31g(d)": (2, 15),
-    "6-31g**": (5, 15),
-    "6-31g(d,p)": (5, 15),
-    "6-311g": (3, 13),
-    "6-311g**": (6, 18),
-    "cc-pvdz": (5, 14),
-    "aug-cc-pvdz": (9, 23),
-    "cc-pvtz": (14, 30),
-    "aug-cc-pvtz": (23, 46),
-    "def2-svp": (5, 14),
-    "def2-svpd": (7, 19),
-    "def2-tzvp": (6, 31),
-    "def2-tzvpp": (14, 31),
-}
-UNKNOWN_BASIS = BASIS_FUNCTIONS["cc-pvtz"]
-
-# Label cost per frame, 1 thread: CPU seconds at the reference (ethanol, 6-31G: 39 basis functions)
-# and the power of the basis size it grows with. CCSD(T) formally o^3 v^4 (7), CCSD o^2 v^4 (6),
-# DFT with density fitting about 3 (PBE: ethanol 2.7 s -> aspirin 6-31G 53 s measured; 107 s here).
-REF_NBF = 39
-LABEL_COST = {"ccsd_t": (15.0, 7), "ccsd": (10.0, 6), "dft": (2.7, 3)}
-XTB_S_PER_ATOM2 = 5e-5  # GFN2-xTB: 0.006 s ethanol, 0.02 s aspirin per frame
 
 # Training cost per frame and epoch (forward + backward with forces), 1 thread, EGNN hidden 64,
 # 5 layers on ethanol (9 atoms): about 5 ms. EGNN grows with atom pairs, GemNet-T with triplets.
@@ -92,11 +67,6 @@ def composition_of_symbols(symbols) -> Composition:
     return Composition(heavy=len(symbols) - h, hydrogen=h)
 
 
-def n_basis_functions(basis: str | None, comp: Composition) -> int:
-    per_h, per_heavy = BASIS_FUNCTIONS.get((basis or "").lower().replace(" ", ""), UNKNOWN_BASIS)
-    return per_h * comp.hydrogen + per_heavy * comp.heavy
-
-
 def request(mem_mb: float, runtime_s: float, attempt: int = 1) -> Request:
     """Margins, the attempt's growth (x1.5 memory, x2 time per retry), rounding and bounds."""
     grow_mem = 1 + 0.5 * (attempt - 1)
@@ -107,28 +77,8 @@ def request(mem_mb: float, runtime_s: float, attempt: int = 1) -> Request:
     return Request(int(mem), int(minutes))
 
 
-def _thread_speedup(threads: int) -> float:
+def thread_speedup(threads: int) -> float:
     return 1 + 0.7 * (max(1, threads) - 1)  # 70% parallel efficiency per extra thread
-
-
-# ----------------------------------------------------------------------------- labels
-def label_chunk(level_entry: dict, n_frames: int, comp: Composition, threads: int = 1, attempt: int = 1) -> Request:
-    """A labelling job of `n_frames` frames at one level: per-frame cost of the engine x frames."""
-    engine = level_entry["engine"]
-    if engine == "xtb":
-        per_frame, mem = XTB_S_PER_ATOM2 * comp.atoms**2, PYTHON_MB + 200
-    elif engine in LABEL_COST:
-        nbf = n_basis_functions(level_entry.get("basis"), comp)
-        ref_s, power = LABEL_COST[engine]
-        per_frame = ref_s * (nbf / REF_NBF) ** power
-        if engine == "dft":  # density fitting: three-index tensor, about 3 nbf auxiliary functions
-            work = 8 * 3 * nbf**3 / 1e6 * 2
-        else:  # CCSD: two-electron integrals (8-fold symmetry) and amplitudes, a few copies
-            work = 3 * nbf**4 / 1e6
-        mem = PYTHON_MB + min(work, PYSCF_MAX_MEMORY_MB)
-    else:  # empirical, file: nothing computed per frame
-        per_frame, mem = 0.0, PYTHON_MB
-    return request(mem, n_frames * per_frame / _thread_speedup(threads), attempt)
 
 
 # ----------------------------------------------------------------------------- training
@@ -169,7 +119,7 @@ def training(
         frames = min(frames, stage["max_steps"] * batch)
     evaluations = frames / (stage["eval_every_steps"] * batch if stage["eval_every_steps"] else max(n_train, 1))
     seconds = (frames + evaluations * n_val / 3) * per
-    seconds /= GPU_SPEEDUP if gpu else _thread_speedup(threads)
+    seconds /= GPU_SPEEDUP if gpu else thread_speedup(threads)
     mem = _train_memory(model, hparams, comp, batch, n_train + n_val, gpu)
     return request(mem, seconds, attempt)
 
@@ -178,7 +128,7 @@ def inference(
     model: str, hparams: dict, n_frames: int, comp: Composition, threads: int = 1, attempt: int = 1
 ) -> Request:
     """Predictions with forces on `n_frames` frames (evaluation, bias, MD steps)."""
-    seconds = n_frames * _per_frame_epoch(model, hparams, comp) / 2 / _thread_speedup(threads)
+    seconds = n_frames * _per_frame_epoch(model, hparams, comp) / 2 / thread_speedup(threads)
     return request(_train_memory(model, hparams, comp, 16, n_frames, False), seconds, attempt)
 
 
@@ -191,7 +141,7 @@ def sgdml(
     kernel_mb = dim**2 * 8 / 1e6
     mem = PYTHON_MB + 1.2 * kernel_mb + (n_val + n_test) * dim * 8 / 1e6
     flops = n_sigmas * (dim**3 / 3 + 2 * dim**2 * 3 * comp.atoms * (n_val + n_test))
-    return request(mem, flops / (5e9 * _thread_speedup(threads)), attempt)
+    return request(mem, flops / (5e9 * thread_speedup(threads)), attempt)
 
 
 def md(steps: int, comp: Composition, attempt: int = 1) -> Request:
@@ -203,3 +153,135 @@ def small(n_frames: int = 0, comp: Composition | None = None, attempt: int = 1) 
     """Bookkeeping jobs (GAFF2 set-up, frame selection, dataset merge, tables, report)."""
     atoms = comp.atoms if comp else REF_ATOMS
     return request(PYTHON_MB + n_frames * atoms * 200 / 1e6, 60 + n_frames * 1e-3, attempt)
+
+
+# ----------------------------------------------------------------------------- per rule
+# What a job of each workflow rule asks for, from the config and the job's wildcards (a mapping,
+# or Snakemake's Wildcards: read as wildcards["name"]). Only the wildcards a rule has are read.
+Frames = Callable[[dict, str, Mapping[str, str]], int]
+
+
+def _train_size(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    """The N of the path: accurate frames."""
+    return int(wildcards["n"])
+
+
+def _cheap_pool(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    """The cheap pool of the level of the path."""
+    from . import config as pconf
+
+    return pconf.subset_size(config, molecule, f"cheap-{wildcards['level']}")
+
+
+def _unlabelled(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    return config["splits"]["unlabelled"]
+
+
+def _val(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    return config["splits"]["val"]
+
+
+def _test(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    return config["splits"]["test"]
+
+
+def _md_steps(calls_per_step: int) -> Frames:
+    """Predictions of an MD stability run: its MD steps (a Δ model also calls its cheap level each
+    step: counted `calls_per_step` times) and the validation frames of every gamma candidate."""
+
+    def frames(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+        s = config["evaluation"]["md_stability"]
+        a = config["asteroid"]
+        candidates = len(a["gammas"]) + len(a["relative_gammas"]) + 1  # and gamma = inf
+        return s["n_runs"] * s["n_steps"] * calls_per_step + config["splits"]["val"] * candidates
+
+    return frames
+
+
+# Training rules: rule -> (section of `training:` with the stage's batch size, epochs and steps;
+# frames trained on). A new training method's rule is one line here. The score-matching stage
+# costs SCORE_COST_FACTOR x n_projections per frame.
+TRAINING_RULES: dict[str, tuple[str, Frames]] = {
+    "train_standard": ("accurate", _train_size),
+    "train_delta": ("accurate", _train_size),
+    "train_stage2": ("cheap", _cheap_pool),
+    "train_cheap_only": ("cheap", _cheap_pool),
+    "train_score": ("score_matching", _unlabelled),
+    "finetune_cheap": ("finetune", _train_size),
+    "finetune_score": ("finetune", _train_size),
+}
+
+# Prediction rules: rule -> (True: the model named by the path, False: sized for the largest of
+# training.models (the path names no model); frames predicted; True: training.threads threads, False: 1).
+INFERENCE_RULES: dict[str, tuple[bool, Frames, bool]] = {
+    "bias": (True, _cheap_pool, True),
+    "bias_diagnostic": (True, _val, True),
+    "evaluate": (False, _test, False),
+    "evaluate_delta": (False, _test, False),
+    "md_stability": (True, _md_steps(1), False),
+    "md_stability_delta": (True, _md_steps(2), False),
+}
+
+
+def gpus(config: dict, rule: str) -> int:
+    """GPUs of a job of `rule`: one per training job unless training.device is cpu (the switch for
+    CPU-only clusters); none for other rules."""
+    return 1 if rule in TRAINING_RULES and config["training"]["device"] != "cpu" else 0
+
+
+def molecule_composition(config: dict, molecule: str) -> Composition:
+    """Heavy atoms and hydrogens of `molecule`, from its atomic numbers (RDKit with explicit
+    hydrogens, or its xyz file; cached per molecule spec by :func:`pipeline.labelling.cost.molecule_z`)."""
+    from .labelling.cost import molecule_z
+
+    return composition_of_symbols(molecule_z(config, molecule).tolist())
+
+
+def job_request(config: dict, rule: str, wildcards: Mapping[str, str], attempt: int = 1) -> Request:
+    """The Request (mem_mb, runtime in minutes) of one job of the workflow rule `rule` with these
+    wildcards, at Snakemake's `attempt` (1 first, more on each retry). A rule not listed here is a
+    bookkeeping job (`small`: GAFF2 set-up, frame selection, imports, plan, report)."""
+    from . import config as pconf
+    from .labelling import cost
+
+    mol = wildcards["molecule"]
+    comp = molecule_composition(config, mol)
+    splits, t = config["splits"], config["training"]
+    if rule == "label_chunk":
+        level = pconf.level(config, wildcards["level"])
+        n = cost.chunk_frames(config, mol, wildcards["level"], wildcards["subset"], int(wildcards["chunk"]))
+        return level.request(n, cost.molecule_z(config, mol), config["labelling"]["threads"], attempt)
+    if rule in TRAINING_RULES:
+        stage, frames = TRAINING_RULES[rule]
+        factor = SCORE_COST_FACTOR * t["n_projections"] if stage == "score_matching" else 1.0
+        model = wildcards["model"]
+        return training(
+            model,
+            t["hparams"][model],
+            t[stage],
+            frames(config, mol, wildcards),
+            splits["val"],
+            comp,
+            t["threads"],
+            bool(gpus(config, rule)),
+            factor,
+            attempt,
+        )
+    if rule in INFERENCE_RULES:
+        own_model, frames, training_threads = INFERENCE_RULES[rule]
+        models = [wildcards["model"]] if own_model else t["models"]
+        n = frames(config, mol, wildcards)
+        threads = t["threads"] if training_threads else 1
+        reqs = [inference(m, t["hparams"][m], n, comp, threads, attempt) for m in models]
+        return max(reqs, key=lambda r: (r.runtime, r.mem_mb))
+    if rule in ("sgdml", "sgdml_delta"):
+        n_sigmas = len(config["evaluation"]["sgdml"]["sigmas"])
+        return sgdml(int(wildcards["n"]), splits["val"], splits["test"], n_sigmas, comp, 2, attempt)
+    if rule == "md":
+        s = config["sampling"]
+        return md(s["equilibration_steps"] + s["n_frames"] * s["stride"], comp, attempt)
+    if rule == "dataset":
+        return small(pconf.subset_size(config, mol, wildcards["subset"]), comp, attempt)
+    if rule == "collect":
+        return small(sum(splits["cheap"].values()) + splits["unlabelled"], comp, attempt)
+    return small(config["sampling"]["n_frames"], comp, attempt)

@@ -14,11 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import units
+from .. import records, units
 from ..data import atomic_write, load_npz
 from ..training.losses import bias
 
-COLUMNS = ["model", "cheap_level", "n_train", "seed", "frame_id", "bias_estimate", "true_bias", "stage1_error"]
+COLUMNS = records.BIAS_FRAMES
 
 
 def bias_diagnostic(*, model_path, cheap_val_npz, accurate_val_npz, cheap_level: str, out_csv, device="cpu"):
@@ -57,17 +57,7 @@ def summarise(per_frame: pd.DataFrame) -> pd.DataFrame:
     """Per (model, cheap level, N, seed): Spearman correlation of B_j with the true bias, means."""
     from .stats import spearman
 
-    cols = [
-        "model",
-        "cheap_level",
-        "n_train",
-        "seed",
-        "n_frames",
-        "spearman",
-        "mean_bias_estimate",
-        "mean_true_bias",
-        "mean_stage1_error",
-    ]
+    cols = records.BIAS_SUMMARY
     rows = []
     for key, g in per_frame.groupby(["model", "cheap_level", "n_train", "seed"]) if len(per_frame) else []:
         rows.append(

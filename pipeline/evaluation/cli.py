@@ -186,6 +186,16 @@ def _evaluation_args(s, model_help: str) -> None:
 
 
 def add_commands(sub) -> None:
+    _add_test_set_commands(sub)
+    _add_md_stability_command(sub)
+    _add_delta_commands(sub)
+    _add_collect_command(sub)
+    _add_bias_diagnostic_command(sub)
+    _add_report_command(sub)
+
+
+def _add_test_set_commands(sub) -> None:
+    """evaluate (a trained model) and sgdml (the kernel baseline) on the test set."""
     s = sub.add_parser("evaluate", help="test-set errors of a trained model (JSON + per-frame predictions)")
     _evaluation_args(s, "the model file")
     s.set_defaults(func=_run_evaluate)
@@ -202,6 +212,8 @@ def add_commands(sub) -> None:
     s.add_argument("--processes", type=int, default=None, help="sgdml worker processes (default: all cores)")
     s.set_defaults(func=_run_sgdml)
 
+
+def _add_md_stability_command(sub) -> None:
     s = sub.add_parser("md-stability", help="Langevin MD runs with a trained model; one CSV row per run")
     s.add_argument(
         "--model",
@@ -227,6 +239,9 @@ def add_commands(sub) -> None:
     s.add_argument("--prmtop", default=None, help="GAFF2 prmtop, for a Δ model whose cheap level is GAFF2")
     s.set_defaults(func=_run_md_stability)
 
+
+def _add_delta_commands(sub) -> None:
+    """evaluate-delta and sgdml-delta: test-set errors of Δ models (cheap labels + a correction)."""
     s = sub.add_parser("evaluate-delta", help="test-set errors of a Δ model (cheap labels + correction)")
     _evaluation_args(s, "a model trained by train-delta")
     s.add_argument("--cheap-test", required=True, help="the test frames labelled at the model's cheap level")
@@ -247,6 +262,8 @@ def add_commands(sub) -> None:
     s.add_argument("--processes", type=int, default=None)
     s.set_defaults(func=_run_sgdml_delta)
 
+
+def _add_collect_command(sub) -> None:
     s = sub.add_parser("collect", help="results.csv, gamma selection, label costs and stability tables")
     s.add_argument("--molecule", required=True)
     s.add_argument(
@@ -270,6 +287,8 @@ def add_commands(sub) -> None:
     s.add_argument("--prmtop", default=None, help="GAFF2 prmtop, exported with a recommended Δ model on GAFF2")
     s.set_defaults(func=_run_collect)
 
+
+def _add_bias_diagnostic_command(sub) -> None:
     s = sub.add_parser("bias-diagnostic", help="estimated bias B_j against the true cheap-label error (validation)")
     s.add_argument("--model", required=True, help="the stage-1 (standard) model")
     s.add_argument("--cheap-val", required=True, help="validation frames labelled at the cheap level")
@@ -279,6 +298,8 @@ def add_commands(sub) -> None:
     s.add_argument("--device", default="auto")
     s.set_defaults(func=_run_bias_diagnostic)
 
+
+def _add_report_command(sub) -> None:
     s = sub.add_parser("report", help="results/<molecule>/report.html and its figures")
     s.add_argument("--molecule", required=True)
     s.add_argument("--results", required=True)

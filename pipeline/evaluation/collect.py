@@ -35,82 +35,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import methods, records
 from ..data import atomic_write, load_npz
+from ..methods.asteroid import best_by_validation, chosen_candidates
 from .stats import mean_interval, reduction_interval
 
-METRICS = ["force_mae_kcal", "force_rmse_kcal", "force_mae_mev", "force_rmse_mev", "energy_mae_kcal"]
-COLUMNS = [
-    "molecule",
-    "model",
-    "method",
-    "cheap_level",
-    "n_train",
-    "gamma",
-    "gamma_spec",
-    "seed",
-    *METRICS,
-    "force_mae_ci_low",
-    "force_mae_ci_high",
-    "reduction_vs_standard",
-    "reduction_ci_low",
-    "reduction_ci_high",
-    "val_force_mae_kcal",
-    "effective_frames",
-    "n_accurate_labels",
-    "n_cheap_labels",
-    "accurate_label_cpu_h",
-    "cheap_label_cpu_h",
-    "data_cost_cpu_h",
-    "train_wall_s",
-    "train_cpu_s",
-    "train_cpu_h_total",
-    "total_cpu_h",
-    "predict_cpu_s_per_frame",
-]
-GAMMA_COLUMNS = [
-    "model",
-    "cheap_level",
-    "n_train",
-    "seed",
-    "gamma_spec",
-    "gamma",
-    "effective_frames",
-    "n_cheap",
-    "val_loss",
-    "chosen",
-]
-REDUCTION_COLUMNS = [
-    "model",
-    "method",
-    "cheap_level",
-    "n_train",
-    "baseline",
-    "n_seeds",
-    "n_test",
-    "force_mae_kcal",
-    "baseline_force_mae_kcal",
-    "reduction",
-    "reduction_ci_low",
-    "reduction_ci_high",
-    "significant",
-]
-# Methods whose model ends on accurate data and has a validation force MAE on the accurate
-# validation set (the candidates for the recommended force field, with the neural Δ models).
-PRODUCT_METHODS = ("standard", "asteroid", "finetune_unweighted", "score_matching")
-# Kernel models (model "sgdml"): compared with every neural model's standard training.
-KERNEL_METHODS = ("sgdml", "delta_sgdml")
-# Δ-learning: the cheap level plus a learned correction; the cheap level runs at prediction time.
-DELTA_METHODS = ("delta", "delta_sgdml")
-# The recommended force field is one of these: they all run as this package's ASE calculators
-# (a neural Δ model with its cheap level computed at every call; sGDML needs sgdml's own).
-FORCEFIELD_METHODS = (*PRODUCT_METHODS, "delta")
-
-
-def best_by_validation(model_extras: dict) -> object:
-    """Key of the candidate with the lowest validation loss (stage-3 `best_val_loss`).
-
-    The one gamma choice of the workflow: the results table and the MD stability runs both call it."""
-    return min(model_extras, key=lambda k: _num(model_extras[k].get("best_val_loss"), math.inf))
+METRICS = records.METRICS
+COLUMNS = records.RESULTS
+GAMMA_COLUMNS = records.GAMMA
+REDUCTION_COLUMNS = records.REDUCTIONS
+# Method groups, from the registry (pipeline/methods): kernel models (model "sgdml") are compared
+# with every neural model's standard training; the recommended force field is one of FORCEFIELD_METHODS
+# (they all run as this package's ASE calculators); a Δ method calls its cheap level at run time.
+KERNEL_METHODS = tuple(methods.names(kernel=True))
+PRODUCT_METHODS = tuple(methods.names(product=True))
+FORCEFIELD_METHODS = tuple(methods.names(forcefield=True))
+DELTA_METHODS = tuple(methods.names(runtime_level=True))
+__all__ = ["best_by_validation", "collect", "evaluation_record", "export_forcefield", "recommend"]
 
 
 def _num(x, default=math.nan) -> float:
@@ -160,7 +101,9 @@ def evaluation_record(path: str) -> dict:
     )
     if stage in ("standard", "finetune", "delta"):
         rec["val_force_mae_kcal"] = _num(extra.get("best_metric"))
-    if stage == "standard":
+    if extra.get("role"):  # methods built on the registry write their role (pipeline/methods)
+        role = extra["role"]
+    elif stage == "standard":
         role = "standard"
     elif stage == "cheap":
         role = "cheap_only" if math.isinf(rec["gamma"]) else "stage2"
@@ -206,19 +149,7 @@ def _label_cost_rows(datasets: dict[str, str]) -> pd.DataFrame:
                 wall_s_per_frame=float(ds.wall_s.mean()) if len(ds) else math.nan,
             )
         )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "level",
-            "subset",
-            "n_frames",
-            "n_failed",
-            "n_outliers",
-            "cpu_s_total",
-            "cpu_s_per_frame",
-            "wall_s_per_frame",
-        ],
-    )
+    return pd.DataFrame(rows, columns=records.LABEL_COSTS)
 
 
 class _DeltaCheapCost:
@@ -256,7 +187,7 @@ class _DeltaCheapCost:
         return n_labels, cpu
 
 
-class _Index:
+class Index:
     """Evaluations looked up by role and metadata."""
 
     def __init__(self, records: list[dict]):
@@ -279,33 +210,107 @@ class _Index:
         return found[0] if found else None
 
 
-def _cpu_s(rec: dict | None) -> float:
-    return 0.0 if rec is None else float(rec["train_cpu_s"])
+class _Costs:
+    """Label costs a results row carries: its N accurate labels (CPU s per label in train order),
+    the whole cheap pool of its level ("pool" methods) or the Δ level's own frames ("own")."""
+
+    def __init__(self, train_npz: str, cheap_npz: dict[str, str], unlabelled_npz: str | None, datasets: dict):
+        train_ds = load_npz(train_npz)
+        self.train_cpu = train_ds.cpu_s  # [n_train_max] CPU s per accurate label, in train order
+        self.delta = _DeltaCheapCost(datasets, train_ds.frame_id)
+        pools = {lvl: load_npz(p) for lvl, p in cheap_npz.items()}
+        if unlabelled_npz:
+            pools["unlabelled"] = load_npz(unlabelled_npz)
+        self.pool_cpu_h = {lvl: float(ds.cpu_s.sum()) / 3600 for lvl, ds in pools.items()}
+        self.pool_n = {lvl: len(ds) for lvl, ds in pools.items()}
+
+    def cheap(self, method, level: str, n: int) -> tuple[int, float]:
+        """(cheap labels, their CPU-hours) of a row of `method`."""
+        if method.cheap_labels == "own":  # its level on its N training frames, the validation and test frames
+            n_cheap, cpu_s = self.delta(level, n)
+            return n_cheap, cpu_s / 3600
+        if method.cheap_labels == "pool":
+            return self.pool_n.get(level, 0), self.pool_cpu_h.get(level, 0.0)
+        return 0, 0.0
 
 
-def _training_cpu_s(method: str, rec: dict, idx: _Index, candidates: list[dict]) -> float:
-    """CPU seconds of every training step the method's final model needed (all gamma candidates
-    for ASTEROID: choosing gamma requires them all; the stage-1 model and the bias pass too)."""
-    m, lvl, n, s = rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]
-    stage1 = lambda: _cpu_s(idx.one("standard", m, n=n, seed=s))  # noqa: E731
-    bias_cpu = float(rec["extra"].get("bias_cpu_s") or 0.0)
-    if method == "asteroid":
-        total = stage1()
-        for c in candidates:
-            if math.isinf(c["gamma"]):
-                s2 = idx.one("cheap_only", m, lvl, seed=s)
-            else:
-                s2 = idx.one("stage2", m, lvl, n, s, gamma_spec=c["gamma_spec"])
-                bias_cpu = float((s2 or {}).get("extra", {}).get("bias_cpu_s") or bias_cpu)
-            total += _cpu_s(s2) + _cpu_s(c)
-        return total + bias_cpu
-    if method == "finetune_unweighted":
-        return _cpu_s(idx.one("cheap_only", m, lvl, seed=s)) + _cpu_s(rec)
-    if method == "bias_aware_no_finetune":
-        return stage1() + bias_cpu + _cpu_s(rec)
-    if method == "score_matching":
-        return _cpu_s(idx.one("score_matching_no_finetune", m, seed=s)) + _cpu_s(rec)
-    return _cpu_s(rec)
+def _row(method, sel, idx: Index, costs: _Costs, n_bootstrap: int) -> dict:
+    rec = sel.rec
+    n = 0 if method.no_accurate_labels else rec["n_train"]
+    acc_h = float(costs.train_cpu[:n].sum()) / 3600
+    n_cheap, ch_h = costs.cheap(method, rec["cheap_level"], n)
+    train_h = method.train_cpu_s(sel, idx) / 3600
+    ci = mean_interval(rec["errors"], n_boot=n_bootstrap)
+    out = {
+        **{k: v for k, v in rec.items() if k not in ("extra", "errors", "frame_id", "path", "role")},
+        "method": method.name,
+        "n_train": n,
+        "n_accurate_labels": n,
+        "n_cheap_labels": n_cheap,
+        "accurate_label_cpu_h": acc_h,
+        "cheap_label_cpu_h": ch_h,
+        "data_cost_cpu_h": acc_h + ch_h,
+        "train_cpu_h_total": train_h,
+        "total_cpu_h": acc_h + ch_h + train_h,
+        "force_mae_ci_low": ci.low,
+        "force_mae_ci_high": ci.high,
+        "_errors": rec["errors"],
+        "_path": rec["path"],
+    }
+    if sel.n_train is not None:  # a row that stands for a setting at another N (bias-aware at the chosen γ)
+        out.update(n_train=sel.n_train, n_accurate_labels=sel.n_train)
+    return out
+
+
+def gamma_table(idx: Index) -> pd.DataFrame:
+    """Every γ candidate of every (model, cheap level, N, seed) with its validation loss, and the chosen one."""
+    rows = []
+    for sel in chosen_candidates(idx):
+        for c in sorted(sel.candidates, key=lambda c: c["gamma"]):
+            rows.append(
+                dict(
+                    model=c["model"],
+                    cheap_level=c["cheap_level"],
+                    n_train=c["n_train"],
+                    seed=c["seed"],
+                    gamma_spec=c["gamma_spec"],
+                    gamma=c["gamma"],
+                    effective_frames=c["effective_frames"],
+                    n_cheap=c["extra"].get("n_cheap"),
+                    val_loss=_num(c["extra"].get("best_val_loss")),
+                    chosen=c is sel.rec,
+                )
+            )
+    return pd.DataFrame(rows, columns=GAMMA_COLUMNS)
+
+
+def _add_reductions(out: list[dict], n_bootstrap: int) -> None:
+    """Reductions against standard training of the same model, N and seed (paired over test frames)."""
+    std = {(r["model"], r["n_train"], r["seed"]): r for r in out if r["method"] == "standard"}
+    for r in out:
+        base = std.get((r["model"], r["n_train"], r["seed"]))
+        if r["method"] != "standard" and base is not None and r["n_train"] > 0:
+            ci = reduction_interval(r["_errors"], base["_errors"], n_boot=n_bootstrap)
+            r.update(reduction_vs_standard=ci.estimate, reduction_ci_low=ci.low, reduction_ci_high=ci.high)
+
+
+def results_table(idx: Index, costs: _Costs, molecule: str, n_bootstrap: int = 2000) -> pd.DataFrame:
+    """results.csv (with the per-frame errors and paths as _errors and _path): one row per
+    registered method's selection (pipeline/methods), with costs and paired reductions."""
+    out = [_row(m, sel, idx, costs, n_bootstrap) for m in methods.METHODS.values() for sel in m.select(idx)]
+    _add_reductions(out, n_bootstrap)
+    results = pd.DataFrame(out)
+    for c in COLUMNS:
+        if c not in results.columns:
+            results[c] = math.nan
+    results["molecule"] = molecule
+    return results.sort_values(["model", "method", "cheap_level", "n_train", "seed"]).reset_index(drop=True)
+
+
+def _concat_csvs(paths, columns=None) -> pd.DataFrame:
+    if not paths:
+        return pd.DataFrame(columns=columns)
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
 
 
 def collect(
@@ -333,121 +338,24 @@ def collect(
     from .bias_diagnostic import COLUMNS as BIAS_COLUMNS
     from .bias_diagnostic import summarise
 
-    train_ds = load_npz(train_npz)
-    train_cpu = train_ds.cpu_s  # [n_train_max] CPU s per accurate label, in train order
-    delta_cost = _DeltaCheapCost(datasets, train_ds.frame_id)
-    pools = {lvl: load_npz(p) for lvl, p in cheap_npz.items()}
-    cheap_cpu_h = {lvl: float(ds.cpu_s.sum()) / 3600 for lvl, ds in pools.items()}
-    cheap_n = {lvl: len(ds) for lvl, ds in pools.items()}
-    if unlabelled_npz:
-        unl = load_npz(unlabelled_npz)
-        cheap_cpu_h["unlabelled"], cheap_n["unlabelled"] = float(unl.cpu_s.sum()) / 3600, len(unl)
-
-    idx = _Index([evaluation_record(p) for p in evals])
-    frames = {tuple(r["frame_id"]) for r in idx.records}
-    if len(frames) > 1:
+    idx = Index([evaluation_record(p) for p in evals])
+    if len({tuple(r["frame_id"]) for r in idx.records}) > 1:
         raise ValueError("the evaluations were scored on different test sets; rerun the evaluate rules")
-
-    def row(rec, method, candidates=()):
-        n = rec["n_train"] if method not in ("cheap_only", "score_matching_no_finetune") else 0
-        uses_cheap = method not in ("standard", "sgdml")
-        acc_h = float(train_cpu[:n].sum()) / 3600
-        if method in DELTA_METHODS:  # cheap labels on its N training frames, the validation and the test frames
-            n_cheap, ch_s = delta_cost(rec["cheap_level"], n)
-            ch_h = ch_s / 3600
-        else:
-            ch_h = cheap_cpu_h.get(rec["cheap_level"], 0.0) if uses_cheap else 0.0
-            n_cheap = cheap_n.get(rec["cheap_level"], 0) if uses_cheap else 0
-        train_h = _training_cpu_s(method, rec, idx, list(candidates)) / 3600
-        ci = mean_interval(rec["errors"], n_boot=n_bootstrap)
-        return {
-            **{k: v for k, v in rec.items() if k not in ("extra", "errors", "frame_id", "path", "role")},
-            "method": method,
-            "n_train": n,
-            "n_accurate_labels": n,
-            "n_cheap_labels": n_cheap,
-            "accurate_label_cpu_h": acc_h,
-            "cheap_label_cpu_h": ch_h,
-            "data_cost_cpu_h": acc_h + ch_h,
-            "train_cpu_h_total": train_h,
-            "total_cpu_h": acc_h + ch_h + train_h,
-            "force_mae_ci_low": ci.low,
-            "force_mae_ci_high": ci.high,
-            "_errors": rec["errors"],
-            "_path": rec["path"],
-        }
-
-    out, gamma_rows = [], []
-    direct = {"standard", "cheap_only", "score_matching", "score_matching_no_finetune", "sgdml", *DELTA_METHODS}
-    for rec in idx.records:
-        if rec["role"] in direct:
-            out.append(row(rec, rec["role"]))
-        elif rec["role"] == "finetune" and math.isinf(rec["gamma"]):
-            out.append(row(rec, "finetune_unweighted"))
-    groups: dict[tuple, list[dict]] = {}
-    for rec in idx.find("finetune"):
-        groups.setdefault((rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]), []).append(rec)
-    for (model, lvl, n, seed), cands in sorted(groups.items()):
-        chosen = cands[best_by_validation({i: c["extra"] for i, c in enumerate(cands)})]
-        for c in sorted(cands, key=lambda c: c["gamma"]):
-            gamma_rows.append(
-                dict(
-                    model=model,
-                    cheap_level=lvl,
-                    n_train=n,
-                    seed=seed,
-                    gamma_spec=c["gamma_spec"],
-                    gamma=c["gamma"],
-                    effective_frames=c["effective_frames"],
-                    n_cheap=c["extra"].get("n_cheap"),
-                    val_loss=_num(c["extra"].get("best_val_loss")),
-                    chosen=c is chosen,
-                )
-            )
-        out.append(row(chosen, "asteroid", cands))
-        s2 = (
-            idx.one("cheap_only", model, lvl, seed=seed)
-            if math.isinf(chosen["gamma"])
-            else idx.one("stage2", model, lvl, n, seed, gamma_spec=chosen["gamma_spec"])
-        )
-        if s2 is not None:
-            out.append({**row(s2, "bias_aware_no_finetune"), "n_train": n, "n_accurate_labels": n})
-
-    # Reductions against standard training of the same model, N and seed (paired over test frames).
-    std = {(r["model"], r["n_train"], r["seed"]): r for r in out if r["method"] == "standard"}
-    for r in out:
-        base = std.get((r["model"], r["n_train"], r["seed"]))
-        if r["method"] != "standard" and base is not None and r["n_train"] > 0:
-            ci = reduction_interval(r["_errors"], base["_errors"], n_boot=n_bootstrap)
-            r.update(reduction_vs_standard=ci.estimate, reduction_ci_low=ci.low, reduction_ci_high=ci.high)
-    results = pd.DataFrame(out)
-    for c in COLUMNS:
-        if c not in results.columns:
-            results[c] = math.nan
-    results["molecule"] = molecule
-    results = results.sort_values(["model", "method", "cheap_level", "n_train", "seed"]).reset_index(drop=True)
-    reductions = pooled_reductions(results, n_bootstrap)
-    recommended = recommend(results)
-    gamma = pd.DataFrame(gamma_rows, columns=GAMMA_COLUMNS)
-    costs = _label_cost_rows(datasets)
-    stab = pd.concat([pd.read_csv(p) for p in stability_csvs], ignore_index=True) if stability_csvs else pd.DataFrame()
-    bias_frames = (
-        pd.concat([pd.read_csv(p) for p in bias_csvs], ignore_index=True)
-        if bias_csvs
-        else pd.DataFrame(columns=BIAS_COLUMNS)
-    )
+    results = results_table(idx, _Costs(train_npz, cheap_npz, unlabelled_npz, datasets), molecule, n_bootstrap)
+    bias_frames = _concat_csvs(bias_csvs, BIAS_COLUMNS)
     tables = [
         (out_results, results[COLUMNS]),
-        (out_gamma, gamma),
-        (out_costs, costs),
-        (out_stability, stab),
-        (out_reductions, reductions),
+        (out_gamma, gamma_table(idx)),
+        (out_costs, _label_cost_rows(datasets)),
+        (out_stability, _concat_csvs(stability_csvs)),
+        (out_reductions, pooled_reductions(results, n_bootstrap)),
         (out_bias, bias_frames),
         (out_bias_summary, summarise(bias_frames)),
     ]
     for path, table in tables:
         if path:
             atomic_write(path, lambda tmp, t=table: t.to_csv(tmp, index=False))
+    recommended = recommend(results)
     if out_forcefield and recommended is not None:
         export_forcefield(recommended, results, molecule, accurate_level, out_forcefield, prmtop=prmtop)
     return results[COLUMNS]

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -157,26 +158,12 @@ def run_stability(
     diverged, reason ("" if stable), max_bond_stretch (largest d / d_start over bonds and
     steps), final_temperature_K (instantaneous kinetic temperature of the last frame), wall_s.
     """
-    if isinstance(start, (str, os.PathLike)):
-        ds = load_npz(start)
-        start_R, z = ds.R, ds.z
-    else:
-        if z is None:
-            raise ValueError("z is required when start positions are given as an array")
-        start_R = np.asarray(start, dtype=np.float64)
-        if start_R.ndim == 2:
-            start_R = start_R[None]
-    z = np.asarray(z, dtype=np.int64).reshape(-1)  # [n_atoms]
-    if start_R.ndim != 3 or start_R.shape[1:] != (len(z), 3):
-        raise ValueError(f"start positions have shape {start_R.shape}; expected [n_start, {len(z)}, 3]")
+    start_R, z = _start_positions(start, z)
     # an ASE calculator is used as is; a model (or its path) is wrapped
     calc = model if isinstance(model, Calculator) else ModelCalculator(model, device=device)
 
     rows = []
-    threads_before = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with _torch_threads(num_threads):
         for run in range(n_runs):
             frame = run % len(start_R)
             rows.append(
@@ -195,9 +182,37 @@ def run_stability(
                 )
                 | {"run": run, "start_frame": frame}
             )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _start_positions(start, z) -> tuple[np.ndarray, np.ndarray]:
+    """(start positions [n_start, n_atoms, 3] Angstrom, z [n_atoms]) of :func:`run_stability`'s
+    `start` (an array, with `z`, or the path of a dataset npz)."""
+    if isinstance(start, (str, os.PathLike)):
+        ds = load_npz(start)
+        start_R, z = ds.R, ds.z
+    else:
+        if z is None:
+            raise ValueError("z is required when start positions are given as an array")
+        start_R = np.asarray(start, dtype=np.float64)
+        if start_R.ndim == 2:
+            start_R = start_R[None]
+    z = np.asarray(z, dtype=np.int64).reshape(-1)  # [n_atoms]
+    if start_R.ndim != 3 or start_R.shape[1:] != (len(z), 3):
+        raise ValueError(f"start positions have shape {start_R.shape}; expected [n_start, {len(z)}, 3]")
+    return start_R, z
+
+
+@contextmanager
+def _torch_threads(num_threads: int | None):
+    """torch intra-op CPU threads set to `num_threads` (None: unchanged) inside, restored after."""
+    threads_before = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        yield
     finally:
         torch.set_num_threads(threads_before)
-    return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _one_run(

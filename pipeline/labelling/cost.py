@@ -1,31 +1,20 @@
-"""What labels will cost before they are computed: a cost model per engine, its calibration from
-the label cache, the per-molecule plan (preview) and the budget that stops a run too costly.
+"""What labels will cost before they are computed: the per-level cost model's calibration from
+the label cache, the size of the labelling jobs, the per-molecule plan (preview) and the budget
+that stops a run too costly.
 
-Three layers:
+The cost model itself belongs to the levels (:mod:`pipeline.labelling.levels`): each engine class
+owns its CPU-seconds per frame (:meth:`Level.cpu_s_per_frame`), its job's memory and its cluster
+request. This module asks the level:
 
-- :func:`model_cpu_s_per_frame`: a PURE function of a level's settings and the atomic numbers
-  (no file is read). Labelling jobs may be sized with it, so its answer never changes when the
-  cache grows. CPU-seconds of one frame on one thread, analytic gradient included.
+- :func:`model_cpu_s_per_frame`: the level's estimate, a PURE function of its settings and the
+  atomic numbers (no file is read). Labelling jobs are sized with it (:func:`frames_per_chunk`,
+  :func:`chunk_frames`), so their boundaries never move when the cache grows.
 - :func:`calibrated_cpu_s_per_frame`: the same estimate corrected by the CPU time recorded in the
   label cache on this machine (the records of this molecule when there are any, else the ratio
   measured/model over other molecules at the same level), with the source stated.
 - :func:`plan_labels`, :func:`format_plan`, :func:`check_budget`: per molecule and level, frames
   to label (frames already in the cache cost nothing), CPU-hours and wall time at the given cores,
   checked against ``labelling.max_cpu_hours`` and ``labelling.max_wall_hours``.
-
-Cost model (1 thread; N = basis functions, o = correlated occupied orbitals, v = virtuals):
-
-- ``dft``:     t = DFT_FIXED_S + DFT_N3_S * N^3 * (2 without density fitting) * grid factor
-- ``ccsd``:    t = CC_FIXED_S + CC_N4_S * N^4 + CCSD_O2V4_S * o^2 v^4
-               (RHF and the AO derivative integrals of the gradient ~ N^4; amplitude and Lambda
-               equations ~ o^2 v^4 per iteration)
-- ``ccsd_t``:  the CCSD terms + CCSD_T_O3V4_S * o^3 v^4 ((T) energy, (T) Lambda, (T) gradient
-               intermediates)
-- ``xtb``:     XTB_PER_ATOM_S * atoms;  ``empirical``, ``file``: 0 (labels already exist).
-
-times PIPELINE_FACTOR (the pipeline's recorded CPU time over the benchmark's). The constants were
-fitted to single-thread timings on the development VM (2 shared vCPUs, AMD EPYC; BENCHMARKS.md
-section 6, ``benchmarks/cost_model.py``).
 """
 
 from __future__ import annotations
@@ -37,33 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .levels import Level
+# The model lives with the levels; these names stay importable from here.
+from .levels import PIPELINE_FACTOR, Level, Orbitals, orbitals  # noqa: F401
 
-# ----------------------------------------------------------------------------- model constants
-# CPU-seconds of one frame run alone (1 thread), fitted on the development VM (2 vCPUs, AMD EPYC)
-# to single-frame timings of MD frames and MMFF geometries (BENCHMARKS.md section 6):
-# CCSD: ethanol 2.05, malonaldehyde 6.6, benzene 15.0, aspirin 659 s (fit within 8%);
-# (T) part: 1.1e-8, 0.9e-8, 1.3e-8 s per o^3 v^4 (ethanol, malonaldehyde, benzene);
-# PBE/6-31G: ethanol 1.3-1.6, malonaldehyde 3.0, aspirin 33 s.
-DFT_FIXED_S = 0.6  # molecule and grid setup, SCF bookkeeping, gradient driver
-DFT_N3_S = 1.37e-5  # per N^3 (density fitting, grid level 1)
-DFT_NO_DF_FACTOR = 2.0  # conventional 4-index Coulomb/exchange instead of density fitting
-DFT_HYBRID_FACTOR = 1.3  # exact exchange (B3LYP, PBE0, ...)
-CC_FIXED_S = 0.78
-CC_N4_S = 3.98e-7  # RHF and the gradient's AO derivative integrals
-CCSD_O2V4_S = 8.31e-9  # CCSD amplitudes + Lambda, all iterations
-CCSD_T_O3V4_S = 1.2e-8  # (T) energy + (T) Lambda + (T) gradient intermediates
-XTB_PER_ATOM_S = 5.0e-4  # GFN2-xTB: 3-20 ms per frame for 9-21 atoms, mostly fixed costs
-# The pipeline recorded more CPU time per frame than these fits: the default run (BENCHMARKS.md
-# section 1) 13.5 CPU-s per ethanol CCSD(T) frame and 2.6 per PBE frame, label_speed.py 15.2 and
-# 2.8 (same VM, earlier session), against 7.4-8.1 and 1.3-1.75 here. The cause is not
-# established (not core sharing: two concurrent frames took 8.0 s each in this session; not the
-# frames: MD frames from a 150 ps run took 7.5-8.1 s). The estimate is the fit times this factor,
-# so that it reproduces what the pipeline spent: a bill should err high. Once the label cache
-# holds frames of a level, the calibration measures the machine instead.
-PIPELINE_FACTOR = 1.85
-# PySCF grid levels 0-9 cost roughly this much relative to level 1 (more radial/angular points).
-GRID_FACTOR = {0: 0.8, 1: 1.0, 2: 1.2, 3: 1.5, 4: 1.9, 5: 2.5, 6: 3.2, 7: 4.0, 8: 5.0, 9: 6.5}
 MODEL_SOURCE = "cost model (constants fitted on the development VM, BENCHMARKS.md section 6)"
 
 # Calibration reads at most this many cache records per level directory (the scan stays fast
@@ -75,92 +40,17 @@ class BudgetExceeded(ValueError):
     """The estimated label cost of a run exceeds labelling.max_cpu_hours or max_wall_hours."""
 
 
-# ----------------------------------------------------------------------------- orbitals
-@dataclass(frozen=True)
-class Orbitals:
-    n_atoms: int
-    n_bf: int  # basis functions (PySCF nao)
-    n_occ: int  # doubly occupied orbitals (closed shell: electrons // 2)
-    n_core: int  # frozen core orbitals (0 unless frozen_core)
-
-    @property
-    def o(self) -> int:
-        """Correlated occupied orbitals."""
-        return self.n_occ - self.n_core
-
-    @property
-    def v(self) -> int:
-        return self.n_bf - self.n_occ
-
-
-@functools.lru_cache(maxsize=256)
-def _orbitals(z: tuple[int, ...], basis: str, charge: int, frozen_core: bool) -> Orbitals:
-    from pyscf import gto
-    from pyscf.data import elements
-
-    # Basis-function counts do not depend on the geometry: atoms on a line, 2 A apart.
-    atom = [(zi, (2.0 * i, 0.0, 0.0)) for i, zi in enumerate(z)]
-    nelec = sum(z) - charge
-    mol = gto.M(atom=atom, basis=basis, charge=charge, spin=nelec % 2, verbose=0)
-    return Orbitals(
-        n_atoms=len(z),
-        n_bf=int(mol.nao),
-        n_occ=int(mol.nelectron // 2),
-        n_core=int(elements.chemcore(mol)) if frozen_core else 0,
-    )
-
-
-def orbitals(z, basis: str, charge: int = 0, frozen_core: bool = False) -> Orbitals:
-    return _orbitals(tuple(int(x) for x in np.asarray(z).reshape(-1)), basis, int(charge), bool(frozen_core))
-
-
-def _is_hybrid(xc: str) -> bool:
-    from pyscf.dft import libxc
-
-    try:
-        return libxc.is_hybrid_xc(xc)
-    except Exception:
-        return False
-
-
 # ----------------------------------------------------------------------------- the pure model
 def model_cpu_s_per_frame(level: Level, z: np.ndarray) -> float:
     """Model estimate of CPU-seconds for one frame (energy + forces) at `level`, 1 thread, as the
-    pipeline's labelling jobs record it (:data:`PIPELINE_FACTOR` x :func:`alone_cpu_s_per_frame`).
-
-    A pure function of the level's engine and settings and the atomic numbers `z`: no cache or
-    file is read. Free engines (``empirical``, ``file``) cost 0.
-    """
-    return PIPELINE_FACTOR * alone_cpu_s_per_frame(level, z)
+    pipeline's labelling jobs record it: the level's own :meth:`Level.cpu_s_per_frame`
+    (:data:`PIPELINE_FACTOR` x :func:`alone_cpu_s_per_frame`). Free engines cost 0."""
+    return level.cpu_s_per_frame(z)
 
 
 def alone_cpu_s_per_frame(level: Level, z: np.ndarray) -> float:
     """CPU-seconds for one frame at `level`, 1 thread, as benchmarks/cost_model.py measures it (the fit)."""
-    z = np.asarray(z, dtype=np.int64).reshape(-1)
-    s = level.settings
-    engine = level.ENGINE
-    if not level.COMPUTED:
-        return 0.0
-    if engine == "xtb":
-        return XTB_PER_ATOM_S * len(z)
-    if engine == "dft":
-        orb = orbitals(z, s["basis"], s["charge"])
-        t = DFT_N3_S * orb.n_bf**3 * GRID_FACTOR.get(int(s["grid_level"]), GRID_FACTOR[9])
-        if not s["density_fit"]:
-            t *= DFT_NO_DF_FACTOR
-        if _is_hybrid(s["xc"]):
-            t *= DFT_HYBRID_FACTOR
-        return DFT_FIXED_S + t
-    if engine in ("ccsd", "ccsd_t"):
-        orb = orbitals(z, s["basis"], s["charge"], s["frozen_core"])
-        o, v, n = orb.o, orb.v, orb.n_bf
-        t = CC_FIXED_S + CC_N4_S * n**4 + CCSD_O2V4_S * o**2 * v**4
-        if engine == "ccsd_t":
-            t += CCSD_T_O3V4_S * o**3 * v**4
-        return t
-    from .levels import LEVELS
-
-    raise ValueError(f"no cost model for engine {engine!r}; engines with one: {', '.join(LEVELS)}")
+    return level.alone_cpu_s_per_frame(z)
 
 
 def molecule_z(config: dict, molecule: str) -> np.ndarray:
@@ -183,6 +73,30 @@ def _spec_z(smiles: str | None, xyz: str | None) -> np.ndarray:
     z = np.array([a.GetAtomicNum() for a in mol.GetAtoms()], dtype=np.int64)
     z.setflags(write=False)
     return z
+
+
+# ----------------------------------------------------------------------------- labelling jobs
+def frames_per_chunk(config: dict, molecule: str, level: str, subset: str) -> int:
+    """Frames per labelling job of `subset` of `molecule` at `level`: about
+    labelling.job_cpu_minutes of CPU time as the level's model estimates it (uncalibrated, so job
+    boundaries do not move as the label cache fills), at most labelling.max_frames_per_job."""
+    from .. import config as pconf
+    from .runner import frames_per_job
+
+    lab = config["labelling"]
+    per_frame = model_cpu_s_per_frame(pconf.level(config, level), molecule_z(config, molecule))
+    n = pconf.subset_size(config, molecule, subset)
+    return frames_per_job(n, per_frame, lab["job_cpu_minutes"], lab["max_frames_per_job"])
+
+
+def chunk_frames(config: dict, molecule: str, level: str, subset: str, chunk: int) -> int:
+    """Frames labelled by job number `chunk` (0, 1, ...) of `subset` at `level` (the last job of a
+    subset may be short; a job past the end labels none)."""
+    from .. import config as pconf
+    from .runner import chunk_bounds
+
+    start, stop = chunk_bounds(int(chunk), frames_per_chunk(config, molecule, level, subset))
+    return max(0, min(stop, pconf.subset_size(config, molecule, subset)) - start)
 
 
 # ----------------------------------------------------------------------------- calibration
@@ -344,7 +258,7 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
     costs come from :func:`calibrated_cpu_s_per_frame` (label cache timings), else the model.
     """
     from .. import config as pconf
-    from .runner import chunk_bounds, frames_per_job, n_chunks
+    from .runner import chunk_bounds, n_chunks
 
     z = molecule_z(config, molecule)
     lab = config["labelling"]
@@ -383,10 +297,10 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
         lp.subsets.append(subset)
         lp.n_frames += n
         lp.n_cached += int(hits.sum())
-        # the workflow's own job sizes (from the uncalibrated model, as in common.smk)
-        chunk_size = frames_per_job(n, lp.model_cpu_s_per_frame, lab["job_cpu_minutes"], lab["max_frames_per_job"])
-        for i in range(n_chunks(n, chunk_size)):
-            start, stop = chunk_bounds(i, chunk_size)
+        # the workflow's own job sizes (from the uncalibrated model)
+        size = frames_per_chunk(config, molecule, name, subset)
+        for i in range(n_chunks(n, size)):
+            start, stop = chunk_bounds(i, size)
             todo = int((~hits[start:stop]).sum())
             if todo:
                 lp.chunks.append(todo * lp.cpu_s_per_frame)

@@ -5,10 +5,39 @@ Hartree and Hartree/Bohr happen through :mod:`pipeline.units`.
 
 Computed engines (dft, ccsd, ccsd_t, xtb) label frames one at a time; free engines (empirical,
 file) take labels that already exist (GAFF2 energies and forces from the MD, or an imported file).
+
+Each engine class also owns what its labels cost, the one label-cost model of the pipeline:
+
+- :meth:`Level.cpu_s_per_frame`: CPU-seconds of one frame (energy + forces, 1 thread) as the
+  pipeline's labelling jobs record it, a pure function of the settings and the atomic numbers
+  (:data:`PIPELINE_FACTOR` x :meth:`Level.alone_cpu_s_per_frame`, the fit of
+  ``benchmarks/cost_model.py``). The label budget (:mod:`pipeline.labelling.cost`), the size of
+  the labelling jobs and their cluster requests all come from it.
+- :meth:`Level.job_mem_mb` and :meth:`Level.request`: the memory and run time a cluster job that
+  labels `n` frames asks for (the estimate above plus the margins of :mod:`pipeline.resources`).
+- :attr:`Level.DELTA_OK`: whether a Δ-learning model can use the level as its cheap level (it is
+  called at new geometries), and :attr:`Level.MD_FRAMES_ONLY`: whether its labels exist only for
+  frames of the molecule's own MD.
+
+Cost model (1 thread; N = basis functions, o = correlated occupied orbitals, v = virtuals):
+
+- ``dft``:     t = FIXED_S + N3_S * N^3 * (2 without density fitting) * grid factor (x1.3 hybrid)
+- ``ccsd``:    t = FIXED_S + N4_S * N^4 + O2V4_S * o^2 v^4
+               (RHF and the AO derivative integrals of the gradient ~ N^4; amplitude and Lambda
+               equations ~ o^2 v^4 per iteration)
+- ``ccsd_t``:  the CCSD terms + O3V4_S * o^3 v^4 ((T) energy, (T) Lambda, (T) gradient
+               intermediates)
+- ``xtb``:     PER_ATOM_S * atoms;  ``empirical``, ``file``: 0 (labels already exist).
+
+The constants were fitted to single-thread timings on the development VM (2 shared vCPUs, AMD
+EPYC; BENCHMARKS.md section 6, ``benchmarks/cost_model.py``): CCSD ethanol 2.05, malonaldehyde
+6.6, benzene 15.0, aspirin 659 s (fit within 8%); (T) part 1.1e-8, 0.9e-8, 1.3e-8 s per o^3 v^4
+(ethanol, malonaldehyde, benzene); PBE/6-31G ethanol 1.3-1.6, malonaldehyde 3.0, aspirin 33 s.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import json
 from dataclasses import dataclass
@@ -16,7 +45,17 @@ from typing import ClassVar
 
 import numpy as np
 
+from .. import resources as pres
 from .. import units
+
+# The pipeline recorded more CPU time per frame than the fits: the default run (BENCHMARKS.md
+# section 1) 13.5 CPU-s per ethanol CCSD(T) frame and 2.6 per PBE frame, label_speed.py 15.2 and
+# 2.8 (same VM, earlier session), against 7.4-8.1 and 1.3-1.75 here. The cause is not
+# established (not core sharing: two concurrent frames took 8.0 s each in this session; not the
+# frames: MD frames from a 150 ps run took 7.5-8.1 s). The estimate is the fit times this factor,
+# so that it reproduces what the pipeline spent: a bill should err high. Once the label cache
+# holds frames of a level, the calibration (pipeline.labelling.cost) measures the machine instead.
+PIPELINE_FACTOR = 1.85
 
 
 class LevelError(ValueError):
@@ -32,8 +71,51 @@ class Label:
     dm: object = None  # converged density matrix, reused as the next frame's SCF guess
 
 
+@dataclass(frozen=True)
+class Orbitals:
+    n_atoms: int
+    n_bf: int  # basis functions (PySCF nao)
+    n_occ: int  # doubly occupied orbitals (closed shell: electrons // 2)
+    n_core: int  # frozen core orbitals (0 unless frozen_core)
+
+    @property
+    def o(self) -> int:
+        """Correlated occupied orbitals."""
+        return self.n_occ - self.n_core
+
+    @property
+    def v(self) -> int:
+        return self.n_bf - self.n_occ
+
+
+@functools.lru_cache(maxsize=256)
+def _orbitals(z: tuple[int, ...], basis: str, charge: int, frozen_core: bool) -> Orbitals:
+    from pyscf import gto
+    from pyscf.data import elements
+
+    # Basis-function counts do not depend on the geometry: atoms on a line, 2 A apart.
+    atom = [(zi, (2.0 * i, 0.0, 0.0)) for i, zi in enumerate(z)]
+    nelec = sum(z) - charge
+    mol = gto.M(atom=atom, basis=basis, charge=charge, spin=nelec % 2, verbose=0)
+    return Orbitals(
+        n_atoms=len(z),
+        n_bf=int(mol.nao),
+        n_occ=int(mol.nelectron // 2),
+        n_core=int(elements.chemcore(mol)) if frozen_core else 0,
+    )
+
+
+def orbitals(z, basis: str, charge: int = 0, frozen_core: bool = False) -> Orbitals:
+    return _orbitals(tuple(int(x) for x in np.asarray(z).reshape(-1)), basis, int(charge), bool(frozen_core))
+
+
+def _atomic_numbers(z) -> np.ndarray:
+    return np.asarray(z, dtype=np.int64).reshape(-1)
+
+
 class Level:
-    """Base class. Subclasses set ENGINE, COMPUTED and DEFAULTS (the only keys they accept)."""
+    """Base class. Subclasses set ENGINE, COMPUTED and DEFAULTS (the only keys they accept), and a
+    computed engine its cost (:meth:`alone_cpu_s_per_frame`, :meth:`job_mem_mb`)."""
 
     ENGINE = ""
     COMPUTED = True
@@ -41,6 +123,12 @@ class Level:
     # Bumped when a fix changes the numbers an engine returns for the same settings; it enters the
     # label cache key and the labelling rules' params, so old labels are recomputed, never reused.
     REVISION = 0
+    # Δ-learning calls its cheap level at new geometries (every prediction): engines that compute
+    # labels (or GAFF2, through OpenMM) can be a Δ model's cheap level; imported labels cannot.
+    DELTA_OK: ClassVar[bool] = True
+    # Labels exist only for frames of the molecule's own MD (GAFF2, recorded by the sampling), not
+    # for imported frames.
+    MD_FRAMES_ONLY: ClassVar[bool] = False
 
     def __init__(self, name: str, **settings):
         unknown = sorted(set(settings) - set(self.DEFAULTS))
@@ -69,6 +157,43 @@ class Level:
 
     def compute(self, z: np.ndarray, R: np.ndarray, dm0=None, safer: bool = False) -> Label:
         raise NotImplementedError(f"engine {self.ENGINE} takes its labels from existing data")
+
+    # ------------------------------------------------------------------------- cost
+    def alone_cpu_s_per_frame(self, z) -> float:
+        """CPU-seconds of one frame (energy + forces) for atoms `z`, 1 thread, as
+        benchmarks/cost_model.py measures it (the fit). Free engines: 0."""
+        if not self.COMPUTED:
+            return 0.0
+        raise ValueError(
+            f"no cost model for engine {self.ENGINE!r}: {type(self).__name__} must define alone_cpu_s_per_frame"
+        )
+
+    def cpu_s_per_frame(self, z) -> float:
+        """CPU-seconds of one frame at this level for atoms `z`, 1 thread, as the pipeline's
+        labelling jobs record it: :data:`PIPELINE_FACTOR` x :meth:`alone_cpu_s_per_frame`. A pure
+        function of the settings and `z` (no file is read), so labelling jobs sized with it keep
+        their boundaries as the label cache fills."""
+        return PIPELINE_FACTOR * self.alone_cpu_s_per_frame(z)
+
+    def job_mem_mb(self, z) -> float:
+        """Resident memory (MB) of a labelling job at this level for atoms `z`, before margins."""
+        return pres.PYTHON_MB
+
+    def request(self, n_frames: int, z, threads: int = 1, attempt: int = 1) -> pres.Request:
+        """Cluster request (mem_mb, runtime in minutes) of a job that labels `n_frames` frames of
+        atoms `z` on `threads` threads: :meth:`cpu_s_per_frame` x frames, with the margins and the
+        growth per retry of :func:`pipeline.resources.request`."""
+        seconds = n_frames * self.cpu_s_per_frame(z) / pres.thread_speedup(threads)
+        return pres.request(self.job_mem_mb(z), seconds, attempt)
+
+
+def _is_hybrid(xc: str) -> bool:
+    from pyscf.dft import libxc
+
+    try:
+        return libxc.is_hybrid_xc(xc)
+    except Exception:
+        return False
 
 
 def _check_basis(level_name: str, basis: str) -> None:
@@ -101,6 +226,13 @@ class DFT(Level):
     DEFAULTS: ClassVar[dict] = dict(
         xc="PBE", basis="6-31G", density_fit=True, grid_level=2, conv_tol=1e-9, max_cycle=100, charge=0, spin=0
     )
+    # Cost (1 thread): PBE/6-31G ethanol 1.3-1.6, malonaldehyde 3.0, aspirin 33 CPU-s per frame.
+    FIXED_S = 0.6  # molecule and grid setup, SCF bookkeeping, gradient driver
+    N3_S = 1.37e-5  # per N^3 (density fitting, grid level 1)
+    NO_DF_FACTOR = 2.0  # conventional 4-index Coulomb/exchange instead of density fitting
+    HYBRID_FACTOR = 1.3  # exact exchange (B3LYP, PBE0, ...)
+    # PySCF grid levels 0-9 cost roughly this much relative to level 1 (more radial/angular points).
+    GRID_FACTOR: ClassVar[dict] = {0: 0.8, 1: 1.0, 2: 1.2, 3: 1.5, 4: 1.9, 5: 2.5, 6: 3.2, 7: 4.0, 8: 5.0, 9: 6.5}
 
     @property
     def theory(self) -> str:
@@ -117,6 +249,24 @@ class DFT(Level):
                 f"level {self.name!r}: unknown exchange-correlation functional {self.settings['xc']!r}; "
                 f"use a libxc name such as PBE, B3LYP, PBE0, wB97X-D"
             ) from None
+
+    def _n_bf(self, z) -> int:
+        return orbitals(z, self.settings["basis"], self.settings["charge"]).n_bf
+
+    def alone_cpu_s_per_frame(self, z) -> float:
+        s = self.settings
+        t = self.N3_S * self._n_bf(z) ** 3 * self.GRID_FACTOR.get(int(s["grid_level"]), self.GRID_FACTOR[9])
+        if not s["density_fit"]:
+            t *= self.NO_DF_FACTOR
+        if _is_hybrid(s["xc"]):
+            t *= self.HYBRID_FACTOR
+        return self.FIXED_S + t
+
+    def job_mem_mb(self, z) -> float:
+        """Density fitting: a three-index tensor of about 3 N auxiliary functions (two copies), at
+        most PySCF's max_memory."""
+        n = self._n_bf(z)
+        return pres.PYTHON_MB + min(8 * 3 * n**3 / 1e6 * 2, pres.PYSCF_MAX_MEMORY_MB)
 
     def _scf(self, mol, safer: bool):
         from pyscf import dft
@@ -158,6 +308,12 @@ class CCSD(Level):
     DEFAULTS: ClassVar[dict] = dict(
         basis="6-31G", frozen_core=True, conv_tol=1e-9, conv_tol_cc=1e-7, max_cycle=100, charge=0
     )
+    # Cost (1 thread): CCSD/6-31G ethanol 2.05, malonaldehyde 6.6, benzene 15.0, aspirin 659 CPU-s
+    # per frame (fit within 8%).
+    FIXED_S = 0.78
+    N4_S = 3.98e-7  # RHF and the gradient's AO derivative integrals
+    O2V4_S = 8.31e-9  # CCSD amplitudes + Lambda, all iterations
+    O3V4_S = 0.0  # the (T) terms (CCSD(T) only)
 
     @property
     def theory(self) -> str:
@@ -166,6 +322,21 @@ class CCSD(Level):
 
     def check(self) -> None:
         _check_basis(self.name, self.settings["basis"])
+
+    def _orbitals(self, z) -> Orbitals:
+        s = self.settings
+        return orbitals(z, s["basis"], s["charge"], s["frozen_core"])
+
+    def alone_cpu_s_per_frame(self, z) -> float:
+        orb = self._orbitals(z)
+        o, v, n = orb.o, orb.v, orb.n_bf
+        return self.FIXED_S + self.N4_S * n**4 + self.O2V4_S * o**2 * v**4 + self.O3V4_S * o**3 * v**4
+
+    def job_mem_mb(self, z) -> float:
+        """Two-electron integrals (8-fold symmetry) and amplitudes, a few copies, at most PySCF's
+        max_memory (larger intermediates go to disk)."""
+        n = self._orbitals(z).n_bf
+        return pres.PYTHON_MB + min(3 * n**4 / 1e6, pres.PYSCF_MAX_MEMORY_MB)
 
     def _cc(self, z, R, dm0, safer):
         """RHF then CCSD amplitudes. Returns (mycc, eris, mf, reason); mycc is None on failure."""
@@ -249,6 +420,9 @@ class CCSD_T(CCSD):
 
     ENGINE = "ccsd_t"
     REVISION = 2
+    # (T) energy + (T) Lambda + (T) gradient intermediates: 1.1e-8, 0.9e-8, 1.3e-8 s per o^3 v^4
+    # measured (ethanol, malonaldehyde, benzene).
+    O3V4_S = 1.2e-8
 
     def _energy(self, mycc, eris) -> float:
         return mycc.e_tot + mycc.ccsd_t(eris=eris)
@@ -273,6 +447,8 @@ class XTB(Level):
     ENGINE = "xtb"
     METHODS = ("GFN2-xTB", "GFN1-xTB", "IPEA1-xTB")
     DEFAULTS: ClassVar[dict] = dict(method="GFN2-xTB", charge=0, accuracy=1.0, max_iterations=250)
+    PER_ATOM_S = 5.0e-4  # GFN2-xTB: 3-20 ms per frame for 9-21 atoms, mostly fixed costs
+    TBLITE_MB = 200  # tblite's library and matrices, beyond the interpreter
 
     @property
     def theory(self) -> str:
@@ -283,6 +459,12 @@ class XTB(Level):
             raise LevelError(
                 f"level {self.name!r}: unknown xtb method {self.settings['method']!r}; valid: {', '.join(self.METHODS)}"
             )
+
+    def alone_cpu_s_per_frame(self, z) -> float:
+        return self.PER_ATOM_S * len(_atomic_numbers(z))
+
+    def job_mem_mb(self, z) -> float:
+        return pres.PYTHON_MB + self.TBLITE_MB
 
     def compute(self, z, R, dm0=None, safer=False) -> Label:
         from tblite.interface import Calculator
@@ -304,6 +486,7 @@ class Empirical(Level):
 
     ENGINE = "empirical"
     COMPUTED = False
+    MD_FRAMES_ONLY = True  # recorded by the MD; at new geometries (Δ predictions) through OpenMM
 
     @property
     def theory(self) -> str:
@@ -315,6 +498,7 @@ class File(Level):
 
     ENGINE = "file"
     COMPUTED = False
+    DELTA_OK = False  # labels only on the file's own frames; a Δ model needs them at new geometries
     DEFAULTS: ClassVar[dict] = dict(path=None, energy_unit=None, length_unit=None, theory=None)
 
     @property

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import methods as method_registry
 from . import costs
 from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
 from .inputs import ReportInputs, software_versions
@@ -219,10 +220,12 @@ def _reduction_cards(reductions: pd.DataFrame) -> list[Card]:
     """ASTEROID's and Δ-learning's reduction over standard training at their smallest N."""
     red = costs.normalise_levels(reductions)
     cards = []
-    for method in ("asteroid", "delta"):
+    for method, m in method_registry.METHODS.items():
+        if m.card is None:
+            continue
         rows = red[red["method"] == method]
         for r in rows[rows["n_train"] == rows["n_train"].min()].itertuples():
-            name = "ASTEROID" if method == "asteroid" else "Δ-learning"
+            name = m.card
             cards.append(
                 Card(
                     f"{name} ({r.cheap_level}) vs standard, {model_label(r.model)}",

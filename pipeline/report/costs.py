@@ -18,55 +18,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-RESULTS_COLUMNS = [
-    "molecule",
-    "model",
-    "method",
-    "cheap_level",
-    "n_train",
-    "gamma",
-    "seed",
-    "force_mae_kcal",
-    "force_rmse_kcal",
-    "force_mae_mev",
-    "force_rmse_mev",
-    "energy_mae_kcal",
-    "n_accurate_labels",
-    "n_cheap_labels",
-    "accurate_label_cpu_h",
-    "cheap_label_cpu_h",
-    "data_cost_cpu_h",
-    "train_wall_s",
-    "train_cpu_s",
-    "force_mae_ci_low",
-    "force_mae_ci_high",
-    "reduction_vs_standard",
-    "reduction_ci_low",
-    "reduction_ci_high",
-    "train_cpu_h_total",
-    "total_cpu_h",
-]
-BIAS_SUMMARY_COLUMNS = ["model", "cheap_level", "n_train", "seed", "n_frames", "spearman"]
-LABEL_COST_COLUMNS = [
-    "level",
-    "subset",
-    "n_frames",
-    "n_failed",
-    "cpu_s_total",
-    "cpu_s_per_frame",
-    "wall_s_per_frame",
-]
-GAMMA_COLUMNS = [
-    "model",
-    "cheap_level",
-    "n_train",
-    "seed",
-    "gamma_spec",
-    "gamma",
-    "effective_frames",
-    "val_loss",
-    "chosen",
-]
+from .. import methods, records
+
+# The tables the report reads, as collect writes them (pipeline/records.py).
+RESULTS_COLUMNS = records.RESULTS
+BIAS_SUMMARY_COLUMNS = records.BIAS_SUMMARY
+LABEL_COST_COLUMNS = records.LABEL_COSTS
+GAMMA_COLUMNS = records.GAMMA
 STABILITY_COLUMNS = [
     "model",
     "method",
@@ -271,7 +229,10 @@ def error_reduction(results_df: pd.DataFrame, model: str, reference_method: str 
     return table.sort_values(["method", "cheap_level", "n_train"]).reset_index(drop=True)
 
 
-ABLATION_METHODS = ["standard", "finetune_unweighted", "bias_aware_no_finetune", "asteroid"]
+ABLATION_METHODS = sorted(
+    (m.name for m in methods.METHODS.values() if m.ablation_order is not None),
+    key=lambda name: methods.get(name).ablation_order,
+)
 
 
 def ablation_table(results_df: pd.DataFrame) -> pd.DataFrame:
@@ -436,7 +397,7 @@ def estimate_vs_spent(plan: pd.DataFrame, label_costs: pd.DataFrame) -> pd.DataF
 
 
 # Methods compared as routes to a target error (each trains on N accurate labels).
-ROUTE_METHODS = ["standard", "asteroid", "score_matching", "sgdml", "delta", "delta_sgdml"]
+ROUTE_METHODS = methods.names(route=True)
 ROUTE_COLUMNS = [
     "target",
     "target_force_mae_kcal",

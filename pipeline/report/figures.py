@@ -29,43 +29,23 @@ from matplotlib.ticker import (
     NullLocator,
 )
 
+from .. import methods
 from ..data import atomic_write
 from . import costs
 
 MAE_LABEL = "force MAE (kcal/mol/Å)"
 
-METHOD_LABELS = {
-    "standard": "standard (accurate labels only)",
-    "asteroid": "ASTEROID",
-    "finetune_unweighted": "fine-tune, no bias weights",
-    "bias_aware_no_finetune": "bias-aware, no fine-tuning",
-    "cheap_only": "cheap labels only",
-    "score_matching": "score matching + fine-tune",
-    "score_matching_no_finetune": "score matching, no fine-tuning",
-    "sgdml": "sGDML (accurate labels only)",
-    "delta": "Δ-learning: cheap level + neural correction",
-    "delta_sgdml": "Δ-learning: cheap level + sGDML correction",
-}
-METHOD_COLORS = {
-    "standard": "#1f77b4",
-    "asteroid": "#d62728",
-    "finetune_unweighted": "#ff7f0e",
-    "bias_aware_no_finetune": "#2ca02c",
-    "cheap_only": "#9467bd",
-    "score_matching": "#8c564b",
-    "score_matching_no_finetune": "#e377c2",
-    "sgdml": "#222222",
-    "delta": "#17becf",
-    "delta_sgdml": "#bcbd22",
-}
+# Labels, colours and groups of the methods: from their modules (pipeline/methods), in registry order.
+METHOD_LABELS = {name: m.label for name, m in methods.METHODS.items()}
+METHOD_COLORS = {name: m.color for name, m in methods.METHODS.items()}
 # Kernel methods (model "sgdml"): overlaid on every model's panel, dashed.
-KERNEL_METHODS = ("sgdml", "delta_sgdml")
+KERNEL_METHODS = tuple(methods.names(kernel=True))
 MODEL_LABELS = {"egnn": "EGNN", "gemnet": "GemNet", "mace": "MACE", "sgdml": "sGDML"}
 _MARKERS = ["o", "s", "^", "D", "v", "P", "X"]
 _LINESTYLES = ["-", "--", "-.", ":"]
 _OTHER_COLOR = "#7f7f7f"
 # Methods trained without accurate labels (n_train = 0): shown as bars, not curves.
-CHEAP_ONLY_METHODS = ["cheap_only", "score_matching_no_finetune"]
+CHEAP_ONLY_METHODS = methods.names(no_accurate_labels=True)
 
 
 @dataclass

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..evaluation.collect import REDUCTION_COLUMNS  # reductions.csv as collect writes it
+from .. import records
 from . import costs
 
 SOFTWARE = ["numpy", "torch", "pyscf", "openmm", "snakemake", "sgdml", "ase"]
-BIAS_FRAME_COLUMNS = ["model", "cheap_level", "n_train", "seed", "bias_estimate", "true_bias"]
 
 PathLike = str | os.PathLike
 
@@ -116,8 +115,8 @@ def load_inputs(
     )
     gamma = load_csv(gamma_csv, costs.GAMMA_COLUMNS, "gamma_selection.csv", notes)
     stability = load_csv(stability_csv, costs.STABILITY_COLUMNS, "stability.csv", notes)
-    reductions = load_csv(reductions_csv, REDUCTION_COLUMNS, "reductions.csv", notes)
-    bias_frames = load_csv(bias_csv, BIAS_FRAME_COLUMNS, "bias_diagnostic.csv", notes)
+    reductions = load_csv(reductions_csv, records.REDUCTIONS, "reductions.csv", notes)
+    bias_frames = load_csv(bias_csv, records.BIAS_FRAMES, "bias_diagnostic.csv", notes)
     bias_summary = load_csv(bias_summary_csv, costs.BIAS_SUMMARY_COLUMNS, "bias_correlation.csv", notes)
     ff_meta = Path(forcefield_dir, "metadata.json") if forcefield_dir else None
     forcefield = json.loads(ff_meta.read_text()) if ff_meta and ff_meta.is_file() else None

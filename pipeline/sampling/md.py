@@ -67,6 +67,52 @@ def run_md(
 
     Non-finite positions, energies or forces (an MD that blew up) raise, naming the frame and
     the key; the fix is a shorter `sampling.timestep_fs`."""
+    prm, system, sim = _minimized_simulation(
+        prmtop, inpcrd, temperature_K, timestep_fs, friction_per_ps, seed, platform
+    )
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    sim.step(equilibration_steps)
+    R, E, F, T = _sample_frames(sim, system, n_frames, stride)
+    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
+    check_finite(
+        R,
+        E,
+        F,
+        where=f"MD of {name or prmtop} (GAFF2 labels)",
+        fix=f"the MD became unstable; lower sampling.timestep_fs (now {timestep_fs}) or "
+        f"sampling.temperature_K (now {temperature_K})",
+    )
+    z = np.array([a.element.atomic_number for a in prm.topology.atoms()], dtype=np.int64)
+    if log_csv:
+        _write_log(log_csv, E, T, equilibration_steps, stride, timestep_fs)
+    return Dataset(
+        R=R,
+        z=z,
+        E=E,
+        F=F,
+        frame_id=np.arange(n_frames),
+        cpu_s=np.full(n_frames, cpu_s / n_frames),
+        wall_s=np.full(n_frames, wall_s / n_frames),
+        name=name,
+        theory="GAFF2",
+        meta=dict(
+            platform=sim.context.getPlatform().getName(),
+            temperature_K=temperature_K,
+            timestep_fs=timestep_fs,
+            friction_per_ps=friction_per_ps,
+            stride=stride,
+            equilibration_steps=equilibration_steps,
+            seed=seed,
+            mean_temperature_K=float(T.mean()),
+            md_cpu_s=cpu_s,
+            md_wall_s=wall_s,
+        ),
+    )
+
+
+def _minimized_simulation(prmtop, inpcrd, temperature_K, timestep_fs, friction_per_ps, seed, platform):
+    """(prmtop file, system, simulation) of the GAFF2 system in vacuum with a Langevin integrator,
+    energy-minimised from `inpcrd`, velocities drawn at `temperature_K` (seeded)."""
     import openmm as mm
     import openmm.app as app
     import openmm.unit as u
@@ -78,15 +124,21 @@ def run_md(
         temperature_K * u.kelvin, friction_per_ps / u.picosecond, timestep_fs * u.femtosecond
     )
     integrator.setRandomNumberSeed(seed + 1)  # 0 would mean "pick a random seed" in OpenMM
-    n_atoms = system.getNumParticles()
-    plat = choose_platform(platform, n_atoms)
+    plat = choose_platform(platform, system.getNumParticles())
     sim = app.Simulation(prm.topology, system, integrator, plat)
     sim.context.setPositions(crd.positions)
     sim.minimizeEnergy()
     sim.context.setVelocitiesToTemperature(temperature_K * u.kelvin, seed + 1)
+    return prm, system, sim
 
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    sim.step(equilibration_steps)
+
+def _sample_frames(sim, system, n_frames: int, stride: int):
+    """Run `n_frames` x `stride` steps; returns positions R [n_frames, n_atoms, 3] Angstrom,
+    energies E [n_frames] eV, forces F [n_frames, n_atoms, 3] eV/A and kinetic temperatures
+    T [n_frames] K of the frames after every `stride` steps."""
+    import openmm.unit as u
+
+    n_atoms = system.getNumParticles()
     R = np.empty((n_frames, n_atoms, 3))  # [n_frames, n_atoms, 3] Angstrom
     E = np.empty(n_frames)  # [n_frames] eV
     F = np.empty((n_frames, n_atoms, 3))  # [n_frames, n_atoms, 3] eV/A
@@ -101,47 +153,19 @@ def run_md(
         F[i] = st.getForces(asNumpy=True).value_in_unit(u.kilojoule_per_mole / u.angstrom) * ev_per_kj
         ke = st.getKineticEnergy().value_in_unit(u.kilojoule_per_mole)
         T[i] = kinetic_temperature(ke, dof)
-    cpu_s, wall_s = time.process_time() - cpu0, time.perf_counter() - wall0
-    check_finite(
-        R,
-        E,
-        F,
-        where=f"MD of {name or prmtop} (GAFF2 labels)",
-        fix=f"the MD became unstable; lower sampling.timestep_fs (now {timestep_fs}) or "
-        f"sampling.temperature_K (now {temperature_K})",
-    )
-    z = np.array([a.element.atomic_number for a in prm.topology.atoms()], dtype=np.int64)
-    if log_csv:
-        import pandas as pd
+    return R, E, F, T
 
-        pd.DataFrame(
-            {
-                "frame": np.arange(n_frames),
-                "time_ps": (equilibration_steps + stride * (np.arange(n_frames) + 1)) * timestep_fs / 1000,
-                "potential_energy_eV": E,
-                "temperature_K": T,
-            }
-        ).to_csv(log_csv, index=False)
-    return Dataset(
-        R=R,
-        z=z,
-        E=E,
-        F=F,
-        frame_id=np.arange(n_frames),
-        cpu_s=np.full(n_frames, cpu_s / n_frames),
-        wall_s=np.full(n_frames, wall_s / n_frames),
-        name=name,
-        theory="GAFF2",
-        meta=dict(
-            platform=plat.getName(),
-            temperature_K=temperature_K,
-            timestep_fs=timestep_fs,
-            friction_per_ps=friction_per_ps,
-            stride=stride,
-            equilibration_steps=equilibration_steps,
-            seed=seed,
-            mean_temperature_K=float(T.mean()),
-            md_cpu_s=cpu_s,
-            md_wall_s=wall_s,
-        ),
-    )
+
+def _write_log(log_csv: str, E, T, equilibration_steps: int, stride: int, timestep_fs: float) -> None:
+    """The MD log: time, potential energy (eV) and temperature (K) of every frame."""
+    import pandas as pd
+
+    n_frames = len(E)
+    pd.DataFrame(
+        {
+            "frame": np.arange(n_frames),
+            "time_ps": (equilibration_steps + stride * (np.arange(n_frames) + 1)) * timestep_fs / 1000,
+            "potential_energy_eV": E,
+            "temperature_K": T,
+        }
+    ).to_csv(log_csv, index=False)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+from .. import layout
+
 
 def _json(text):
     return json.loads(text)
@@ -74,7 +76,8 @@ def _run_cheap(a):
         hparams=a.hparams,
         cheap_npz=a.cheap,
         bias_npz=a.bias,
-        gamma=a.gamma,
+        gamma_kind=a.gamma[0],
+        gamma=a.gamma[1],
         **_stage_kwargs(a),
         extra={"cheap_level": a.cheap_level},
     )
@@ -149,7 +152,10 @@ def add_commands(sub) -> None:
     s.add_argument("--cheap-level", required=True)
     s.add_argument("--bias", default=None)
     s.add_argument(
-        "--gamma", required=True, help="candidate: kcal/mol/A ('1'), relative to the spread of B ('r0.5'), or inf"
+        "--gamma",
+        type=layout.gamma_from_token,
+        required=True,
+        help="γ candidate: kcal/mol/A ('1'), relative to the spread of B ('r0.5'), or inf (pipeline/layout.py)",
     )
     s.set_defaults(func=_run_cheap)
 

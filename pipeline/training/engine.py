@@ -125,6 +125,213 @@ def evaluate(model, data: TensorData, cfg: StageConfig, generator=None) -> dict:
     return out
 
 
+STOP_REASONS = ("early_stopping", "step_cap", "epoch_cap")
+
+
+def stop_reason(state: dict, cfg: StageConfig) -> str | None:
+    """Why training ends after the periods recorded in `state`, or None while it goes on.
+
+    "early_stopping": the validation metric has not improved for `early_stopping_patience` periods;
+    "step_cap": `max_steps` optimisation steps are done; "epoch_cap": `max_epochs` periods are done.
+    When several hold at once (the last period used up the patience and a budget), the first in
+    that order is given. A function of the state alone, so a run resumed from any checkpoint,
+    even one written after its last period, ends for the same reason as an uninterrupted one.
+    """
+    if state["epoch"] > 0 and state["epoch"] - state["best_epoch"] >= cfg.early_stopping_patience:
+        return "early_stopping"
+    if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+        return "step_cap"
+    if state["epoch"] >= cfg.max_epochs:
+        return "epoch_cap"
+    return None
+
+
+def _initial_state() -> dict:
+    return {
+        "epoch": 0,
+        "step": 0,
+        "best": math.inf,
+        "best_epoch": -1,
+        "best_state": None,
+        "history": [],
+        "elapsed_s": 0.0,
+        "cpu_s": 0.0,
+        "pending": [],
+    }
+
+
+class _Training:
+    """One call of :func:`train`: the model, optimiser, schedules, EMA, random generators and the
+    loop state (`state`, the part a checkpoint carries besides those objects' own states)."""
+
+    def __init__(self, model, train_data: TensorData, val_data: TensorData, cfg: StageConfig, seed: int, checkpoint):
+        self.model, self.train_data, self.val_data, self.cfg = model, train_data, val_data, cfg
+        self.checkpoint = Path(checkpoint)
+        self.signature = json.dumps(
+            {"cfg": asdict(cfg), "seed": seed, "n_train": len(train_data), "n_val": len(val_data)},
+            sort_keys=True,
+            default=str,
+        )
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.val_gen_seed = seed + 12345
+        self.opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
+        )
+        self.ema = EMA(model, cfg.ema_decay)
+        self.metric = "val_loss" if cfg.objective == "score_matching" else "val_force_mae"
+        self.state = _initial_state()
+        steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
+        self.steps_per_period = cfg.eval_every_steps or steps_per_epoch
+        self.warmup_steps = cfg.warmup_epochs * self.steps_per_period
+        self.max_steps = cfg.max_steps if cfg.max_steps is not None else math.inf
+        self.last_save = None
+
+    def resume(self) -> None:
+        """Load the checkpoint when there is one written for the same configuration."""
+        if not self.checkpoint.exists():
+            return
+        ck = torch.load(self.checkpoint, map_location="cpu", weights_only=False)
+        if ck.get("signature") != self.signature:
+            log.info("ignoring checkpoint %s written for another configuration", self.checkpoint)
+            return
+        self.model.load_state_dict(ck["model"])
+        self.opt.load_state_dict(ck["opt"])
+        self.plateau.load_state_dict(ck["plateau"])
+        self.ema.shadow = ck["ema"]
+        self.gen.set_state(ck["gen"])
+        _set_rng_state(ck["rng"])
+        self.state = ck["state"]
+        log.info("resumed from %s at epoch %d", self.checkpoint, self.state["epoch"])
+
+    def save_checkpoint(self) -> None:
+        payload = {
+            "signature": self.signature,
+            "model": self.model.state_dict(),
+            "opt": self.opt.state_dict(),
+            "plateau": self.plateau.state_dict(),
+            "ema": self.ema.shadow,
+            "gen": self.gen.get_state(),
+            "rng": _rng_state(),
+            "state": self.state,
+        }
+        atomic_write(self.checkpoint, lambda tmp: torch.save(payload, tmp))
+
+    def next_batches(self, n: int) -> list:
+        """The next n batches of the shuffled stream (a new permutation at each epoch boundary);
+        the unused rest of a permutation is kept in the state, so a resumed run continues it."""
+        state, data = self.state, self.train_data
+        out = []
+        while len(out) < n:
+            if not state["pending"]:
+                state["pending"] = [idx.cpu() for idx in data.batches(self.cfg.batch_size, self.gen)]
+            out.append(state["pending"].pop(0).to(data.R.device))
+        return out
+
+    def optimisation_step(self, idx) -> torch.Tensor:
+        """One step on batch `idx` (warm-up learning rate, loss, clipped gradient, EMA); returns the loss."""
+        cfg, model, opt = self.cfg, self.model, self.opt
+        global_step = self.state["step"]
+        if global_step < self.warmup_steps:
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * (global_step + 1) / self.warmup_steps
+        if cfg.objective == "score_matching":
+            loss = score_matching_loss(model, self.train_data, idx, cfg.kT, cfg.n_projections, self.gen)
+        else:
+            loss, _ = supervised_loss(model, self.train_data, idx, cfg.rho)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
+        opt.step()
+        self.ema.update(model)
+        self.state["step"] += 1
+        return loss
+
+    def run_period(self) -> None:
+        """One evaluation period: its optimisation steps, validation of the EMA weights, the
+        schedules, a history row, the best weights, and a checkpoint when one is due."""
+        cfg, state = self.cfg, self.state
+        t0, c0 = time.perf_counter(), time.process_time()
+        epoch = state["epoch"]
+        train_loss, n_seen = 0.0, 0
+        for idx in self.next_batches(int(min(self.steps_per_period, self.max_steps - state["step"]))):
+            loss = self.optimisation_step(idx)
+            train_loss += float(loss.detach()) * len(idx)
+            n_seen += len(idx)
+        ema_model = self.ema.copy_to(self.model)
+        val = evaluate(ema_model, self.val_data, cfg, torch.Generator().manual_seed(self.val_gen_seed))
+        if epoch + 1 >= cfg.warmup_epochs:
+            self.plateau.step(val[self.metric])
+        state["epoch"] = epoch + 1
+        state["elapsed_s"] += time.perf_counter() - t0
+        state["cpu_s"] += time.process_time() - c0
+        row = {
+            "epoch": epoch + 1,
+            "step": state["step"],
+            "train_loss": train_loss / max(n_seen, 1),
+            **val,
+            "lr": self.opt.param_groups[0]["lr"],
+            "wall_s": state["elapsed_s"],
+        }
+        state["history"].append(row)
+        if val[self.metric] < state["best"]:
+            state.update(
+                best=val[self.metric],
+                best_epoch=epoch + 1,
+                best_state={k: v.clone() for k, v in self.ema.shadow.items()},
+            )
+        if epoch % 10 == 0 or epoch + 1 == cfg.max_epochs or state["step"] >= self.max_steps:
+            log.info("epoch %d %s", epoch + 1, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+        if time.perf_counter() - self.last_save >= cfg.checkpoint_every_s:
+            self.save_checkpoint()
+            self.last_save = time.perf_counter()
+
+    def run(self) -> str:
+        """Train until :func:`stop_reason` gives a reason; returns it."""
+        self.last_save = time.perf_counter()
+        self.model.train()
+        while (reason := stop_reason(self.state, self.cfg)) is None:
+            self.run_period()
+        if reason == "early_stopping":
+            state = self.state
+            log.info(
+                "early stopping at epoch %d (best %s %.4g at epoch %d)",
+                state["epoch"],
+                self.metric,
+                state["best"],
+                state["best_epoch"],
+            )
+        return reason
+
+    def best_model(self):
+        """A copy of the model with the EMA weights of the best period (the last ones if none was best)."""
+        best_model = copy.deepcopy(self.model)
+        best_state = self.state["best_state"]
+        best_model.load_state_dict(best_state if best_state is not None else self.ema.shadow)
+        best_model.eval()
+        return best_model
+
+    def summary(self, reason: str) -> dict:
+        state = self.state
+        best_row = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
+        return {
+            "best_epoch": state["best_epoch"],
+            "epochs": state["epoch"],
+            "steps": state["step"],
+            "frames_seen": state["step"] * self.cfg.batch_size,
+            "metric": self.metric,
+            "best_metric": state["best"],
+            "best_val_loss": best_row.get("val_loss"),
+            "train_wall_s": state["elapsed_s"],
+            "train_cpu_s": state["cpu_s"],
+            "stop_reason": reason,
+            "stop_step": state["step"],
+            "best_step": best_row.get("step"),
+        }
+
+
 def train(
     model,
     train_data: TensorData,
@@ -137,154 +344,19 @@ def train(
 ):
     """Train `model` in place; returns (EMA model at the best validation epoch, summary dict).
 
-    A checkpoint is written after every epoch; if `checkpoint` exists and was written for the same
-    configuration, training resumes from it (same result as an uninterrupted run on CPU).
+    A checkpoint is written after an epoch when `checkpoint_every_s` has passed since the last one;
+    if `checkpoint` exists and was written for the same configuration, training resumes from it
+    (same result as an uninterrupted run on CPU).
+
+    The summary records how training ended: `stop_reason` (one of STOP_REASONS, see
+    :func:`stop_reason`), `stop_step` (optimisation steps done when it ended, the same as `steps`)
+    and `best_step` (the step at the end of the best period, None when no period was best).
     """
-    checkpoint = Path(checkpoint)
-    signature = json.dumps(
-        {"cfg": asdict(cfg), "seed": seed, "n_train": len(train_data), "n_val": len(val_data)},
-        sort_keys=True,
-        default=str,
-    )
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    val_gen_seed = seed + 12345
-    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
-    plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.min_lr
-    )
-    ema = EMA(model, cfg.ema_decay)
-    metric = "val_loss" if cfg.objective == "score_matching" else "val_force_mae"
-    state = {
-        "epoch": 0,
-        "step": 0,
-        "best": math.inf,
-        "best_epoch": -1,
-        "best_state": None,
-        "history": [],
-        "elapsed_s": 0.0,
-        "cpu_s": 0.0,
-        "pending": [],
-    }
-
-    if checkpoint.exists():
-        ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if ck.get("signature") == signature:
-            model.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["opt"])
-            plateau.load_state_dict(ck["plateau"])
-            ema.shadow = ck["ema"]
-            gen.set_state(ck["gen"])
-            _set_rng_state(ck["rng"])
-            state = ck["state"]
-            log.info("resumed from %s at epoch %d", checkpoint, state["epoch"])
-        else:
-            log.info("ignoring checkpoint %s written for another configuration", checkpoint)
-
-    def save_checkpoint():
-        payload = {
-            "signature": signature,
-            "model": model.state_dict(),
-            "opt": opt.state_dict(),
-            "plateau": plateau.state_dict(),
-            "ema": ema.shadow,
-            "gen": gen.get_state(),
-            "rng": _rng_state(),
-            "state": state,
-        }
-        atomic_write(checkpoint, lambda tmp: torch.save(payload, tmp))
-
-    last_save = time.perf_counter()
-    steps_per_epoch = math.ceil(len(train_data) / cfg.batch_size)
-    steps_per_period = cfg.eval_every_steps or steps_per_epoch
-    warmup_steps = cfg.warmup_epochs * steps_per_period
-    max_steps = cfg.max_steps if cfg.max_steps is not None else math.inf
-
-    def next_batches(n: int) -> list:
-        """The next n batches of the shuffled stream (a new permutation at each epoch boundary);
-        the unused rest of a permutation is kept in the state, so a resumed run continues it."""
-        out = []
-        while len(out) < n:
-            if not state["pending"]:
-                state["pending"] = [idx.cpu() for idx in train_data.batches(cfg.batch_size, gen)]
-            out.append(state["pending"].pop(0).to(train_data.R.device))
-        return out
-
-    model.train()
-    while state["epoch"] < cfg.max_epochs and state["step"] < max_steps:
-        t0, c0 = time.perf_counter(), time.process_time()
-        epoch = state["epoch"]
-        train_loss, n_seen = 0.0, 0
-        for idx in next_batches(int(min(steps_per_period, max_steps - state["step"]))):
-            global_step = state["step"]
-            if global_step < warmup_steps:
-                for g in opt.param_groups:
-                    g["lr"] = cfg.lr * (global_step + 1) / warmup_steps
-            if cfg.objective == "score_matching":
-                loss = score_matching_loss(model, train_data, idx, cfg.kT, cfg.n_projections, gen)
-            else:
-                loss, _ = supervised_loss(model, train_data, idx, cfg.rho)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip, foreach=True)
-            opt.step()
-            ema.update(model)
-            state["step"] += 1
-            train_loss += float(loss.detach()) * len(idx)
-            n_seen += len(idx)
-        ema_model = ema.copy_to(model)
-        val = evaluate(ema_model, val_data, cfg, torch.Generator().manual_seed(val_gen_seed))
-        if epoch + 1 >= cfg.warmup_epochs:
-            plateau.step(val[metric])
-        state["epoch"] = epoch + 1
-        state["elapsed_s"] += time.perf_counter() - t0
-        state["cpu_s"] += time.process_time() - c0
-        row = {
-            "epoch": epoch + 1,
-            "step": state["step"],
-            "train_loss": train_loss / max(n_seen, 1),
-            **val,
-            "lr": opt.param_groups[0]["lr"],
-            "wall_s": state["elapsed_s"],
-        }
-        state["history"].append(row)
-        if val[metric] < state["best"]:
-            state.update(
-                best=val[metric], best_epoch=epoch + 1, best_state={k: v.clone() for k, v in ema.shadow.items()}
-            )
-        if epoch % 10 == 0 or epoch + 1 == cfg.max_epochs or state["step"] >= max_steps:
-            log.info("epoch %d %s", epoch + 1, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
-        stop = epoch + 1 - state["best_epoch"] >= cfg.early_stopping_patience
-        if time.perf_counter() - last_save >= cfg.checkpoint_every_s:
-            save_checkpoint()
-            last_save = time.perf_counter()
-        if stop:
-            log.info(
-                "early stopping at epoch %d (best %s %.4g at epoch %d)",
-                epoch + 1,
-                metric,
-                state["best"],
-                state["best_epoch"],
-            )
-            break
-
-    best_model = copy.deepcopy(model)
-    best_model.load_state_dict(state["best_state"] if state["best_state"] is not None else ema.shadow)
-    best_model.eval()
+    run = _Training(model, train_data, val_data, cfg, seed, checkpoint)
+    run.resume()
+    reason = run.run()
+    best_model = run.best_model()
     if history_csv is not None:
-        hist = pd.DataFrame(state["history"])
+        hist = pd.DataFrame(run.state["history"])
         atomic_write(history_csv, lambda tmp: hist.to_csv(tmp, index=False))
-    best_row = next((r for r in state["history"] if r["epoch"] == state["best_epoch"]), {})
-    summary = {
-        "best_epoch": state["best_epoch"],
-        "epochs": state["epoch"],
-        "steps": state["step"],
-        "frames_seen": state["step"] * cfg.batch_size,
-        "metric": metric,
-        "best_metric": state["best"],
-        "best_val_loss": best_row.get("val_loss"),
-        "train_wall_s": state["elapsed_s"],
-        "train_cpu_s": state["cpu_s"],
-    }
-    return best_model, summary
+    return best_model, run.summary(reason)

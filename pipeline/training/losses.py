@@ -60,29 +60,19 @@ def bias_spread(B: np.ndarray) -> float:
     return spread if spread > 0 else 1e-6
 
 
-def parse_gamma(spec: str) -> tuple[str, float]:
-    """A gamma candidate as written in paths and config: '1.5' (absolute, kcal/mol/A),
-    'r0.5' (relative: 0.5 x bias_spread(B)) or 'inf' (no weights). Returns (kind, value)."""
-    text = str(spec)
-    if text == "inf":
-        return "inf", math.inf
-    kind, num = ("relative", text[1:]) if text.startswith("r") else ("absolute", text)
-    try:
-        value = float(num)
-    except ValueError:
-        raise ValueError(f"gamma {spec!r}: expected a number (kcal/mol/A), r<number> (relative) or inf") from None
-    if not value > 0 or math.isinf(value):
-        raise ValueError(f"gamma {spec!r}: must be a positive finite number, r<positive number>, or inf")
-    return kind, value
-
-
-def resolve_gamma(spec: str, B: np.ndarray | None) -> float:
-    """The absolute gamma (kcal/mol/A) of a candidate; relative ones need the bias B."""
-    kind, value = parse_gamma(spec)
+def resolve_gamma(kind: str, value: float | None, B: np.ndarray | None) -> float:
+    """The absolute gamma (kcal/mol/A) of a candidate: absolute (value), relative (value x the
+    spread of B, which it needs) or inf."""
+    if kind == "inf":
+        return math.inf
+    if value is None or not value > 0 or math.isinf(value):
+        raise ValueError(f"{kind} gamma {value!r}: must be a positive finite number")
     if kind == "relative":
         if B is None:
-            raise ValueError(f"relative gamma {spec!r} needs the bias values B")
+            raise ValueError(f"relative gamma {value!r} needs the bias values B")
         return value * bias_spread(B)
+    if kind != "absolute":
+        raise ValueError(f"gamma kind {kind!r}: expected absolute, relative or inf")
     return value
 
 

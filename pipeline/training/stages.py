@@ -21,12 +21,12 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from .. import units
+from .. import layout, units
 from ..data import atomic_write, load_npz
 from ..models import build, load_model, save_model
 from .batching import TensorData
 from .engine import StageConfig, train
-from .losses import bias, effective_sample_size, normalised_bias_weights, parse_gamma, resolve_gamma
+from .losses import bias, effective_sample_size, normalised_bias_weights, resolve_gamma
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +186,7 @@ def train_cheap(
     hparams,
     cheap_npz,
     bias_npz,
+    gamma_kind,
     gamma,
     stage,
     training,
@@ -198,12 +199,13 @@ def train_cheap(
 ):
     """Stage 2: from scratch on the cheap pool, frame weights exp(-B_j/gamma).
 
-    `gamma` is a candidate spec (losses.parse_gamma): absolute kcal/mol/A ('1'), relative to the
-    spread of this stage-1 model's B ('r0.5'), or 'inf' (unit weights: the cheap-only model).
-    Weights are stored normalised to a largest weight of 1 (the same relative weights)."""
+    The γ candidate is `gamma_kind` "absolute" (`gamma` in kcal/mol/A), "relative" (`gamma` times
+    the spread of this stage-1 model's B) or "inf" (unit weights: the cheap-only model). Weights
+    are stored normalised to a largest weight of 1 (the same relative weights)."""
     dev = resolve_device(device)
     ds = load_npz(cheap_npz)
-    kind, _ = parse_gamma(gamma)
+    kind = gamma_kind
+    spec = layout.gamma_token(kind, math.inf if kind == "inf" else gamma)
     bias_info = {}
     if kind == "inf":
         w, gamma_abs = np.ones(len(ds)), math.inf
@@ -218,10 +220,10 @@ def train_cheap(
                 "bias_mean": float(B.mean()),
                 "bias_iqr": float(np.subtract(*np.percentile(B, [75, 25]))),
             }
-        gamma_abs = resolve_gamma(gamma, B)
+        gamma_abs = resolve_gamma(kind, gamma, B)
         w = normalised_bias_weights(B, gamma_abs)
     ess = effective_sample_size(w)
-    log.info("gamma %s = %s kcal/mol/A: effective sample size %.1f of %d cheap frames", gamma, gamma_abs, ess, len(w))
+    log.info("gamma %s = %s kcal/mol/A: effective sample size %.1f of %d cheap frames", spec, gamma_abs, ess, len(w))
     # Shuffled hold-out (seeded) for early stopping on the weighted validation loss.
     perm = np.random.default_rng(seed).permutation(len(ds))
     ds, w = ds.subset(perm), w[perm]
@@ -240,7 +242,7 @@ def train_cheap(
             "stage": "cheap",
             "model_name": model_name,
             "gamma": gamma_abs,
-            "gamma_spec": str(gamma),
+            "gamma_spec": spec,
             "n_cheap": len(ds),
             "seed": seed,
             "mean_weight": float(w.mean()),

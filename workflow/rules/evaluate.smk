@@ -2,17 +2,99 @@
 # and the tidy tables (results.csv, gamma selection, label costs, stability).
 
 
+def get_stability_models(wildcards):
+    """The model(s) of one MD stability run, as the method's module names them."""
+    return methods.get(wildcards.method).stability_models(config, wildcards)
+
+
+def get_stability_methods():
+    """The {method} of the generic md_stability rule: methods with a plain-model stability run."""
+    return "|".join(n for n, m in methods.METHODS.items() if m.has_generic_stability())
+
+
+def get_stability_label(wildcards):
+    cheap = "" if wildcards.method == "standard" else wildcards.level
+    n = 0 if wildcards.method == "cheap_only" else int(wildcards.n)
+    return q(
+        {
+            "model": wildcards.model,
+            "method": wildcards.method,
+            "cheap_level": cheap,
+            "n_train": n,
+            "seed": int(wildcards.seed),
+        }
+    )
+
+
+def get_stability_runs(molecule):
+    """The MD stability runs of every active method (each method's module lists its own)."""
+    if not config["evaluation"]["md_stability"]["enabled"]:
+        return []
+    return [p for m in methods.active(config, molecule) for p in m.stability_runs(config, molecule)]
+
+
+def get_collect_inputs(wildcards):
+    mol = get_molecule(wildcards)
+    datasets = [get_dataset(mol, s) for s in pconf.subsets(config, mol) if s != "unlabelled"]
+    return {
+        "evals": get_evaluations(mol),
+        "train": get_dataset(mol, "train"),
+        "datasets": datasets + get_delta_datasets(mol),
+        "stability": get_stability_runs(mol),
+        "bias": get_bias_diagnostics(mol),
+        "unlabelled": get_unlabelled(mol),
+        "prmtop": get_collect_prmtop(wildcards),
+    }
+
+
+def get_collect_prmtop(wildcards):
+    """The GAFF2 prmtop when a Δ level is GAFF2: a Δ model recommended as the force field needs it."""
+    mol = get_molecule(wildcards)
+    return get_gaff2_prmtop(mol, pconf.delta_levels(config, mol))
+
+
+def get_collect_prmtop_flag(wildcards):
+    return get_prmtop_flag(get_collect_prmtop(wildcards))
+
+
+def get_collect_cheap_flags(wildcards):
+    mol = wildcards.molecule
+    return " ".join(f"{lvl}={get_dataset(mol, f'cheap-{lvl}', lvl)}" for lvl in pconf.cheap_levels(config, mol))
+
+
+def get_collect_unlabelled_flag(wildcards):
+    return " ".join(f"--unlabelled {p}" for p in get_unlabelled(wildcards.molecule))
+
+
+def get_collect_dataset_flags(wildcards):
+    """LEVEL:SUBSET=PATH of every labelled dataset: each subset at its own level, and the train,
+    validation and test frames at each Δ level (their cost is counted to the Δ methods)."""
+    mol = wildcards.molecule
+    out = []
+    for s in pconf.subsets(config, mol):
+        if s != "unlabelled":
+            lvl = pconf.subset_level(config, mol, s)
+            out.append(f"{lvl}:{s}={get_dataset(mol, s, lvl)}")
+    for lvl in pconf.delta_levels(config, mol):
+        out += [f"{lvl}:{s}={get_dataset(mol, s, lvl)}" for s in pconf.SUBSETS_ACCURATE]
+    return " ".join(out)
+
+
+def get_config_json(wildcards):
+    return q(config)
+
+
 rule evaluate:
     input:
-        model="results/{molecule}/models/{run}/model.pt",
+        model=L.run("any_model"),
         test=get_test_data,
     output:
-        json="results/{molecule}/models/{run}/eval.json",
-        predictions="results/{molecule}/models/{run}/predictions.npz",
+        json=L.run("any_model", "eval.json"),
+        predictions=L.run("any_model", "predictions.npz"),
     log:
-        "results/logs/{molecule}/evaluate/{run}.log",
+        L.log("evaluate"),
     benchmark:
-        "results/benchmarks/{molecule}/evaluate/{run}.tsv"
+        L.benchmark("evaluate")
     wildcard_constraints:
         run="[A-Za-z0-9_./-]+",
     conda:
@@ -30,13 +112,13 @@ rule sgdml:
     input:
         unpack(get_sgdml_data),
     output:
-        json="results/{molecule}/baselines/sgdml/N{n}/eval.json",
-        predictions="results/{molecule}/baselines/sgdml/N{n}/predictions.npz",
-        model="results/{molecule}/baselines/sgdml/N{n}/sgdml_model.npz",
+        json=L.run("sgdml", "eval.json"),
+        predictions=L.run("sgdml", "predictions.npz"),
+        model=L.run("sgdml", "sgdml_model.npz"),
     log:
-        "results/logs/{molecule}/sgdml/N{n}.log",
+        L.log("sgdml"),
     benchmark:
-        "results/benchmarks/{molecule}/sgdml/N{n}.tsv"
+        L.benchmark("sgdml")
     conda:
         "../../envs/report.yaml"
     threads: 2
@@ -55,13 +137,13 @@ rule md_stability:
         models=get_stability_models,
         start=get_test_data,
     output:
-        "results/{molecule}/stability/{model}/{method}/{level}/N{n}_s{seed}.csv",
+        L.file("stability"),
     log:
-        "results/logs/{molecule}/stability/{model}/{method}/{level}/N{n}_s{seed}.log",
+        L.log("md_stability"),
     benchmark:
-        "results/benchmarks/{molecule}/md_stability/{model}/{method}_{level}_N{n}_s{seed}.tsv"
+        L.benchmark("md_stability")
     wildcard_constraints:
-        method="standard|asteroid|cheap_only",
+        method=get_stability_methods(),
     conda:
         "../../envs/report.yaml"
     resources:
@@ -76,101 +158,16 @@ rule md_stability:
         "--device {params.device} 2> {log}"
 
 
-rule evaluate_delta:
-    """A Δ model on the accurate test set: the cheap test labels plus the correction."""
-    input:
-        model="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/model.pt",
-        test=get_test_data,
-        cheap_test=get_delta_cheap_test,
-        prmtop=get_delta_prmtop,
-    output:
-        json="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/eval.json",
-        predictions="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/predictions.npz",
-    log:
-        "results/logs/{molecule}/evaluate_delta/{model}/{level}/N{n}_s{seed}.log",
-    benchmark:
-        "results/benchmarks/{molecule}/evaluate_delta/{model}/{level}/N{n}_s{seed}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: 1
-    resources:
-        **get_resources("evaluate_delta"),
-    params:
-        prmtop=get_delta_prmtop_flag,
-        device=config["training"]["device"],
-    shell:
-        "OMP_NUM_THREADS={threads} python -m pipeline evaluate-delta --model {input.model} --test {input.test} "
-        "--cheap-test {input.cheap_test} {params.prmtop} --out-json {output.json} --out-pred {output.predictions} "
-        "--device {params.device} 2> {log}"
-
-
-rule sgdml_delta:
-    """sGDML as a kernel Δ-model: trained on accurate - cheap of train[:N], sigma chosen on validation."""
-    input:
-        unpack(get_delta_data),
-        prmtop=get_delta_prmtop,
-    output:
-        json="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/eval.json",
-        predictions="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/predictions.npz",
-        model="results/{molecule}/baselines/delta_sgdml/{level}/N{n}/sgdml_model.npz",
-    log:
-        "results/logs/{molecule}/sgdml_delta/{level}/N{n}.log",
-    benchmark:
-        "results/benchmarks/{molecule}/sgdml_delta/{level}/N{n}.tsv"
-    conda:
-        "../../envs/report.yaml"
-    threads: 2
-    resources:
-        **get_resources("sgdml_delta"),
-    params:
-        sgdml=get_sgdml_settings,
-        level=get_level_entry,
-        prmtop=get_delta_prmtop_flag,
-    shell:
-        "OMP_NUM_THREADS=1 python -m pipeline sgdml-delta --train {input.train} --cheap-train {input.cheap_train} "
-        "--val {input.val} --cheap-val {input.cheap_val} --test {input.test} --cheap-test {input.cheap_test} "
-        "--n-train {wildcards.n} --cheap-level {wildcards.level} --cheap-entry {params.level} {params.prmtop} "
-        "--sgdml {params.sgdml} --processes {threads} --out-json {output.json} --out-pred {output.predictions} "
-        "--out-model {output.model} 2> {log}"
-
-
-rule md_stability_delta:
-    """MD stability of a Δ model: the cheap level and the correction at every step."""
-    input:
-        models="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/model.pt",
-        start=get_test_data,
-        prmtop=get_delta_prmtop,
-    output:
-        "results/{molecule}/stability/{model}/delta/{level}/N{n}_s{seed}.csv",
-    log:
-        "results/logs/{molecule}/stability/{model}/delta/{level}/N{n}_s{seed}.log",
-    benchmark:
-        "results/benchmarks/{molecule}/md_stability/{model}/delta_{level}_N{n}_s{seed}.tsv"
-    conda:
-        "../../envs/report.yaml"
-    resources:
-        **get_resources("md_stability_delta"),
-    params:
-        settings=get_stability_settings,
-        label=get_delta_stability_label,
-        prmtop=get_delta_prmtop_flag,
-        device=config["training"]["device"],
-    shell:
-        "OMP_NUM_THREADS=1 python -m pipeline md-stability --model {input.models} --start {input.start} "
-        "--md-stability {params.settings} --label {params.label} --seed {wildcards.seed} {params.prmtop} "
-        "--out {output} --device {params.device} 2> {log}"
-
-
 rule bias_diagnostic:
     input:
         unpack(get_bias_diagnostic_data),
-        model="results/{molecule}/models/{model}/standard/N{n}_s{seed}/model.pt",
+        model=L.run("standard"),
     output:
-        "results/{molecule}/models/{model}/bias/{level}/val_N{n}_s{seed}.csv",
+        L.file("bias_val"),
     log:
-        "results/logs/{molecule}/bias_diagnostic/{model}/{level}/N{n}_s{seed}.log",
+        L.log("bias_diagnostic"),
     benchmark:
-        "results/benchmarks/{molecule}/bias_diagnostic/{model}/{level}_N{n}_s{seed}.tsv"
+        L.benchmark("bias_diagnostic")
     conda:
         "../../envs/train.yaml"
     resources:
@@ -188,53 +185,53 @@ rule collect:
         unpack(get_collect_inputs),
     output:
         results=report(
-            "results/{molecule}/results.csv",
+            L.table("results"),
             caption="../report/results.rst",
             category="Tables",
             subcategory="Accuracy and cost",
             labels={"table": "results.csv", "molecule": "{molecule}"},
         ),
         reductions=report(
-            "results/{molecule}/reductions.csv",
+            L.table("reductions"),
             caption="../report/reductions.rst",
             category="Tables",
             subcategory="Accuracy and cost",
             labels={"table": "reductions.csv", "molecule": "{molecule}"},
         ),
         gamma=report(
-            "results/{molecule}/gamma_selection.csv",
+            L.table("gamma"),
             caption="../report/gamma_selection.rst",
             category="Tables",
             subcategory="ASTEROID",
             labels={"table": "gamma_selection.csv", "molecule": "{molecule}"},
         ),
         costs=report(
-            "results/{molecule}/label_costs.csv",
+            L.table("costs"),
             caption="../report/label_costs.rst",
             category="Tables",
             subcategory="Label cost",
             labels={"table": "label_costs.csv", "molecule": "{molecule}"},
         ),
         stability=report(
-            "results/{molecule}/stability.csv",
+            L.table("stability"),
             caption="../report/stability.rst",
             category="Tables",
             subcategory="MD stability",
             labels={"table": "stability.csv", "molecule": "{molecule}"},
         ),
-        bias="results/{molecule}/bias_diagnostic.csv",
+        bias=L.table("bias"),
         bias_summary=report(
-            "results/{molecule}/bias_correlation.csv",
+            L.table("bias_summary"),
             caption="../report/bias_correlation.rst",
             category="Tables",
             subcategory="ASTEROID",
             labels={"table": "bias_correlation.csv", "molecule": "{molecule}"},
         ),
-        forcefield=directory("results/{molecule}/forcefield"),
+        forcefield=directory(L.file("forcefield")),
     log:
-        "results/logs/{molecule}/collect.log",
+        L.log("collect"),
     benchmark:
-        "results/benchmarks/{molecule}/collect/collect.tsv"
+        L.benchmark("collect")
     conda:
         "../../envs/report.yaml"
     resources:

@@ -3,13 +3,13 @@
 
 rule label_chunk:
     input:
-        "results/{molecule}/frames/{subset}.npz",
+        L.file("frames"),
     output:
-        "results/{molecule}/labels/{level}/{subset}/chunk{chunk}.npz",
+        L.file("chunk"),
     log:
-        "results/logs/{molecule}/label/{level}/{subset}/chunk{chunk}.log",
+        L.log("label_chunk"),
     benchmark:
-        "results/benchmarks/{molecule}/label/{level}/{subset}/chunk{chunk}.tsv"
+        L.benchmark("label_chunk")
     priority: get_label_priority
     conda:
         "../../envs/qm.yaml"
@@ -31,14 +31,14 @@ rule dataset:
     input:
         get_dataset_inputs,
     output:
-        npz="results/{molecule}/data/{level}/{subset}.npz",
-        extxyz="results/{molecule}/data/{level}/{subset}.extxyz",
-        failures="results/{molecule}/data/{level}/{subset}.failures.csv",
-        outliers="results/{molecule}/data/{level}/{subset}.outliers.csv",
+        npz=L.file("dataset"),
+        extxyz=L.dataset(sidecar="extxyz"),
+        failures=L.dataset(sidecar="failures"),
+        outliers=L.dataset(sidecar="outliers"),
     log:
-        "results/logs/{molecule}/dataset/{level}/{subset}.log",
+        L.log("dataset"),
     benchmark:
-        "results/benchmarks/{molecule}/dataset/{level}/{subset}.tsv"
+        L.benchmark("dataset")
     conda:
         "../../envs/qm.yaml"
     resources:
@@ -60,16 +60,16 @@ rule label_plan:
     No inputs and a high priority: it runs first, before frames and labels exist."""
     output:
         report(
-            "results/{molecule}/label_plan.csv",
+            L.file("label_plan"),
             caption="../report/label_plan.rst",
             category="Tables",
             subcategory="Label cost",
             labels={"table": "label_plan.csv", "molecule": "{molecule}"},
         ),
     log:
-        "results/logs/{molecule}/label_plan.log",
+        L.log("label_plan"),
     benchmark:
-        "results/benchmarks/{molecule}/label_plan/label_plan.tsv"
+        L.benchmark("label_plan")
     priority: 100
     conda:
         "../../envs/qm.yaml"

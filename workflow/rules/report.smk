@@ -3,44 +3,63 @@
 # workflow/report/); the tables are flagged in rule collect, the label plan in rule label_plan.
 
 
+# Subcategories of the report figures (results/<molecule>/figures/<name>.png) in the Snakemake
+# report; a figure not listed here is shown under "Other".
+REPORT_FIGURE_GROUPS = {
+    "learning_curves": "Accuracy and cost",
+    "error_vs_cost": "Accuracy and cost",
+    "error_vs_total_cost": "Accuracy and cost",
+    "gamma_selection": "ASTEROID",
+    "bias_diagnostic": "ASTEROID",
+    "cheap_only": "ASTEROID",
+    "md_stability": "MD stability",
+    "stage_timings": "Compute",
+    "label_cost": "Label cost",
+}
+
+
+def get_report_figure_group(wildcards):
+    return REPORT_FIGURE_GROUPS.get(wildcards.name, "Other")
+
+
 rule report:
     input:
-        results="results/{molecule}/results.csv",
-        gamma="results/{molecule}/gamma_selection.csv",
-        costs="results/{molecule}/label_costs.csv",
-        stability="results/{molecule}/stability.csv",
-        reductions="results/{molecule}/reductions.csv",
-        bias="results/{molecule}/bias_diagnostic.csv",
-        bias_summary="results/{molecule}/bias_correlation.csv",
-        forcefield="results/{molecule}/forcefield",
-        plan="results/{molecule}/label_plan.csv",
+        results=L.table("results"),
+        gamma=L.table("gamma"),
+        costs=L.table("costs"),
+        stability=L.table("stability"),
+        reductions=L.table("reductions"),
+        bias=L.table("bias"),
+        bias_summary=L.table("bias_summary"),
+        forcefield=L.file("forcefield"),
+        plan=L.file("label_plan"),
     output:
         html=report(
-            "results/{molecule}/report.html",
+            L.file("report"),
             caption="../report/report_html.rst",
             category="Summary",
             labels={"report": "report.html", "molecule": "{molecule}"},
         ),
         figures=report(
-            directory("results/{molecule}/figures"),
+            directory(L.file("figures")),
             patterns=["{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
             subcategory=get_report_figure_group,
             labels={"figure": "{name}", "molecule": "{molecule}"},
         ),
-        config="results/{molecule}/config.used.yaml",
+        config=L.file("config_used"),
     log:
-        "results/logs/{molecule}/report.log",
+        L.log("report"),
     benchmark:
-        "results/benchmarks/{molecule}/report/report.tsv"
+        L.benchmark("report")
     conda:
         "../../envs/report.yaml"
     resources:
         **get_resources("report"),
     params:
         config=get_config_json,
-        benchmarks=BENCH,
+        benchmarks=L.benchmarks_dir(),
     shell:
         "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
         "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "

@@ -5,13 +5,13 @@ rule gaff2:
     input:
         get_molecule_inputs,
     output:
-        prmtop="results/{molecule}/md/gaff2.prmtop",
-        inpcrd="results/{molecule}/md/gaff2.inpcrd",
-        sdf="results/{molecule}/md/molecule.sdf",
+        prmtop=L.file("prmtop"),
+        inpcrd=L.file("inpcrd"),
+        sdf=L.file("sdf"),
     log:
-        "results/logs/{molecule}/gaff2.log",
+        L.log("gaff2"),
     benchmark:
-        "results/benchmarks/{molecule}/gaff2/gaff2.tsv"
+        L.benchmark("gaff2")
     conda:
         "../../envs/md.yaml"
     resources:
@@ -29,12 +29,12 @@ rule md:
         prmtop=rules.gaff2.output.prmtop,
         inpcrd=rules.gaff2.output.inpcrd,
     output:
-        traj="results/{molecule}/md/trajectory.npz",
-        log_csv="results/{molecule}/md/thermo.csv",
+        traj=L.file("trajectory"),
+        log_csv=L.file("thermo"),
     log:
-        "results/logs/{molecule}/md.log",
+        L.log("md"),
     benchmark:
-        "results/benchmarks/{molecule}/md/md.tsv"
+        L.benchmark("md")
     conda:
         "../../envs/md.yaml"
     resources:
@@ -50,11 +50,11 @@ rule import_level:
     input:
         get_import_source,
     output:
-        "results/{molecule}/imported/{level}.npz",
+        L.file("imported"),
     log:
-        "results/logs/{molecule}/import/{level}.log",
+        L.log("import_level"),
     benchmark:
-        "results/benchmarks/{molecule}/import/{level}.tsv"
+        L.benchmark("import_level")
     conda:
         "../../envs/md.yaml"
     resources:
@@ -69,11 +69,11 @@ rule frames:
     input:
         get_frames_source,
     output:
-        "results/{molecule}/frames/{subset}.npz",
+        L.file("frames"),
     log:
-        "results/logs/{molecule}/frames/{subset}.log",
+        L.log("frames"),
     benchmark:
-        "results/benchmarks/{molecule}/frames/{subset}.tsv"
+        L.benchmark("frames")
     conda:
         "../../envs/md.yaml"
     resources:

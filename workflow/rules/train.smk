@@ -8,16 +8,93 @@
 # finetune_cheap).
 
 
+def get_training_common(wildcards):
+    t = config["training"]
+    return q({k: t[k] for k in ("rho", "ema_decay", "grad_clip", "n_projections")})
+
+
+def get_hparams(wildcards):
+    return q(config["training"]["hparams"][wildcards.model])
+
+
+def get_stage(name):
+    """A function giving the JSON of training section `name` (accurate, cheap, finetune, score_matching)."""
+
+    def _stage(wildcards):
+        return q(config["training"][name])
+
+    _stage.__name__ = f"get_stage_{name}"
+    return _stage
+
+
+# The arguments every training rule's command ends with (see train_command).
+TRAIN_ARGS = (
+    "--stage {params.stage} --training {params.training} --seed {wildcards.seed} --device {params.device} "
+    "--threads {threads} --out-model {output.model} --out-history {output.history} "
+    "--checkpoint {output.model}.ckpt 2> {log}"
+)
+
+
+def train_command(args):
+    """The shell command of a training rule: `python -m pipeline <args>` and then TRAIN_ARGS."""
+    return f"python -m pipeline {args} {TRAIN_ARGS}"
+
+
+def train_outputs(kind):
+    """model.pt and history.csv of a run directory (pipeline/layout.py RUNS)."""
+    return {"model": L.run(kind, "model.pt"), "history": L.run(kind, "history.csv")}
+
+
+def get_chain_priority(wildcards):
+    """The longest chains first: standard training -> bias -> stage 2 -> fine-tuning of the largest
+    N before smaller ones (the cheap-only model, which has no N, and the unweighted fine-tunings,
+    gamma = inf, that hang off it fill the gaps); on 2 cores the default run's last minutes were
+    otherwise one N = 100 chain on one core (BENCHMARKS.md section 1, scheduling)."""
+    n = getattr(wildcards, "n", None)
+    if n is None or getattr(wildcards, "gamma", None) == "inf":
+        return 0
+    return int(n)
+
+
+def get_stage2_weights(wildcards, input):
+    """The bias weights of stage 2, `--bias B.npz --gamma <token>` (a γ candidate, pipeline/layout.py);
+    the cheap-only model (train_cheap_only, no bias input) is unweighted, `--gamma inf`."""
+    if hasattr(input, "bias"):
+        return f"--bias {input.bias} --gamma {wildcards.gamma}"
+    return "--gamma inf"
+
+
+def get_accurate_data(wildcards):
+    mol = get_molecule(wildcards)
+    if int(wildcards.n) not in config["splits"]["train_sizes"]:
+        raise WorkflowError(f"N = {wildcards.n} is not in splits.train_sizes {config['splits']['train_sizes']}")
+    return {"train": get_dataset(mol, "train"), "val": get_dataset(mol, "val")}
+
+
+def get_cheap_data(wildcards):
+    mol = get_molecule(wildcards)
+    if wildcards.level not in pconf.cheap_levels(config, mol):
+        raise WorkflowError(
+            f"{wildcards.level!r} is not a cheap level of {mol}; cheap levels: {pconf.cheap_levels(config, mol)}"
+        )
+    return get_dataset(mol, f"cheap-{wildcards.level}", wildcards.level)
+
+
+def get_finetune_init(wildcards):
+    if wildcards.gamma == "inf":
+        return L.run("cheap_only", values=wildcards)
+    return L.run("stage2", values=wildcards)
+
+
 rule train_standard:
     input:
         unpack(get_accurate_data),
     output:
-        model="results/{molecule}/models/{model}/standard/N{n}_s{seed}/model.pt",
-        history="results/{molecule}/models/{model}/standard/N{n}_s{seed}/history.csv",
+        **train_outputs("standard"),
     log:
-        "results/logs/{molecule}/train/{model}/standard/N{n}_s{seed}.log",
+        L.log("train_standard"),
     benchmark:
-        "results/benchmarks/{molecule}/train_standard/{model}/N{n}_s{seed}.tsv"
+        L.benchmark("train_standard")
     priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
@@ -41,11 +118,11 @@ rule bias:
         model=rules.train_standard.output.model,
         cheap=get_cheap_data,
     output:
-        "results/{molecule}/models/{model}/bias/{level}/N{n}_s{seed}.npz",
+        L.file("bias"),
     log:
-        "results/logs/{molecule}/train/{model}/bias/{level}/N{n}_s{seed}.log",
+        L.log("bias"),
     benchmark:
-        "results/benchmarks/{molecule}/bias/{model}/{level}/N{n}_s{seed}.tsv"
+        L.benchmark("bias")
     priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
@@ -62,16 +139,15 @@ rule bias:
 rule train_stage2:
     input:
         cheap=get_cheap_data,
-        bias="results/{molecule}/models/{model}/bias/{level}/N{n}_s{seed}.npz",
+        bias=L.file("bias"),
     output:
-        model="results/{molecule}/models/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}/model.pt",
-        history="results/{molecule}/models/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}/history.csv",
+        **train_outputs("stage2"),
     log:
-        "results/logs/{molecule}/train/{model}/stage2/{level}/g{gamma}/N{n}_s{seed}.log",
+        L.log("train_stage2"),
     benchmark:
-        "results/benchmarks/{molecule}/train_stage2/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
+        L.benchmark("train_stage2")
     wildcard_constraints:
-        gamma=GAMMA_RE,
+        gamma=L.GAMMA_RE,
     priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
@@ -96,26 +172,24 @@ use rule train_stage2 as train_cheap_only with:
     input:
         cheap=get_cheap_data,
     output:
-        model="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/model.pt",
-        history="results/{molecule}/models/{model}/stage2/{level}/ginf/s{seed}/history.csv",
+        **train_outputs("cheap_only"),
     log:
-        "results/logs/{molecule}/train/{model}/stage2/{level}/ginf/s{seed}.log",
+        L.log("train_cheap_only"),
     benchmark:
-        "results/benchmarks/{molecule}/train_cheap_only/{model}/{level}/s{seed}.tsv"
+        L.benchmark("train_cheap_only")
     resources:
         **get_resources("train_cheap_only"),
 
 
 rule train_score:
     input:
-        unlabelled="results/{molecule}/frames/unlabelled.npz",
+        unlabelled=L.file("frames", subset="unlabelled"),
     output:
-        model="results/{molecule}/models/{model}/score/s{seed}/model.pt",
-        history="results/{molecule}/models/{model}/score/s{seed}/history.csv",
+        **train_outputs("score"),
     log:
-        "results/logs/{molecule}/train/{model}/score/s{seed}.log",
+        L.log("train_score"),
     benchmark:
-        "results/benchmarks/{molecule}/train_score/{model}/s{seed}.tsv"
+        L.benchmark("train_score")
     conda:
         "../../envs/train.yaml"
     threads: config["training"]["threads"]
@@ -139,14 +213,13 @@ rule finetune_cheap:
         unpack(get_accurate_data),
         init=get_finetune_init,
     output:
-        model="results/{molecule}/models/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}/model.pt",
-        history="results/{molecule}/models/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}/history.csv",
+        **train_outputs("finetune"),
     log:
-        "results/logs/{molecule}/train/{model}/finetune/{level}/g{gamma}/N{n}_s{seed}.log",
+        L.log("finetune_cheap"),
     benchmark:
-        "results/benchmarks/{molecule}/finetune/{model}/{level}/g{gamma}_N{n}_s{seed}.tsv"
+        L.benchmark("finetune_cheap")
     wildcard_constraints:
-        gamma=GAMMA_OR_INF_RE,
+        gamma=f"{L.GAMMA_RE}|inf",
     priority: get_chain_priority
     conda:
         "../../envs/train.yaml"
@@ -165,44 +238,12 @@ rule finetune_cheap:
 use rule finetune_cheap as finetune_score with:
     input:
         unpack(get_accurate_data),
-        init="results/{molecule}/models/{model}/score/s{seed}/model.pt",
+        init=L.run("score"),
     output:
-        model="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/model.pt",
-        history="results/{molecule}/models/{model}/finetune/score/N{n}_s{seed}/history.csv",
+        **train_outputs("finetune_score"),
     log:
-        "results/logs/{molecule}/train/{model}/finetune/score/N{n}_s{seed}.log",
+        L.log("finetune_score"),
     benchmark:
-        "results/benchmarks/{molecule}/finetune/{model}/score/N{n}_s{seed}.tsv"
+        L.benchmark("finetune_score")
     resources:
         **get_resources("finetune_score"),
-
-
-rule train_delta:
-    """Δ-learning: a correction trained on accurate - cheap labels of the accurate train[:N], with the
-    accurate stage's settings (the same budget as standard training)."""
-    input:
-        unpack(get_delta_data),
-    output:
-        model="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/model.pt",
-        history="results/{molecule}/delta/{model}/{level}/N{n}_s{seed}/history.csv",
-    log:
-        "results/logs/{molecule}/train/{model}/delta/{level}/N{n}_s{seed}.log",
-    benchmark:
-        "results/benchmarks/{molecule}/train_delta/{model}/{level}/N{n}_s{seed}.tsv"
-    conda:
-        "../../envs/train.yaml"
-    threads: config["training"]["threads"]
-    resources:
-        **get_resources("train_delta"),
-    params:
-        hparams=get_hparams,
-        stage=get_stage("accurate"),
-        training=get_training_common,
-        level=get_level_entry,
-        device=config["training"]["device"],
-    shell:
-        train_command(
-            "train-delta --model-name {wildcards.model} --hparams {params.hparams} "
-            "--train {input.train} --cheap-train {input.cheap_train} --n-train {wildcards.n} --val {input.val} "
-            "--cheap-val {input.cheap_val} --cheap-level {wildcards.level} --cheap-entry {params.level}"
-        )

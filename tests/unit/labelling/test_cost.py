@@ -13,6 +13,8 @@ from pipeline import config as pconf
 from pipeline.data import Dataset
 from pipeline.labelling import cost
 from pipeline.labelling.cache import LabelCache
+from pipeline.labelling.levels import CCSD as CCSDLevel
+from pipeline.labelling.levels import DFT as DFTLevel
 from pipeline.labelling.levels import make_level
 from pipeline.molecules import BUILTIN_SMILES
 
@@ -68,11 +70,11 @@ def test_scaling_per_engine():
     assert triples(asp) / triples(eth) == pytest.approx(ratio)
 
     def dft_size(z):
-        return cost.alone_cpu_s_per_frame(dft, z) - cost.DFT_FIXED_S
+        return cost.alone_cpu_s_per_frame(dft, z) - DFTLevel.FIXED_S
 
     def ccsd_corr(z):
         orb = cost.orbitals(z, "6-31G", frozen_core=True)
-        return cost.alone_cpu_s_per_frame(ccsd, z) - cost.CC_FIXED_S - cost.CC_N4_S * orb.n_bf**4
+        return cost.alone_cpu_s_per_frame(ccsd, z) - CCSDLevel.FIXED_S - CCSDLevel.N4_S * orb.n_bf**4
 
     assert dft_size(asp) / dft_size(eth) == pytest.approx((133 / 39) ** 3)
     assert ccsd_corr(asp) / ccsd_corr(eth) == pytest.approx((34 / 10) ** 2 * (86 / 26) ** 4)
@@ -238,6 +240,29 @@ def test_wall_time_is_total_over_cores_or_the_longest_chunk(tmp_path):
     assert plan.wall_h == pytest.approx(max(chunks) / 3600)
     plan.cores, plan.threads = 4, 2
     assert plan.wall_h == pytest.approx(max(sum(chunks) / 4, max(chunks) / 2) / 3600)
+
+
+def test_label_jobs_are_sized_by_the_level_and_cover_each_subset_once(tmp_path):
+    """frames_per_chunk / chunk_frames: the workflow's label jobs, the plan's chunks and the label jobs'
+    cluster requests use this one definition."""
+    from pipeline.labelling.runner import n_chunks
+
+    cfg = pconf.load_config(ROOT / "config.yaml")
+    # about labelling.job_cpu_minutes (20) each: 100 CCSD(T) frames of ~14 s are 2 jobs, a 4,000-frame
+    # xTB pool 2 jobs (labelling.max_frames_per_job 2,000), aspirin CCSD (~20 min a frame) 1 frame a job
+    assert cost.frames_per_chunk(cfg, "ethanol", "ccsd_t", "train") == 50
+    assert cost.frames_per_chunk(cfg, "ethanol", "xtb", "cheap-xtb") == 2000
+    assert cost.frames_per_chunk(cfg, "aspirin", "ccsd", "val") == 1
+    cfg = _tiny_config(tmp_path)
+    for level, subset in pconf.labelling_tasks(cfg, "ethanol"):
+        if not pconf.level(cfg, level).COMPUTED:
+            continue
+        n = pconf.subset_size(cfg, "ethanol", subset)
+        size = cost.frames_per_chunk(cfg, "ethanol", level, subset)
+        k = n_chunks(n, size)
+        frames = [cost.chunk_frames(cfg, "ethanol", level, subset, i) for i in range(k)]
+        assert sum(frames) == n and all(0 < f <= size for f in frames), (level, subset)
+        assert cost.chunk_frames(cfg, "ethanol", level, subset, k) == 0
 
 
 def test_budget_refuses_with_estimate_budget_and_ways_out(tmp_path):

@@ -140,9 +140,9 @@ def test_aggregate_mean_std_over_seeds():
 def test_label_cost_summary_weights_by_frames():
     lc = pd.DataFrame(
         [
-            ("ccsdt", "train", 100, 0, 720000.0, 7200.0, 1000.0),
-            ("ccsdt", "test", 300, 2, 1080000.0, 3600.0, 500.0),
-            ("dft", "cheap-dft", 1000, 0, 36000.0, 36.0, 10.0),
+            ("ccsdt", "train", 100, 0, 0, 720000.0, 7200.0, 1000.0),
+            ("ccsdt", "test", 300, 2, 0, 1080000.0, 3600.0, 500.0),
+            ("dft", "cheap-dft", 1000, 0, 0, 36000.0, 36.0, 10.0),
         ],
         columns=costs.LABEL_COST_COLUMNS,
     )
@@ -152,7 +152,7 @@ def test_label_cost_summary_weights_by_frames():
     assert s.at["ccsdt", "cpu_s_per_frame"] == pytest.approx(4500.0)
     assert s.at["ccsdt", "wall_s_per_frame"] == pytest.approx(625.0)
     assert s.at["ccsdt", "n_failed"] == 2
-    assert "n_outliers" not in s  # tables from before the outlier screen
+    assert s.at["ccsdt", "n_outliers"] == 0
 
 
 def test_label_cost_summary_counts_outlier_frames():
@@ -203,9 +203,9 @@ def test_stage_timings_from_benchmark_files(tmp_path):
 def test_estimate_vs_spent_per_level():
     lc = pd.DataFrame(
         [
-            ("ccsdt", "train", 100, 0, 720000.0, 7200.0, 1000.0),
-            ("ccsdt", "test", 300, 2, 1080000.0, 3600.0, 500.0),
-            ("dft", "cheap-dft", 1000, 0, 36000.0, 36.0, 10.0),
+            ("ccsdt", "train", 100, 0, 0, 720000.0, 7200.0, 1000.0),
+            ("ccsdt", "test", 300, 2, 0, 1080000.0, 3600.0, 500.0),
+            ("dft", "cheap-dft", 1000, 0, 0, 36000.0, 36.0, 10.0),
         ],
         columns=costs.LABEL_COST_COLUMNS,
     )

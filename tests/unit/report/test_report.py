@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import records
 from pipeline.report.html import build_report
 
 MOLECULE = "aspirin"
@@ -104,7 +105,7 @@ def write_synthetic_inputs(root: Path) -> dict:
     """Write a consistent set of pipeline tables under `root`; returns build_report kwargs."""
     rng = np.random.default_rng(0)
     root.mkdir(parents=True, exist_ok=True)
-    _results(rng).to_csv(root / "results.csv", index=False)
+    _results(rng).reindex(columns=records.RESULTS).to_csv(root / "results.csv", index=False)
     pd.DataFrame(
         [
             ("ccsdt", "train", 200, 0, 200 * CCSDT_CPU_H * 3600, CCSDT_CPU_H * 3600, 900.0),
@@ -113,7 +114,7 @@ def write_synthetic_inputs(root: Path) -> dict:
             ("empirical", "cheap-empirical", N_CHEAP, 0, N_CHEAP * 0.0036, 0.0036, 0.004),
         ],
         columns=["level", "subset", "n_frames", "n_failed", "cpu_s_total", "cpu_s_per_frame", "wall_s_per_frame"],
-    ).to_csv(root / "label_costs.csv", index=False)
+    ).reindex(columns=records.LABEL_COSTS, fill_value=0).to_csv(root / "label_costs.csv", index=False)
     gam = []
     for model in ("egnn", "gemnet"):
         for level in ("dft", "empirical"):
@@ -141,7 +142,7 @@ def write_synthetic_inputs(root: Path) -> dict:
             "val_loss",
             "chosen",
         ],
-    ).to_csv(root / "gamma_selection.csv", index=False)
+    ).reindex(columns=records.GAMMA).to_csv(root / "gamma_selection.csv", index=False)
     red = []
     for n in N_VALUES:  # ASTEROID (dft) 45 % better, significant; score matching at N = 200 not significant
         red.append(("egnn", "asteroid", "dft", n, "egnn standard", 2, 100, 0.55, 1.0, 0.45, 0.40, 0.50, True))

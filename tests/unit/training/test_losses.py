@@ -64,15 +64,17 @@ def test_sliced_score_matching_converges_to_exact_trace_loss():
     assert abs(many - exact) <= abs(few - exact) + 1e-2  # more projections: closer (or both already tight)
 
 
-def test_gamma_specs_parse_and_bad_ones_name_the_forms():
-    from pipeline.training.losses import parse_gamma
+def test_gamma_tokens_round_trip_and_bad_ones_name_the_forms():
+    from pipeline.layout import gamma_from_token, gamma_token
 
-    assert parse_gamma("1.5") == ("absolute", 1.5)
-    assert parse_gamma("r0.5") == ("relative", 0.5)
-    assert parse_gamma("inf") == ("inf", math.inf)
+    assert gamma_from_token("1.5") == ("absolute", 1.5)
+    assert gamma_from_token("r0.5") == ("relative", 0.5)
+    assert gamma_from_token("inf") == ("inf", math.inf)
+    for kind, value in [("absolute", 1.5), ("relative", 0.5), ("absolute", 1.0), ("relative", 1.0)]:
+        assert gamma_from_token(gamma_token(kind, value)) == (kind, value)
     for bad in ("abc", "r", "-1", "r0", "rinf"):
         with pytest.raises(ValueError, match="gamma"):
-            parse_gamma(bad)
+            gamma_from_token(bad)
 
 
 def test_relative_gamma_is_a_multiple_of_the_bias_spread():
@@ -80,11 +82,11 @@ def test_relative_gamma_is_a_multiple_of_the_bias_spread():
 
     B = np.array([8.0, 9.0, 10.0, 11.0, 12.0])  # IQR = 2
     assert bias_spread(B) == pytest.approx(2.0)
-    assert resolve_gamma("r0.5", B) == pytest.approx(1.0)
-    assert resolve_gamma("3", B) == 3.0
+    assert resolve_gamma("relative", 0.5, B) == pytest.approx(1.0)
+    assert resolve_gamma("absolute", 3.0, B) == 3.0
     assert bias_spread(np.full(4, 7.0)) > 0  # degenerate: no division by zero
     with pytest.raises(ValueError, match="needs the bias"):
-        resolve_gamma("r1", None)
+        resolve_gamma("relative", 1.0, None)
 
 
 def test_relative_weights_ignore_the_stage1_error_offset_and_scale():
@@ -93,9 +95,9 @@ def test_relative_weights_ignore_the_stage1_error_offset_and_scale():
 
     rng = np.random.default_rng(0)
     B = 9.9 + 0.8 * rng.standard_normal(500)  # the xTB case: narrow spread far above gamma = 1
-    w = normalised_bias_weights(B, resolve_gamma("r1", B))
+    w = normalised_bias_weights(B, resolve_gamma("relative", 1.0, B))
     B2 = 3.0 + 0.5 * (B - 9.9)  # another stage-1 model: smaller offset and spread
-    w2 = normalised_bias_weights(B2, resolve_gamma("r1", B2))
+    w2 = normalised_bias_weights(B2, resolve_gamma("relative", 1.0, B2))
     np.testing.assert_allclose(w, w2, rtol=1e-12)
     assert w.max() == 1.0 and w.min() > 1e-4 and 0.05 < np.median(w) < 0.5  # weights differ; none underflow
     raw = np.exp(-B / 1.0)

@@ -96,6 +96,7 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
         hparams=hp,
         cheap_npz=cheap,
         bias_npz=tmp_path / "bias.npz",
+        gamma_kind="absolute",
         gamma=1.0,
         stage=stage,
         out_model=tmp_path / "s2.pt",

@@ -1,0 +1,171 @@
+"""ASTEROID (Bukharin et al., ICML 2023) and its ablations.
+
+Stage 1 is standard training; the bias B_j of each cheap frame is the stage-1 model's force error
+against the cheap label; stage 2 trains from scratch on the cheap pool weighted exp(-B_j/γ)
+(γ = inf: unweighted, the cheap-only model, shared by every N); stage 3 fine-tunes on the N
+accurate frames. γ is chosen per (model, cheap level, N, seed) among every candidate, γ = inf
+included, by the fine-tuned model's validation loss (`best_by_validation`, never test error).
+
+Rows: `asteroid` (the chosen stage 3), `finetune_unweighted` (stage 3 from the cheap-only model),
+`bias_aware_no_finetune` (the chosen γ's stage 2), `cheap_only` (stage 2 at γ = inf, no accurate
+labels).
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import layout
+from .base import Method, Selected, cheap_levels, cpu_s, gamma_tokens, is_inf, models, seeds, train_sizes
+
+
+def best_by_validation(model_extras: dict) -> object:
+    """Key of the candidate with the lowest validation loss (stage-3 `best_val_loss`).
+
+    The one γ choice of the workflow: the results table and the MD stability runs both call it."""
+
+    def loss(k):
+        v = model_extras[k].get("best_val_loss")
+        return math.inf if v is None else float(v)
+
+    return min(model_extras, key=loss)
+
+
+def _chains(config, molecule):
+    for m in models(config):
+        for s in seeds(config):
+            for lvl in cheap_levels(config, molecule):
+                yield m, s, lvl
+
+
+def stage2_of(idx, rec: dict) -> dict | None:
+    """The stage-2 model a stage-3 (or bias-aware) record of γ rec['gamma_spec'] started from."""
+    m, lvl, n, s = rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]
+    if is_inf(rec):
+        return idx.one("cheap_only", m, lvl, seed=s)
+    return idx.one("stage2", m, lvl, n, s, gamma_spec=rec["gamma_spec"])
+
+
+def chosen_candidates(idx) -> list[Selected]:
+    """Per (model, cheap level, N, seed): the stage-3 model of the γ chosen on validation, among all."""
+    groups: dict[tuple, list[dict]] = {}
+    for rec in idx.find("finetune"):
+        groups.setdefault((rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]), []).append(rec)
+    out = []
+    for _, cands in sorted(groups.items()):
+        chosen = cands[best_by_validation({i: c["extra"] for i, c in enumerate(cands)})]
+        out.append(Selected(chosen, tuple(cands)))
+    return out
+
+
+class Asteroid(Method):
+    name = "asteroid"
+    label = "ASTEROID"
+    color = "#d62728"
+    route = True
+    forcefield = True
+    product = True
+    ablation_order = 3
+    card = "ASTEROID"
+    cheap_labels = "pool"
+
+    def runs(self, config, molecule):
+        out = []
+        for m, s, lvl in _chains(config, molecule):
+            for n in train_sizes(config):
+                kw = dict(molecule=molecule, model=m, level=lvl, n=n, seed=s)
+                for g in gamma_tokens(config):
+                    out += [layout.run("stage2", gamma=g, **kw), layout.run("finetune", gamma=g, **kw)]
+                out.append(layout.run("finetune", gamma="inf", **kw))
+        return out
+
+    def stability_runs(self, config, molecule):
+        n = train_sizes(config)[0]
+        return [
+            layout.file("stability", molecule=molecule, model=m, method="asteroid", level=lvl, n=n, seed=s)
+            for m, s, lvl in _chains(config, molecule)
+        ]
+
+    def stability_models(self, config, values):
+        """Every γ candidate's stage-3 model, inf included: the run picks by validation, with the
+        same function as results.csv."""
+        return [layout.run("finetune", values=values, gamma=g) for g in gamma_tokens(config) + ["inf"]]
+
+    def select(self, idx):
+        return chosen_candidates(idx)
+
+    def train_cpu_s(self, sel, idx):
+        """Stage 1, the bias pass and every γ candidate's stage 2 and 3: choosing γ needs them all."""
+        rec = sel.rec
+        total = cpu_s(idx.one("standard", rec["model"], n=rec["n_train"], seed=rec["seed"]))
+        bias_cpu = float(rec["extra"].get("bias_cpu_s") or 0.0)
+        for c in sel.candidates:
+            s2 = stage2_of(idx, c)
+            if not is_inf(c):
+                bias_cpu = float((s2 or {}).get("extra", {}).get("bias_cpu_s") or bias_cpu)
+            total += cpu_s(s2) + cpu_s(c)
+        return total + bias_cpu
+
+
+class FinetuneUnweighted(Method):
+    name = "finetune_unweighted"
+    label = "fine-tune, no bias weights"
+    color = "#ff7f0e"
+    forcefield = True
+    product = True
+    ablation_order = 1
+    cheap_labels = "pool"
+
+    def select(self, idx):
+        return [Selected(r) for r in idx.find("finetune") if is_inf(r)]
+
+    def train_cpu_s(self, sel, idx):
+        r = sel.rec
+        return cpu_s(idx.one("cheap_only", r["model"], r["cheap_level"], seed=r["seed"])) + cpu_s(r)
+
+
+class BiasAwareNoFinetune(Method):
+    name = "bias_aware_no_finetune"
+    label = "bias-aware, no fine-tuning"
+    color = "#2ca02c"
+    ablation_order = 2
+    cheap_labels = "pool"
+
+    def select(self, idx):
+        out = []
+        for sel in chosen_candidates(idx):
+            s2 = stage2_of(idx, sel.rec)
+            if s2 is not None:
+                out.append(Selected(s2, n_train=sel.rec["n_train"]))
+        return out
+
+    def train_cpu_s(self, sel, idx):
+        r = sel.rec
+        stage1 = cpu_s(idx.one("standard", r["model"], n=r["n_train"], seed=r["seed"]))
+        return stage1 + float(r["extra"].get("bias_cpu_s") or 0.0) + cpu_s(r)
+
+
+class CheapOnly(Method):
+    name = "cheap_only"
+    label = "cheap labels only"
+    color = "#9467bd"
+    no_accurate_labels = True
+    cheap_labels = "pool"
+
+    def runs(self, config, molecule):
+        return [
+            layout.run("cheap_only", molecule=molecule, model=m, level=lvl, seed=s)
+            for m, s, lvl in _chains(config, molecule)
+        ]
+
+    def stability_runs(self, config, molecule):
+        return [
+            layout.file("stability", molecule=molecule, model=m, method="cheap_only", level=lvl, n=0, seed=s)
+            for m, s, lvl in _chains(config, molecule)
+        ]
+
+    def stability_models(self, config, values):
+        return [layout.run("cheap_only", values=values)]
+
+
+METHODS = [Asteroid(), FinetuneUnweighted(), BiasAwareNoFinetune(), CheapOnly()]
