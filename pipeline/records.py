@@ -36,6 +36,10 @@ RESULTS = [
     "train_cpu_h_total",
     "total_cpu_h",
     "predict_cpu_s_per_frame",
+    "stop_reason",  # how the final model's training ended: early_stopping, step_cap or epoch_cap
+    "stop_step",  # optimisation steps when it ended
+    "sgdml_sigma",  # sGDML: the kernel length scale chosen on validation
+    "sigma_at_edge",  # sGDML: the chosen sigma is the smallest or largest of the grid (not tuned)
 ]
 GAMMA = [
     "model",

@@ -74,6 +74,10 @@ def evaluation_record(path: str) -> dict:
         "effective_frames": math.nan,
         "val_force_mae_kcal": math.nan,
         "predict_cpu_s_per_frame": _num(ev.get("predict_cpu_s_per_frame")),
+        "stop_reason": str(extra.get("stop_reason") or ""),
+        "stop_step": _num(extra.get("stop_step")),
+        "sgdml_sigma": math.nan,
+        "sigma_at_edge": "",
     }
     if ev.get("method") in KERNEL_METHODS:  # sGDML, and sGDML as a Δ-model (it records its cheap level)
         return {
@@ -86,6 +90,8 @@ def evaluation_record(path: str) -> dict:
             "train_wall_s": _num(ev.get("train_wall_s"), 0.0),
             "train_cpu_s": _num(ev.get("train_cpu_s"), 0.0),
             "val_force_mae_kcal": _num(ev.get("valid_force_mae_kcal")),
+            "sgdml_sigma": _num(ev.get("sigma")),
+            "sigma_at_edge": bool(ev.get("sigma_at_edge", False)),
         }
     stage = extra.get("stage")
     rec.update(

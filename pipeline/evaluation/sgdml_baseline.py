@@ -37,6 +37,7 @@ from sgdml.utils.io import dataset_md5
 # chatter in the job logs, and "Logging error ... closed file" at exit under pytest's capture.
 # sgdml's own loggers are already created; later ones get the standard class back.
 logging.setLoggerClass(logging.Logger)
+log = logging.getLogger(__name__)
 
 
 def to_sgdml_dataset(ds: Dataset) -> dict:
@@ -144,8 +145,18 @@ def train_sgdml(
     finally:
         del trainer  # sgdml allows one GDMLTrain at a time; its __del__ frees the slot
     mae, sig, model, train_wall_s = best
+    at_edge = len(sigmas) > 1 and sig in (min(sigmas), max(sigmas))
+    if at_edge:
+        log.warning(
+            "sGDML: the best sigma (%s) is at the edge of the grid %s: the optimum may lie outside it; "
+            "widen evaluation.sgdml.sigmas",
+            sig,
+            list(sigmas),
+        )
     info = {
         "sigma": sig,
+        "sigma_at_edge": bool(at_edge),
+        "sigmas": [float(x) for x in sigmas],
         "lam": lam,
         "use_sym": use_sym,
         "n_perms": int(model["perms"].shape[0]),

@@ -43,6 +43,7 @@ values cannot see.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,6 +161,18 @@ def reduction_interval(err_method, err_baseline, n_boot: int = N_BOOTSTRAP, seed
         return Interval(est, lo, hi, n_seeds=1)
     h = _t_half_width((a - ratio * b) / b.mean())
     return Interval(est, est - h, est + h, n_seeds=S)
+
+
+def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k/n (MD runs that diverged): sound at n = 10 and at
+    k = 0 or n, where the normal approximation gives a zero-width interval."""
+    if n <= 0:
+        return math.nan, math.nan
+    p = k / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def spearman(x, y) -> float:

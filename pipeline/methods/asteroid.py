@@ -80,10 +80,10 @@ class Asteroid(Method):
         return out
 
     def stability_runs(self, config, molecule):
-        n = train_sizes(config)[0]
         return [
             layout.file("stability", molecule=molecule, model=m, method="asteroid", level=lvl, n=n, seed=s)
             for m, s, lvl in _chains(config, molecule)
+            for n in train_sizes(config)
         ]
 
     def stability_models(self, config, values):

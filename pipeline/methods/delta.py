@@ -33,12 +33,12 @@ class Delta(Method):
         ]
 
     def stability_runs(self, config, molecule):
-        n = train_sizes(config)[0]
         return [
             layout.file("stability", molecule=molecule, model=m, method="delta", level=lvl, n=n, seed=s)
             for m in models(config)
             for s in seeds(config)
             for lvl in pconf.delta_stability_levels(config, molecule)
+            for n in train_sizes(config)
         ]
 
 

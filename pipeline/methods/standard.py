@@ -24,11 +24,11 @@ class Standard(Method):
         ]
 
     def stability_runs(self, config, molecule):
-        n = train_sizes(config)[0]
         return [
             layout.file("stability", molecule=molecule, model=m, method="standard", level="none", n=n, seed=s)
             for m in models(config)
             for s in seeds(config)
+            for n in train_sizes(config)
         ]
 
     def stability_models(self, config, values):

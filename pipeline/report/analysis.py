@@ -169,26 +169,6 @@ def sample_efficiency_all(results: pd.DataFrame, notes: list[str]) -> pd.DataFra
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
-def stability_summary(stability: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, method, cheap_level, n_train): runs, stable runs, stable fraction,
-    mean fraction of MD steps completed and the distinct divergence reasons."""
-    df = costs.normalise_levels(stability)
-    df["stable"] = ~costs.as_bool(df["diverged"])
-    df["steps_fraction"] = df["steps_completed"] / df["n_steps"]
-    keys = ["model", "method", "cheap_level", "n_train"]
-    g = df.groupby(keys, sort=True)
-    out = pd.DataFrame(
-        {
-            "n_runs": g.size(),
-            "n_stable": g["stable"].sum().astype(int),
-            "steps_fraction": g["steps_fraction"].mean(),
-            "reasons": g["reason"].agg(lambda r: "; ".join(sorted({str(x) for x in r if isinstance(x, str) and x}))),
-        }
-    ).reset_index()
-    out["stable_fraction"] = out["n_stable"] / out["n_runs"]
-    return out[keys + ["n_runs", "n_stable", "stable_fraction", "steps_fraction", "reasons"]]
-
-
 # ---------------------------------------------------------------- summary
 
 
@@ -564,6 +544,32 @@ def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) ->
     )
 
 
+# ---------------------------------------------------------------- tuning
+def tuning_notes(results: pd.DataFrame) -> list[str]:
+    """How the trainings ended (only early stopping shows convergence on validation data) and
+    sGDML length scales chosen at the edge of their grid (an under-tuned baseline)."""
+    notes = []
+    if "stop_reason" in results and results["stop_reason"].notna().any():
+        trained = results[results["stop_reason"].fillna("").astype(str) != ""]
+        capped = trained[trained["stop_reason"] != "early_stopping"]
+        counts = ", ".join(f"{k}: {v}" for k, v in trained["stop_reason"].value_counts().sort_index().items())
+        notes.append(f"How the final models' training ended ({counts}; results.csv `stop_reason`, `stop_step`).")
+        if len(capped):
+            which = ", ".join(sorted({f"{r.method} N = {int(r.n_train)}" for r in capped.itertuples()}))
+            notes.append(
+                f"{len(capped)} of {len(trained)} trainings ended at a step or epoch cap, not by early stopping: "
+                f"their errors are at this budget, not converged ({which})."
+            )
+    if "sigma_at_edge" in results:
+        edge = results[results["sigma_at_edge"].astype(str).str.lower() == "true"]
+        for r in edge.itertuples():
+            notes.append(
+                f"{method_label(r.method)} at N = {int(r.n_train)}: the chosen σ = {r.sgdml_sigma:g} is at the edge of "
+                "evaluation.sgdml.sigmas; the optimum may lie outside the grid (widen it)."
+            )
+    return notes
+
+
 # ---------------------------------------------------------------- everything
 
 
@@ -586,6 +592,7 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
     results = inputs.results
     agg = costs.aggregate_results(results)
     se = sample_efficiency_all(results, notes) if not results.empty else pd.DataFrame()
+    notes += tuning_notes(results)
     label_summary = costs.label_cost_summary(inputs.label_costs)
     if inputs.config_text is None:
         notes.append(f"Config file not found ({inputs.config_path}).")
@@ -611,7 +618,7 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
         gamma=gamma_selection(inputs.gamma),
         bias=bias_table(inputs.bias_summary),
         stability=(
-            frame_table(with_labels(stability_summary(inputs.stability)), table_id="stability-table")
+            frame_table(with_labels(costs.stability_summary(inputs.stability)), table_id="stability-table")
             if not inputs.stability.empty
             else None
         ),

@@ -34,6 +34,7 @@ STABILITY_COLUMNS = [
     "run",
     "steps_completed",
     "n_steps",
+    "time_ps",
     "diverged",
     "reason",
 ]
@@ -470,3 +471,33 @@ def prediction_costs(results: pd.DataFrame) -> pd.DataFrame:
     out = df.groupby(["model", "method", "cheap_level"], sort=True)["predict_cpu_s_per_frame"].mean().reset_index()
     out["md_cpu_h_per_ns"] = out["predict_cpu_s_per_frame"] * STEPS_PER_NS / 3600
     return out
+
+
+def stability_summary(stability: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, method, cheap_level, n_train), seeds pooled: runs, stable runs, stable fraction,
+    the divergence fraction with its 95% Wilson interval, the median time to divergence of the runs
+    that diverged (ps), the mean fraction of MD steps completed and the distinct divergence reasons."""
+    from ..evaluation.stats import wilson_interval
+
+    df = normalise_levels(stability)
+    df["stable"] = ~as_bool(df["diverged"])
+    df["steps_fraction"] = df["steps_completed"] / df["n_steps"]
+    df["time_to_divergence_ps"] = df["time_ps"].where(~df["stable"])
+    keys = ["model", "method", "cheap_level", "n_train"]
+    g = df.groupby(keys, sort=True)
+    out = pd.DataFrame(
+        {
+            "n_runs": g.size(),
+            "n_stable": g["stable"].sum().astype(int),
+            "steps_fraction": g["steps_fraction"].mean(),
+            "median_time_to_divergence_ps": g["time_to_divergence_ps"].median(),
+            "reasons": g["reason"].agg(lambda r: "; ".join(sorted({str(x) for x in r if isinstance(x, str) and x}))),
+        }
+    ).reset_index()
+    out["stable_fraction"] = out["n_stable"] / out["n_runs"]
+    ci = [wilson_interval(n - k, n) for k, n in zip(out["n_stable"], out["n_runs"])]
+    out["diverged_fraction"] = 1 - out["stable_fraction"]
+    out["diverged_ci_low"] = [c[0] for c in ci]
+    out["diverged_ci_high"] = [c[1] for c in ci]
+    cols = ["n_runs", "n_stable", "stable_fraction", "diverged_fraction", "diverged_ci_low", "diverged_ci_high"]
+    return out[keys + cols + ["median_time_to_divergence_ps", "steps_fraction", "reasons"]]

@@ -429,26 +429,25 @@ def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
     return fig, caption
 
 
-def stability_summary(stability: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, method, cheap_level): MD runs, stable runs and stable fraction."""
-    df = costs.normalise_levels(stability)
-    df["stable"] = ~costs.as_bool(df["diverged"])
-    g = df.groupby(["model", "method", "cheap_level"], sort=True)
-    out = pd.DataFrame({"n_runs": g.size(), "n_stable": g["stable"].sum()}).reset_index()
-    out["stable_fraction"] = out["n_stable"] / out["n_runs"]
-    return out
-
-
 def stability_figure(stability: pd.DataFrame) -> tuple[Figure, str]:
     """Horizontal bars: fraction of MD runs that stayed stable, per model and method."""
     if stability.empty:
         raise SkipFigure("no MD stability runs (stability.csv missing or empty)")
-    summ = stability_summary(stability)
+    summ = costs.stability_summary(stability)
     fig = Figure(figsize=(9.0, 0.4 * len(summ) + 1.4), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(summ))[::-1]
     for yi, (_, r) in zip(y, summ.iterrows()):
         ax.barh(yi, r["stable_fraction"], color=METHOD_COLORS.get(r["method"], _OTHER_COLOR), height=0.7)
+        lo, hi = 1 - r["diverged_ci_high"], 1 - r["diverged_ci_low"]  # Wilson 95% interval of the stable share
+        ax.errorbar(
+            r["stable_fraction"],
+            yi,
+            xerr=[[r["stable_fraction"] - lo], [hi - r["stable_fraction"]]],
+            color="k",
+            capsize=3,
+            lw=1,
+        )
         ax.annotate(
             f"{int(r['n_stable'])}/{int(r['n_runs'])}",
             (r["stable_fraction"], yi),
@@ -459,7 +458,10 @@ def stability_figure(stability: pd.DataFrame) -> tuple[Figure, str]:
         )
     ax.set_yticks(
         y,
-        [f"{model_label(r.model)} · {method_label(r.method, r.cheap_level)}" for r in summ.itertuples()],
+        [
+            f"{model_label(r.model)} · {method_label(r.method, r.cheap_level)} · N = {int(r.n_train)}"
+            for r in summ.itertuples()
+        ],
         fontsize="small",
     )
     ax.set_xlim(0, 1.15)
@@ -467,8 +469,8 @@ def stability_figure(stability: pd.DataFrame) -> tuple[Figure, str]:
     ax.set_xlabel("fraction of MD runs without divergence")
     ax.grid(True, axis="x", alpha=0.3)
     return fig, (
-        "Share of MD runs driven by each model that completed without diverging "
-        "(labels: stable/total runs, pooled over N and seeds)."
+        "Share of MD runs driven by each model that completed without diverging, per N "
+        "(labels: stable/total runs, pooled over seeds; bars: 95% Wilson intervals)."
     )
 
 
