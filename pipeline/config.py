@@ -142,6 +142,24 @@ def _check_delta(config: dict, molecule: str) -> None:
         )
 
 
+def _check_corrected(config: dict, molecule: str) -> None:
+    c = config["corrected"]
+    if not c["enabled"]:
+        return
+    both = [lvl for lvl in cheap_levels(config, molecule) if lvl in delta_levels(config, molecule)]
+    if not both:
+        raise ConfigError(
+            f"corrected.enabled: no level of {molecule} is both a cheap level {cheap_levels(config, molecule)} and a "
+            f"Δ level {delta_levels(config, molecule)} (delta.enabled: {config['delta']['enabled']}); add one to "
+            "both lists, or set corrected.enabled: false"
+        )
+    if c["uncertainty"] == "committee" and len(config["training"]["seeds"]) < 2:
+        raise ConfigError(
+            "corrected.uncertainty: committee needs Δ models of >= 2 seeds (training.seeds has "
+            f"{config['training']['seeds']}); use distance or auto"
+        )
+
+
 def molecule_spec(config: dict, molecule: str):
     try:
         return get_spec(molecule, config["molecules"])
@@ -258,6 +276,7 @@ def check_molecule(config: dict, molecule: str) -> None:
         )
     _check_file_sources(config, molecule, spec)
     _check_delta(config, molecule)
+    _check_corrected(config, molecule)
     from .splits import frames_needed
 
     md_total = frames_needed(_source_sizes(config, molecule, "md"))

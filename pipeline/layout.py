@@ -36,6 +36,10 @@ FILES = {
     "bias": "models/{model}/bias/{level}/N{n}_s{seed}.npz",
     "bias_val": "models/{model}/bias/{level}/val_N{n}_s{seed}.csv",
     "stability": "stability/{model}/{method}/{level}/N{n}_s{seed}.csv",
+    # bias-corrected pre-training: the cheap pool relabelled by the Δ model at N, u_j, its ranking
+    "corrected_pool": "models/{model}/corrected/{level}/N{n}_s{seed}/pool.npz",
+    "corrected_u": "models/{model}/corrected/{level}/N{n}_s{seed}/uncertainty.npz",
+    "corrected_diag": "models/{model}/corrected/{level}/N{n}_s{seed}/uncertainty.csv",
     "label_plan": "label_plan.csv",
     "report": "report.html",
     "figures": "figures",
@@ -54,6 +58,7 @@ TABLES = {
     "stability": "stability.csv",
     "bias": "bias_diagnostic.csv",
     "bias_summary": "bias_correlation.csv",
+    "corrected_uncertainty": "corrected_uncertainty.csv",
 }
 
 # Run directories of trained models (model.pt, history.csv, eval.json, predictions.npz), relative
@@ -68,6 +73,8 @@ RUNS = {
     "delta": "delta/{model}/{level}/N{n}_s{seed}",
     "sgdml": "baselines/sgdml/N{n}",
     "delta_sgdml": "baselines/delta_sgdml/{level}/N{n}",
+    "corrected_stage2": "models/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/stage2",
+    "corrected": "models/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/finetune",
     "any_model": "models/{run}",  # the generic evaluate rule: any run under models/
 }
 
@@ -96,6 +103,9 @@ LOGS = {
     "md_stability": "stability/{model}/{method}/{level}/N{n}_s{seed}",
     "md_stability_delta": "stability/{model}/delta/{level}/N{n}_s{seed}",
     "bias_diagnostic": "bias_diagnostic/{model}/{level}/N{n}_s{seed}",
+    "correct_pool": "train/{model}/corrected/{level}/N{n}_s{seed}",
+    "train_corrected": "train/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/stage2",
+    "finetune_corrected": "train/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/finetune",
     "collect": "collect",
     "report": "report",
 }
@@ -122,6 +132,9 @@ BENCHMARKS = {
     "md_stability": "md_stability/{model}/{method}_{level}_N{n}_s{seed}",
     "md_stability_delta": "md_stability/{model}/delta_{level}_N{n}_s{seed}",
     "bias_diagnostic": "bias_diagnostic/{model}/{level}_N{n}_s{seed}",
+    "correct_pool": "correct_pool/{model}/{level}/N{n}_s{seed}",
+    "train_corrected": "train_corrected/{model}/{level}/g{gamma}_N{n}_s{seed}",
+    "finetune_corrected": "finetune_corrected/{model}/{level}/g{gamma}_N{n}_s{seed}",
     "collect": "collect/collect",
     "report": "report/report",
 }

@@ -91,3 +91,16 @@ BIAS_SUMMARY = [  # bias_correlation.csv (collect): per stage-1 model, Spearman 
     "mean_true_bias",
     "mean_stage1_error",
 ]
+# corrected_uncertainty.csv (correct-pool, concatenated by collect): how well each estimate u_j of the
+# corrected labels' remaining error ranks their true error on the validation frames
+CORRECTED_UNCERTAINTY = [
+    "model",
+    "cheap_level",
+    "n_train",
+    "seed",
+    "estimator",
+    "n_val",
+    "spearman",
+    "mean_true_error",
+    "chosen",
+]

@@ -209,6 +209,8 @@ TRAINING_RULES: dict[str, tuple[str, Frames]] = {
     "train_score": ("score_matching", _unlabelled),
     "finetune_cheap": ("finetune", _train_size),
     "finetune_score": ("finetune", _train_size),
+    "train_corrected": ("cheap", _cheap_pool),
+    "finetune_corrected": ("finetune", _train_size),
 }
 
 # Prediction rules: rule -> (True: the model named by the path, False: sized for the largest of
@@ -220,6 +222,7 @@ INFERENCE_RULES: dict[str, tuple[bool, Frames, bool]] = {
     "evaluate_delta": (False, _test, False),
     "md_stability": (True, _md_steps(1), False),
     "md_stability_delta": (True, _md_steps(2), False),
+    "correct_pool": (True, _cheap_pool, True),
 }
 
 

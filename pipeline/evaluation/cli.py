@@ -130,6 +130,8 @@ def _run_collect(a):
         out_forcefield=a.out_forcefield,
         accurate_level=a.accurate_level,
         prmtop=a.prmtop,
+        corrected_csvs=a.corrected_diagnostics,
+        out_corrected=a.out_corrected,
     )
 
 
@@ -279,6 +281,8 @@ def _add_collect_command(sub) -> None:
     s.add_argument("--out-costs", required=True)
     s.add_argument("--out-stability", required=True)
     s.add_argument("--bias-diagnostics", nargs="*", default=[], help="per-frame bias diagnostic CSVs")
+    s.add_argument("--corrected-diagnostics", nargs="*", default=[], help="u_j rankings of bias-corrected pre-training")
+    s.add_argument("--out-corrected", default=None, help="corrected_uncertainty.csv")
     s.add_argument("--out-reductions", required=True)
     s.add_argument("--out-bias", required=True)
     s.add_argument("--out-bias-summary", required=True)

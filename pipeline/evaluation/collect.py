@@ -20,6 +20,8 @@ parsed out of paths.
 - stability.csv: the MD stability runs, concatenated.
 - bias_diagnostic.csv / bias_correlation.csv: B_j against the true cheap-label error on the
   validation frames, per frame and summarised (Spearman rank correlation).
+- corrected_uncertainty.csv: for bias-corrected pre-training, how well each estimate u_j ranks the
+  true error of the corrected labels on the validation frames, and which one was used.
 - forcefield/: the recommended force field (chosen on validation), its metadata, and for a Δ model
   whose cheap level is GAFF2 the prmtop it needs; ``pipeline.evaluation.calculator.load_forcefield``
   turns the directory into an ASE calculator.
@@ -232,12 +234,13 @@ class _Costs:
 
     def cheap(self, method, level: str, n: int) -> tuple[int, float]:
         """(cheap labels, their CPU-hours) of a row of `method`."""
-        if method.cheap_labels == "own":  # its level on its N training frames, the validation and test frames
-            n_cheap, cpu_s = self.delta(level, n)
-            return n_cheap, cpu_s / 3600
-        if method.cheap_labels == "pool":
-            return self.pool_n.get(level, 0), self.pool_cpu_h.get(level, 0.0)
-        return 0, 0.0
+        n_cheap, cpu_h = 0, 0.0
+        if "own" in method.cheap_labels:  # its level on its N training frames, the validation and test frames
+            n_own, cpu_s = self.delta(level, n)
+            n_cheap, cpu_h = n_own, cpu_s / 3600
+        if "pool" in method.cheap_labels:
+            n_cheap, cpu_h = n_cheap + self.pool_n.get(level, 0), cpu_h + self.pool_cpu_h.get(level, 0.0)
+        return n_cheap, cpu_h
 
 
 def _row(method, sel, idx: Index, costs: _Costs, n_bootstrap: int) -> dict:
@@ -339,6 +342,8 @@ def collect(
     out_forcefield: str | None = None,
     accurate_level: str = "",
     prmtop: str | None = None,
+    corrected_csvs: list[str] = (),
+    out_corrected: str | None = None,
     n_bootstrap: int = 2000,
 ) -> pd.DataFrame:
     from .bias_diagnostic import COLUMNS as BIAS_COLUMNS
@@ -357,6 +362,7 @@ def collect(
         (out_reductions, pooled_reductions(results, n_bootstrap)),
         (out_bias, bias_frames),
         (out_bias_summary, summarise(bias_frames)),
+        (out_corrected, _concat_csvs(corrected_csvs, records.CORRECTED_UNCERTAINTY)),
     ]
     for path, table in tables:
         if path:
@@ -502,12 +508,12 @@ def export_forcefield(
             }
             if kernel == "delta_sgdml":
                 meta[f"{kernel}_same_n"]["cheap_level"] = sg["cheap_level"].iloc[0]
-    other = same_n[same_n["method"].isin(PRODUCT_METHODS if is_delta else ("delta",))]
-    if len(other):
-        # The best of the other kind: a plain force field (no cheap level at run time) when a Δ model
-        # is recommended, else the Δ model a user could run instead.
-        key = "plain_same_n" if is_delta else "delta_same_n"
-        meta[key] = _alternative(other.sort_values(["val_force_mae_kcal", "method"]).iloc[0], best)
+    # The best plain force field (no cheap level at run time) and the best Δ model at the same N, with
+    # their validation errors and CPU per call, whichever is recommended: a user chooses knowingly.
+    for key, kind in (("plain_same_n", PRODUCT_METHODS), ("delta_same_n", ("delta",))):
+        other = same_n[same_n["method"].isin(kind)]
+        if len(other):
+            meta[key] = _alternative(other.sort_values(["val_force_mae_kcal", "method"]).iloc[0], best)
     if needs_prmtop:
         atomic_write(out_dir / "gaff2.prmtop", lambda tmp: shutil.copyfile(prmtop, tmp))
     atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))

@@ -38,7 +38,7 @@ __all__ = [
     "train_sizes",
 ]
 
-METHOD_MODULES = ("standard", "asteroid", "score_matching", "sgdml", "delta")  # the report's order
+METHOD_MODULES = ("standard", "asteroid", "score_matching", "sgdml", "delta", "corrected")  # the report's order
 
 
 def _load() -> dict[str, Method]:

@@ -79,7 +79,7 @@ def _run_cheap(a):
         gamma_kind=a.gamma[0],
         gamma=a.gamma[1],
         **_stage_kwargs(a),
-        extra={"cheap_level": a.cheap_level},
+        extra={"cheap_level": a.cheap_level, **_role_extra(a)},
     )
     _done(a)
 
@@ -108,8 +108,36 @@ def _run_finetune(a):
         n_train=a.n_train,
         val_npz=a.val,
         **_stage_kwargs(a),
+        extra=_role_extra(a),
     )
     _done(a)
+
+
+def _role_extra(a) -> dict:
+    """Metadata of a method built on a generic stage (pipeline/methods): its role and, for a stage
+    without accurate labels, the N it belongs to."""
+    out = {"role": a.role} if a.role else {}
+    if getattr(a, "for_n_train", None) is not None:
+        out["n_train"] = a.for_n_train
+    return out
+
+
+def _run_correct_pool(a):
+    from .corrected import correct_pool
+
+    _setup(a)
+    correct_pool(
+        delta_paths=a.delta,
+        cheap_npz=a.cheap,
+        train_npz=a.train,
+        val_npz=a.val,
+        cheap_val_npz=a.cheap_val,
+        uncertainty=a.uncertainty,
+        out_pool=a.out_pool,
+        out_uncertainty=a.out_uncertainty,
+        out_csv=a.out_csv,
+        device=a.device,
+    )
 
 
 def _run_delta(a):
@@ -157,6 +185,8 @@ def add_commands(sub) -> None:
         required=True,
         help="γ candidate: kcal/mol/A ('1'), relative to the spread of B ('r0.5'), or inf (pipeline/layout.py)",
     )
+    s.add_argument("--role", default=None, help="the method's role in the model metadata (pipeline/methods)")
+    s.add_argument("--for-n-train", type=int, default=None, help="the N this stage-2 model belongs to")
     s.set_defaults(func=_run_cheap)
 
     s = sub.add_parser("train-score", help="sliced score matching on unlabelled frames")
@@ -171,7 +201,21 @@ def add_commands(sub) -> None:
     s.add_argument("--train", required=True)
     s.add_argument("--n-train", type=int, required=True)
     s.add_argument("--val", required=True)
+    s.add_argument("--role", default=None, help="the method's role in the model metadata (pipeline/methods)")
     s.set_defaults(func=_run_finetune)
+
+    s = sub.add_parser("correct-pool", help="the cheap pool + a Δ model's correction, and u_j per frame")
+    _common(s, model=False, stage=False)
+    s.add_argument("--delta", nargs="+", required=True, help="Δ model (the first corrects; all: the committee)")
+    s.add_argument("--cheap", required=True, help="the cheap pool at the Δ model's level")
+    s.add_argument("--train", required=True, help="accurate training set (holds the Δ model's frames)")
+    s.add_argument("--val", required=True, help="accurate validation set")
+    s.add_argument("--cheap-val", required=True, help="the validation frames at the Δ model's level")
+    s.add_argument("--uncertainty", choices=["auto", "distance", "committee"], default="auto")
+    s.add_argument("--out-pool", required=True)
+    s.add_argument("--out-uncertainty", required=True)
+    s.add_argument("--out-csv", required=True)
+    s.set_defaults(func=_run_correct_pool)
 
     s = sub.add_parser("train-delta", help="Δ-learning: a correction to a cheap level trained on accurate - cheap")
     _common(s)

@@ -215,6 +215,7 @@ def train_cheap(
                 raise ValueError(f"{bias_npz} was computed for other frames than {cheap_npz}; rerun the bias rule")
             B = f["B"]
             bias_info = {
+                **({"delta_cpu_s": float(f["delta_cpu_s"])} if "delta_cpu_s" in f.files else {}),
                 "bias_cpu_s": float(f["bias_cpu_s"]),
                 "stage1_n_train": int(f["n_train"]),
                 "bias_mean": float(B.mean()),

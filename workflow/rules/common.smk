@@ -16,6 +16,7 @@ from pipeline import slurm_compat
 from pipeline.labelling import cost as lcost
 from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import n_chunks
+from pipeline.methods.corrected import levels as corrected_levels
 
 # Fills every value the config leaves out with the schema's `default:` (the one source of defaults).
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
@@ -218,6 +219,18 @@ def get_bias_diagnostic_data(wildcards):
             f"{get_bias_diagnostic_levels(mol)}"
         )
     return {"cheap_val": get_dataset(mol, "val", wildcards.level), "accurate_val": get_dataset(mol, "val")}
+
+
+def get_corrected_diagnostics(molecule):
+    """The u_j rankings of bias-corrected pre-training (one per model, level, N and seed)."""
+    runs = [
+        L.file("corrected_diag", molecule=molecule, model=m, level=lvl, n=n, seed=s)
+        for m in methods.models(config)
+        for s in methods.seeds(config)
+        for lvl in corrected_levels(config, molecule)
+        for n in methods.train_sizes(config)
+    ]
+    return runs
 
 
 def get_accurate_level(wildcards):

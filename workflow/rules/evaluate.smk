@@ -42,6 +42,7 @@ def get_collect_inputs(wildcards):
         "datasets": datasets + get_delta_datasets(mol),
         "stability": get_stability_runs(mol),
         "bias": get_bias_diagnostics(mol),
+        "corrected": get_corrected_diagnostics(mol),
         "unlabelled": get_unlabelled(mol),
         "prmtop": get_collect_prmtop(wildcards),
     }
@@ -227,6 +228,13 @@ rule collect:
             subcategory="ASTEROID",
             labels={"table": "bias_correlation.csv", "molecule": "{molecule}"},
         ),
+        corrected=report(
+            L.table("corrected_uncertainty"),
+            caption="../report/corrected_uncertainty.rst",
+            category="Tables",
+            subcategory="Corrected pre-training",
+            labels={"table": "corrected_uncertainty.csv", "molecule": "{molecule}"},
+        ),
         forcefield=directory(L.file("forcefield")),
     log:
         L.log("collect"),
@@ -245,7 +253,8 @@ rule collect:
     shell:
         "python -m pipeline collect --molecule {wildcards.molecule} --evals {input.evals} --train {input.train} "
         "--cheap {params.cheap} {params.unlabelled} --datasets {params.datasets} --stability {input.stability} "
-        "--bias-diagnostics {input.bias} --accurate-level {params.accurate_level} "
+        "--bias-diagnostics {input.bias} --corrected-diagnostics {input.corrected} "
+        "--out-corrected {output.corrected} --accurate-level {params.accurate_level} "
         "--out-results {output.results} --out-reductions {output.reductions} --out-gamma {output.gamma} "
         "--out-costs {output.costs} --out-stability {output.stability} --out-bias {output.bias} "
         "--out-bias-summary {output.bias_summary} --out-forcefield {output.forcefield} {params.prmtop} 2> {log}"

@@ -353,7 +353,8 @@ def test_a_delta_model_best_on_validation_is_the_recommended_force_field(tmp_pat
     assert meta["cheap_level_entry"] == XTB_ENTRY and meta["prmtop"] is None
     assert meta["predict_cpu_s_per_frame"] == 0.006 and meta["val_force_mae_kcal_per_mol_A"] == 0.55
     assert (tmp_path / "ff" / "model.pt").read_bytes() == b"model delta"
-    assert not (tmp_path / "ff" / "gaff2.prmtop").exists() and "delta_same_n" not in meta
+    assert not (tmp_path / "ff" / "gaff2.prmtop").exists()
+    assert meta["delta_same_n"]["method"] == "delta" and meta["delta_same_n"]["val_force_mae_kcal_per_mol_A"] == 0.55
     plain = meta["plain_same_n"]
     assert plain["method"] == "standard" and not plain["better_on_validation"]
     assert plain["predict_cpu_s_per_frame"] == 0.002 and plain["model_path"].endswith("std/model.pt")

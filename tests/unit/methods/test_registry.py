@@ -18,7 +18,7 @@ def test_every_method_is_described_for_the_report():
     for name, m in methods.METHODS.items():
         assert m.name == name and m.label and re.fullmatch(r"#[0-9a-f]{6}", m.color), name
         assert figures.METHOD_LABELS[name] == m.label and figures.METHOD_COLORS[name] == m.color
-        assert m.cheap_labels in ("none", "pool", "own")
+        assert m.cheap_labels in ("none", "pool", "own", "pool+own")
         if m.forcefield:
             assert not m.kernel, f"{name}: kernel models are not exported"
     assert len({m.color for m in methods.METHODS.values()}) == len(methods.METHODS), "colours must differ"
@@ -38,7 +38,7 @@ def test_workflow_paths_come_from_the_methods_and_the_layout():
     assert all(p.startswith("results/ethanol/") and p.endswith("eval.json") for p in runs)
     assert "{" not in "".join(runs)
     stab = [p for m in methods.active(cfg, "ethanol") for p in m.stability_runs(cfg, "ethanol")]
-    assert sorted(stab) == sorted(set(stab)) and len(stab) == 10  # at every N
+    assert sorted(stab) == sorted(set(stab)) and len(stab) == 12  # at every N
     for m in methods.active(cfg, "ethanol"):
         if m.has_generic_stability():
             for p in m.stability_runs(cfg, "ethanol"):
