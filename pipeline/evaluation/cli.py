@@ -172,6 +172,7 @@ def _run_report(a):
         reductions_csv=a.reductions,
         bias_csv=a.bias,
         bias_summary_csv=a.bias_summary,
+        corrected_csv=a.corrected,
         forcefield_dir=a.forcefield,
         label_plan_csv=a.label_plan,
     )
@@ -314,6 +315,7 @@ def _add_report_command(sub) -> None:
     s.add_argument("--reductions", default=None)
     s.add_argument("--bias", default=None, help="bias_diagnostic.csv (per validation frame)")
     s.add_argument("--bias-summary", default=None, help="bias_correlation.csv")
+    s.add_argument("--corrected", default=None, help="corrected_uncertainty.csv")
     s.add_argument("--forcefield", default=None, help="directory of the recommended force field")
     s.add_argument("--benchmarks-dir", required=True, help="Snakemake benchmark files of the molecule (*.tsv)")
     s.add_argument("--config-json", type=_json, required=True, help="the run's effective config, shown in the report")

@@ -110,6 +110,7 @@ class ReportContent:
     forcefield: ForceField | None
     gamma: GammaSelection | None
     bias: Table | None
+    corrected: Table | None
     stability: Table | None
     label_cost_summary: Table | None
     label_costs: Table | None
@@ -532,6 +533,15 @@ def bias_table(summary: pd.DataFrame) -> Table | None:
     )
 
 
+def corrected_table(diag: pd.DataFrame) -> Table | None:
+    """Bias-corrected pre-training: each u_j estimate's Spearman ρ with the corrected labels' true
+    error on the validation frames, and the one that weighted stage 2."""
+    if diag.empty:
+        return None
+    cols = ["model", "cheap_level", "n_train", "seed", "estimator", "n_val", "spearman", "mean_true_error", "chosen"]
+    return frame_table(with_labels(costs.normalise_levels(diag)), cols, "corrected-table")
+
+
 def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) -> tuple[Table | None, Table | None]:
     """Per level (summed over subsets) and per level and subset, as in label_costs.csv."""
     if label_summary.empty:
@@ -617,6 +627,7 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
         forcefield=forcefield_facts(inputs.forcefield),
         gamma=gamma_selection(inputs.gamma),
         bias=bias_table(inputs.bias_summary),
+        corrected=corrected_table(inputs.corrected),
         stability=(
             frame_table(with_labels(costs.stability_summary(inputs.stability)), table_id="stability-table")
             if not inputs.stability.empty

@@ -119,6 +119,7 @@ def build_report(
     reductions_csv: str | os.PathLike | None = None,
     bias_csv: str | os.PathLike | None = None,
     bias_summary_csv: str | os.PathLike | None = None,
+    corrected_csv: str | os.PathLike | None = None,
     forcefield_dir: str | os.PathLike | None = None,
     label_plan_csv: str | os.PathLike | None = None,
 ) -> Path:
@@ -144,6 +145,7 @@ def build_report(
         reductions_csv=reductions_csv,
         bias_csv=bias_csv,
         bias_summary_csv=bias_summary_csv,
+        corrected_csv=corrected_csv,
         forcefield_dir=forcefield_dir,
         label_plan_csv=label_plan_csv,
     )

@@ -38,6 +38,7 @@ class ReportInputs:
     reductions: pd.DataFrame
     bias_frames: pd.DataFrame
     bias_summary: pd.DataFrame
+    corrected: pd.DataFrame  # corrected_uncertainty.csv (bias-corrected pre-training's u_j ranking)
     forcefield: dict | None
     timings: pd.DataFrame
     config_path: PathLike | None
@@ -101,6 +102,7 @@ def load_inputs(
     reductions_csv: PathLike | None = None,
     bias_csv: PathLike | None = None,
     bias_summary_csv: PathLike | None = None,
+    corrected_csv: PathLike | None = None,
     forcefield_dir: PathLike | None = None,
     label_plan_csv: PathLike | None = None,
 ) -> ReportInputs:
@@ -118,6 +120,11 @@ def load_inputs(
     reductions = load_csv(reductions_csv, records.REDUCTIONS, "reductions.csv", notes)
     bias_frames = load_csv(bias_csv, records.BIAS_FRAMES, "bias_diagnostic.csv", notes)
     bias_summary = load_csv(bias_summary_csv, costs.BIAS_SUMMARY_COLUMNS, "bias_correlation.csv", notes)
+    corrected = (
+        load_csv(corrected_csv, records.CORRECTED_UNCERTAINTY, "corrected_uncertainty.csv", notes)
+        if corrected_csv is not None
+        else pd.DataFrame(columns=records.CORRECTED_UNCERTAINTY)
+    )
     ff_meta = Path(forcefield_dir, "metadata.json") if forcefield_dir else None
     forcefield = json.loads(ff_meta.read_text()) if ff_meta and ff_meta.is_file() else None
     timings = _timings(benchmark_files, molecule, notes)
@@ -136,6 +143,7 @@ def load_inputs(
         reductions=reductions,
         bias_frames=bias_frames,
         bias_summary=bias_summary,
+        corrected=corrected,
         forcefield=forcefield,
         timings=timings,
         config_path=config_path,

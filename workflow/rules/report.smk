@@ -31,6 +31,7 @@ rule report:
         reductions=L.table("reductions"),
         bias=L.table("bias"),
         bias_summary=L.table("bias_summary"),
+        corrected=L.table("corrected_uncertainty"),
         forcefield=L.file("forcefield"),
         plan=L.file("label_plan"),
     output:
@@ -64,6 +65,7 @@ rule report:
         "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
         "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "
         "--reductions {input.reductions} --bias {input.bias} --bias-summary {input.bias_summary} "
+        "--corrected {input.corrected} "
         "--forcefield {input.forcefield} "
         "--label-plan {input.plan} "
         "--benchmarks-dir {params.benchmarks} --config-json {params.config} --out-config {output.config} "

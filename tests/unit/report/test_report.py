@@ -250,7 +250,7 @@ def write_synthetic_inputs(root: Path) -> dict:
             "diverged",
             "reason",
         ],
-    ).to_csv(root / "stability.csv", index=False)
+    ).assign(time_ps=lambda d: d["steps_completed"] * 0.0005).to_csv(root / "stability.csv", index=False)
     bench = []
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     for stage, n_jobs, wall, cpu, rss in (

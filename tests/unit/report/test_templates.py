@@ -25,6 +25,7 @@ SECTIONS = [
     ("forcefield", "Recommended force field"),
     ("gamma", "γ selection"),
     ("bias", "Bias diagnostic"),
+    ("corrected", "Corrected pre-training"),
     ("stability", "MD stability"),
     ("costs", "Labels and compute"),
     ("provenance", "Provenance"),
