@@ -60,6 +60,7 @@ def test_results_cover_every_method(finished_run):
         "sgdml",
         "delta",
         "delta_sgdml",
+        "corrected",
     }
     assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"xtb", "empirical"}
     assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
@@ -104,7 +105,8 @@ def test_results_cover_every_method(finished_run):
         np.testing.assert_allclose(units.ev_to_kcal(atoms.get_forces()), pred["F_pred"][0], atol=1e-3)
     stab = pd.read_csv(wd / MOL / "stability.csv")
     assert (
-        set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta"} and (stab["steps_completed"] > 0).all()
+        set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta", "corrected"}
+        and (stab["steps_completed"] > 0).all()
     )
 
 
@@ -209,12 +211,17 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
         "finetune_cheap",
         "evaluate",
         "md_stability",
+        "correct_pool",
+        "train_corrected",
+        "finetune_corrected",
         "collect",
         "report",
     }, planned
     assert {"train_stage2", "finetune_cheap", "evaluate", "collect", "report"} <= set(planned)
-    # only the xTB branch: 2 finite gammas x 2 N stage-2 models, and the fine-tunes of those and of gamma = inf
+    # only the xTB branch: 2 finite gammas x 2 N stage-2 models, and the fine-tunes of those and of gamma = inf;
+    # the corrected pool of each N and its 3 gamma candidates' stages 2 and 3
     assert planned["train_stage2"] == 4 and planned["finetune_cheap"] == 6 and planned["train_cheap_only"] == 1
+    assert planned["correct_pool"] == 2 and planned["train_corrected"] == 6 and planned["finetune_corrected"] == 6
 
 
 def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finished_run):
@@ -227,6 +234,48 @@ def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finishe
         planned = _planned(snakemake(wd, "-n", "results/ethanol/report.html"))
     finally:
         (wd / "config-tiny.yaml").write_text(cfg)
-    assert set(planned) == {"finetune_cheap", "finetune_score", "evaluate", "md_stability", "collect", "report"}, (
-        planned
-    )
+    assert set(planned) == {
+        "finetune_cheap",
+        "finetune_score",
+        "finetune_corrected",
+        "evaluate",
+        "md_stability",
+        "collect",
+        "report",
+    }, planned
+
+
+def test_growing_the_test_set_moves_no_training_frame(finished_run):
+    """splits.test 6 -> 10: only the test frames, their labels (the old ones from the label cache) and
+    what scores on them rerun; no training frame, pool or model changes."""
+    wd, _ = finished_run
+    cfg = (wd / "config-tiny.yaml").read_text()
+    assert "  test: 6\n" in cfg
+    (wd / "config-tiny.yaml").write_text(cfg.replace("  test: 6\n", "  test: 10\n"))
+    try:
+        r = snakemake(wd, "-n", "results/ethanol/report.html")
+    finally:
+        (wd / "config-tiny.yaml").write_text(cfg)
+    planned = _planned(r)
+    trained = {k for k in planned if k.startswith(("train", "finetune")) or k in ("bias", "correct_pool")}
+    assert not trained, planned
+    assert {"frames", "label_chunk", "dataset", "evaluate", "collect"} <= set(planned)
+    assert planned["frames"] == 1 and "results/ethanol/frames/test.npz" in r.stdout + r.stderr
+
+
+def test_every_registered_method_is_in_results_report_and_costs(finished_run):
+    """The registry drives collect and the report: each method the tiny config enables has rows with
+    its label and cost columns in results.csv, and appears under its label in the report."""
+    from pipeline import config as pconf
+    from pipeline import methods
+
+    wd, _ = finished_run
+    cfg = pconf.load_config(wd / "config.yaml", wd / "config-tiny.yaml")
+    df = pd.read_csv(wd / MOL / "results.csv")
+    html = (wd / MOL / "report.html").read_text()
+    for m in methods.active(cfg, "ethanol"):
+        rows = df[df.method == m.name]
+        assert len(rows), m.name
+        assert rows[["data_cost_cpu_h", "train_cpu_h_total", "total_cpu_h"]].notna().all().all(), m.name
+        assert (rows["train_cpu_h_total"] > 0).all(), m.name
+        assert m.label in html, m.label
