@@ -136,7 +136,10 @@ def main() -> None:
     print("## Test force MAE (kcal/mol/A)\n")
     print(t1, "\n")
     print("## Against standard training\n")
-    print("Intervals: 95% paired bootstrap over test frames (and seeds, when several); n.s. = not significant.\n")
+    print(
+        "Intervals: 95%, over seeds and test frames (a t interval with the seeds' degrees of freedom; one seed: "
+        "a paired bootstrap over test frames); n.s. = not significant.\n"
+    )
     print(t2, "\n")
     print("## Label cost per method (CPU-hours of the labels it trained on)\n")
     print(t3, "\n")

@@ -6,9 +6,10 @@ for each model, N and seed) and the per-frame test errors in every ``eval.json``
 ``results/<molecule>`` (what each model is comes from the metadata inside it,
 ``pipeline.evaluation.collect.evaluation_record``), and prints:
 
-1. test force MAE (kcal/mol/A) with its 95% bootstrap interval over test frames and seeds, for
+1. test force MAE (kcal/mol/A) with its 95% interval over seeds and test frames
+   (pipeline/evaluation/stats.py: a t interval on the seeds), for
    standard training, ASTEROID and Δ-learning of each model, and sGDML, at each N;
-2. paired comparisons at each N, as error reductions 1 − MAE(A)/MAE(B) with 95% paired bootstrap
+2. paired comparisons at each N, as error reductions 1 − MAE(A)/MAE(B) with 95% paired
    intervals over test frames and the seeds both have (sGDML is deterministic: its one error vector
    is paired with every seed): each model against each other model by method, and each model's
    methods against sGDML; "n.s." where the interval includes zero;

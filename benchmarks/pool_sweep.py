@@ -5,7 +5,7 @@ MD) and each seed, the run's own stage-1 model at N computes B_j, stage 2 is tra
 gamma candidate (as in the run's config: absolute, relative and inf), each is fine-tuned on the
 accurate train[:N], and gamma is chosen by validation loss exactly as the workflow does. The
 chosen model is then scored once on the test set, and its reduction against the run's standard
-model (same N, same seed) gets a 95% paired bootstrap interval over test frames and seeds. The
+model (same N, same seed) gets a 95% paired interval over seeds and test frames (pipeline/evaluation/stats.py). The
 full pool is the run's own ASTEROID result.
 
     python benchmarks/pool_sweep.py --run . --config config.yaml seeds.yaml --pools 300 1000 --n 25
@@ -179,7 +179,7 @@ def main() -> None:
     print(
         f"ASTEROID ({a.level}) at N = {a.n}, {model}, seeds {seeds}; standard training: "
         f"{std.estimate:.3f} [{std.low:.3f}, {std.high:.3f}] kcal/mol/A test force MAE; "
-        f"{time.perf_counter() - t0:.0f} s wall. Intervals: 95% bootstrap over test frames and seeds "
+        f"{time.perf_counter() - t0:.0f} s wall. Intervals: 95% over seeds and test frames (t interval on the seeds) "
         f"(paired with the standard model of the same seed).\n"
     )
     print(

@@ -417,7 +417,8 @@ def prediction_cost_table(results: pd.DataFrame) -> Table | None:
 
 
 def reduction_table(reductions: pd.DataFrame) -> tuple[Table | None, bool]:
-    """Error reduction of each method over standard training with its 95% paired-bootstrap interval
+    """Error reduction of each method over standard training with its 95% paired interval (over seeds
+    and test frames; n_seeds says how many seeds it rests on)
     (" n.s." when not significant), and whether every reduction comes from one training seed."""
     if reductions.empty:
         return None, False
