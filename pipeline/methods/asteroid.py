@@ -46,10 +46,11 @@ def stage2_of(idx, rec: dict) -> dict | None:
     return idx.one("stage2", m, lvl, n, s, gamma_spec=rec["gamma_spec"])
 
 
-def chosen_candidates(idx) -> list[Selected]:
-    """Per (model, cheap level, N, seed): the stage-3 model of the γ chosen on validation, among all."""
+def chosen_candidates(idx, role: str = "finetune") -> list[Selected]:
+    """Per (model, cheap level, N, seed): the stage-3 model (records of `role`) of the γ chosen on
+    validation, among all candidates."""
     groups: dict[tuple, list[dict]] = {}
-    for rec in idx.find("finetune"):
+    for rec in idx.find(role):
         groups.setdefault((rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]), []).append(rec)
     out = []
     for _, cands in sorted(groups.items()):

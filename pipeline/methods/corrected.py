@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from .. import config as pconf
 from .. import layout
-from .asteroid import best_by_validation
-from .base import Method, Selected, cpu_s, gamma_tokens, models, seeds, train_sizes
+from .asteroid import chosen_candidates
+from .base import Method, cpu_s, gamma_tokens, models, seeds, train_sizes
 
 
 def levels(config: dict, molecule: str) -> list[str]:
@@ -64,14 +64,7 @@ class Corrected(Method):
         return [layout.run("corrected", values=values, gamma=g) for g in gamma_tokens(config) + ["inf"]]
 
     def select(self, idx):
-        groups: dict[tuple, list[dict]] = {}
-        for rec in idx.find("corrected"):
-            groups.setdefault((rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]), []).append(rec)
-        out = []
-        for _, cands in sorted(groups.items()):
-            chosen = cands[best_by_validation({i: c["extra"] for i, c in enumerate(cands)})]
-            out.append(Selected(chosen, tuple(cands)))
-        return out
+        return chosen_candidates(idx, "corrected")
 
     def train_cpu_s(self, sel, idx):
         """The Δ model(s) and the relabelling (recorded with stage 2), every γ candidate's stages 2 and 3."""

@@ -23,19 +23,13 @@ import time
 import pytest
 import yaml
 
+from pipeline import resources as pres
+
 from .conftest import make_workdir
 from .slurm_local import LocalSlurm, available
 
 pytestmark = pytest.mark.e2e
-TRAINING_RULES = {
-    "train_standard",
-    "train_stage2",
-    "train_cheap_only",
-    "train_score",
-    "finetune_cheap",
-    "finetune_score",
-    "train_delta",
-}
+TRAINING_RULES = set(pres.TRAINING_RULES)  # the rules that request a GPU
 CANCELLED_RULE = "train_score"
 
 

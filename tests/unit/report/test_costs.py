@@ -161,16 +161,7 @@ def test_label_cost_summary_counts_outlier_frames():
             ("ccsdt", "train", 100, 0, 3, 720000.0, 7200.0, 1000.0),
             ("ccsdt", "test", 300, 2, 1, 1080000.0, 3600.0, 500.0),
         ],
-        columns=[
-            "level",
-            "subset",
-            "n_frames",
-            "n_failed",
-            "n_outliers",
-            "cpu_s_total",
-            "cpu_s_per_frame",
-            "wall_s_per_frame",
-        ],
+        columns=costs.LABEL_COST_COLUMNS,
     )
     s = costs.label_cost_summary(lc)
     assert list(s.columns[:4]) == ["level", "n_frames", "n_failed", "n_outliers"]
