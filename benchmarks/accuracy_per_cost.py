@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import methods
-from pipeline.report import costs
+from pipeline.report import metrics
 
 METHODS = ["standard", "asteroid", "score_matching", "sgdml", "delta", "delta_sgdml"]  # table column order
 KERNEL_METHODS = tuple(methods.names(kernel=True))  # model "sgdml": compared with this model's standard curve
@@ -86,7 +86,7 @@ def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, s
     df.loc[df["method"].isin(KERNEL_METHODS), "model"] = model
     if "predict_cpu_s_per_frame" not in df.columns:  # results.csv of an older run
         df["predict_cpu_s_per_frame"] = np.nan
-    agg = costs.aggregate_results(df)
+    agg = metrics.aggregate_results(df)
     agg = agg[(agg["model"] == model) & agg["method"].isin(METHODS) & (agg["n_train"] > 0)].copy()
     if agg.empty:
         raise SystemExit(f"no rows for model {model!r}; models in the file: {sorted(df['model'].unique())}")
@@ -103,7 +103,7 @@ def tables(df: pd.DataFrame, model: str, red: pd.DataFrame) -> tuple[str, str, s
     t1 = common.markdown_table(["N"] + order, [[int(n)] + [float(mae.loc[n, c]) for c in order] for n in sizes])
     rows = []
     for r in labels[labels["method"] != "standard"].itertuples():
-        eff = costs.sample_efficiency(df, model, method=r.method, cheap_level=r.cheap_level)
+        eff = metrics.sample_efficiency(df, model, method=r.method, cheap_level=r.cheap_level)
         rows += [
             [
                 r.label,

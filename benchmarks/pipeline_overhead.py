@@ -3,7 +3,7 @@
 1. Per stage (Snakemake rule), from the benchmark files every rule writes
    (``<results>/benchmarks/<molecule>/<dir>/....tsv``; columns s, h:m:s, max_rss, ...,
    cpu_time): jobs, summed wall and CPU seconds, CPU/wall, peak resident memory, and the total.
-   Files are read with the report's own reader (``pipeline.report.costs.read_benchmarks``); each
+   Files are read with the report's own reader (``pipeline.report.metrics.read_benchmarks``); each
    file is matched to its rule by the ``benchmark:`` patterns in ``workflow/Snakefile`` and
    ``workflow/**/*.smk``. Summed job wall time exceeds the elapsed time of the run when jobs ran
    in parallel.
@@ -36,7 +36,7 @@ from pathlib import Path
 import common
 import pandas as pd
 
-from pipeline.report.costs import read_benchmarks
+from pipeline.report.metrics import read_benchmarks
 
 NOTHING_TO_DO = "Nothing to be done"
 

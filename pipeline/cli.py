@@ -172,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_labelling_commands(sub)
     _add_plan_command(sub)
 
-    from .evaluation.cli import add_commands as add_evaluation
-    from .training.cli import add_commands as add_training
+    from .evaluation.commands import add_commands as add_evaluation
+    from .training.commands import add_commands as add_training
 
     add_training(sub)
     add_evaluation(sub)

@@ -62,7 +62,7 @@ def load_forcefield(directory: str | os.PathLike, device: str = "cpu") -> Calcul
     if kind == "ModelCalculator":
         return ModelCalculator(directory / "model.pt", device=device)
     if kind == "DeltaCalculator":
-        from .delta import DeltaCalculator
+        from .delta_prediction import DeltaCalculator
 
         prmtop = str(directory / meta["prmtop"]) if meta.get("prmtop") else None
         return DeltaCalculator(directory / "model.pt", prmtop=prmtop, device=device)

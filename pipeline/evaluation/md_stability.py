@@ -135,7 +135,7 @@ def run_stability(
 
     Args:
       model: loaded EnergyModel or path of a saved one (kcal/mol, Angstrom), or an ASE calculator
-        (e.g. pipeline.evaluation.delta.DeltaCalculator: a cheap level plus a correction).
+        (e.g. pipeline.evaluation.delta_prediction.DeltaCalculator: a cheap level plus a correction).
       start: start positions [n_start, n_atoms, 3] (or [n_atoms, 3]) in Angstrom, or the
         path of a dataset npz whose frames are the start positions (its z is used).
         Run r starts from frame r % n_start.

@@ -31,7 +31,7 @@ from matplotlib.ticker import (
 
 from .. import methods
 from ..data import atomic_write
-from . import costs
+from . import metrics
 
 MAE_LABEL = "force MAE (kcal/mol/Å)"
 
@@ -191,7 +191,7 @@ def learning_curves_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
             )
         std = rows[rows["method"] == "standard"]
         if std["n_train"].nunique() >= 2:
-            a, b = costs.fit_power_law(std["n_train"], std["force_mae_kcal"])
+            a, b = metrics.fit_power_law(std["n_train"], std["force_mae_kcal"])
             n_grid = np.geomspace(std["n_train"].min(), std["n_train"].max(), 50)
             ax.plot(
                 n_grid,
@@ -297,7 +297,7 @@ def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
     one line per (N, seed); γ = ∞ (no bias weights) drawn at the right edge."""
     if gamma.empty:
         raise SkipFigure("no γ candidates")
-    g = costs.normalise_levels(gamma)
+    g = metrics.normalise_levels(gamma)
     keys = list(g[["model", "cheap_level"]].drop_duplicates().itertuples(index=False, name=None))
     fig = Figure(figsize=(4.2 * min(len(keys), 3), 3.4 * -(-len(keys) // 3)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(-(-len(keys) // 3), min(len(keys), 3), squeeze=False)).ravel()
@@ -318,7 +318,7 @@ def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
                 color=color,
                 label=f"N = {int(n)}, seed {int(seed)}",
             )
-            ch = costs.as_bool(r["chosen"]).to_numpy()
+            ch = metrics.as_bool(r["chosen"]).to_numpy()
             ax.scatter(x[ch], r["val_loss"].to_numpy()[ch], s=120, facecolors="none", edgecolors=color, linewidths=2)
         ax.set_xscale("log")
         ax.axvline(inf_x, color="#999", linestyle=":", linewidth=1)
@@ -336,7 +336,7 @@ def bias_figure(bias_frames: pd.DataFrame, summary: pd.DataFrame) -> tuple[Figur
     panel per cheap level (largest N of the first model and seed)."""
     if bias_frames.empty:
         raise SkipFigure("no bias diagnostic (no cheap level could label the validation frames)")
-    b = costs.normalise_levels(bias_frames)
+    b = metrics.normalise_levels(bias_frames)
     model, seed = sorted(b["model"].unique())[0], sorted(b["seed"].unique())[0]
     b = b[(b["model"] == model) & (b["seed"] == seed)]
     levels = sorted(b["cheap_level"].unique())
@@ -433,7 +433,7 @@ def stability_figure(stability: pd.DataFrame) -> tuple[Figure, str]:
     """Horizontal bars: fraction of MD runs that stayed stable, per model and method."""
     if stability.empty:
         raise SkipFigure("no MD stability runs (stability.csv missing or empty)")
-    summ = costs.stability_summary(stability)
+    summ = metrics.stability_summary(stability)
     fig = Figure(figsize=(9.0, 0.4 * len(summ) + 1.4), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(summ))[::-1]
@@ -585,9 +585,9 @@ def make_figures(
     """Draw and save all report figures; skipped ones carry the reason.
 
     `results`, `label_costs` and `stability` are the pipeline's tables (possibly empty);
-    `timings` is :func:`pipeline.report.costs.stage_timings` output.
+    `timings` is :func:`pipeline.report.metrics.stage_timings` output.
     """
-    agg = costs.aggregate_results(results)
+    agg = metrics.aggregate_results(results)
     builders = {
         "learning_curves": lambda: learning_curves_figure(agg),
         "error_vs_cost": lambda: cost_figure(agg),
@@ -600,7 +600,7 @@ def make_figures(
         "cheap_only": lambda: cheap_only_figure(agg),
         "md_stability": lambda: stability_figure(stability),
         "stage_timings": lambda: timings_figure(timings),
-        "label_cost": lambda: label_cost_figure(costs.label_cost_summary(label_costs)),
+        "label_cost": lambda: label_cost_figure(metrics.label_cost_summary(label_costs)),
     }
     out = []
     for name, build in builders.items():

@@ -2,7 +2,7 @@
 
 :func:`build_report` works in three steps: load the pipeline's tables
 (:func:`pipeline.report.inputs.load_inputs`), compute what the page shows and draw the figures
-(:func:`pipeline.report.analysis.compute_report`, PNG + SVG in `fig_dir`), and render the page
+(:func:`pipeline.report.content.compute_report`, PNG + SVG in `fig_dir`), and render the page
 from the Jinja2 templates in ``pipeline/report/templates`` (:func:`render_report`). The page needs
 no network: figures are embedded as base64 SVG data URIs, styles are inline, there is no
 JavaScript. Every numeric table cell carries the exact value in ``data-value`` (``repr`` of the
@@ -25,7 +25,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..data import atomic_write
-from .analysis import ReportContent, compute_report
+from .content import ReportContent, compute_report
 from .figures import FigureResult
 from .inputs import load_inputs
 from .tables import SIG_DIGITS, fmt_value

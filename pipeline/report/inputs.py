@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import records
-from . import costs
+from . import metrics
 
 SOFTWARE = ["numpy", "torch", "pyscf", "openmm", "snakemake", "sgdml", "ase"]
 
@@ -85,7 +85,7 @@ def _timings(benchmark_files: list[str], molecule: str, notes: list[str]) -> pd.
             f"{len(benchmark_files) - len(present)} of {len(benchmark_files)} "
             "benchmark files not found; their jobs are left out of the timings."
         )
-    timings = costs.stage_timings(costs.read_benchmarks(present, molecule))
+    timings = metrics.stage_timings(metrics.read_benchmarks(present, molecule))
     if not benchmark_files:
         notes.append("No Snakemake benchmark files were given; no timings.")
     return timings
@@ -108,18 +108,18 @@ def load_inputs(
 ) -> ReportInputs:
     """Read every input of the report of `molecule` (see :func:`pipeline.report.html.build_report`)."""
     notes: list[str] = []
-    results = _results_of(molecule, load_csv(results_csv, costs.RESULTS_COLUMNS, "results.csv", notes), notes)
-    label_costs = load_csv(label_costs_csv, costs.LABEL_COST_COLUMNS, "label_costs.csv", notes)
+    results = _results_of(molecule, load_csv(results_csv, metrics.RESULTS_COLUMNS, "results.csv", notes), notes)
+    label_costs = load_csv(label_costs_csv, metrics.LABEL_COST_COLUMNS, "label_costs.csv", notes)
     plan = (
-        load_csv(label_plan_csv, costs.PLAN_COLUMNS, "label_plan.csv", notes)
+        load_csv(label_plan_csv, metrics.PLAN_COLUMNS, "label_plan.csv", notes)
         if label_plan_csv is not None
-        else pd.DataFrame(columns=costs.PLAN_COLUMNS)
+        else pd.DataFrame(columns=metrics.PLAN_COLUMNS)
     )
-    gamma = load_csv(gamma_csv, costs.GAMMA_COLUMNS, "gamma_selection.csv", notes)
-    stability = load_csv(stability_csv, costs.STABILITY_COLUMNS, "stability.csv", notes)
+    gamma = load_csv(gamma_csv, metrics.GAMMA_COLUMNS, "gamma_selection.csv", notes)
+    stability = load_csv(stability_csv, metrics.STABILITY_COLUMNS, "stability.csv", notes)
     reductions = load_csv(reductions_csv, records.REDUCTIONS, "reductions.csv", notes)
     bias_frames = load_csv(bias_csv, records.BIAS_FRAMES, "bias_diagnostic.csv", notes)
-    bias_summary = load_csv(bias_summary_csv, costs.BIAS_SUMMARY_COLUMNS, "bias_correlation.csv", notes)
+    bias_summary = load_csv(bias_summary_csv, metrics.BIAS_SUMMARY_COLUMNS, "bias_correlation.csv", notes)
     corrected = (
         load_csv(corrected_csv, records.CORRECTED_UNCERTAINTY, "corrected_uncertainty.csv", notes)
         if corrected_csv is not None

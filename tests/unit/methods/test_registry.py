@@ -8,7 +8,7 @@ import pytest
 
 from pipeline import config as pconf
 from pipeline import layout, methods
-from pipeline.report import costs, figures
+from pipeline.report import figures, metrics
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -22,8 +22,8 @@ def test_every_method_is_described_for_the_report():
         if m.forcefield:
             assert not m.kernel, f"{name}: kernel models are not exported"
     assert len({m.color for m in methods.METHODS.values()}) == len(methods.METHODS), "colours must differ"
-    assert set(costs.ROUTE_METHODS) == {n for n, m in methods.METHODS.items() if m.route}
-    assert costs.ABLATION_METHODS[0] == "standard"
+    assert set(metrics.ROUTE_METHODS) == {n for n, m in methods.METHODS.items() if m.route}
+    assert metrics.ABLATION_METHODS[0] == "standard"
 
 
 def test_unknown_method_names_the_valid_ones():

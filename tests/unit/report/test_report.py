@@ -452,7 +452,7 @@ def test_cost_section_sets_the_estimate_against_what_was_spent(tmp_path):
 
 
 def test_routes_and_prediction_cost_tables_show_delta(tmp_path):
-    from pipeline.report.analysis import prediction_cost_table, routes_table
+    from pipeline.report.content import prediction_cost_table, routes_table
 
     base = dict(
         molecule=MOLECULE,

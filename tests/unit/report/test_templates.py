@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.report.analysis import Card, compute_report
+from pipeline.report.content import Card, compute_report
 from pipeline.report.html import build_report, render_report, template_environment
 from pipeline.report.inputs import load_inputs
 from pipeline.report.tables import Cell, Header, Row, Table

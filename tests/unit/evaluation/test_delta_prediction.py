@@ -13,7 +13,7 @@ from pipeline import units
 from pipeline.data import Dataset
 from pipeline.delta import CheapPotential, DeltaError
 from pipeline.evaluation.calculator import ModelCalculator, load_forcefield
-from pipeline.evaluation.delta import DeltaCalculator, evaluate_delta
+from pipeline.evaluation.delta_prediction import DeltaCalculator, evaluate_delta
 from pipeline.labelling.levels import make_level
 from pipeline.models import build, save_model
 from tests.conftest import ETHANOL_R, ETHANOL_Z

@@ -61,7 +61,7 @@ def _run_md_stability(a):
     model, device = chosen, _device(a.device)
     if extras[chosen].get("stage") == "delta":  # the cheap level is called at every step
         from ..data import load_npz
-        from .delta import DeltaCalculator
+        from .delta_prediction import DeltaCalculator
 
         model = DeltaCalculator(chosen, z=load_npz(a.start).z, prmtop=a.prmtop, device=device)
     df = run_stability(model, a.start, seed=a.seed, device=device, num_threads=a.threads, **kw)
@@ -71,7 +71,7 @@ def _run_md_stability(a):
 
 
 def _run_evaluate_delta(a):
-    from .delta import evaluate_delta
+    from .delta_prediction import evaluate_delta
 
     evaluate_delta(
         a.model,
@@ -86,7 +86,7 @@ def _run_evaluate_delta(a):
 
 
 def _run_sgdml_delta(a):
-    from .delta import run_sgdml_delta
+    from .delta_prediction import run_sgdml_delta
 
     s = a.sgdml
     run_sgdml_delta(

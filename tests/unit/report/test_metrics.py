@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.report import costs
+from pipeline.report import metrics
 
 
 def _run(method, n, mae, level=None, seed=0, model="egnn", cpu_h_per_label=2.0):
@@ -39,7 +39,7 @@ def _run(method, n, mae, level=None, seed=0, model="egnn", cpu_h_per_label=2.0):
 
 def test_power_law_fit_recovers_exact_parameters():
     n = np.array([10, 20, 50, 100, 1000])
-    a, b = costs.fit_power_law(n, 3.7 * n**-0.42)
+    a, b = metrics.fit_power_law(n, 3.7 * n**-0.42)
     assert a == pytest.approx(3.7, rel=1e-12) and b == pytest.approx(0.42, rel=1e-12)
 
 
@@ -48,18 +48,18 @@ def test_power_law_fit_averages_seeds_per_n():
     # the raw points in log space would be biased (mean of logs ≠ log of mean).
     n = np.array([10, 10, 100, 100, 1000, 1000])
     exact = 2.0 * n**-0.5
-    a, b = costs.fit_power_law(n, exact * np.array([1.1, 0.9] * 3))
+    a, b = metrics.fit_power_law(n, exact * np.array([1.1, 0.9] * 3))
     assert a == pytest.approx(2.0, rel=1e-12) and b == pytest.approx(0.5, rel=1e-12)
 
 
 def test_power_law_fit_needs_two_n():
     with pytest.raises(ValueError, match="two distinct N"):
-        costs.fit_power_law([50, 50], [0.3, 0.4])
+        metrics.fit_power_law([50, 50], [0.3, 0.4])
 
 
 def test_power_law_inversion():
-    assert costs.power_law_n_for_error(0.1, 2.0, 0.5) == pytest.approx(400.0)
-    assert np.isnan(costs.power_law_n_for_error(0.1, 2.0, -0.1))
+    assert metrics.power_law_n_for_error(0.1, 2.0, 0.5) == pytest.approx(400.0)
+    assert np.isnan(metrics.power_law_n_for_error(0.1, 2.0, -0.1))
 
 
 def _hand_case() -> pd.DataFrame:
@@ -75,7 +75,7 @@ def _hand_case() -> pd.DataFrame:
 
 
 def test_sample_efficiency_hand_case():
-    table = costs.sample_efficiency(_hand_case(), "egnn", cheap_level="dft")
+    table = metrics.sample_efficiency(_hand_case(), "egnn", cheap_level="dft")
     assert table.attrs["fit"] == pytest.approx((2.0, 0.5))
     assert list(table["n_train"]) == [100, 200, 400]
     # ASTEROID at N=100 reaches 0.1, which standard reaches at N=(2/0.1)^2=400: factor 4.
@@ -92,13 +92,13 @@ def test_sample_efficiency_hand_case():
 
 def test_sample_efficiency_needs_cheap_level_when_ambiguous():
     with pytest.raises(ValueError, match="pass cheap_level"):
-        costs.sample_efficiency(_hand_case(), "egnn")
+        metrics.sample_efficiency(_hand_case(), "egnn")
     with pytest.raises(ValueError, match="no 'asteroid' results"):
-        costs.sample_efficiency(_hand_case(), "gemnet", cheap_level="dft")
+        metrics.sample_efficiency(_hand_case(), "gemnet", cheap_level="dft")
 
 
 def test_error_reduction_per_n():
-    red = costs.error_reduction(_hand_case(), "egnn")
+    red = metrics.error_reduction(_hand_case(), "egnn")
     # cheap_only has N=0 and asteroid N=200 has no standard run: both absent.
     assert set(zip(red["method"], red["cheap_level"], red["n_train"])) == {
         ("asteroid", "dft", 100),
@@ -118,7 +118,7 @@ def test_ablation_table_repeats_standard_per_level():
             _run("asteroid", 100, 0.12, "xtb"),
         ]
     )
-    abl = costs.ablation_table(df)
+    abl = metrics.ablation_table(df)
     assert list(zip(abl["cheap_level"], abl["method"])) == [
         ("dft", "standard"),
         ("dft", "finetune_unweighted"),
@@ -130,7 +130,7 @@ def test_ablation_table_repeats_standard_per_level():
 
 def test_aggregate_mean_std_over_seeds():
     df = pd.DataFrame([_run("standard", 50, 0.3, seed=0), _run("standard", 50, 0.5, seed=1)])
-    agg = costs.aggregate_results(df)
+    agg = metrics.aggregate_results(df)
     assert len(agg) == 1 and agg["n_seeds"].iloc[0] == 2
     assert agg["force_mae_kcal"].iloc[0] == pytest.approx(0.4)
     assert agg["force_mae_kcal_std"].iloc[0] == pytest.approx(math.sqrt(0.02))
@@ -144,9 +144,9 @@ def test_label_cost_summary_weights_by_frames():
             ("ccsdt", "test", 300, 2, 0, 1080000.0, 3600.0, 500.0),
             ("dft", "cheap-dft", 1000, 0, 0, 36000.0, 36.0, 10.0),
         ],
-        columns=costs.LABEL_COST_COLUMNS,
+        columns=metrics.LABEL_COST_COLUMNS,
     )
-    s = costs.label_cost_summary(lc).set_index("level")
+    s = metrics.label_cost_summary(lc).set_index("level")
     assert list(s.index) == ["dft", "ccsdt"]
     assert s.at["ccsdt", "cpu_h_total"] == pytest.approx(500.0)
     assert s.at["ccsdt", "cpu_s_per_frame"] == pytest.approx(4500.0)
@@ -161,9 +161,9 @@ def test_label_cost_summary_counts_outlier_frames():
             ("ccsdt", "train", 100, 0, 3, 720000.0, 7200.0, 1000.0),
             ("ccsdt", "test", 300, 2, 1, 1080000.0, 3600.0, 500.0),
         ],
-        columns=costs.LABEL_COST_COLUMNS,
+        columns=metrics.LABEL_COST_COLUMNS,
     )
-    s = costs.label_cost_summary(lc)
+    s = metrics.label_cost_summary(lc)
     assert list(s.columns[:4]) == ["level", "n_frames", "n_failed", "n_outliers"]
     assert s.at[0, "n_outliers"] == 4
 
@@ -180,7 +180,7 @@ def test_stage_timings_from_benchmark_files(tmp_path):
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(header + f"{wall}\t1:00:00\t{rss}\t1\t1\t1\t0\t0\t99\t{cpu}\n")
         files.append(str(p))
-    t = costs.stage_timings(costs.read_benchmarks(files, "ethanol")).set_index("stage")
+    t = metrics.stage_timings(metrics.read_benchmarks(files, "ethanol")).set_index("stage")
     assert list(t.index) == ["label", "train"]
     assert t.at["label", "n_jobs"] == 2
     assert t.at["label", "wall_h"] == pytest.approx(1.5)
@@ -188,7 +188,7 @@ def test_stage_timings_from_benchmark_files(tmp_path):
     assert t.at["label", "max_rss_mb"] == 3000
     assert math.isnan(t.at["train", "cpu_h"]) and t.at["train", "wall_h"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="not under a 'aspirin' directory"):
-        costs.stage_from_path(files[0], "aspirin")
+        metrics.stage_from_path(files[0], "aspirin")
 
 
 def test_estimate_vs_spent_per_level():
@@ -198,12 +198,12 @@ def test_estimate_vs_spent_per_level():
             ("ccsdt", "test", 300, 2, 0, 1080000.0, 3600.0, 500.0),
             ("dft", "cheap-dft", 1000, 0, 0, 36000.0, 36.0, 10.0),
         ],
-        columns=costs.LABEL_COST_COLUMNS,
+        columns=metrics.LABEL_COST_COLUMNS,
     )
     plan = pd.DataFrame(
-        [("ccsdt", 400, 3000.0, "cost model"), ("dft", 1000, 72.0, "measured")], columns=costs.PLAN_COLUMNS
+        [("ccsdt", 400, 3000.0, "cost model"), ("dft", 1000, 72.0, "measured")], columns=metrics.PLAN_COLUMNS
     )
-    t = costs.estimate_vs_spent(plan, lc).set_index("level")
+    t = metrics.estimate_vs_spent(plan, lc).set_index("level")
     assert t.at["ccsdt", "estimated_cpu_h"] == pytest.approx(400 * 3000 / 3600)
     assert t.at["ccsdt", "spent_cpu_h"] == pytest.approx(500.0)
     assert t.at["ccsdt", "spent_over_estimate"] == pytest.approx(500.0 / (400 * 3000 / 3600))
@@ -211,9 +211,9 @@ def test_estimate_vs_spent_per_level():
     assert t.at["dft", "spent_over_estimate"] == pytest.approx(0.5)
     assert t.at["dft", "estimate_source"] == "measured"
     # a level not labelled (yet): spent is missing, not zero
-    plan2 = pd.concat([plan, pd.DataFrame([("xtb", 10, 0.01, "cost model")], columns=costs.PLAN_COLUMNS)])
-    assert math.isnan(costs.estimate_vs_spent(plan2, lc).set_index("level").at["xtb", "spent_cpu_h"])
-    assert costs.estimate_vs_spent(plan.iloc[:0], lc).empty
+    plan2 = pd.concat([plan, pd.DataFrame([("xtb", 10, 0.01, "cost model")], columns=metrics.PLAN_COLUMNS)])
+    assert math.isnan(metrics.estimate_vs_spent(plan2, lc).set_index("level").at["xtb", "spent_cpu_h"])
+    assert metrics.estimate_vs_spent(plan.iloc[:0], lc).empty
 
 
 def _route(method, n, mae, total, predict, level=None, model="egnn"):
@@ -237,7 +237,7 @@ def test_cheapest_route_to_each_standard_error():
             _route("cheap_only", 0, 3.0, 1.0, 0.002, "xtb"),  # no accurate labels: not a route
         ]
     )
-    r = costs.cheapest_routes(df)
+    r = metrics.cheapest_routes(df)
     at100 = r[r["target"] == "standard egnn, N = 100"].set_index("method")
     assert set(at100.index) == {"standard", "asteroid", "delta"}  # sGDML (1.9) never gets to 1.0
     assert at100.loc["delta", "n_train"] == 25 and at100.loc["delta", "total_cpu_h"] == 60.5
@@ -255,7 +255,7 @@ def test_prediction_costs_per_method_and_per_ns_of_md():
             _route("delta", 25, 0.8, 60.5, 2.5, "dft"),
         ]
     )
-    pc = costs.prediction_costs(df).set_index("method")
+    pc = metrics.prediction_costs(df).set_index("method")
     assert pc.loc["standard", "predict_cpu_s_per_frame"] == pytest.approx(0.003)
     # 1 ns at 0.5 fs = 2e6 steps: a DFT Δ model needs ~1,400 CPU-h where the pure model needs ~2
     assert pc.loc["delta", "md_cpu_h_per_ns"] == pytest.approx(2.5 * 2e6 / 3600)

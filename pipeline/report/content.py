@@ -3,7 +3,7 @@
 :func:`compute_report` turns :class:`~pipeline.report.inputs.ReportInputs` into a
 :class:`ReportContent`: plain data (text, numbers and :class:`~pipeline.report.tables.Table`
 objects) that the templates lay out. A table that cannot be built is ``None``; the template then
-says why in words. The numbers themselves come from :mod:`pipeline.report.costs`.
+says why in words. The numbers themselves come from :mod:`pipeline.report.metrics`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import methods as method_registry
-from . import costs
+from . import metrics
 from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
 from .inputs import ReportInputs, software_versions
 from .tables import (
@@ -143,15 +143,15 @@ def reduction_sentence(r) -> str:
 
 
 def _is_true(x) -> bool:
-    return bool(costs.as_bool(pd.Series([x])).iloc[0])
+    return bool(metrics.as_bool(pd.Series([x])).iloc[0])
 
 
 # ---------------------------------------------------------------- derived tables
 
 
 def sample_efficiency_all(results: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
-    """costs.sample_efficiency of ASTEROID vs standard for every model and cheap level."""
-    res = costs.normalise_levels(results)
+    """metrics.sample_efficiency of ASTEROID vs standard for every model and cheap level."""
+    res = metrics.normalise_levels(results)
     pairs = (
         res[(res["method"] == "asteroid") & (res["n_train"] > 0)][["model", "cheap_level"]]
         .drop_duplicates()
@@ -160,7 +160,7 @@ def sample_efficiency_all(results: pd.DataFrame, notes: list[str]) -> pd.DataFra
     tables = []
     for model, level in pairs.itertuples(index=False, name=None):
         try:
-            t = costs.sample_efficiency(results, model, cheap_level=level)
+            t = metrics.sample_efficiency(results, model, cheap_level=level)
         except ValueError as err:
             notes.append(f"Sample efficiency of ASTEROID ({level}) for {model_label(model)} not computed: {err}.")
             continue
@@ -174,7 +174,7 @@ def sample_efficiency_all(results: pd.DataFrame, notes: list[str]) -> pd.DataFra
 
 
 def overview(results: pd.DataFrame) -> Overview | None:
-    res = costs.normalise_levels(results)
+    res = metrics.normalise_levels(results)
     if res.empty:
         return None
     return Overview(
@@ -199,7 +199,7 @@ def _forcefield_card(ff: dict) -> Card:
 
 def _reduction_cards(reductions: pd.DataFrame) -> list[Card]:
     """ASTEROID's and Δ-learning's reduction over standard training at their smallest N."""
-    red = costs.normalise_levels(reductions)
+    red = metrics.normalise_levels(reductions)
     cards = []
     for method, m in method_registry.METHODS.items():
         if m.card is None:
@@ -326,11 +326,11 @@ def sample_efficiency_table(se: pd.DataFrame) -> tuple[Table | None, list[PowerL
 
 def ablation_table(results: pd.DataFrame) -> Table | None:
     """Wide ablation table: one row per (model, cheap level, N), one mean ± std column per method
-    of costs.ABLATION_METHODS, lowest error in bold."""
-    long = costs.ablation_table(results)
+    of metrics.ABLATION_METHODS, lowest error in bold."""
+    long = metrics.ablation_table(results)
     if long.empty:
         return None
-    methods = [m for m in costs.ABLATION_METHODS if m in set(long["method"])]
+    methods = [m for m in metrics.ABLATION_METHODS if m in set(long["method"])]
     headers = [Header("model"), Header("cheap level"), Header("N accurate labels")] + [
         Header(method_label(m), column=m, small=MAE_LABEL) for m in methods
     ]
@@ -372,9 +372,9 @@ def aggregated_table(agg: pd.DataFrame) -> Table | None:
 
 
 def routes_table(results: pd.DataFrame) -> Table | None:
-    """costs.cheapest_routes as a wide table: one row per target error, one column per route, the
+    """metrics.cheapest_routes as a wide table: one row per target error, one column per route, the
     cell its lowest labels + training CPU-h (and N) at or below the target; the cheapest in bold."""
-    routes = costs.cheapest_routes(results) if not results.empty else pd.DataFrame()
+    routes = metrics.cheapest_routes(results) if not results.empty else pd.DataFrame()
     if routes.empty:
         return None
     keys = list(
@@ -412,7 +412,7 @@ def routes_table(results: pd.DataFrame) -> Table | None:
 
 
 def prediction_cost_table(results: pd.DataFrame) -> Table | None:
-    pc = costs.prediction_costs(results)
+    pc = metrics.prediction_costs(results)
     return None if pc.empty else frame_table(with_labels(pc), table_id="prediction-cost-table")
 
 
@@ -422,7 +422,7 @@ def reduction_table(reductions: pd.DataFrame) -> tuple[Table | None, bool]:
     (" n.s." when not significant), and whether every reduction comes from one training seed."""
     if reductions.empty:
         return None, False
-    red = costs.normalise_levels(reductions)
+    red = metrics.normalise_levels(reductions)
     ns = sorted(red["n_train"].unique())
     headers = [Header(h) for h in ["model", "method", "cheap level"]] + [
         Header(f"N = {int(n)}", column=f"n_train={int(n)}") for n in ns
@@ -494,8 +494,8 @@ def gamma_selection(gamma: pd.DataFrame) -> GammaSelection | None:
     """The chosen γ per setting and seed, and every candidate (the chosen rows have class "chosen")."""
     if gamma.empty:
         return None
-    g = costs.normalise_levels(gamma)
-    g["chosen"] = costs.as_bool(g["chosen"])
+    g = metrics.normalise_levels(gamma)
+    g["chosen"] = metrics.as_bool(g["chosen"])
     g = g.sort_values(["model", "cheap_level", "n_train", "seed", "gamma"]).reset_index(drop=True)
     cols = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "val_loss", "chosen"]
     full = frame_table(with_labels(g), cols, "gamma-table", ["chosen" if c else "" for c in g["chosen"]])
@@ -516,7 +516,7 @@ def gamma_selection(gamma: pd.DataFrame) -> GammaSelection | None:
 def bias_table(summary: pd.DataFrame) -> Table | None:
     if summary.empty:
         return None
-    b = costs.normalise_levels(summary).rename(columns={"n_frames": "n_frames_val"})
+    b = metrics.normalise_levels(summary).rename(columns={"n_frames": "n_frames_val"})
     return frame_table(
         with_labels(b),
         [
@@ -540,7 +540,7 @@ def corrected_table(diag: pd.DataFrame) -> Table | None:
     if diag.empty:
         return None
     cols = ["model", "cheap_level", "n_train", "seed", "estimator", "n_val", "spearman", "mean_true_error", "chosen"]
-    return frame_table(with_labels(costs.normalise_levels(diag)), cols, "corrected-table")
+    return frame_table(with_labels(metrics.normalise_levels(diag)), cols, "corrected-table")
 
 
 def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) -> tuple[Table | None, Table | None]:
@@ -601,10 +601,10 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
     )
     notes += [f"Figure “{f.title}” not drawn: {f.skipped}." for f in figures if f.skipped]
     results = inputs.results
-    agg = costs.aggregate_results(results)
+    agg = metrics.aggregate_results(results)
     se = sample_efficiency_all(results, notes) if not results.empty else pd.DataFrame()
     notes += tuning_notes(results)
-    label_summary = costs.label_cost_summary(inputs.label_costs)
+    label_summary = metrics.label_cost_summary(inputs.label_costs)
     if inputs.config_text is None:
         notes.append(f"Config file not found ({inputs.config_path}).")
     se_table, fits = sample_efficiency_table(se)
@@ -630,14 +630,14 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
         bias=bias_table(inputs.bias_summary),
         corrected=corrected_table(inputs.corrected),
         stability=(
-            frame_table(with_labels(costs.stability_summary(inputs.stability)), table_id="stability-table")
+            frame_table(with_labels(metrics.stability_summary(inputs.stability)), table_id="stability-table")
             if not inputs.stability.empty
             else None
         ),
         label_cost_summary=summary_of_labels,
         label_costs=per_subset,
         label_estimate=(
-            frame_table(costs.estimate_vs_spent(inputs.plan, inputs.label_costs), table_id="label-estimate-table")
+            frame_table(metrics.estimate_vs_spent(inputs.plan, inputs.label_costs), table_id="label-estimate-table")
             if not inputs.plan.empty
             else None
         ),
