@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class StageConfig:
+    """Settings of one training stage. The workflow passes every stage setting from the config, whose
+    values the schema's defaults complete (workflow/schemas/config.schema.yaml, the one source; a
+    test checks that none of the defaults below is used there): these are fallbacks for direct use."""
+
     batch_size: int
     max_epochs: int  # cap on evaluation periods (epochs, or eval_every_steps blocks)
     lr: float

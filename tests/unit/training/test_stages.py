@@ -318,3 +318,22 @@ def test_delta_trains_on_accurate_minus_cheap_of_the_first_n_frames(tmp_path):
     assert m.extra["cheap_entry"] == {"engine": "xtb", "method": "GFN2-xTB"} and m.extra["cheap_level"] == "xtb"
     # the energy offset of the difference (5 eV per frame) sets the model's shift
     assert float(m.energy_shift) * 9 == pytest.approx(units.ev_to_kcal(5.0), rel=1e-3)
+
+
+def test_the_schema_is_the_one_source_of_every_stage_setting():
+    """A workflow stage gets every stage setting from the config (the schema's defaults fill what a
+    config leaves out); StageConfig's own defaults are fallbacks for direct use only, never used there."""
+    from dataclasses import fields
+
+    from pipeline.config import default_config
+    from pipeline.training.engine import StageConfig
+
+    cfg = default_config()["training"]
+    engine_wide = {"rho", "ema_decay", "grad_clip", "n_projections", "objective", "kT", "extra"}
+    stage_fields = {f.name for f in fields(StageConfig)} - engine_wide - {"checkpoint_every_s"}
+    for section in ("accurate", "cheap", "finetune"):
+        assert stage_fields <= set(cfg[section]), (section, stage_fields - set(cfg[section]))
+        built = stages.stage_config(cfg[section], cfg)
+        assert all(getattr(built, k) == cfg[section][k] for k in stage_fields), section
+    # score matching has no step budget (epochs only), the rest comes from its section too
+    assert stage_fields - {"max_steps", "eval_every_steps"} <= set(cfg["score_matching"])
