@@ -104,3 +104,57 @@ CORRECTED_UNCERTAINTY = [
     "mean_true_error",
     "chosen",
 ]
+
+# Model metadata: what a model file knows about itself (`extra` in model.pt), written by
+# pipeline/training/stages.py (the one writer, which refuses a key not declared here) and read by
+# collect, the force-field export and the MD stability runs (through eval.json's `model_extra`).
+MODEL_META = {
+    "energy_unit": "unit of the model's energies (kcal/mol)",
+    "length_unit": "unit of its positions (Ang)",
+    "stage": "training stage: standard, cheap, score_matching, finetune or delta",
+    "role": "the method's role, for methods built on a generic stage (pipeline/methods)",
+    "model_name": "model family (pipeline.models.MODELS)",
+    "seed": "training seed",
+    "n_train": "accurate training frames N (for a stage-2 model of one N: that N)",
+    "cheap_level": "the cheap level it was pre-trained on or corrects",
+    "cheap_entry": "Δ: the cheap level's config entry (rebuilt at prediction time)",
+    "gamma": "stage 2: absolute γ, kcal/mol/Å (inf: no weights)",
+    "gamma_spec": "stage 2: the γ candidate's token (pipeline/layout.py gamma_token)",
+    "n_cheap": "stage 2: frames of the (corrected) cheap pool",
+    "mean_weight": "stage 2: mean frame weight",
+    "effective_frames": "stage 2: Kish effective sample size of the weights",
+    "bias_cpu_s": "stage 2: CPU-s of the bias pass (or of the relabelling, corrected pre-training)",
+    "delta_cpu_s": "corrected pre-training: CPU-s of training the Δ model(s) that relabelled the pool",
+    "stage1_n_train": "stage 2: N of the stage-1 (or Δ) model behind its weights",
+    "bias_mean": "stage 2: mean B_j (or u_j), kcal/mol/Å",
+    "bias_iqr": "stage 2: interquartile range of B_j (or u_j), kcal/mol/Å",
+    "temperature_K": "score matching: temperature of the Boltzmann samples",
+    "n_unlabelled": "score matching: unlabelled frames",
+    "init_stage": "fine-tuning: the stage of the model it started from",
+    "init_train_wall_s": "fine-tuning: wall-s of the model it started from",
+    "init_train_cpu_s": "fine-tuning: CPU-s of the model it started from",
+    "n_delta_train": "Δ: training frames with both labels",
+    "n_delta_val": "Δ: validation frames with both labels",
+    "train_frame_id": "Δ: frame ids of its training frames",
+    "delta_force_std_kcal": "Δ: spread of the force differences, kcal/mol/Å",
+    "best_metric": "validation force MAE of the kept model, kcal/mol/Å",
+    "best_val_loss": "validation loss of the kept model (the γ choice)",
+    "best_epoch": "evaluation period of the kept model",
+    "best_step": "optimisation step of the kept model",
+    "metric": "name of the validation metric",
+    "epochs": "evaluation periods run",
+    "steps": "optimisation steps run",
+    "frames_seen": "training frames seen (steps x batch)",
+    "stop_reason": "how training ended: early_stopping, step_cap or epoch_cap",
+    "stop_step": "optimisation steps when it ended",
+    "train_wall_s": "wall-s of this training",
+    "train_cpu_s": "CPU-s of this training",
+}
+
+
+def check_model_meta(extra: dict) -> dict:
+    """`extra` if every key is declared in MODEL_META, else ValueError naming the others."""
+    unknown = sorted(set(extra) - set(MODEL_META))
+    if unknown:
+        raise ValueError(f"model metadata keys {unknown} are not declared in pipeline/records.py MODEL_META")
+    return extra

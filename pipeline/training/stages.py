@@ -21,7 +21,7 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from .. import layout, units
+from .. import layout, records, units
 from ..data import atomic_write, load_npz
 from ..models import build, load_model, save_model
 from .batching import TensorData
@@ -88,7 +88,7 @@ def _refit_shift(model, data: TensorData, batch_size: int = 64) -> None:
 
 
 def _save(model, path, extra: dict) -> None:
-    extra = {"energy_unit": "kcal/mol", "length_unit": "Ang", **extra}
+    extra = records.check_model_meta({"energy_unit": "kcal/mol", "length_unit": "Ang", **extra})
     atomic_write(path, lambda tmp: save_model(model, tmp, extra=extra))
 
 
