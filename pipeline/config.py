@@ -48,6 +48,52 @@ def _validator_filling_defaults(schema: dict):
     return jsonschema.validators.extend(base, {"properties": fill_then_check})(schema)
 
 
+_SCALARS = {"integer": int, "number": float, "boolean": None}
+
+
+def _coerce(value: str, types):
+    for t in types:
+        if t == "boolean" and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        if t in ("integer", "number"):
+            try:
+                num = float(value)
+            except ValueError:
+                continue
+            if t == "integer" and num.is_integer():
+                return int(num)
+            if t == "number":
+                return num
+        if t == "null" and value.lower() in ("null", "none", "~"):
+            return None
+    return value
+
+
+def coerce_command_line_values(config, schema: dict | None = None, root: dict | None = None):
+    """Numbers and booleans that arrive as strings, as Snakemake's `--config key='{threads: 4}'`
+    delivers every scalar inside a mapping (YAML's base loader): converted where the schema asks for
+    an integer, number or boolean (in place; returns `config`)."""
+    root = load_schema() if root is None else root
+    schema = root if schema is None else schema
+    if "$ref" in schema:
+        schema = root["$defs"][schema["$ref"].split("/")[-1]]
+    if isinstance(config, dict):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        for k, v in list(config.items()):
+            sub = props.get(k, extra if isinstance(extra, dict) else None)
+            if sub is not None:
+                config[k] = coerce_command_line_values(v, sub, root)
+        return config
+    if isinstance(config, list) and isinstance(schema.get("items"), dict):
+        return [coerce_command_line_values(v, schema["items"], root) for v in config]
+    if isinstance(config, str):
+        types = schema.get("type", [])
+        types = [types] if isinstance(types, str) else list(types)
+        return _coerce(config, [t for t in types if t in (*_SCALARS, "null")]) if types else config
+    return config
+
+
 def validate_schema(config: dict) -> dict:
     """Schema check outside Snakemake (tests, CLI), with the same schema file Snakemake uses; fills
     the schema's defaults into `config` (in place, as the workflow does) and returns it."""

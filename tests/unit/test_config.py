@@ -337,3 +337,15 @@ def test_every_training_stage_gets_every_setting():
     filled = pconf.validate_schema({"training": {s: {} for s in ("accurate", "cheap", "finetune", "score_matching")}})
     for stage in ("accurate", "cheap", "finetune", "score_matching"):
         assert set(filled["training"][stage]) == keys, stage
+
+
+def test_numbers_from_the_command_line_are_numbers():
+    """`snakemake --config labelling='{threads: 4}'` delivers '4' (YAML base loader): coerced by the schema."""
+    cfg = pconf.coerce_command_line_values(
+        {"labelling": {"threads": "4", "max_cpu_hours": "null"}, "splits": {"train_sizes": ["25", "50"], "val": "10"}}
+    )
+    assert cfg["labelling"] == {"threads": 4, "max_cpu_hours": None}
+    assert cfg["splits"] == {"train_sizes": [25, 50], "val": 10}
+    cfg = pconf.coerce_command_line_values({"training": {"accurate": {"lr": "1e-3"}, "device": "cpu"}})
+    assert cfg["training"]["accurate"]["lr"] == 0.001 and cfg["training"]["device"] == "cpu"
+    assert pconf.coerce_command_line_values({"labelling": {"threads": "four"}})["labelling"]["threads"] == "four"

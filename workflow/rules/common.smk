@@ -18,6 +18,8 @@ from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import n_chunks
 from pipeline.methods.corrected import levels as corrected_levels
 
+# Numbers given as `--config section='{key: 4}'` arrive as strings (Snakemake's YAML base loader).
+pconf.coerce_command_line_values(config)
 # Fills every value the config leaves out with the schema's `default:` (the one source of defaults).
 validate(config, schema="../schemas/config.schema.yaml", set_default=True)
 try:
