@@ -13,11 +13,17 @@ def get_delta_level(wildcards):
     return wildcards.level
 
 
-def get_delta_data(wildcards):
-    """Accurate train/val and the same frames at the Δ level (train, val), plus the test frames."""
+def get_delta_data(wildcards, subsets=pconf.SUBSETS_ACCURATE):
+    """Accurate train/val/test and the same frames at the Δ level (cheap_train, cheap_val, cheap_test)."""
     mol, lvl = get_molecule(wildcards), get_delta_level(wildcards)
-    out = {s: get_dataset(mol, s) for s in pconf.SUBSETS_ACCURATE}
-    return {**out, **{f"cheap_{s}": get_dataset(mol, s, lvl) for s in pconf.SUBSETS_ACCURATE}}
+    out = {s: get_dataset(mol, s) for s in subsets}
+    return {**out, **{f"cheap_{s}": get_dataset(mol, s, lvl) for s in subsets}}
+
+
+def get_delta_training_data(wildcards):
+    """What a neural Δ model trains on: train and validation frames at both levels (not the test
+    frames: growing the test set must not retrain it)."""
+    return get_delta_data(wildcards, ("train", "val"))
 
 
 def get_delta_cheap_test(wildcards):
@@ -58,7 +64,7 @@ rule train_delta:
     """Δ-learning: a correction trained on accurate - cheap labels of the accurate train[:N], with the
     accurate stage's settings (the same budget as standard training)."""
     input:
-        unpack(get_delta_data),
+        unpack(get_delta_training_data),
     output:
         **train_outputs("delta"),
     log:

@@ -367,7 +367,9 @@ def results_table_mismatches(results_table: dict | None, results_csv) -> list[st
                 else:
                     ok = exact == want and math.isclose(shown, want, rel_tol=0.5 * 10 ** (1 - SIG_DIGITS))
             else:
-                ok = cell["text"] == ("—" if pd.isna(want) else str(want))
+                # booleans (True/False in the CSV) are rendered yes/no, the report's convention
+                as_text = {"True": "yes", "False": "no"}.get(str(want), str(want))
+                ok = cell["text"] == ("—" if pd.isna(want) else as_text)
             if not ok:
                 out.append(f"row {i} column {col}: rendered {cell} but the CSV has {want!r}")
     return out
