@@ -36,24 +36,21 @@ from pathlib import Path
 import common
 import pandas as pd
 
+from pipeline import layout
 from pipeline.report.metrics import read_benchmarks
 
 NOTHING_TO_DO = "Nothing to be done"
 
 
-def rule_patterns(workdir: Path) -> list[tuple[str, re.Pattern]]:
-    """(rule name, regex of its benchmark path below ``benchmarks/``) for every rule of the workflow
-    that has a ``benchmark:`` entry; wildcards match ``.+`` (Snakemake's default)."""
+def rule_patterns(workdir: Path | None = None) -> list[tuple[str, re.Pattern]]:
+    """(rule name, regex of its benchmark path below ``benchmarks/``) for every rule of the workflow,
+    from the results tree's owner (pipeline/layout.py BENCHMARKS); wildcards match ``.+``."""
     patterns = []
-    snakefile = workdir / "workflow" / "Snakefile"
-    for smk in [snakefile] * snakefile.is_file() + sorted((workdir / "workflow").rglob("*.smk")):
-        text = smk.read_text()
-        for rule in re.finditer(r"^rule\s+(\w+)\s*:(.*?)(?=^rule\s|\Z)", text, re.M | re.S):
-            bench = re.search(r'benchmark:\s*"[^"]*?benchmarks/([^"]+)"', rule.group(2))
-            if bench:
-                literal = re.split(r"\{\w+(?:,[^}]*)?\}", bench.group(1))
-                patterns.append((rule.group(1), re.compile(".+".join(map(re.escape, literal)))))
-    return patterns
+    for rule, template in layout.BENCHMARKS.items():
+        literal = re.split(r"\{\w+\}", f"{{molecule}}/{template}.tsv")
+        patterns.append((len("".join(literal)), rule, re.compile(".+".join(map(re.escape, literal)))))
+    # the most specific template first (md_stability_delta's delta_... before md_stability's)
+    return [(rule, rx) for _, rule, rx in sorted(patterns, key=lambda p: -p[0])]
 
 
 def rule_of(rel_path: str, patterns: list[tuple[str, re.Pattern]], fallback: str) -> str:
