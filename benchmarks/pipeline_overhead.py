@@ -4,8 +4,8 @@
    (``<results>/benchmarks/<molecule>/<dir>/....tsv``; columns s, h:m:s, max_rss, ...,
    cpu_time): jobs, summed wall and CPU seconds, CPU/wall, peak resident memory, and the total.
    Files are read with the report's own reader (``pipeline.report.metrics.read_benchmarks``); each
-   file is matched to its rule by the benchmark templates of ``pipeline/layout.py`` (BENCHMARKS). Summed job wall time exceeds the elapsed time of the run when jobs ran
-   in parallel.
+   file is matched to its rule by the benchmark templates of ``pipeline/layout.py`` (BENCHMARKS).
+   Summed job wall time exceeds the elapsed time of the run when jobs ran in parallel.
 
 2. A no-change rerun in the working directory, timed ``--repeats`` times each (median, min, max;
    CPU is user + system time of snakemake and its children):
