@@ -159,8 +159,10 @@ def correct_pool(
     kcal/mol/Å, bias_cpu_s = CPU of this step, n_train, delta_cpu_s: what training the Δ models
     cost; the format of ASTEROID's bias file, so stage 2 reads either) and the ranking diagnostic."""
     from ..models import load_model
+    from .stages import resolve_device
 
     c0 = time.process_time()
+    device = str(resolve_device(device))  # 'auto': CUDA when available
     models = [load_model(p, device=device) for p in delta_paths]
     meta = dict(models[0].extra)
     cheap, val, cheap_val = load_npz(cheap_npz), load_npz(val_npz), load_npz(cheap_val_npz)

@@ -42,7 +42,7 @@ def run(tmp_path):
     return tmp_path, paths, models, pool
 
 
-def _correct(tmp_path, paths, delta, uncertainty="auto"):
+def _correct(tmp_path, paths, delta, uncertainty="auto", device="cpu"):
     out = {k: tmp_path / f"out_{k}" for k in ("pool.npz", "u.npz", "u.csv")}
     info = corrected.correct_pool(
         delta_paths=delta,
@@ -54,13 +54,14 @@ def _correct(tmp_path, paths, delta, uncertainty="auto"):
         out_pool=out["pool.npz"],
         out_uncertainty=out["u.npz"],
         out_csv=out["u.csv"],
+        device=device,
     )
     return info, load_npz(out["pool.npz"]), np.load(out["u.npz"]), pd.read_csv(out["u.csv"])
 
 
 def test_corrected_labels_are_cheap_plus_correction_in_ev(run):
     tmp_path, paths, models, pool = run
-    _, got, u, _ = _correct(tmp_path, paths, [tmp_path / "d0.pt"])
+    _, got, u, _ = _correct(tmp_path, paths, [tmp_path / "d0.pt"], device="auto")  # the default config's device
     dE, dF = predict(models[0], pool.R, pool.z)  # kcal/mol, kcal/mol/A
     assert np.abs(dE).max() > 0.1  # a correction big enough to see a unit slip
     np.testing.assert_allclose(got.E, pool.E + units.kcal_to_ev(dE), rtol=0, atol=1e-9)
