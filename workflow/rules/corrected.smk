@@ -2,33 +2,6 @@
 # model of the same N, stage 2 weighted by exp(-u_j/γ) on the corrected pool, stage 3 fine-tuning.
 
 
-def get_corrected_level(wildcards):
-    """The level named by the path, checked: it needs a cheap pool and a Δ model."""
-    mol = get_molecule(wildcards)
-    ok = corrected_levels(config, mol)
-    if wildcards.level not in ok:
-        raise WorkflowError(
-            f"{wildcards.level!r} is not a level of bias-corrected pre-training for {mol}; levels: {ok} "
-            f"(corrected.enabled: {config['corrected']['enabled']}; a level must be in cheap_levels and delta.cheap_levels)"
-        )
-    return wildcards.level
-
-
-def get_corrected_inputs(wildcards):
-    """The Δ model of this N and seed first (it corrects), then, for a committee, those of the other seeds."""
-    mol, lvl = get_molecule(wildcards), get_corrected_level(wildcards)
-    own = int(wildcards.seed)
-    committee = config["corrected"]["uncertainty"] != "distance"
-    others = [s for s in methods.seeds(config) if s != own] if committee else []
-    return {
-        "delta": [L.run("delta", values=wildcards, seed=s) for s in [own, *others]],
-        "cheap": get_dataset(mol, f"cheap-{lvl}", lvl),
-        "train": get_dataset(mol, "train"),
-        "val": get_dataset(mol, "val"),
-        "cheap_val": get_dataset(mol, "val", lvl),
-    }
-
-
 rule correct_pool:
     input:
         unpack(get_corrected_inputs),

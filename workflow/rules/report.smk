@@ -5,21 +5,6 @@
 
 # Subcategories of the report figures (results/<molecule>/figures/<name>.png) in the Snakemake
 # report; a figure not listed here is shown under "Other".
-REPORT_FIGURE_GROUPS = {
-    "learning_curves": "Accuracy and cost",
-    "error_vs_cost": "Accuracy and cost",
-    "error_vs_total_cost": "Accuracy and cost",
-    "gamma_selection": "ASTEROID",
-    "bias_diagnostic": "ASTEROID",
-    "cheap_only": "ASTEROID",
-    "md_stability": "MD stability",
-    "stage_timings": "Compute",
-    "label_cost": "Label cost",
-}
-
-
-def get_report_figure_group(wildcards):
-    return REPORT_FIGURE_GROUPS.get(wildcards.name, "Other")
 
 
 rule report:
