@@ -17,6 +17,7 @@ MOL = "results/ethanol"
 TABLES = {
     "Accuracy and cost": ["reductions.csv", "results.csv"],
     "ASTEROID": ["bias_correlation.csv", "gamma_selection.csv"],
+    "Corrected pre-training": ["corrected_uncertainty.csv"],
     "Label cost": ["label_costs.csv", "label_plan.csv"],
     "MD stability": ["stability.csv"],
 }
