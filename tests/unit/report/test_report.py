@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from pipeline import records
+from pipeline.report import metrics
 from pipeline.report.html import build_report
 
 MOLECULE = "aspirin"
@@ -208,21 +209,9 @@ def write_synthetic_inputs(root: Path) -> dict:
                                 "step 400: bond stretch 2.1" if div else "",
                             )
                         )
-    pd.DataFrame(
-        stab,
-        columns=[
-            "model",
-            "method",
-            "cheap_level",
-            "n_train",
-            "seed",
-            "run",
-            "steps_completed",
-            "n_steps",
-            "diverged",
-            "reason",
-        ],
-    ).assign(time_ps=lambda d: d["steps_completed"] * 0.0005).to_csv(root / "stability.csv", index=False)
+    pd.DataFrame(stab, columns=[c for c in metrics.STABILITY_COLUMNS if c != "time_ps"]).assign(
+        time_ps=lambda d: d["steps_completed"] * 0.0005
+    ).to_csv(root / "stability.csv", index=False)
     bench = []
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
     for stage, n_jobs, wall, cpu, rss in (
