@@ -42,6 +42,7 @@ RESULTS = [
     "sigma_at_edge",  # sGDML: the chosen sigma is the smallest or largest of the grid (not tuned)
 ]
 GAMMA = [
+    "method",  # whose γ candidates (asteroid, corrected)
     "model",
     "cheap_level",
     "n_train",

@@ -209,7 +209,7 @@ TRAINING_RULES: dict[str, tuple[str, Frames]] = {
     "train_score": ("score_matching", _unlabelled),
     "finetune_cheap": ("finetune", _train_size),
     "finetune_score": ("finetune", _train_size),
-    "train_corrected": ("cheap", _cheap_pool),
+    "train_corrected": ("corrected", _cheap_pool),
     "finetune_corrected": ("finetune", _train_size),
 }
 

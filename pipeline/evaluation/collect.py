@@ -272,12 +272,15 @@ def _row(method, sel, idx: Index, costs: _Costs, n_bootstrap: int) -> dict:
 
 
 def gamma_table(idx: Index) -> pd.DataFrame:
-    """Every γ candidate of every (model, cheap level, N, seed) with its validation loss, and the chosen one."""
+    """Every γ candidate of every method that chooses γ (asteroid, corrected), model, cheap level, N
+    and seed, with its validation loss, and the chosen one."""
     rows = []
-    for sel in chosen_candidates(idx):
+    gamma_methods = [m for m in methods.METHODS.values() if m.gamma_role]
+    for method, sel in ((m, sel) for m in gamma_methods for sel in chosen_candidates(idx, m.gamma_role)):
         for c in sorted(sel.candidates, key=lambda c: c["gamma"]):
             rows.append(
                 dict(
+                    method=method.name,
                     model=c["model"],
                     cheap_level=c["cheap_level"],
                     n_train=c["n_train"],

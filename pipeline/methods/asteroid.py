@@ -69,6 +69,7 @@ class Asteroid(Method):
     ablation_order = 3
     card = "ASTEROID"
     cheap_labels = "pool"
+    gamma_role = "finetune"
 
     def runs(self, config, molecule):
         out = []
@@ -93,7 +94,7 @@ class Asteroid(Method):
         return [layout.run("finetune", values=values, gamma=g) for g in gamma_tokens(config) + ["inf"]]
 
     def select(self, idx):
-        return chosen_candidates(idx)
+        return chosen_candidates(idx, self.gamma_role)
 
     def train_cpu_s(self, sel, idx):
         """Stage 1, the bias pass and every γ candidate's stage 2 and 3: choosing γ needs them all."""

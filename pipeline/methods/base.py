@@ -31,6 +31,7 @@ class Method:
     product: bool = False  # ends on accurate data without a cheap level at run time
     ablation_order: int | None = None  # position in ASTEROID's ablation table (None: not in it)
     card: str | None = None  # a summary card of its reduction vs standard training, with this name
+    gamma_role: str | None = None  # records of its γ candidates (chosen on validation; gamma_selection.csv)
     cheap_labels: str = "none"  # cheap labels it pays for: none, "pool" (its level's whole pool),
     # "own" (Δ: its level on the N training frames and every validation and test frame) or "pool+own"
 

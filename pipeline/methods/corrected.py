@@ -44,6 +44,7 @@ class Corrected(Method):
     product = True
     card = "Corrected pre-training"
     cheap_labels = "pool+own"
+    gamma_role = "corrected"
 
     def enabled(self, config, molecule):
         return bool(levels(config, molecule))
@@ -64,7 +65,7 @@ class Corrected(Method):
         return [layout.run("corrected", values=values, gamma=g) for g in gamma_tokens(config) + ["inf"]]
 
     def select(self, idx):
-        return chosen_candidates(idx, "corrected")
+        return chosen_candidates(idx, self.gamma_role)
 
     def train_cpu_s(self, sel, idx):
         """The Δ model(s) and the relabelling (recorded with stage 2), every γ candidate's stages 2 and 3."""

@@ -496,13 +496,12 @@ def gamma_selection(gamma: pd.DataFrame) -> GammaSelection | None:
         return None
     g = metrics.normalise_levels(gamma)
     g["chosen"] = metrics.as_bool(g["chosen"])
-    g = g.sort_values(["model", "cheap_level", "n_train", "seed", "gamma"]).reset_index(drop=True)
-    cols = ["model", "cheap_level", "n_train", "seed", "gamma_spec", "gamma", "effective_frames", "val_loss", "chosen"]
+    key = ["method", "model", "cheap_level", "n_train"]
+    g = g.sort_values([*key, "seed", "gamma"]).reset_index(drop=True)
+    cols = [*key, "seed", "gamma_spec", "gamma", "effective_frames", "val_loss", "chosen"]
     full = frame_table(with_labels(g), cols, "gamma-table", ["chosen" if c else "" for c in g["chosen"]])
     ch = g[g["chosen"]]
-    chosen = ch.pivot_table(
-        index=["model", "cheap_level", "n_train"], columns="seed", values="gamma_spec", aggfunc="first"
-    )
+    chosen = ch.pivot_table(index=key, columns="seed", values="gamma_spec", aggfunc="first")
     chosen = chosen.rename(columns={s: f"γ, seed {s}" for s in chosen.columns}).reset_index()
     return GammaSelection(
         chosen=frame_table(with_labels(chosen), table_id="gamma-chosen-table"),

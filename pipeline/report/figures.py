@@ -293,18 +293,18 @@ def _finish_panel(ax, xlabel: str, ylabel: str, title: str) -> None:
 
 
 def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
-    """Validation loss of the fine-tuned model against γ, one panel per (model, cheap level),
+    """Validation loss of the fine-tuned model against γ, one panel per (method, model, cheap level),
     one line per (N, seed); γ = ∞ (no bias weights) drawn at the right edge."""
     if gamma.empty:
         raise SkipFigure("no γ candidates")
     g = metrics.normalise_levels(gamma)
-    keys = list(g[["model", "cheap_level"]].drop_duplicates().itertuples(index=False, name=None))
+    keys = list(g[["method", "model", "cheap_level"]].drop_duplicates().itertuples(index=False, name=None))
     fig = Figure(figsize=(4.2 * min(len(keys), 3), 3.4 * -(-len(keys) // 3)), layout="constrained")
     axes = np.atleast_1d(fig.subplots(-(-len(keys) // 3), min(len(keys), 3), squeeze=False)).ravel()
     for ax in axes[len(keys) :]:
         ax.set_visible(False)
-    for ax, (model, level) in zip(axes, keys):
-        rows = g[(g["model"] == model) & (g["cheap_level"] == level)]
+    for ax, (method, model, level) in zip(axes, keys):
+        rows = g[(g["method"] == method) & (g["model"] == model) & (g["cheap_level"] == level)]
         finite = rows["gamma"][np.isfinite(rows["gamma"].astype(float))]
         inf_x = float(finite.max()) * 3 if len(finite) else 1.0
         for i, ((n, seed), r) in enumerate(rows.groupby(["n_train", "seed"])):
@@ -323,11 +323,12 @@ def gamma_figure(gamma: pd.DataFrame) -> tuple[Figure, str]:
         ax.set_xscale("log")
         ax.axvline(inf_x, color="#999", linestyle=":", linewidth=1)
         ax.annotate("∞", (inf_x, 1), xycoords=("data", "axes fraction"), ha="center", va="bottom")
-        _finish_panel(ax, "γ (kcal/mol/Å)", "validation loss after fine-tuning", f"{model_label(model)}, {level}")
+        title = f"{method_label(method)}: {model_label(model)}, {level}"
+        _finish_panel(ax, "γ (kcal/mol/Å)", "validation loss after fine-tuning", title)
     return fig, (
-        "Validation loss of the fine-tuned ASTEROID model against the bias-weight scale γ "
-        "(relative candidates at their absolute value for that stage-1 model; γ = ∞: no bias "
-        "weights). The circled point of each line is the chosen γ."
+        "Validation loss of the fine-tuned model (ASTEROID; bias-corrected pre-training) against the "
+        "weight scale γ (relative candidates at their absolute value for that run's bias or "
+        "uncertainty spread; γ = ∞: no weights). The circled point of each line is the chosen γ."
     )
 
 

@@ -104,26 +104,27 @@ def _calibrate(raw_val: np.ndarray, err_val: np.ndarray) -> tuple[float, float]:
     return float(a), float(b)
 
 
-def _val_error(delta_models, val: Dataset, cheap_val: Dataset, device) -> tuple[np.ndarray, np.ndarray]:
-    """(ids into val, true per-frame force MAE of the corrected labels) on frames both levels labelled."""
+def _val_corrections(delta_models, val: Dataset, cheap_val: Dataset, device):
+    """On the validation frames both levels labelled: (ids into val, the corrected labels' true
+    per-frame force MAE, every model's force corrections [n_models, n_frames, n_atoms, 3])."""
     from ..delta import align
 
     ia, ic = align(val, cheap_val)
-    _, dF = corrections(delta_models[:1], cheap_val.R[ic], cheap_val.z, device)
+    _, dF = corrections(delta_models, cheap_val.R[ic], cheap_val.z, device)
     F_corr = units.ev_to_kcal(cheap_val.F[ic]) + dF[0]
-    return ia, frame_force_mae(F_corr, units.ev_to_kcal(val.F[ia]))
+    return ia, frame_force_mae(F_corr, units.ev_to_kcal(val.F[ia])), dF
 
 
-def estimate_uncertainty(delta_models, pool, val, cheap_val, train_R, choice="auto", device="cpu"):
+def estimate_uncertainty(delta_models, pool_dF, val, cheap_val, pool_R, train_R, choice="auto", device="cpu"):
     """u_j on the pool (kcal/mol/Å), the chosen estimator and one diagnostic row per estimator.
 
-    delta_models[0] is the model whose corrections label the pool; the others only form the committee."""
-    ia, err = _val_error(delta_models, val, cheap_val, device)
-    raw_val, raw_pool = {"distance": nearest_distance(val.R[ia], train_R)}, {}
-    raw_pool["distance"] = nearest_distance(pool.R, train_R)
+    delta_models[0] is the model whose corrections label the pool; the others only form the
+    committee. pool_dF: every model's force corrections on the pool [n_models, n_pool, n_atoms, 3]."""
+    ia, err, val_dF = _val_corrections(delta_models, val, cheap_val, device)
+    raw_val = {"distance": nearest_distance(val.R[ia], train_R)}
+    raw_pool = {"distance": nearest_distance(pool_R, train_R)}
     if len(delta_models) >= 2:
-        raw_val["committee"] = committee_spread(corrections(delta_models, val.R[ia], val.z, device)[1])
-        raw_pool["committee"] = committee_spread(corrections(delta_models, pool.R, pool.z, device)[1])
+        raw_val["committee"], raw_pool["committee"] = committee_spread(val_dF), committee_spread(pool_dF)
     rho = {k: _spearman(v, err) for k, v in raw_val.items()}
     if choice == "auto":
         chosen = max(rho, key=lambda k: (np.nan_to_num(rho[k], nan=-2.0), k == "distance"))
@@ -168,10 +169,13 @@ def correct_pool(
     cheap, val, cheap_val = load_npz(cheap_npz), load_npz(val_npz), load_npz(cheap_val_npz)
     if not np.array_equal(cheap.z, val.z):
         raise ValueError(f"{cheap_npz} and {val_npz} hold different molecules")
-    dE, dF = corrections(models[:1], cheap.R, cheap.z, device)
+    if uncertainty == "committee" and len(models) < 2:
+        raise ValueError("corrected.uncertainty 'committee' is not available with 1 Δ model: set >= 2 training.seeds")
+    # the committee's corrections on the pool only when it can be chosen: [n_models, n_pool] (and atoms, xyz)
+    dE, dF = corrections(models if uncertainty != "distance" else models[:1], cheap.R, cheap.z, device)
     pool = corrected_dataset(cheap, dE[0], dF[0])
     train_R = _training_positions(meta, load_npz(train_npz))
-    u, chosen, rows = estimate_uncertainty(models, pool, val, cheap_val, train_R, uncertainty, device)
+    u, chosen, rows = estimate_uncertainty(models, dF, val, cheap_val, pool.R, train_R, uncertainty, device)
     cpu_s = time.process_time() - c0
     n_train, seed, level = int(meta["n_train"]), int(meta["seed"]), str(meta["cheap_level"])
     pool.meta.update(corrected_by=str(delta_paths[0]), uncertainty=chosen, n_train=n_train)

@@ -64,6 +64,9 @@ class StageConfig:
     objective: str = "supervised"  # or "score_matching"
     kT: float = 0.0  # kcal/mol, score matching only
     n_projections: int = 1
+    # evaluate the starting weights as period 0, so the result is never worse on validation than
+    # the start (fine-tuning: the pre-trained model is itself a candidate)
+    evaluate_start: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -292,10 +295,30 @@ class _Training:
             self.save_checkpoint()
             self.last_save = time.perf_counter()
 
+    def evaluate_start(self) -> None:
+        """Period 0: validation of the starting weights, the best so far (no step, no schedule)."""
+        state = self.state
+        val = evaluate(
+            self.ema.copy_to(self.model), self.val_data, self.cfg, torch.Generator().manual_seed(self.val_gen_seed)
+        )
+        row = {
+            "epoch": 0,
+            "step": 0,
+            "train_loss": math.nan,
+            **val,
+            "lr": self.opt.param_groups[0]["lr"],
+            "wall_s": 0.0,
+        }
+        state["history"].append(row)
+        state.update(best=val[self.metric], best_epoch=0, best_state={k: v.clone() for k, v in self.ema.shadow.items()})
+        log.info("start %s", " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
+
     def run(self) -> str:
         """Train until :func:`stop_reason` gives a reason; returns it."""
         self.last_save = time.perf_counter()
         self.model.train()
+        if self.cfg.evaluate_start and not self.state["history"]:
+            self.evaluate_start()
         while (reason := stop_reason(self.state, self.cfg)) is None:
             self.run_period()
         if reason == "early_stopping":

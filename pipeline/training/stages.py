@@ -312,16 +312,16 @@ def finetune(
     checkpoint,
     extra=None,
 ):
-    """Stage 3: fine-tune an initial model on accurate train[:N]."""
+    """Stage 3: fine-tune an initial model on accurate train[:N]. The starting weights are validated
+    first and kept when no step beats them (`best_step` 0 in the summary)."""
     dev = resolve_device(device)
     tr = _accurate_train(train_npz, n_train, dev)
     va = TensorData.from_dataset(load_npz(val_npz), dev)
     model = load_model(init_model, device=dev)
     init_extra = dict(getattr(model, "extra", {}) or {})
     _refit_shift(model, tr)
-    best, summary = train(
-        model, tr, va, stage_config(stage, training), seed=seed, checkpoint=checkpoint, history_csv=out_history
-    )
+    cfg = stage_config(stage, training, evaluate_start=True)  # the start is a candidate: never worse
+    best, summary = train(model, tr, va, cfg, seed=seed, checkpoint=checkpoint, history_csv=out_history)
     inherited = {
         k: init_extra.get(k)
         for k in (

@@ -88,8 +88,10 @@ def test_results_cover_every_method(finished_run):
     ev4 = json.loads((wd / MOL / "baselines/sgdml/N4/eval.json").read_text())
     assert sg.loc[4, "force_mae_kcal"] == pytest.approx(ev4["force_mae_kcal"])
     gam = pd.read_csv(wd / MOL / "gamma_selection.csv")
-    assert gam.groupby(["cheap_level", "n_train"])["chosen"].sum().eq(1).all()
-    assert set(gam["gamma_spec"]) == {"1", "r1", "inf"} and (gam["effective_frames"] > 0).all()
+    assert gam.groupby(["method", "cheap_level", "n_train"])["chosen"].sum().eq(1).all()
+    assert set(gam["method"]) == {"asteroid", "corrected"}
+    ast = gam[gam["method"] == "asteroid"]
+    assert set(ast["gamma_spec"]) == {"1", "r1", "inf"} and (ast["effective_frames"] > 0).all()
     bias = pd.read_csv(wd / MOL / "bias_correlation.csv")
     assert set(bias["cheap_level"]) == {"xtb", "empirical"} and (bias["n_frames"] == 4).all()
     meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())

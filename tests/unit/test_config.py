@@ -34,7 +34,7 @@ def test_paper_config_keeps_the_papers_settings_when_merged_over_the_default():
     update_config(cfg, yaml.safe_load((ROOT / "config.paper.yaml").read_text()))
     pconf.validate_schema(cfg)
     assert cfg["training"]["hparams"]["egnn"] == {"hidden": 128, "num_layers": 5}
-    for stage in ("accurate", "cheap", "finetune"):
+    for stage in ("accurate", "cheap", "corrected", "finetune"):
         assert (
             cfg["training"][stage].get("max_steps") is None and cfg["training"][stage].get("eval_every_steps") is None
         )
@@ -333,9 +333,14 @@ def test_snakemake_validate_fills_a_minimal_config():
 def test_every_training_stage_gets_every_setting():
     """Each stage's settings have a default (in the stage or shared by all): the engine's own defaults
     (pipeline.training.engine.StageConfig) are never what the workflow trains with."""
-    keys = set(pconf.load_schema()["$defs"]["stage"]["properties"])
-    filled = pconf.validate_schema({"training": {s: {} for s in ("accurate", "cheap", "finetune", "score_matching")}})
-    for stage in ("accurate", "cheap", "finetune", "score_matching"):
+    schema = pconf.load_schema()
+    keys = set(schema["$defs"]["stage"]["properties"])
+    sections = [
+        k for k, v in schema["properties"]["training"]["properties"].items() if v.get("$ref") == "#/$defs/stage"
+    ]
+    assert {"accurate", "cheap", "corrected", "finetune", "score_matching"} <= set(sections)
+    filled = pconf.validate_schema({"training": {s: {} for s in sections}})
+    for stage in sections:
         assert set(filled["training"][stage]) == keys, stage
 
 

@@ -49,7 +49,7 @@ rule train_corrected:
         **get_resources("train_corrected"),
     params:
         hparams=get_hparams,
-        stage=get_stage("cheap"),
+        stage=get_stage("corrected"),
         training=get_training_common,
         device=config["training"]["device"],
     shell:

@@ -127,7 +127,18 @@ def write_synthetic_inputs(root: Path) -> dict:
                     }
                     best = min(losses, key=losses.get)
                     gam += [
-                        (model, level, n, seed, f"{g:g}", g, 100.0 / g if np.isfinite(g) else 1000.0, v, g == best)
+                        (
+                            "asteroid",
+                            model,
+                            level,
+                            n,
+                            seed,
+                            f"{g:g}",
+                            g,
+                            100.0 / g if np.isfinite(g) else 1000.0,
+                            v,
+                            g == best,
+                        )
                         for g, v in losses.items()
                     ]
     pd.DataFrame(gam, columns=[c for c in records.GAMMA if c != "n_cheap"]).reindex(columns=records.GAMMA).to_csv(

@@ -111,3 +111,16 @@ def test_stop_reason_of_a_state():
     assert stop_reason({**state, "epoch": 5, "step": 50, "best_epoch": 2}, cfg) == "early_stopping"
     assert stop_reason({**state, "epoch": 5, "step": 100, "best_epoch": 4}, cfg) == "step_cap"
     assert stop_reason({**state, "epoch": 10, "step": 99, "best_epoch": 9}, cfg) == "epoch_cap"
+
+
+@pytest.mark.parametrize("evaluate_start", [True, False])
+def test_evaluate_start_keeps_the_start_when_no_step_beats_it(tmp_path, evaluate_start):
+    """Fine-tuning validates its starting weights first: steps that only make validation worse
+    (here a learning rate far too large) return the start, with best_step 0; without it they
+    return the least bad trained weights."""
+    start = {k: v.clone() for k, v in _model().state_dict().items()}
+    (_, best), summary = _train(tmp_path, max_epochs=3, lr=50.0, evaluate_start=evaluate_start)
+    same = all(torch.equal(best.state_dict()[k], v) for k, v in start.items())
+    assert same is evaluate_start
+    assert (summary["best_step"] == 0) is evaluate_start
+    assert summary["epochs"] == 3 and summary["steps"] == 9  # period 0 is no period of training
