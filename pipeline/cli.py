@@ -135,6 +135,7 @@ def cmd_plan(a):
             return 1
     molecules = a.molecule or config["targets"]
     cores = a.cores or os.cpu_count() or 1
+    cores_from = "--cores" if a.cores else "this machine's cores (no --cores given)"
     status, tables = 0, []
     for mol in molecules:
         try:
@@ -143,7 +144,7 @@ def cmd_plan(a):
         except pconf.ConfigError as err:
             print(f"invalid molecule {mol!r}: {err}", file=sys.stderr)
             return 1
-        plan = cost.plan_labels(config, mol, cores, results_dir=a.results_dir)
+        plan = cost.plan_labels(config, mol, cores, results_dir=a.results_dir, cores_from=cores_from)
         tables.append(cost.plan_table(plan))
         if a.no_budget:
             print(cost.format_plan(plan), file=sys.stderr)

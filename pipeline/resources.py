@@ -13,6 +13,13 @@ and scaled by power laws in the number of atoms. Every estimate then carries a m
 time, x1.5 memory) and grows with Snakemake's `attempt` (a job that ran out of time or memory is
 resubmitted with more; the SLURM profile sets `retries: 1`).
 
+No job asks for more than ``cluster.max_job_hours`` (:func:`job_request`). A training job (or a
+label chunk) estimated beyond it runs as several jobs of that length, each continuing from the
+checkpoint (the label cache) the one before left: its rule gets that many more retries
+(:func:`continuations`, added to the profile's `retries` by `check_plan` in workflow/rules/common.smk).
+Other jobs cannot continue; :func:`over_limit` names the rules whose longest job is estimated
+beyond the limit and what sizes them.
+
 These are guesses, not measurements: a job that needs more than its request fails as TIMEOUT or
 OUT_OF_MEMORY and is retried with more; `--set-resources rule:mem_mb=...` overrides any of them.
 """
@@ -25,7 +32,6 @@ from dataclasses import dataclass
 
 MIN_MEM_MB = 1000
 MIN_RUNTIME_MIN = 10
-MAX_RUNTIME_MIN = 72 * 60  # longer jobs ask for 72 h: labels resume from the cache, training from its checkpoint
 MEM_MARGIN = 1.5
 TIME_MARGIN = 2.0
 JOB_START_S = 120  # interpreter, imports, reading inputs, writing outputs
@@ -68,13 +74,19 @@ def composition_of_symbols(symbols) -> Composition:
 
 
 def request(mem_mb: float, runtime_s: float, attempt: int = 1) -> Request:
-    """Margins, the attempt's growth (x1.5 memory, x2 time per retry), rounding and bounds."""
+    """Margins, the attempt's growth (x1.5 memory, x2 time per retry), rounding and the minimums.
+    The estimate is not capped here: :func:`job_request` caps it at cluster.max_job_hours."""
     grow_mem = 1 + 0.5 * (attempt - 1)
     grow_time = 2 ** (attempt - 1)
     mem = max(MIN_MEM_MB, 500 * math.ceil(mem_mb * MEM_MARGIN * grow_mem / 500))
     minutes = (runtime_s * TIME_MARGIN * grow_time + JOB_START_S) / 60
-    minutes = min(MAX_RUNTIME_MIN, max(MIN_RUNTIME_MIN, 5 * math.ceil(minutes / 5)))
+    minutes = max(MIN_RUNTIME_MIN, 5 * math.ceil(minutes / 5))
     return Request(int(mem), int(minutes))
+
+
+def max_job_minutes(config: dict) -> int:
+    """The longest run time any job may ask for: cluster.max_job_hours, in whole minutes (at least 1)."""
+    return max(1, int(config["cluster"]["max_job_hours"] * 60))
 
 
 def thread_speedup(threads: int) -> float:
@@ -242,8 +254,15 @@ def molecule_composition(config: dict, molecule: str) -> Composition:
 
 def job_request(config: dict, rule: str, wildcards: Mapping[str, str], attempt: int = 1) -> Request:
     """The Request (mem_mb, runtime in minutes) of one job of the workflow rule `rule` with these
-    wildcards, at Snakemake's `attempt` (1 first, more on each retry). A rule not listed here is a
-    bookkeeping job (`small`: GAFF2 set-up, frame selection, imports, plan, report)."""
+    wildcards, at Snakemake's `attempt` (1 first, more on each retry): the :func:`estimate`, its run
+    time capped at cluster.max_job_hours."""
+    r = estimate(config, rule, wildcards, attempt)
+    return Request(r.mem_mb, min(r.runtime, max_job_minutes(config)))
+
+
+def estimate(config: dict, rule: str, wildcards: Mapping[str, str], attempt: int = 1) -> Request:
+    """The uncapped Request of one job of `rule` (see :func:`job_request`). A rule not listed here
+    is a bookkeeping job (`small`: GAFF2 set-up, frame selection, imports, plan, report)."""
     from . import config as pconf
     from .labelling import cost
 
@@ -288,3 +307,68 @@ def job_request(config: dict, rule: str, wildcards: Mapping[str, str], attempt: 
     if rule == "collect":
         return small(sum(splits["cheap"].values()) + splits["unlabelled"], comp, attempt)
     return small(config["sampling"]["n_frames"], comp, attempt)
+
+
+# ----------------------------------------------------------------------------- the run-time limit
+# Rules whose jobs continue where a job stopped by its time limit left off: training from its
+# checkpoint (<model>.ckpt, written every 30 s; pipeline/training/engine.py), label chunks from the
+# per-frame label cache. Any other job stopped by the limit starts again from nothing.
+def resumable(rule: str) -> bool:
+    return rule in TRAINING_RULES or rule == "label_chunk"
+
+
+# What sizes the jobs of each rule (the settings to change when one is estimated beyond the limit).
+SIZED_BY = {
+    "md": "sampling.n_frames, sampling.stride, sampling.equilibration_steps",
+    "sgdml": "splits.train_sizes (the kernel solve grows as N^3), evaluation.sgdml.sigmas",
+    "sgdml_delta": "splits.train_sizes (the kernel solve grows as N^3), evaluation.sgdml.sigmas",
+    "md_stability": "evaluation.md_stability.n_runs, evaluation.md_stability.n_steps",
+    "md_stability_delta": "evaluation.md_stability.n_runs, n_steps, delta.md_stability_levels",
+    "bias": "splits.cheap, training.threads",
+    "correct_pool": "splits.cheap, training.threads",
+    "evaluate": "splits.test",
+    "evaluate_delta": "splits.test",
+    "label_chunk": "labelling.threads, or a cheaper level or basis, when one frame alone exceeds the limit",
+}
+
+
+def sized_by(rule: str) -> str:
+    if rule in TRAINING_RULES:
+        stage = TRAINING_RULES[rule][0]
+        return f"the stage budget training.{stage}.max_steps / max_epochs"
+    return SIZED_BY.get(rule, "its inputs")
+
+
+def continuations(config: dict, rule: str, longest_minutes: int) -> int:
+    """Resubmissions that continue a job of a resumable `rule` estimated at `longest_minutes`
+    (uncapped, first try) beyond cluster.max_job_hours: k times the limit runs as k jobs (k - 1 more)."""
+    if not resumable(rule):
+        return 0
+    return max(0, math.ceil(longest_minutes / max_job_minutes(config)) - 1)
+
+
+@dataclass(frozen=True)
+class OverLimit:
+    rule: str
+    minutes: int  # the longest job's estimate
+    jobs: int  # jobs of cluster.max_job_hours it runs as (0: it cannot continue)
+
+    def describe(self, limit_h: float) -> str:
+        est = f"{self.rule}: longest job estimated {self.minutes / 60:,.1f} h > cluster.max_job_hours {limit_h:g}"
+        if self.jobs:
+            return (
+                f"{est}: runs as up to {self.jobs} jobs of {limit_h:g} h, each continuing from the last "
+                f"checkpoint (fewer: {sized_by(self.rule)})"
+            )
+        return f"{est}, and it cannot continue from a checkpoint: reduce {sized_by(self.rule)}"
+
+
+def over_limit(config: dict, longest: Mapping[str, int]) -> list[OverLimit]:
+    """The rules whose longest job (`longest`: rule -> uncapped minutes of its first try) is
+    estimated beyond cluster.max_job_hours, and how many jobs of that length a resumable one takes."""
+    cap = max_job_minutes(config)
+    return [
+        OverLimit(rule, minutes, math.ceil(minutes / cap) if resumable(rule) else 0)
+        for rule, minutes in sorted(longest.items())
+        if minutes > cap
+    ]

@@ -200,6 +200,7 @@ class Plan:
     threads: int
     levels: list[LevelPlan]
     frames_known: bool  # True when every subset's frames file existed (cache hits counted)
+    cores_from: str = "given"  # where the core count comes from (--cores, this machine, the cluster's jobs)
 
     @property
     def cpu_h(self) -> float:
@@ -250,8 +251,25 @@ def accurate_level_source(config: dict, molecule: str) -> str:
 PLAN_SECTIONS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling", "splits", "labelling", "delta")
 
 
-def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", calibrate: bool = True) -> Plan:
-    """Frames to label, CPU-s per frame and CPU-hours per computed level of `molecule`.
+def label_cores(cluster: bool, cores: int | None, jobs: int | None, threads: int, machine: int) -> tuple[int, str]:
+    """The cores the label jobs share, and where that number comes from (stated in the preview).
+    On a cluster: `jobs` label jobs at once (--jobs) x `threads` CPUs each (labelling.threads).
+    Locally: --cores, which Snakemake sets to the machine's count when the command line gives none
+    (workflow/profiles/default: `cores: all`)."""
+    if cluster:
+        jobs = max(1, min(jobs or 1, 10000))  # --jobs unlimited counts as 10,000
+        return jobs * threads, f"--jobs {jobs} label jobs at once x labelling.threads {threads} CPUs each"
+    cores = max(1, cores or 1)
+    if cores == machine:
+        return cores, "all of this machine's cores (--cores all, workflow/profiles/default's setting)"
+    return cores, f"--cores {cores}"
+
+
+def plan_labels(
+    config: dict, molecule: str, cores: int, results_dir="results", calibrate: bool = True, cores_from: str = "given"
+) -> Plan:
+    """Frames to label, CPU-s per frame and CPU-hours per computed level of `molecule`, and the wall
+    time at `cores` (`cores_from`: where that number comes from, stated in the preview).
 
     Subsets whose frames file (``<results_dir>/<molecule>/frames/<subset>.npz``) exists count
     their cache hits as free; before MD has run every frame counts. With `calibrate`, per-frame
@@ -312,6 +330,7 @@ def plan_labels(config: dict, molecule: str, cores: int, results_dir="results", 
         threads=config["labelling"]["threads"],
         levels=list(by_level.values()),
         frames_known=frames_known,
+        cores_from=cores_from,
     )
 
 
@@ -345,7 +364,7 @@ def format_plan(plan: Plan, config: dict | None = None) -> str:
     budget (when `config` is given)."""
     lines = [
         f"Label cost preview for {plan.molecule} (accurate level {plan.accurate_level!r}, from "
-        f"{plan.accurate_from}; --cores {plan.cores}, labelling.threads {plan.threads}):",
+        f"{plan.accurate_from}; {plan.cores} cores: {plan.cores_from}; labelling.threads {plan.threads}):",
         f"  {'level':<12} {'theory':<22} {'frames':>7} {'cached':>7} {'CPU/frame':>10} {'CPU-h':>9}  source",
     ]
     for lp in plan.levels:

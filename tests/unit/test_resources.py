@@ -2,6 +2,7 @@
 label jobs' requests from the levels' own cost model, and `job_request` per rule, checked against
 the workflow's former code (workflow/rules/common.smk, copied below as the reference)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,9 +64,21 @@ def test_cheap_engines_ask_little(tmp_path):
         assert r.mem_mb <= 1500 and r.runtime == pres.MIN_RUNTIME_MIN
 
 
-def test_runtime_is_capped():
+def test_estimates_are_not_capped_job_requests_are():
+    """The estimate is what the work needs; no job asks for more than cluster.max_job_hours."""
     r = _label({"engine": "ccsd_t", "basis": "cc-pVTZ"}, 50, ASPIRIN_Z)
-    assert r.runtime == pres.MAX_RUNTIME_MIN
+    assert r.runtime > 72 * 60
+    config = _config("default")
+    config["levels"]["ccsd_t"] = {"engine": "ccsd_t", "basis": "cc-pVTZ", "frozen_core": True}
+    wc = {"molecule": "aspirin", "level": "ccsd_t", "subset": "train", "chunk": "0"}
+    assert pres.estimate(config, "label_chunk", wc).runtime > 24 * 60
+    for hours, attempt in ((24, 1), (24, 2), (2.5, 1), (0.05, 1)):
+        config["cluster"]["max_job_hours"] = hours
+        assert pres.job_request(config, "label_chunk", wc, attempt).runtime == max(1, int(hours * 60))
+        assert (
+            pres.job_request(config, "label_chunk", wc, attempt).mem_mb
+            == pres.estimate(config, "label_chunk", wc, attempt).mem_mb
+        )
 
 
 def test_retry_asks_for_more_memory_and_time():
@@ -290,7 +303,9 @@ def test_job_request_gives_the_former_requests(name, molecules, device):
                     assert new == level.request(n, z, config["labelling"]["threads"], attempt)
                     assert new.mem_mb == old.mem_mb, (rule, wc)
                 else:
-                    assert new == old, (rule, wc, attempt)
+                    # the estimate is the former request; the cap is cluster.max_job_hours (formerly 72 h)
+                    assert pres.estimate(config, rule, wc, attempt) == old, (rule, wc, attempt)
+                    assert new == pres.Request(old.mem_mb, min(old.runtime, pres.max_job_minutes(config)))
     assert seen >= {"label_chunk", *OLD_TRAINING_RULES, "bias", "md_stability_delta", "collect", "md", "dataset"}
 
 
@@ -360,3 +375,36 @@ def test_snakemake_wildcards_are_read_by_name():
     ):
         wildcards = iocontainers.Wildcards(fromdict=wc)
         assert pres.job_request(config, rule, wildcards, 2) == pres.job_request(config, rule, wc, 2)
+
+
+# ----------------------------------------------------------------------------- the run-time limit
+def test_jobs_beyond_the_limit_continue_when_they_can():
+    config = _config("default")
+    config["cluster"]["max_job_hours"] = 24
+    day = 24 * 60
+    assert pres.max_job_minutes(config) == day
+    # training and label chunks continue from their checkpoint / label cache: k x the limit is k jobs
+    for rule in (*pres.TRAINING_RULES, "label_chunk"):
+        assert pres.resumable(rule)
+        minutes = (60, day, day + 5, 3 * day, 3 * day + 1)
+        assert [pres.continuations(config, rule, m) for m in minutes] == [0, 0, 1, 2, 3]
+    # the rest cannot: no continuation, and the over-limit report says what sizes them
+    for rule in ("sgdml", "md_stability", "evaluate", "md", "bias"):
+        assert not pres.resumable(rule) and pres.continuations(config, rule, 10 * day) == 0
+    rows = pres.over_limit(config, {"train_stage2": int(2.5 * day), "sgdml": 2 * day, "evaluate": 30, "md": day})
+    assert rows == [pres.OverLimit("sgdml", 2 * day, 0), pres.OverLimit("train_stage2", int(2.5 * day), 3)]
+    stage2, sgdml = rows[1].describe(24), rows[0].describe(24)
+    assert "train_stage2: longest job estimated 60.0 h > cluster.max_job_hours 24: runs as up to 3 jobs" in stage2
+    assert "training.cheap.max_steps" in stage2  # the stage budget that bounds it
+    assert "cannot continue from a checkpoint: reduce splits.train_sizes" in sgdml
+
+
+def test_every_settings_name_in_the_over_limit_report_exists():
+    """The settings the report tells a user to change are keys of the config."""
+    config = _config("default")
+    for rule in (*pres.SIZED_BY, *pres.TRAINING_RULES):
+        for name in re.findall(r"\b([a-z_]+(?:\.[a-z_]+)+)\b", pres.sized_by(rule)):
+            node = config
+            for key in name.split("."):
+                assert key in node, (rule, name)
+                node = node[key]

@@ -6,8 +6,9 @@ import json
 import shlex
 import sys
 
-from snakemake.utils import validate
+from snakemake.utils import available_cpu_count, validate
 
+from pipeline import cluster as pcluster
 from pipeline import config as pconf
 from pipeline import layout as L
 from pipeline import methods
@@ -62,11 +63,16 @@ def get_molecule(wildcards):
     return wildcards.molecule
 
 
+def get_executor():
+    """The executor asked for (`--executor`, e.g. slurm from the profile), also in a dry run."""
+    return pcluster.intended_executor(workflow)
+
+
 def get_label_cores():
-    """Cores the label jobs share: --cores locally; --jobs x labelling.threads on a cluster."""
-    if workflow.local_exec:
-        return workflow._cores or 1
-    return (workflow.nodes or 1) * config["labelling"]["threads"]
+    """Cores the label jobs share and where that number comes from (pipeline.labelling.cost.label_cores)."""
+    cluster = get_executor() != "local"
+    threads = config["labelling"]["threads"]
+    return lcost.label_cores(cluster, workflow._cores, workflow.nodes, threads, available_cpu_count())
 
 
 def check_label_budget(molecule):
@@ -75,7 +81,8 @@ def check_label_budget(molecule):
     re-parse the workflow (cluster or subprocess execution) skip it."""
     if not workflow.is_main_process:
         return
-    plan = lcost.plan_labels(config, molecule, get_label_cores())
+    cores, cores_from = get_label_cores()
+    plan = lcost.plan_labels(config, molecule, cores, cores_from=cores_from)
     try:
         lcost.check_budget(plan, config)
     except lcost.BudgetExceeded as err:
@@ -244,12 +251,91 @@ def get_unlabelled(molecule):
 
 
 # ----------------------------------------------------------------------------- cluster resources
+RESOURCE_RULES = set()  # the rules whose resources come from get_resources
+PLAN_CHECKED = []
+
+
+def get_rule_setting(smk_rule, key, computed):
+    """A rule's resource `key` as given (--set-resources, --set-threads, --default-resources, the
+    rule's own value), or `computed` where the rule computes it per job."""
+    res = smk_rule.resources.get(key)
+    if res is None or res.is_evaluable() or res.value is None:
+        return computed
+    return res.value
+
+
+def get_rule_partition(rule_name):
+    """The slurm_partition a rule's jobs go to (None: the cluster's default partition)."""
+    value = get_rule_setting(workflow.get_rule(rule_name), "slurm_partition", None)
+    return str(value).strip("'\"") if value else None
+
+
+def get_job_request(job):
+    """What a job of the DAG asks for at its first try (pipeline/resources.py, or as overridden),
+    with its uncapped run-time estimate."""
+    name = job.rule.name
+    est = pres.estimate(config, name, job.wildcards_dict, 1)
+    return pcluster.JobRequest(
+        name,
+        int(get_rule_setting(job.rule, "_cores", 1)),
+        int(get_rule_setting(job.rule, "mem_mb", est.mem_mb)),
+        int(get_rule_setting(job.rule, "runtime", min(est.runtime, pres.max_job_minutes(config)))),
+        int(get_rule_setting(job.rule, "gpu", 0)),
+        est.runtime,
+    )
+
+
+def check_plan():
+    """Once, in the main process, when the first job's resources are evaluated (the DAG is built,
+    nothing is submitted yet): the continuations of jobs estimated beyond cluster.max_job_hours,
+    the plan summary, and with the SLURM executor (or cluster.check_partitions: always) every rule's
+    largest request against sinfo's partitions, stopping here when one can never run."""
+    if PLAN_CHECKED or not workflow.is_main_process or workflow.dag is None:
+        return
+    PLAN_CHECKED.append(True)
+    jobs = [get_job_request(j) for j in workflow.dag.needrun_jobs() if j.rule.name in RESOURCE_RULES]
+    longest = {}
+    for j in jobs:
+        longest[j.rule] = max(longest.get(j.rule, 0), j.estimate)
+    print(pcluster.summarise(jobs), file=sys.stderr)
+    for row in pres.over_limit(config, longest):
+        print(f"  {row.describe(config['cluster']['max_job_hours'])}", file=sys.stderr)
+    retries = workflow.execution_settings.retries if workflow.execution_settings else 0
+    for name, minutes in longest.items():
+        more = pres.continuations(config, name, minutes)
+        if more:  # each resubmission continues from the checkpoint (label cache) the last one left
+            workflow.get_rule(name).restart_times = (retries or 0) + more
+    check_partitions(jobs)
+
+
+def check_partitions(jobs):
+    """With the SLURM executor (or cluster.check_partitions: always): stop when a rule's largest
+    request exceeds what sinfo reports for its partition (time limit, CPUs, memory, GPUs)."""
+    setting = config["cluster"]["check_partitions"]
+    if not pcluster.should_check(setting, get_executor()):
+        return
+    try:
+        partitions = pcluster.query_partitions()
+    except pcluster.ClusterError as err:
+        if setting == "always":
+            raise WorkflowError(f"cluster check: {err}") from None
+        print(f"Partition check skipped: {err}", file=sys.stderr)
+        return
+    try:
+        pcluster.raise_problems(
+            pcluster.check_partitions(pcluster.largest_per_rule(jobs), get_rule_partition, partitions)
+        )
+    except pcluster.ClusterError as err:
+        raise WorkflowError(f"cluster check: {err}") from None
+
+
 def get_resources(rule_name):
     """The `resources:` of a rule (mem_mb and runtime functions, gpu for training rules), sized by
     pipeline/resources.py from the config, with more on each retry."""
 
     def request(wildcards, attempt):
         get_molecule(wildcards)  # the molecule's checks and label budget (once), as every input function does
+        check_plan()  # the plan summary and the partition check (once)
         return pres.job_request(config, rule_name, wildcards, attempt)
 
     def mem_mb(wildcards, attempt):
@@ -258,6 +344,7 @@ def get_resources(rule_name):
     def runtime(wildcards, attempt):
         return request(wildcards, attempt).runtime
 
+    RESOURCE_RULES.add(rule_name)
     mem_mb.__name__, runtime.__name__ = f"get_mem_mb_{rule_name}", f"get_runtime_{rule_name}"
     out = {"mem_mb": mem_mb, "runtime": runtime}
     if rule_name in pres.TRAINING_RULES:

@@ -242,6 +242,25 @@ def test_wall_time_is_total_over_cores_or_the_longest_chunk(tmp_path):
     assert plan.wall_h == pytest.approx(max(sum(chunks) / 4, max(chunks) / 2) / 3600)
 
 
+def test_preview_states_the_cores_it_assumed_and_where_they_come_from(tmp_path):
+    """The wall time is quoted at a core count the user can trace: --cores, the machine's (none given),
+    or a cluster's label jobs at once x their CPUs."""
+    assert cost.label_cores(False, 8, None, 1, machine=2) == (8, "--cores 8")
+    assert cost.label_cores(False, 2, None, 4, machine=2) == (
+        2,
+        "all of this machine's cores (--cores all, workflow/profiles/default's setting)",
+    )
+    cluster = cost.label_cores(True, 2, 100, 4, machine=2)  # the workstation's cores do not count
+    assert cluster == (400, "--jobs 100 label jobs at once x labelling.threads 4 CPUs each")
+    assert cost.label_cores(True, None, 2**63 - 1, 1, machine=2)[0] == 10000  # --jobs unlimited
+    cfg = _tiny_config(tmp_path)
+    plan = cost.plan_labels(cfg, "ethanol", cluster[0], cores_from=cluster[1], calibrate=False)
+    text = cost.format_plan(plan)
+    assert "; 400 cores: --jobs 100 label jobs at once x labelling.threads 4 CPUs each;" in text.splitlines()[0]
+    assert "wall time at 400 cores" in text
+    assert "--cores 2" not in text
+
+
 def test_label_jobs_are_sized_by_the_level_and_cover_each_subset_once(tmp_path):
     """frames_per_chunk / chunk_frames: the workflow's label jobs, the plan's chunks and the label jobs'
     cluster requests use this one definition."""

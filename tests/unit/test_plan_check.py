@@ -1,0 +1,77 @@
+"""The plan-time hook of workflow/rules/common.smk (check_plan), through Snakemake's own API as the
+command line calls it: a dry run validated against the SLURM executor is seen as a cluster run
+(the preview counts the cluster's label jobs, not this machine's cores), the plan summary is
+printed once, and rules whose jobs are estimated beyond cluster.max_job_hours get one retry more
+per continuation on top of the profile's `retries` (each continues from the checkpoint)."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, ExecutionSettings, OutputSettings, ResourceSettings
+
+hours = float(sys.argv[1])
+with SnakemakeApi(OutputSettings()) as api:
+    wf = api.workflow(
+        resource_settings=ResourceSettings(cores=1, nodes=10),
+        config_settings=ConfigSettings(
+            configfiles=[Path("config.yaml")],
+            config={"cluster": {"max_job_hours": hours, "check_partitions": "never"}},
+        ),
+        snakefile=Path("workflow/Snakefile"),
+    )
+    dag = wf.dag()
+    dag.execute_workflow(executor="slurm", pseudo_executor="dryrun", execution_settings=ExecutionSettings(retries=1))
+    print("RESTART_TIMES " + json.dumps({r.name: r.restart_times for r in wf._workflow.rules}))
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copytree(ROOT / "workflow", tmp_path / "workflow")
+    shutil.copy(ROOT / "config.yaml", tmp_path / "config.yaml")
+    shutil.copytree(ROOT / "envs", tmp_path / "envs")
+    (tmp_path / "plan.py").write_text(SCRIPT)
+    return tmp_path
+
+
+def _dry_run(workdir, hours):
+    r = subprocess.run(
+        [sys.executable, "plan.py", str(hours)], cwd=workdir, capture_output=True, text=True, timeout=600
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-4000:]
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith("RESTART_TIMES "))
+    return json.loads(line.split(" ", 1)[1]), out
+
+
+def test_slurm_dry_run_plan_summary_and_continuations(workdir):
+    from pipeline import resources as pres
+
+    times, out = _dry_run(workdir, 24)
+    # the SLURM executor is seen in a dry run: the preview counts --jobs x labelling.threads
+    assert "10 cores: --jobs 10 label jobs at once x labelling.threads 1 CPUs each" in out
+    assert "all of this machine's cores" not in out
+    assert out.count("Plan summary (requested run time x CPUs / GPUs, first try):") == 1
+    assert "train_standard" in out.split("Plan summary")[1].split("\n\n")[0]
+    # the default config's jobs fit in a day: every rule keeps the profile's retries
+    assert set(times.values()) == {1}, times
+
+    times, out = _dry_run(workdir, 0.1)  # 6 minutes
+    assert "train_standard: longest job estimated" in out and "each continuing from the last checkpoint" in out
+    resumable = {rule for rule in times if pres.resumable(rule)}
+    assert "train_standard" in resumable and "label_chunk" in resumable
+    over = {rule for rule, n in times.items() if n > 1}
+    assert over and over <= resumable, over  # only training and label rules continue
+    assert "train_standard" in over
+    assert all(n == 1 for rule, n in times.items() if rule not in resumable)
