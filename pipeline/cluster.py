@@ -160,25 +160,30 @@ def _hours(h: float) -> str:
 
 
 def summarise(jobs: list[JobRequest]) -> str:
-    """The plan summary: jobs, CPU-hours, GPU-hours and the longest job per rule, then totals
-    (hours are requested hours: the estimates with their margins, capped at cluster.max_job_hours)."""
+    """The plan summary: per rule its jobs, CPU-hours, GPU-hours, and its largest job's CPUs, GPUs,
+    memory and run time (what a partition must offer), then totals. Hours are requested hours: the
+    estimates with their margins, capped at cluster.max_job_hours."""
     rows: dict[str, list] = {}
     for j in jobs:
-        r = rows.setdefault(j.rule, [0, 0.0, 0.0, 0])
+        r = rows.setdefault(j.rule, [0, 0.0, 0.0])
         r[0] += 1
         r[1] += j.threads * j.runtime / 60
         r[2] += j.gpus * j.runtime / 60
-        r[3] = max(r[3], j.runtime)
+    largest = largest_per_rule(jobs)
     lines = [
-        "Plan summary (requested run time x CPUs / GPUs, first try):",
-        f"  {'rule':<20} {'jobs':>7} {'CPU-h':>10} {'GPU-h':>9} {'longest job':>12}",
+        "Plan summary (requested run time x CPUs / GPUs, first try; per job: the largest request):",
+        f"  {'rule':<20} {'jobs':>7} {'CPU-h':>10} {'GPU-h':>9}  {'CPUs':>4} {'GPUs':>4} {'mem GB':>7} {'longest':>9}",
     ]
-    for rule, (n, cpu_h, gpu_h, longest) in sorted(rows.items(), key=lambda kv: -kv[1][1]):
-        lines.append(f"  {rule:<20} {n:>7,} {_hours(cpu_h):>10} {_hours(gpu_h):>9} {longest / 60:>10.1f} h")
-    longest = max(jobs, key=lambda j: j.runtime, default=None)
+    for rule, (n, cpu_h, gpu_h) in sorted(rows.items(), key=lambda kv: -kv[1][1]):
+        big = largest[rule]
+        lines.append(
+            f"  {rule:<20} {n:>7,} {_hours(cpu_h):>10} {_hours(gpu_h):>9}  {big.threads:>4} {big.gpus:>4} "
+            f"{big.mem_mb / 1000:>7.1f} {big.runtime / 60:>7.1f} h"
+        )
+    longest = max(jobs, key=lambda j: (j.runtime, j.estimate), default=None)  # of equal requests, the longest estimate
     lines.append(
         f"  {'total':<20} {len(jobs):>7,} {_hours(sum(r[1] for r in rows.values())):>10} "
-        f"{_hours(sum(r[2] for r in rows.values())):>9} {(longest.runtime if longest else 0) / 60:>10.1f} h"
+        f"{_hours(sum(r[2] for r in rows.values())):>9}  longest job {(longest.runtime if longest else 0) / 60:.1f} h"
         + (f" ({longest.rule})" if longest else "")
     )
     return "\n".join(lines)

@@ -341,34 +341,45 @@ def sized_by(rule: str) -> str:
 
 def continuations(config: dict, rule: str, longest_minutes: int) -> int:
     """Resubmissions that continue a job of a resumable `rule` estimated at `longest_minutes`
-    (uncapped, first try) beyond cluster.max_job_hours: k times the limit runs as k jobs (k - 1 more)."""
+    (uncapped, first try) beyond cluster.max_job_hours: k times the limit runs as k jobs (k - 1 more),
+    at most cluster.max_continuations (so that a job failing for another reason is not resubmitted
+    without end)."""
     if not resumable(rule):
         return 0
-    return max(0, math.ceil(longest_minutes / max_job_minutes(config)) - 1)
+    needed = math.ceil(longest_minutes / max_job_minutes(config)) - 1
+    return max(0, min(needed, config["cluster"]["max_continuations"]))
 
 
 @dataclass(frozen=True)
 class OverLimit:
     rule: str
     minutes: int  # the longest job's estimate
-    jobs: int  # jobs of cluster.max_job_hours it runs as (0: it cannot continue)
+    jobs: int  # jobs of cluster.max_job_hours it needs (0: it cannot continue)
+    allowed: int  # jobs it may run as (1 + cluster.max_continuations; 0: it cannot continue)
 
     def describe(self, limit_h: float) -> str:
         est = f"{self.rule}: longest job estimated {self.minutes / 60:,.1f} h > cluster.max_job_hours {limit_h:g}"
-        if self.jobs:
+        if not self.jobs:
+            return f"{est}, and it cannot continue from a checkpoint: reduce {sized_by(self.rule)}"
+        if self.jobs <= self.allowed:
             return (
                 f"{est}: runs as up to {self.jobs} jobs of {limit_h:g} h, each continuing from the last "
                 f"checkpoint (fewer: {sized_by(self.rule)})"
             )
-        return f"{est}, and it cannot continue from a checkpoint: reduce {sized_by(self.rule)}"
+        return (
+            f"{est}: would need {self.jobs} jobs of {limit_h:g} h, more than 1 + cluster.max_continuations "
+            f"= {self.allowed}; unless it stops early, it fails after those: set {sized_by(self.rule)}"
+        )
 
 
 def over_limit(config: dict, longest: Mapping[str, int]) -> list[OverLimit]:
     """The rules whose longest job (`longest`: rule -> uncapped minutes of its first try) is
-    estimated beyond cluster.max_job_hours, and how many jobs of that length a resumable one takes."""
+    estimated beyond cluster.max_job_hours, with the jobs of that length a resumable one needs and
+    may run as."""
     cap = max_job_minutes(config)
+    allowed = 1 + config["cluster"]["max_continuations"]
     return [
-        OverLimit(rule, minutes, math.ceil(minutes / cap) if resumable(rule) else 0)
+        OverLimit(rule, minutes, *((math.ceil(minutes / cap), allowed) if resumable(rule) else (0, 0)))
         for rule, minutes in sorted(longest.items())
         if minutes > cap
     ]

@@ -169,20 +169,24 @@ def test_largest_per_rule_takes_each_resource_from_any_job():
     assert largest == {"x": pc.JobRequest("x", 4, 9000, 600, 0, 900)}
 
 
-def test_summary_counts_jobs_cpu_and_gpu_hours_and_the_longest_job():
+def test_summary_counts_jobs_cpu_and_gpu_hours_and_the_largest_job():
     jobs = [_job("label_chunk", threads=4, runtime=30)] * 1000 + [
-        _job("train_stage2", threads=4, runtime=1440, gpus=1),
-        _job("train_stage2", threads=4, runtime=720, gpus=1),
+        _job("train_stage2", threads=4, mem_mb=3500, runtime=1440, gpus=1),
+        _job("train_stage2", threads=4, mem_mb=9000, runtime=720, gpus=1),
     ]
     text = pc.summarise(jobs)
     lines = text.splitlines()
     assert len(lines) == 5  # title, header, one line per rule, total: not one per job
     label = next(ln for ln in lines if ln.strip().startswith("label_chunk")).split()
-    assert label[1:4] == ["1,000", "2,000", "0"]  # 1000 jobs x 4 CPUs x 0.5 h
+    assert label[1:] == ["1,000", "2,000", "0", "4", "0", "1.0", "0.5", "h"]  # 1000 jobs x 4 CPUs x 0.5 h
     stage2 = next(ln for ln in lines if ln.strip().startswith("train_stage2")).split()
-    assert stage2[1:5] == ["2", "144", "36", "24.0"]  # 4 CPUs x 36 h; 1 GPU x 36 h; the longest 24 h
+    # 4 CPUs x 36 h; 1 GPU x 36 h; the largest memory (9 GB) and run time (24 h) of any of its jobs
+    assert stage2[1:] == ["2", "144", "36", "4", "1", "9.0", "24.0", "h"]
     total = lines[-1].split()
-    assert total[:5] == ["total", "1,002", "2,144", "36", "24.0"] and total[-1] == "(train_stage2)"
+    assert total == ["total", "1,002", "2,144", "36", "longest", "job", "24.0", "h", "(train_stage2)"]
+    # of jobs that all ask for the limit, the one estimated longest is named
+    capped = [_job("md_stability", runtime=1440, estimate=2100), _job("train_stage2", runtime=1440, estimate=9000)]
+    assert pc.summarise(capped).splitlines()[-1].endswith("longest job 24.0 h (train_stage2)")
 
 
 def execute_workflow(executor, workflow):

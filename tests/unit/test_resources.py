@@ -380,22 +380,32 @@ def test_snakemake_wildcards_are_read_by_name():
 # ----------------------------------------------------------------------------- the run-time limit
 def test_jobs_beyond_the_limit_continue_when_they_can():
     config = _config("default")
-    config["cluster"]["max_job_hours"] = 24
+    config["cluster"].update(max_job_hours=24, max_continuations=4)
     day = 24 * 60
     assert pres.max_job_minutes(config) == day
     # training and label chunks continue from their checkpoint / label cache: k x the limit is k jobs
     for rule in (*pres.TRAINING_RULES, "label_chunk"):
         assert pres.resumable(rule)
-        minutes = (60, day, day + 5, 3 * day, 3 * day + 1)
-        assert [pres.continuations(config, rule, m) for m in minutes] == [0, 0, 1, 2, 3]
+        minutes = (60, day, day + 5, 3 * day, 3 * day + 1, 5 * day, 50 * day)
+        assert [pres.continuations(config, rule, m) for m in minutes] == [0, 0, 1, 2, 3, 4, 4]
+    config["cluster"]["max_continuations"] = 0
+    assert pres.continuations(config, "train_stage2", 3 * day) == 0
+    config["cluster"]["max_continuations"] = 4
     # the rest cannot: no continuation, and the over-limit report says what sizes them
     for rule in ("sgdml", "md_stability", "evaluate", "md", "bias"):
         assert not pres.resumable(rule) and pres.continuations(config, rule, 10 * day) == 0
-    rows = pres.over_limit(config, {"train_stage2": int(2.5 * day), "sgdml": 2 * day, "evaluate": 30, "md": day})
-    assert rows == [pres.OverLimit("sgdml", 2 * day, 0), pres.OverLimit("train_stage2", int(2.5 * day), 3)]
-    stage2, sgdml = rows[1].describe(24), rows[0].describe(24)
+    longest = {"train_stage2": int(2.5 * day), "train_score": 8 * day, "sgdml": 2 * day, "evaluate": 30, "md": day}
+    rows = pres.over_limit(config, longest)
+    assert rows == [
+        pres.OverLimit("sgdml", 2 * day, 0, 0),
+        pres.OverLimit("train_score", 8 * day, 8, 5),
+        pres.OverLimit("train_stage2", int(2.5 * day), 3, 5),
+    ]
+    sgdml, score, stage2 = (r.describe(24) for r in rows)
     assert "train_stage2: longest job estimated 60.0 h > cluster.max_job_hours 24: runs as up to 3 jobs" in stage2
     assert "training.cheap.max_steps" in stage2  # the stage budget that bounds it
+    assert "would need 8 jobs of 24 h, more than 1 + cluster.max_continuations = 5" in score
+    assert "training.score_matching.max_steps" in score
     assert "cannot continue from a checkpoint: reduce splits.train_sizes" in sgdml
 
 

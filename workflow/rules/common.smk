@@ -286,12 +286,12 @@ def get_job_request(job):
 
 
 def check_plan():
-    """Once, in the main process, when the first job's resources are evaluated (the DAG is built,
-    nothing is submitted yet): the continuations of jobs estimated beyond cluster.max_job_hours,
+    """Once, in the main process, when the scheduler first evaluates a job's resources (the DAG is
+    built, nothing is submitted yet): the continuations of jobs estimated beyond cluster.max_job_hours,
     the plan summary, and with the SLURM executor (or cluster.check_partitions: always) every rule's
     largest request against sinfo's partitions, stopping here when one can never run."""
-    if PLAN_CHECKED or not workflow.is_main_process or workflow.dag is None:
-        return
+    if PLAN_CHECKED or not workflow.is_main_process or workflow.scheduler is None:
+        return  # done, a job's own process, or the DAG is not complete yet (no scheduler)
     PLAN_CHECKED.append(True)
     jobs = [get_job_request(j) for j in workflow.dag.needrun_jobs() if j.rule.name in RESOURCE_RULES]
     longest = {}
