@@ -190,6 +190,10 @@ def summarise(jobs: list[JobRequest]) -> str:
 
 
 # ----------------------------------------------------------------------------- the check
+def _duration(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes < 60 else f"{minutes / 60:.1f} h"
+
+
 def check_partitions(
     largest: dict[str, JobRequest], partition_of: Callable[[str], str | None], partitions: dict[str, Partition]
 ) -> list[str]:
@@ -209,7 +213,7 @@ def check_partitions(
         where = f"partition {name!r}"
         if part.max_minutes is not None and req.runtime > part.max_minutes:
             problems.append(
-                f"{rule}: run time {req.runtime / 60:.1f} h > {where}'s time limit {part.max_minutes / 60:.1f} h "
+                f"{rule}: run time {_duration(req.runtime)} > {where}'s time limit {_duration(part.max_minutes)} "
                 "(set cluster.max_job_hours to at most the limit)"
             )
         if req.threads > part.cpus:

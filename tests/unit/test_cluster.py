@@ -118,12 +118,16 @@ def test_every_rule_beyond_its_partition_is_named():
             _job("sgdml", threads=2, mem_mb=300000),  # more memory than a cpu node
             _job("bias", threads=96),  # more CPUs than a node
             _job("md", runtime=180),  # on the 2 h debug partition
+            _job("gaff2", runtime=10),  # on a 5-minute partition
             _job("evaluate"),
         ]
     )
-    problems = pc.check_partitions(largest, {"md": "debug"}.get, parts)
+    parts["short"] = pc.Partition("short", False, 5, 8, 16000, 0)
+    problems = pc.check_partitions(largest, {"md": "debug", "gaff2": "short"}.get, parts)
     assert problems == [
         "bias: 96 CPUs > partition 'cpu''s 64 CPUs per node",
+        "gaff2: run time 10 min > partition 'short''s time limit 5 min (set cluster.max_job_hours to at most "
+        "the limit)",
         "label_chunk: run time 25.0 h > partition 'cpu''s time limit 24.0 h (set cluster.max_job_hours to at most "
         "the limit)",
         "md: run time 3.0 h > partition 'debug''s time limit 2.0 h (set cluster.max_job_hours to at most the limit)",

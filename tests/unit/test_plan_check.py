@@ -5,6 +5,7 @@ printed once, and rules whose jobs are estimated beyond cluster.max_job_hours ge
 per continuation on top of the profile's `retries` (each continues from the checkpoint)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -75,3 +76,50 @@ def test_slurm_dry_run_plan_summary_and_continuations(workdir):
     assert over and over <= resumable, over  # only training and label rules continue
     assert "train_standard" in over
     assert all(n == 1 for rule, n in times.items() if rule not in resumable)
+
+
+FAKE_SINFO = """#!/bin/sh
+# a CPU-only cluster whose default partition allows 5 minutes a job
+echo 'short*|5:00|8|32000|(null)'
+echo 'short*|5:00|16+|64000+|(null)'
+"""
+
+
+def test_partition_check_names_every_rule_a_partition_can_never_run(workdir):
+    """A faked sinfo (a partition without GPUs and a 5-minute limit): the dry run stops at DAG
+    construction naming each rule, the GPU rules with training.device: cpu as the fix."""
+    from pipeline import resources as pres
+
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sinfo").write_text(FAKE_SINFO)
+    (bin_dir / "sinfo").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "-n",
+            "--config",
+            "cluster={check_partitions: always}",
+            "training={device: auto}",
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    assert "cluster check: these jobs can never run on their partitions (sinfo):" in out, out[-3000:]
+    assert "rule label_chunk:" not in out  # nothing was listed as run
+    for rule in ("label_chunk", "evaluate", "train_standard", "sgdml"):
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"{rule}: run time "))
+        assert " min > partition 'short''s time limit 5 min (set cluster.max_job_hours" in line
+    for rule in ("train_standard", "train_stage2", "finetune_cheap"):
+        assert rule in pres.TRAINING_RULES
+        line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"{rule}: 1 GPU(s)"))
+        assert "this partition has no GPUs: train on CPUs with training.device: cpu" in line
+    assert not any(ln.strip().startswith("evaluate: 1 GPU") for ln in out.splitlines())
