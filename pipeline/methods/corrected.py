@@ -45,6 +45,7 @@ class Corrected(Method):
     card = "Corrected pre-training"
     cheap_labels = "pool+own"
     gamma_role = "corrected"
+    compare_with = ("delta",)  # its goal: Δ-learning's accuracy without the cheap level at run time
 
     def enabled(self, config, molecule):
         return bool(levels(config, molecule))
