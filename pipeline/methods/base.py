@@ -85,9 +85,10 @@ def models(config: dict) -> list[str]:
     return list(config["training"]["models"])
 
 
-def gamma_tokens(config: dict) -> list[str]:
-    """The finite γ candidates as path tokens; γ = inf is always a candidate too."""
-    a = config["asteroid"]
+def gamma_tokens(config: dict, section: str = "asteroid") -> list[str]:
+    """The finite γ candidates of a config section (asteroid, corrected) as path tokens; γ = inf is
+    always a candidate too."""
+    a = config[section]
     return [layout.gamma_token("absolute", g) for g in a["gammas"]] + [
         layout.gamma_token("relative", c) for c in a["relative_gammas"]
     ]

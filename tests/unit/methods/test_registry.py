@@ -80,3 +80,13 @@ def test_corrected_pretraining_runs_on_every_level_that_is_both_cheap_and_delta(
     assert {p.split("/corrected/")[1].split("/")[0] for p in runs} == set(levels)
     # per level: 2 N x 3 γ candidates (1, r1, inf) x (stage 2, fine-tuning)
     assert len(runs) == 12 * len(levels)
+
+
+def test_corrected_pretraining_has_its_own_gamma_candidates():
+    from snakemake.utils import update_config
+
+    cfg = pconf.load_config(ROOT / "config.yaml", ROOT / "tests/e2e/config-tiny.yaml")
+    update_config(cfg, {"corrected": {"gammas": [], "relative_gammas": []}})
+    runs = methods.get("corrected").runs(cfg, "ethanol")
+    assert runs and all("/ginf/" in p for p in runs)  # γ = inf alone: one stage 2 per N
+    assert any("/g1/" in p for p in methods.get("asteroid").runs(cfg, "ethanol"))  # ASTEROID keeps its own
