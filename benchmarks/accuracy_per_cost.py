@@ -69,6 +69,7 @@ def reduction_text(red: pd.DataFrame, model: str, method: str, level, n: int) ->
         & (red["method"] == method)
         & (red["cheap_level"].fillna("") == lvl)
         & (red["n_train"] == n)
+        & red["baseline"].str.endswith(" standard")
     ]
     if r.empty:
         return "n/a"

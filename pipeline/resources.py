@@ -203,8 +203,10 @@ def _md_steps(calls_per_step: int) -> Frames:
 
     def frames(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
         s = config["evaluation"]["md_stability"]
-        a = config["asteroid"]
-        candidates = len(a["gammas"]) + len(a["relative_gammas"]) + 1  # and gamma = inf
+        # the γ candidates of the method with the most (ASTEROID's or corrected pre-training's), and inf
+        candidates = 1 + max(
+            len(config[m]["gammas"]) + len(config[m]["relative_gammas"]) for m in ("asteroid", "corrected")
+        )
         return s["n_runs"] * s["n_steps"] * calls_per_step + config["splits"]["val"] * candidates
 
     return frames

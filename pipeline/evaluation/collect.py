@@ -376,25 +376,35 @@ def collect(
     return results[COLUMNS]
 
 
+def _baselines(res: pd.DataFrame, model: str, method: str, lvl, n: int) -> list[tuple[str, pd.DataFrame]]:
+    """What a (model, method, level, N) group is compared with: standard training of the same model
+    and N (the kernel methods: of every neural model), then each method of its `compare_with`
+    (the same model, level and N; bias-corrected pre-training: Δ-learning)."""
+    if method in KERNEL_METHODS:
+        neural = sorted(res.loc[res["model"] != "sgdml", "model"].unique())
+        return [
+            ("standard", res[(res["model"] == m) & (res["method"] == "standard") & (res["n_train"] == n)])
+            for m in neural
+        ]
+    same = (res["model"] == model) & (res["n_train"] == n)
+    out = [("standard", res[same & (res["method"] == "standard")])]
+    for other in methods.get(method).compare_with:
+        out.append((other, res[same & (res["method"] == other) & (res["cheap_level"] == lvl)]))
+    return out
+
+
 def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.DataFrame:
     """Every method against standard training of the same model and N, all seeds pooled
-    (seeds present for both, matched), and the kernel methods (sGDML, sGDML Δ) against each
-    model's standard training."""
+    (seeds present for both, matched), the kernel methods (sGDML, sGDML Δ) against each model's
+    standard training, and a method against those of its `compare_with` (e.g. bias-corrected
+    pre-training against Δ-learning: a negative reduction is how much worse it is)."""
     rows = []
     res = results[results["n_train"] > 0]
     for (model, method, lvl, n), g in res.groupby(["model", "method", "cheap_level", "n_train"], sort=True):
         if method == "standard":
             continue
         kernel = method in KERNEL_METHODS
-        bases = (
-            [
-                ("standard", res[(res["model"] == m) & (res["method"] == "standard") & (res["n_train"] == n)])
-                for m in sorted(res.loc[res["model"] != "sgdml", "model"].unique())
-            ]
-            if kernel
-            else [("standard", res[(res["model"] == model) & (res["method"] == "standard") & (res["n_train"] == n)])]
-        )
-        for base_name, b in bases:
+        for base_name, b in _baselines(res, model, method, lvl, n):
             seeds = sorted(set(g["seed"]) & set(b["seed"])) if not kernel else sorted(b["seed"])
             if not seeds:
                 continue

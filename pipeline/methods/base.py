@@ -32,6 +32,7 @@ class Method:
     ablation_order: int | None = None  # position in ASTEROID's ablation table (None: not in it)
     card: str | None = None  # a summary card of its reduction vs standard training, with this name
     gamma_role: str | None = None  # records of its γ candidates (chosen on validation; gamma_selection.csv)
+    compare_with: tuple[str, ...] = ()  # methods (same model, level, N) reductions.csv also compares it with
     cheap_labels: str = "none"  # cheap labels it pays for: none, "pool" (its level's whole pool),
     # "own" (Δ: its level on the N training frames and every validation and test frame) or "pool+own"
 
@@ -84,9 +85,10 @@ def models(config: dict) -> list[str]:
     return list(config["training"]["models"])
 
 
-def gamma_tokens(config: dict) -> list[str]:
-    """The finite γ candidates as path tokens; γ = inf is always a candidate too."""
-    a = config["asteroid"]
+def gamma_tokens(config: dict, section: str = "asteroid") -> list[str]:
+    """The finite γ candidates of a config section (asteroid, corrected) as path tokens; γ = inf is
+    always a candidate too."""
+    a = config[section]
     return [layout.gamma_token("absolute", g) for g in a["gammas"]] + [
         layout.gamma_token("relative", c) for c in a["relative_gammas"]
     ]

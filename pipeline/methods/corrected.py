@@ -45,6 +45,7 @@ class Corrected(Method):
     card = "Corrected pre-training"
     cheap_labels = "pool+own"
     gamma_role = "corrected"
+    compare_with = ("delta",)  # its goal: Δ-learning's accuracy without the cheap level at run time
 
     def enabled(self, config, molecule):
         return bool(levels(config, molecule))
@@ -53,7 +54,7 @@ class Corrected(Method):
         return [
             layout.run(kind, gamma=g, **kw)
             for kw in _chains(config, molecule)
-            for g in gamma_tokens(config) + ["inf"]
+            for g in gamma_tokens(config, "corrected") + ["inf"]
             for kind in ("corrected_stage2", "corrected")
         ]
 
@@ -62,7 +63,7 @@ class Corrected(Method):
 
     def stability_models(self, config, values):
         """Every γ candidate's fine-tuned model: the run picks by validation, as results.csv does."""
-        return [layout.run("corrected", values=values, gamma=g) for g in gamma_tokens(config) + ["inf"]]
+        return [layout.run("corrected", values=values, gamma=g) for g in gamma_tokens(config, "corrected") + ["inf"]]
 
     def select(self, idx):
         return chosen_candidates(idx, self.gamma_role)

@@ -204,7 +204,7 @@ def _reduction_cards(reductions: pd.DataFrame) -> list[Card]:
     for method, m in method_registry.METHODS.items():
         if m.card is None:
             continue
-        rows = red[red["method"] == method]
+        rows = red[(red["method"] == method) & red["baseline"].str.endswith(" standard")]
         for r in rows[rows["n_train"] == rows["n_train"].min()].itertuples():
             name = m.card
             cards.append(
@@ -416,6 +416,11 @@ def prediction_cost_table(results: pd.DataFrame) -> Table | None:
     return None if pc.empty else frame_table(with_labels(pc), table_id="prediction-cost-table")
 
 
+def _against(baseline: str) -> str:
+    """reductions.csv's baseline ('egnn standard', 'egnn delta') as the method it names."""
+    return method_label(baseline.split(" ", 1)[1])
+
+
 def reduction_table(reductions: pd.DataFrame) -> tuple[Table | None, bool]:
     """Error reduction of each method over standard training with its 95% paired interval (over seeds
     and test frames; n_seeds says how many seeds it rests on)
@@ -424,13 +429,17 @@ def reduction_table(reductions: pd.DataFrame) -> tuple[Table | None, bool]:
         return None, False
     red = metrics.normalise_levels(reductions)
     ns = sorted(red["n_train"].unique())
-    headers = [Header(h) for h in ["model", "method", "cheap level"]] + [
+    headers = [Header(h) for h in ["model", "method", "cheap level", "against"]] + [
         Header(f"N = {int(n)}", column=f"n_train={int(n)}") for n in ns
     ]
     rows = []
-    for (model, method, level), g in red.groupby(["model", "method", "cheap_level"], sort=True):
+    red["against"] = [_against(b) for b in red["baseline"]]
+    red["other"] = ~red["baseline"].str.endswith(" standard")  # against standard training first
+    for (model, method, level, _, against), g in red.groupby(
+        ["model", "method", "cheap_level", "other", "against"], sort=True
+    ):
         by = g.set_index("n_train")
-        cells = [cell(model_label(model)), cell(method_label(method)), cell(level)]
+        cells = [cell(model_label(model)), cell(method_label(method)), cell(level), cell(against)]
         for n in ns:
             if n not in by.index:
                 cells.append(missing_number())

@@ -31,6 +31,7 @@ import pandas as pd
 
 from .. import records, units
 from ..data import Dataset, atomic_write, load_npz
+from ..selection import committee_disagreement
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,6 @@ def corrected_dataset(cheap: Dataset, dE_kcal: np.ndarray, dF_kcal: np.ndarray) 
     )
 
 
-def committee_spread(dF: np.ndarray) -> np.ndarray:
-    """Per frame: the mean over atoms of the norm of the force standard deviation across models [n_frames]."""
-    return np.linalg.norm(dF.std(axis=0), axis=-1).mean(axis=-1)
-
-
 def frame_force_mae(F_pred_kcal: np.ndarray, F_true_kcal: np.ndarray) -> np.ndarray:
     return np.abs(F_pred_kcal - F_true_kcal).mean(axis=(1, 2))  # [n_frames]
 
@@ -124,7 +120,7 @@ def estimate_uncertainty(delta_models, pool_dF, val, cheap_val, pool_R, train_R,
     raw_val = {"distance": nearest_distance(val.R[ia], train_R)}
     raw_pool = {"distance": nearest_distance(pool_R, train_R)}
     if len(delta_models) >= 2:
-        raw_val["committee"], raw_pool["committee"] = committee_spread(val_dF), committee_spread(pool_dF)
+        raw_val["committee"], raw_pool["committee"] = committee_disagreement(val_dF), committee_disagreement(pool_dF)
     rho = {k: _spearman(v, err) for k, v in raw_val.items()}
     if choice == "auto":
         chosen = max(rho, key=lambda k: (np.nan_to_num(rho[k], nan=-2.0), k == "distance"))

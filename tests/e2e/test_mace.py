@@ -1,5 +1,5 @@
 """`training.models: [egnn, mace]` runs the whole DAG: every MACE training stage (standard, bias,
-stage 2, fine-tuning, score matching, Δ-learning), evaluation, MD stability through the ASE
+stage 2, fine-tuning, score matching, Δ-learning, bias-corrected pre-training), evaluation, MD stability through the ASE
 calculator, collection and the report with both models, with a tiny MACE (config-tiny.yaml's
 training.hparams.mace); and benchmarks/model_comparison.py pairs the two models.
 
@@ -50,6 +50,7 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
         "score_matching",
         "score_matching_no_finetune",
         "delta",
+        "corrected",
     } <= set(nn["method"])
     assert np.isfinite(nn["force_mae_kcal"]).all() and (nn["force_mae_kcal"] > 0).all()
     stab = pd.read_csv(wd / MOL / "stability.csv")

@@ -398,3 +398,29 @@ def test_delta_without_its_cheap_datasets_is_refused(tmp_path):
             out_costs=str(tmp_path / "c.csv"),
             out_stability=str(tmp_path / "s.csv"),
         )
+
+
+def test_corrected_pretraining_is_also_compared_with_delta_learning():
+    """reductions.csv: a method with `compare_with` gets a row against each of those methods (same
+    model, level, N, matched seeds) besides the one against standard training; worse is negative."""
+    from pipeline.evaluation.collect import pooled_reductions
+
+    rng = np.random.default_rng(0)
+    scale = {"standard": 2.0, "delta": 0.8, "corrected": 1.0}
+    rows = [
+        dict(
+            model="egnn",
+            method=m,
+            cheap_level="" if m == "standard" else "xtb",
+            n_train=25,
+            seed=s,
+            _errors=scale[m] * (1 + 0.1 * rng.random(40)),
+        )
+        for m in scale
+        for s in range(3)
+    ]
+    red = pooled_reductions(pd.DataFrame(rows), n_bootstrap=200).set_index(["method", "baseline"])
+    assert set(red.index) == {("delta", "egnn standard"), ("corrected", "egnn standard"), ("corrected", "egnn delta")}
+    vs_delta = red.loc[("corrected", "egnn delta")]
+    assert vs_delta["reduction"] == pytest.approx(1 - 1.0 / 0.8, abs=0.03) and vs_delta["n_seeds"] == 3
+    assert red.loc[("corrected", "egnn standard"), "reduction"] == pytest.approx(0.5, abs=0.03)

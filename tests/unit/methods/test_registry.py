@@ -67,3 +67,26 @@ def test_fill_keeps_the_wildcards_it_is_not_given():
     assert t == "results/ethanol/models/{model}/standard/N{n}_s{seed}/model.pt"
     assert layout.fill(t, {"model": "egnn", "n": 25, "seed": 0}).endswith("egnn/standard/N25_s0/model.pt")
     assert layout.dataset("ethanol", "xtb", "val", "failures") == "results/ethanol/data/xtb/val.failures.csv"
+
+
+@pytest.mark.parametrize("levels", [["xtb"], ["empirical"], ["xtb", "empirical"]])
+def test_corrected_pretraining_runs_on_every_level_that_is_both_cheap_and_delta(levels):
+    """Any level with a cheap pool and a Δ model (xTB, GAFF2, DFT) gets bias-corrected pre-training."""
+    from snakemake.utils import update_config
+
+    cfg = pconf.load_config(ROOT / "config.yaml", ROOT / "tests/e2e/config-tiny.yaml")
+    update_config(cfg, {"delta": {"cheap_levels": levels, "md_stability_levels": []}})
+    runs = methods.get("corrected").runs(cfg, "ethanol")
+    assert {p.split("/corrected/")[1].split("/")[0] for p in runs} == set(levels)
+    # per level: 2 N x 3 γ candidates (1, r1, inf) x (stage 2, fine-tuning)
+    assert len(runs) == 12 * len(levels)
+
+
+def test_corrected_pretraining_has_its_own_gamma_candidates():
+    from snakemake.utils import update_config
+
+    cfg = pconf.load_config(ROOT / "config.yaml", ROOT / "tests/e2e/config-tiny.yaml")
+    update_config(cfg, {"corrected": {"gammas": [], "relative_gammas": []}})
+    runs = methods.get("corrected").runs(cfg, "ethanol")
+    assert runs and all("/ginf/" in p for p in runs)  # γ = inf alone: one stage 2 per N
+    assert any("/g1/" in p for p in methods.get("asteroid").runs(cfg, "ethanol"))  # ASTEROID keeps its own

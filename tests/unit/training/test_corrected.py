@@ -10,6 +10,7 @@ from pipeline import units
 from pipeline.data import Dataset, load_npz
 from pipeline.evaluation.predict import predict
 from pipeline.models import build, save_model
+from pipeline.selection import committee_disagreement
 from pipeline.training import corrected
 from tests.conftest import ETHANOL_R, ETHANOL_Z
 
@@ -93,7 +94,7 @@ def test_distance_is_zero_on_training_frames_and_grows_away_from_them():
     assert np.allclose(corrected.nearest_distance(rot, train), 0.0, atol=1e-10)
 
 
-def test_committee_spread_is_zero_for_agreeing_models():
+def test_committee_disagreement_is_zero_for_agreeing_models():
     dF = np.random.default_rng(0).normal(size=(1, 4, 9, 3))
-    assert np.allclose(corrected.committee_spread(np.repeat(dF, 3, axis=0)), 0.0)
-    assert (corrected.committee_spread(np.random.default_rng(1).normal(size=(3, 4, 9, 3))) > 0).all()
+    assert np.allclose(committee_disagreement(np.repeat(dF, 3, axis=0)), 0.0)
+    assert (committee_disagreement(np.random.default_rng(1).normal(size=(3, 4, 9, 3))) > 0).all()
