@@ -19,6 +19,32 @@ def test_accuracy_per_cost_tables(finished_run):
     assert "## Training cost per method" in out
 
 
+def test_paired_scores_of_a_model_against_the_runs_evaluations(finished_run):
+    """A model scored by hand on the run's test frames matches its own eval.json: 0% against
+    itself, and its reduction against Δ as results.csv's errors give it."""
+    workdir, _ = finished_run
+    mol = workdir / "results/ethanol"
+    std = mol / "models/egnn/standard/N8_s0"
+    out = bench(
+        workdir,
+        "paired_scores.py",
+        "--data",
+        str(mol / "data/ccsd_t"),
+        "--baseline",
+        f"standard={std / 'eval.json'}",
+        "--baseline",
+        f"delta={mol / 'delta/egnn/xtb/N8_s0/eval.json'}",
+        "--model",
+        f"again={std / 'model.pt'}",
+    )
+    res = pd.read_csv(mol / "results.csv").set_index(["method", "n_train", "seed"])
+    mae, delta = res.loc[("standard", 8, 0), "force_mae_kcal"], res.loc[("delta", 8, 0), "force_mae_kcal"]
+    row = next(line for line in out.splitlines() if line.startswith("| again |"))
+    assert f"| again | {mae:.2f} [" in row and re.search(r"\| [+-]0% \[[+-]0, [+-]0\] n\.s\. \|", row)
+    assert f"{100 * (1 - mae / delta):+.0f}% [" in row
+    assert "- again: validation" in out
+
+
 def test_model_comparison_pairs_models_with_sgdml_on_the_same_frames(finished_run):
     """The tiny run's errors come back as results.csv has them, and every model's method is paired
     with sGDML at each N (the e2e run trains one neural model, so no model-against-model rows)."""
