@@ -30,8 +30,9 @@ def committee_disagreement(F: np.ndarray) -> np.ndarray:
     return np.linalg.norm(F.std(axis=0), axis=-1).mean(axis=-1)
 
 
-def _sq_dist(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Squared distance of each row of X to its nearest row of Y [n] (inf when Y is empty)."""
+def nearest_sq_distance(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Squared distance of each row of X to its nearest row of Y [n] (inf when Y is empty),
+    in chunks of 512 rows ([chunk, m] at a time)."""
     if len(Y) == 0:
         return np.full(len(X), np.inf)
     out = np.empty(len(X))
@@ -60,9 +61,9 @@ def pick_batch(
         raise ValueError(f"cannot pick {n_pick} frames from {len(u)} candidates")
     if diversity < 0:
         raise ValueError(f"diversity must be >= 0, got {diversity}")
-    d2 = _sq_dist(Xc, Xl)  # [n] to the nearest labelled frame
+    d2 = nearest_sq_distance(Xc, Xl)  # [n] to the nearest labelled frame
     finite = d2[np.isfinite(d2)]
-    ell2 = (diversity**2) * float(np.median(finite if len(finite) else _sq_dist(Xc, Xc[:1])))
+    ell2 = (diversity**2) * float(np.median(finite if len(finite) else nearest_sq_distance(Xc, Xc[:1])))
     picked: list[int] = []
     available = np.ones(len(u), dtype=bool)
     for _ in range(n_pick):

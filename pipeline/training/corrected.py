@@ -31,7 +31,7 @@ import pandas as pd
 
 from .. import records, units
 from ..data import Dataset, atomic_write, load_npz
-from ..selection import committee_disagreement
+from ..selection import committee_disagreement, nearest_sq_distance
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,9 @@ def inverse_distances(R: np.ndarray) -> np.ndarray:
     return 1.0 / np.linalg.norm(R[:, i] - R[:, j], axis=-1)  # [n_frames, n_pairs]
 
 
-def nearest_distance(R: np.ndarray, R_ref: np.ndarray, chunk: int = 512) -> np.ndarray:
+def nearest_distance(R: np.ndarray, R_ref: np.ndarray) -> np.ndarray:
     """Distance of each frame of R to its nearest frame of R_ref in inverse-distance space [n_frames]."""
-    X, Y = inverse_distances(R), inverse_distances(R_ref)  # [n, p], [m, p]
-    out = np.empty(len(X))
-    for s in range(0, len(X), chunk):
-        d2 = ((X[s : s + chunk, None, :] - Y[None, :, :]) ** 2).sum(-1)  # [chunk, m]
-        out[s : s + chunk] = np.sqrt(d2.min(axis=1))
-    return out
+    return np.sqrt(nearest_sq_distance(inverse_distances(R), inverse_distances(R_ref)))
 
 
 def corrections(models, R: np.ndarray, z: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
