@@ -284,16 +284,18 @@ class _Training:
         }
         state["history"].append(row)
         if val[self.metric] < state["best"]:
-            state.update(
-                best=val[self.metric],
-                best_epoch=epoch + 1,
-                best_state={k: v.clone() for k, v in self.ema.shadow.items()},
-            )
+            self.keep_best(val, epoch + 1)
         if epoch % 10 == 0 or epoch + 1 == cfg.max_epochs or state["step"] >= self.max_steps:
             log.info("epoch %d %s", epoch + 1, " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
         if time.perf_counter() - self.last_save >= cfg.checkpoint_every_s:
             self.save_checkpoint()
             self.last_save = time.perf_counter()
+
+    def keep_best(self, val: dict, epoch: int) -> None:
+        """Record period `epoch` as the best so far, with a copy of its EMA weights."""
+        self.state.update(
+            best=val[self.metric], best_epoch=epoch, best_state={k: v.clone() for k, v in self.ema.shadow.items()}
+        )
 
     def evaluate_start(self) -> None:
         """Period 0: validation of the starting weights, the best so far (no step, no schedule)."""
@@ -310,7 +312,7 @@ class _Training:
             "wall_s": 0.0,
         }
         state["history"].append(row)
-        state.update(best=val[self.metric], best_epoch=0, best_state={k: v.clone() for k, v in self.ema.shadow.items()})
+        self.keep_best(val, 0)
         log.info("start %s", " ".join(f"{k}={v:.4g}" for k, v in row.items() if k != "epoch"))
 
     def run(self) -> str:
