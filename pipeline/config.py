@@ -9,6 +9,7 @@ their keys, basis sets, functionals, SMILES, split sizes against the trajectory)
 from __future__ import annotations
 
 import copy
+import itertools
 from pathlib import Path
 
 import yaml
@@ -206,6 +207,85 @@ def _check_corrected(config: dict, molecule: str) -> None:
         )
 
 
+# ----------------------------------------------------------------------------- selection in rounds
+def selection_enabled(config: dict, molecule: str) -> bool:
+    return bool(config["selection"]["enabled"])
+
+
+def selection_batch(subset: str) -> tuple[int, int] | None:
+    """(seed, round) of a selection batch subset (sel-s<seed>-r<round>), else None."""
+    from .layout import selection_from_subset
+
+    return selection_from_subset(subset)
+
+
+def selection_rounds(config: dict) -> list[int]:
+    """The number of accurate frames after each round: splits.train_sizes in order (round 0 first)."""
+    return sorted(config["splits"]["train_sizes"])
+
+
+def selection_batch_sizes(config: dict) -> list[int]:
+    """Frames picked by rounds 1, 2, ... (the differences of consecutive train sizes)."""
+    sizes = selection_rounds(config)
+    return [b - a for a, b in itertools.pairwise(sizes)]
+
+
+def selection_subsets(config: dict, molecule: str) -> list[str]:
+    """Every batch subset the selections pick (one selection per training seed), [] when off."""
+    from .layout import selection_subset
+
+    if not selection_enabled(config, molecule):
+        return []
+    n_rounds = len(selection_batch_sizes(config))
+    return [selection_subset(s, r) for s in config["training"]["seeds"] for r in range(1, n_rounds + 1)]
+
+
+def selection_levels(config: dict, molecule: str) -> list[str]:
+    """Levels the picked frames are labelled at: the accurate level, and the candidates' cheap
+    level when a Δ model (committee or trained method) needs it on them."""
+    sel = config["selection"]
+    out = [accurate_level(config, molecule)]
+    if sel["committee"] == "delta" or "delta" in sel["methods"]:
+        out.append(sel["level"])
+    return out
+
+
+def _check_selection(config: dict, molecule: str) -> None:
+    sel = config["selection"]
+    if not sel["enabled"]:
+        return
+    lvl, cheap = sel["level"], cheap_levels(config, molecule)
+    if lvl not in cheap:
+        raise ConfigError(
+            f"selection.level: {lvl!r} is not a cheap level of {molecule} {cheap}; the candidates are the frames of a "
+            f"cheap level's pool: set selection.level to one of {cheap}"
+        )
+    why = "committee" if sel["committee"] == "delta" else "methods" if "delta" in sel["methods"] else None
+    if why and lvl not in delta_levels(config, molecule):
+        raise ConfigError(
+            f"selection.{why}: a Δ model on {lvl!r} needs {lvl!r} in delta.cheap_levels "
+            f"{delta_levels(config, molecule)} (delta.enabled: {config['delta']['enabled']}); add it there, or set "
+            "selection.committee: standard and remove delta from selection.methods"
+        )
+    sizes = selection_rounds(config)
+    if len(sizes) < 2:
+        raise ConfigError(
+            f"selection.enabled: splits.train_sizes {sizes} is one round; selection needs at least two sizes "
+            "(round 0 is the random train[:N0], each later size one round of picks), e.g. [25, 50, 100]"
+        )
+    picked, pool = sizes[-1] - sizes[0], subset_size(config, molecule, f"cheap-{lvl}")
+    if picked > pool:
+        raise ConfigError(
+            f"selection: the rounds pick {picked} frames but the candidate pool splits.cheap.{lvl} has {pool}; "
+            "grow the pool or shrink splits.train_sizes"
+        )
+    if sel["committee_model"] not in config["training"]["hparams"]:
+        raise ConfigError(
+            f"selection.committee_model: unknown model {sel['committee_model']!r}; models: "
+            f"{', '.join(config['training']['hparams'])}"
+        )
+
+
 def molecule_spec(config: dict, molecule: str):
     try:
         return get_spec(molecule, config["molecules"])
@@ -215,7 +295,7 @@ def molecule_spec(config: dict, molecule: str):
 
 def subset_level(config: dict, molecule: str, subset: str) -> str | None:
     """The level a subset is labelled at (None for the unlabelled pool)."""
-    if subset in SUBSETS_ACCURATE:
+    if subset in SUBSETS_ACCURATE or selection_batch(subset) is not None:
         return accurate_level(config, molecule)
     if subset.startswith("cheap-"):
         return subset[len("cheap-") :]
@@ -253,6 +333,8 @@ def labelling_tasks(config: dict, molecule: str) -> list[tuple[str, str]]:
     ]
     tasks += [(name, "val") for name in bias_diagnostic_levels(config, molecule)]
     tasks += [(name, s) for name in delta_levels(config, molecule) for s in SUBSETS_ACCURATE]
+    for s in selection_subsets(config, molecule):  # the frames each selection round picked
+        tasks += [(level_, s) for level_ in selection_levels(config, molecule)]
     return list(dict.fromkeys(tasks))
 
 
@@ -268,6 +350,9 @@ def subset_size(config: dict, molecule: str, subset: str) -> int:
         return max(s["train_sizes"])
     if subset in ("val", "test", "unlabelled"):
         return s[subset]
+    batch = selection_batch(subset)
+    if batch is not None:
+        return selection_batch_sizes(config)[batch[1] - 1]
     return s["cheap"][subset[len("cheap-") :]]
 
 
@@ -323,6 +408,7 @@ def check_molecule(config: dict, molecule: str) -> None:
     _check_file_sources(config, molecule, spec)
     _check_delta(config, molecule)
     _check_corrected(config, molecule)
+    _check_selection(config, molecule)
     from .splits import frames_needed
 
     md_total = frames_needed(_source_sizes(config, molecule, "md"))

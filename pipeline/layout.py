@@ -40,6 +40,12 @@ FILES = {
     "corrected_pool": "models/{model}/corrected/{level}/N{n}_s{seed}/pool.npz",
     "corrected_u": "models/{model}/corrected/{level}/N{n}_s{seed}/uncertainty.npz",
     "corrected_diag": "models/{model}/corrected/{level}/N{n}_s{seed}/uncertainty.csv",
+    # selection in rounds (pipeline/selection.py): the frames a round picked (labelled as the subset
+    # sel-s<seed>-r<round>), their scores, the committee on validation, the frames labelled so far
+    "selection_frames": "frames/sel-s{seed}-r{round}.npz",
+    "selection_scores": "selection/s{seed}/r{round}/scores.csv",
+    "selection_val": "selection/s{seed}/r{round}/validation.csv",
+    "selected_data": "data/{level}/selected/N{n}_s{seed}.npz",
     "label_plan": "label_plan.csv",
     "report": "report.html",
     "figures": "figures",
@@ -59,6 +65,8 @@ TABLES = {
     "bias": "bias_diagnostic.csv",
     "bias_summary": "bias_correlation.csv",
     "corrected_uncertainty": "corrected_uncertainty.csv",
+    "selection": "selection.csv",
+    "selection_validation": "selection_validation.csv",
 }
 
 # Run directories of trained models (model.pt, history.csv, eval.json, predictions.npz), relative
@@ -75,6 +83,9 @@ RUNS = {
     "delta_sgdml": "baselines/delta_sgdml/{level}/N{n}",
     "corrected_stage2": "models/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/stage2",
     "corrected": "models/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/finetune",
+    "committee": "selection/s{seed}/r{round}/{model}/m{member}",
+    "standard_selected": "models/{model}/selected/standard/N{n}_s{seed}",
+    "delta_selected": "delta/{model}/{level}/selected/N{n}_s{seed}",
     "any_model": "models/{run}",  # the generic evaluate rule: any run under models/
 }
 
@@ -106,6 +117,12 @@ LOGS = {
     "correct_pool": "train/{model}/corrected/{level}/N{n}_s{seed}",
     "train_corrected": "train/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/stage2",
     "finetune_corrected": "train/{model}/corrected/{level}/g{gamma}/N{n}_s{seed}/finetune",
+    "train_committee": "selection/s{seed}/r{round}/{model}/m{member}",
+    "select_frames": "selection/s{seed}/r{round}/select",
+    "selected_data": "selection/data/{level}/N{n}_s{seed}",
+    "train_standard_selected": "train/{model}/selected/standard/N{n}_s{seed}",
+    "train_delta_selected": "train/{model}/selected/delta/{level}/N{n}_s{seed}",
+    "evaluate_delta_selected": "evaluate_delta/{model}/{level}/selected/N{n}_s{seed}",
     "collect": "collect",
     "report": "report",
 }
@@ -135,6 +152,12 @@ BENCHMARKS = {
     "correct_pool": "correct_pool/{model}/{level}/N{n}_s{seed}",
     "train_corrected": "train_corrected/{model}/{level}/g{gamma}_N{n}_s{seed}",
     "finetune_corrected": "finetune_corrected/{model}/{level}/g{gamma}_N{n}_s{seed}",
+    "train_committee": "selection/committee/s{seed}_r{round}_{model}_m{member}",
+    "select_frames": "selection/select/s{seed}_r{round}",
+    "selected_data": "selection/data/{level}_N{n}_s{seed}",
+    "train_standard_selected": "train_standard/{model}/selected_N{n}_s{seed}",
+    "train_delta_selected": "train_delta/{model}/{level}/selected_N{n}_s{seed}",
+    "evaluate_delta_selected": "evaluate_delta/{model}/{level}/selected_N{n}_s{seed}",
     "collect": "collect/collect",
     "report": "report/report",
 }
@@ -196,6 +219,24 @@ def benchmarks_dir(molecule: str = "{molecule}") -> str:
 def sibling(path: str, name: str) -> str:
     """Another file of the same run directory (eval.json beside model.pt)."""
     return str(Path(path).with_name(name))
+
+
+# ----------------------------------------------------------------------------- selection batches
+SELECTION_SUBSET_RE = "sel-s[0-9]+-r[0-9]+"
+
+
+def selection_subset(seed: int, round_: int) -> str:
+    """The subset name of the frames round `round_` (1, 2, ...) of seed `seed`'s selection picked;
+    its frames file is FILES['selection_frames'] and it is labelled like any subset."""
+    return f"sel-s{seed}-r{round_}"
+
+
+def selection_from_subset(subset: str) -> tuple[int, int] | None:
+    """(seed, round) of a selection batch's subset name, None for any other subset."""
+    if not subset.startswith("sel-s"):
+        return None
+    seed, _, round_ = subset[len("sel-s") :].partition("-r")
+    return int(seed), int(round_)
 
 
 # ----------------------------------------------------------------------------- γ candidates

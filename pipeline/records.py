@@ -69,6 +69,24 @@ REDUCTIONS = [
     "reduction_ci_high",
     "significant",
 ]
+SELECTION = [  # selection.csv (collect): every candidate of every selection round, and its pick
+    "seed",  # the training seed whose selection it is
+    "round",
+    "frame_id",
+    "disagreement_kcal",  # the committee's force disagreement (kcal/mol/Å)
+    "distance",  # to the nearest labelled frame before the round (inverse-distance space, 1/Å)
+    "pick_order",  # 0, 1, ... in the order picked; -1 not picked
+    "cheap_energy_kcal",  # the candidate's energy at the pool's level, relative to the pool's mean
+    "cheap_force_rms_kcal",  # the RMS of its force components at the pool's level
+]
+SELECTION_VALIDATION = [  # selection_validation.csv: the committee on the validation frames
+    "seed",
+    "round",
+    "committee",
+    "frame_id",
+    "disagreement_kcal",
+    "true_error_kcal",  # per-frame force MAE of the committee's mean prediction
+]
 LABEL_COSTS = [  # label_costs.csv (collect): CPU cost per frame of each labelled subset
     "level",
     "subset",

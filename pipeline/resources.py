@@ -185,6 +185,22 @@ def _cheap_pool(config: dict, molecule: str, wildcards: Mapping[str, str]) -> in
     return pconf.subset_size(config, molecule, f"cheap-{wildcards['level']}")
 
 
+def _committee_size(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    """A committee of round r trains on the frames labelled before it: N of round r - 1."""
+    from . import config as pconf
+
+    return pconf.selection_rounds(config)[int(wildcards["round"]) - 1]
+
+
+def _candidates(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    """A selection round predicts the candidate pool and the validation frames with each member."""
+    from . import config as pconf
+
+    sel = config["selection"]
+    n = pconf.subset_size(config, molecule, f"cheap-{sel['level']}") + config["splits"]["val"]
+    return n * sel["committee_size"]
+
+
 def _unlabelled(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
     return config["splits"]["unlabelled"]
 
@@ -225,6 +241,9 @@ TRAINING_RULES: dict[str, tuple[str, Frames]] = {
     "finetune_score": ("finetune", _train_size),
     "train_corrected": ("corrected", _cheap_pool),
     "finetune_corrected": ("finetune", _train_size),
+    "train_committee": ("accurate", _committee_size),
+    "train_standard_selected": ("accurate", _train_size),
+    "train_delta_selected": ("accurate", _train_size),
 }
 
 # Prediction rules: rule -> (True: the model named by the path, False: sized for the largest of
@@ -237,6 +256,8 @@ INFERENCE_RULES: dict[str, tuple[bool, Frames, bool]] = {
     "md_stability": (True, _md_steps(1), False),
     "md_stability_delta": (True, _md_steps(2), False),
     "correct_pool": (True, _cheap_pool, True),
+    "select_frames": (False, _candidates, True),
+    "evaluate_delta_selected": (False, _test, False),
 }
 
 
@@ -328,6 +349,7 @@ SIZED_BY = {
     "md_stability_delta": "evaluation.md_stability.n_runs, n_steps, delta.md_stability_levels",
     "bias": "splits.cheap, training.threads",
     "correct_pool": "splits.cheap, training.threads",
+    "select_frames": "splits.cheap of selection.level, selection.committee_size",
     "evaluate": "splits.test",
     "evaluate_delta": "splits.test",
     "label_chunk": "labelling.threads, or a cheaper level or basis, when one frame alone exceeds the limit",

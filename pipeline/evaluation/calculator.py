@@ -3,6 +3,12 @@ force field a run exports (results/<molecule>/forcefield).
 
 The model works in kcal/mol and kcal/mol/Angstrom; ASE expects eV and eV/Angstrom.
 The conversion is done here with :mod:`pipeline.units`.
+
+A calculator given a committee (the same method's models of other training seeds) still predicts
+with its own model, and also reports the committee's force disagreement at every call,
+``calc.results["force_disagreement"]`` (eV/Å; :func:`pipeline.selection.committee_disagreement`
+over its model and the members): large where the models were not trained, so a user sees when MD
+leaves the region the force field knows.
 """
 
 from __future__ import annotations
@@ -12,30 +18,54 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
 from .. import units
 from ..models import load_model
+from ..selection import committee_disagreement
 from .predict import predict
 
 
-class ModelCalculator(Calculator):
+def _loaded(model, device: str):
+    return load_model(model, device=device) if isinstance(model, (str, os.PathLike)) else model
+
+
+class CommitteeMixin:
+    """The committee of a calculator: members loaded once, their force disagreement per call."""
+
+    def _set_committee(self, committee, device: str) -> None:
+        self.committee = [_loaded(m, device) for m in committee]
+
+    def _record_disagreement(self, F_own_kcal: np.ndarray) -> None:
+        """force_disagreement (eV/Å) of the own model's forces [n_atoms, 3] (kcal/mol/Å; for a Δ
+        model its correction, whose spread is the total's) and the members' at these positions."""
+        if not self.committee:
+            return
+        R, z = self.atoms.positions[None], self.atoms.numbers
+        F = [F_own_kcal] + [predict(m, R, z, batch_size=1, device=self.device)[1][0] for m in self.committee]
+        u = committee_disagreement(np.stack(F)[:, None])[0]  # [n_models, 1, n_atoms, 3] -> one frame
+        self.results["force_disagreement"] = float(units.kcal_to_ev(u))
+
+
+class ModelCalculator(CommitteeMixin, Calculator):
     """ASE calculator: energy (eV) and forces (eV/Angstrom) from a trained EnergyModel.
 
     Args:
       model: a loaded EnergyModel, or the path of one saved with pipeline.models.save_model.
       device: torch device to run on.
+      committee: other models (or paths) of the same method; with any, every call also sets
+        results["force_disagreement"] (eV/Å). The energy and forces are the model's own.
     """
 
-    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "force_disagreement"]
 
-    def __init__(self, model: torch.nn.Module | str | os.PathLike, device: str = "cpu", **kwargs):
+    def __init__(self, model: torch.nn.Module | str | os.PathLike, device: str = "cpu", committee=(), **kwargs):
         super().__init__(**kwargs)
-        if isinstance(model, (str, os.PathLike)):
-            model = load_model(model, device=device)
-        self.model = model
+        self.model = _loaded(model, device)
         self.device = device
+        self._set_committee(committee, device)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
         super().calculate(atoms, properties, system_changes)
@@ -44,6 +74,7 @@ class ModelCalculator(Calculator):
         self.results["energy"] = energy_ev
         self.results["free_energy"] = energy_ev
         self.results["forces"] = units.kcal_to_ev(F[0])  # [n_atoms, 3] eV/A
+        self._record_disagreement(F[0])
 
 
 def load_forcefield(directory: str | os.PathLike, device: str = "cpu") -> Calculator:
@@ -51,7 +82,9 @@ def load_forcefield(directory: str | os.PathLike, device: str = "cpu") -> Calcul
 
     Its metadata.json says which calculator: ModelCalculator for a plain model, DeltaCalculator for a
     Δ model (its cheap level, named in the metadata, is computed at every call; a GAFF2 level uses the
-    gaff2.prmtop exported beside the model).
+    gaff2.prmtop exported beside the model). When the run trained the same method with other seeds,
+    they are exported as its committee (metadata `committee`) and every call reports their force
+    disagreement, ``calc.results["force_disagreement"]`` (eV/Å).
     """
     directory = Path(directory)
     meta_path = directory / "metadata.json"
@@ -59,11 +92,12 @@ def load_forcefield(directory: str | os.PathLike, device: str = "cpu") -> Calcul
         raise FileNotFoundError(f"{meta_path} not found: point load_forcefield at a run's forcefield/ directory")
     meta = json.loads(meta_path.read_text())
     kind = meta.get("calculator", "ModelCalculator")
+    committee = [directory / p for p in (meta.get("committee") or {}).get("members", [])]
     if kind == "ModelCalculator":
-        return ModelCalculator(directory / "model.pt", device=device)
+        return ModelCalculator(directory / "model.pt", device=device, committee=committee)
     if kind == "DeltaCalculator":
         from .delta_prediction import DeltaCalculator
 
         prmtop = str(directory / meta["prmtop"]) if meta.get("prmtop") else None
-        return DeltaCalculator(directory / "model.pt", prmtop=prmtop, device=device)
+        return DeltaCalculator(directory / "model.pt", prmtop=prmtop, device=device, committee=committee)
     raise ValueError(f"{meta_path}: unknown calculator {kind!r} (known: ModelCalculator, DeltaCalculator)")

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import methods, records
+from .. import methods, records, units
 from ..data import atomic_write, load_npz
 from ..methods.asteroid import best_by_validation, chosen_candidates
 from .stats import mean_interval, reduction_interval
@@ -53,6 +53,7 @@ KERNEL_METHODS = tuple(methods.names(kernel=True))
 PRODUCT_METHODS = tuple(methods.names(product=True))
 FORCEFIELD_METHODS = tuple(methods.names(forcefield=True))
 DELTA_METHODS = tuple(methods.names(runtime_level=True))
+NEURAL_DELTA_METHODS = tuple(m for m in DELTA_METHODS if m not in KERNEL_METHODS)  # delta, delta_selected
 __all__ = ["best_by_validation", "collect", "evaluation_record", "export_forcefield", "recommend"]
 
 
@@ -181,13 +182,18 @@ class _DeltaCheapCost:
             self._loaded[key] = _dataset_and_failures(self.datasets[key])
         return self._loaded[key]
 
-    def __call__(self, level: str, n: int) -> tuple[int, float]:
-        """(cheap labels, their CPU seconds) for a Δ model at N accurate training frames."""
-        ids = {int(f) for f in self.train_frame_id[:n]}
-        ds, failed = self._load(level, "train")
-        used = np.array([int(f) in ids for f in ds.frame_id], dtype=bool)
-        n_labels = int(used.sum())
-        cpu = float(ds.cpu_s[used].sum()) + float(failed.loc[failed["frame_id"].astype(int).isin(ids), "cpu_s"].sum())
+    def __call__(self, level: str, n: int, own_train=None) -> tuple[int, float]:
+        """(cheap labels, their CPU seconds) for a Δ model at N accurate training frames: train[:N],
+        or `own_train` (the selected frames at `level`, a Dataset) for a model trained on those."""
+        if own_train is not None:
+            n_labels, cpu = len(own_train), float(own_train.cpu_s.sum())
+        else:
+            ids = {int(f) for f in self.train_frame_id[:n]}
+            ds, failed = self._load(level, "train")
+            used = np.array([int(f) in ids for f in ds.frame_id], dtype=bool)
+            n_labels = int(used.sum())
+            cpu = float(ds.cpu_s[used].sum())
+            cpu += float(failed.loc[failed["frame_id"].astype(int).isin(ids), "cpu_s"].sum())
         for subset in ("val", "test"):
             ds, failed = self._load(level, subset)
             n_labels += len(ds)
@@ -222,8 +228,19 @@ class _Costs:
     """Label costs a results row carries: its N accurate labels (CPU s per label in train order),
     the whole cheap pool of its level ("pool" methods) or the Δ level's own frames ("own")."""
 
-    def __init__(self, train_npz: str, cheap_npz: dict[str, str], unlabelled_npz: str | None, datasets: dict):
+    def __init__(
+        self,
+        train_npz: str,
+        cheap_npz: dict[str, str],
+        unlabelled_npz: str | None,
+        datasets: dict,
+        selected: dict[str, str] | None = None,
+        accurate_level: str = "",
+    ):
         train_ds = load_npz(train_npz)
+        self.accurate_level = accurate_level
+        self.selected_paths = dict(selected or {})  # "LEVEL:N:SEED" -> the frames selection s labelled by N
+        self._selected: dict[str, object] = {}
         self.train_cpu = train_ds.cpu_s  # [n_train_max] CPU s per accurate label, in train order
         self.delta = _DeltaCheapCost(datasets, train_ds.frame_id)
         pools = {lvl: load_npz(p) for lvl, p in cheap_npz.items()}
@@ -232,11 +249,33 @@ class _Costs:
         self.pool_cpu_h = {lvl: float(ds.cpu_s.sum()) / 3600 for lvl, ds in pools.items()}
         self.pool_n = {lvl: len(ds) for lvl, ds in pools.items()}
 
-    def cheap(self, method, level: str, n: int) -> tuple[int, float]:
+    def selected(self, level: str, n: int, seed: int):
+        """The frames the selection of `seed` had labelled at N, at `level` (a Dataset whose metadata
+        holds what the selection cost)."""
+        key = f"{level}:{n}:{seed}"
+        if key not in self.selected_paths:
+            raise ValueError(
+                f"a model trained on selected frames (N = {n}, seed {seed}) needs them at {level!r} in --selected "
+                f"({key}=PATH); the workflow passes them when selection.enabled"
+            )
+        if key not in self._selected:
+            self._selected[key] = load_npz(self.selected_paths[key])
+        return self._selected[key]
+
+    def accurate(self, method, n: int, seed: int) -> tuple[float, float]:
+        """CPU seconds of a row's N accurate labels, and of the selection that chose them (committee
+        training and scoring; 0 for the random train[:N])."""
+        if not method.selected_frames:
+            return float(self.train_cpu[:n].sum()), 0.0
+        ds = self.selected(self.accurate_level, n, seed)
+        return float(ds.cpu_s.sum()), float(ds.meta.get("selected", {}).get("selection_cpu_s", 0.0))
+
+    def cheap(self, method, level: str, n: int, seed: int = 0) -> tuple[int, float]:
         """(cheap labels, their CPU-hours) of a row of `method`."""
         n_cheap, cpu_h = 0, 0.0
         if "own" in method.cheap_labels:  # its level on its N training frames, the validation and test frames
-            n_own, cpu_s = self.delta(level, n)
+            own = self.selected(level, n, seed) if method.selected_frames else None
+            n_own, cpu_s = self.delta(level, n, own)
             n_cheap, cpu_h = n_own, cpu_s / 3600
         if "pool" in method.cheap_labels:
             n_cheap, cpu_h = n_cheap + self.pool_n.get(level, 0), cpu_h + self.pool_cpu_h.get(level, 0.0)
@@ -246,9 +285,10 @@ class _Costs:
 def _row(method, sel, idx: Index, costs: _Costs, n_bootstrap: int) -> dict:
     rec = sel.rec
     n = 0 if method.no_accurate_labels else rec["n_train"]
-    acc_h = float(costs.train_cpu[:n].sum()) / 3600
-    n_cheap, ch_h = costs.cheap(method, rec["cheap_level"], n)
-    train_h = method.train_cpu_s(sel, idx) / 3600
+    acc_s, selection_s = costs.accurate(method, n, rec["seed"])
+    acc_h = acc_s / 3600
+    n_cheap, ch_h = costs.cheap(method, rec["cheap_level"], n, rec["seed"])
+    train_h = (method.train_cpu_s(sel, idx) + selection_s) / 3600  # a selection's committees count as training
     ci = mean_interval(rec["errors"], n_boot=n_bootstrap)
     out = {
         **{k: v for k, v in rec.items() if k not in ("extra", "errors", "frame_id", "path", "role")},
@@ -319,6 +359,24 @@ def results_table(idx: Index, costs: _Costs, molecule: str, n_bootstrap: int = 2
     return results.sort_values(["model", "method", "cheap_level", "n_train", "seed"]).reset_index(drop=True)
 
 
+def _selection_table(csvs, pool_npz: str | None) -> pd.DataFrame:
+    """Every selection round's candidates and picks, with each candidate's energy (relative to the
+    pool's mean) and RMS force at the pool's level, where the round did not record them."""
+    table = _concat_csvs(csvs, records.SELECTION).reindex(columns=records.SELECTION)
+    if table.empty or pool_npz is None:
+        return table
+    pool = load_npz(pool_npz)
+    row = {int(f): i for i, f in enumerate(pool.frame_id)}
+    idx = table["frame_id"].map(row)  # NaN: a candidate whose label failed
+    known = idx.notna().to_numpy()
+    energy = units.ev_to_kcal(pool.E - pool.E.mean())  # [n_pool]
+    force_rms = np.sqrt((units.ev_to_kcal(pool.F) ** 2).mean(axis=(1, 2)))  # [n_pool]
+    for col, values in (("cheap_energy_kcal", energy), ("cheap_force_rms_kcal", force_rms)):
+        missing = known & table[col].isna().to_numpy()
+        table.loc[missing, col] = values[idx[missing].astype(int).to_numpy()]
+    return table
+
+
 def _concat_csvs(paths, columns=None) -> pd.DataFrame:
     if not paths:
         return pd.DataFrame(columns=columns)
@@ -347,6 +405,12 @@ def collect(
     prmtop: str | None = None,
     corrected_csvs: list[str] = (),
     out_corrected: str | None = None,
+    selected: dict[str, str] | None = None,
+    selection_csvs: list[str] = (),
+    selection_val_csvs: list[str] = (),
+    out_selection: str | None = None,
+    out_selection_validation: str | None = None,
+    selection_pool: str | None = None,
     n_bootstrap: int = 2000,
 ) -> pd.DataFrame:
     from .bias_diagnostic import COLUMNS as BIAS_COLUMNS
@@ -355,7 +419,8 @@ def collect(
     idx = Index([evaluation_record(p) for p in evals])
     if len({tuple(r["frame_id"]) for r in idx.records}) > 1:
         raise ValueError("the evaluations were scored on different test sets; rerun the evaluate rules")
-    results = results_table(idx, _Costs(train_npz, cheap_npz, unlabelled_npz, datasets), molecule, n_bootstrap)
+    costs = _Costs(train_npz, cheap_npz, unlabelled_npz, datasets, selected, accurate_level)
+    results = results_table(idx, costs, molecule, n_bootstrap)
     bias_frames = _concat_csvs(bias_csvs, BIAS_COLUMNS)
     tables = [
         (out_results, results[COLUMNS]),
@@ -366,6 +431,8 @@ def collect(
         (out_bias, bias_frames),
         (out_bias_summary, summarise(bias_frames)),
         (out_corrected, _concat_csvs(corrected_csvs, records.CORRECTED_UNCERTAINTY)),
+        (out_selection, _selection_table(selection_csvs, cheap_npz.get(selection_pool or ""))),
+        (out_selection_validation, _concat_csvs(selection_val_csvs, records.SELECTION_VALIDATION)),
     ]
     for path, table in tables:
         if path:
@@ -475,7 +542,7 @@ def export_forcefield(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = Path(best["_path"]).with_name("model.pt")
-    is_delta = best["method"] == "delta"
+    is_delta = best["method"] in NEURAL_DELTA_METHODS  # a correction: its cheap level runs at every call
     cheap_entry = json.loads(Path(best["_path"]).read_text())["model_extra"]["cheap_entry"] if is_delta else None
     needs_prmtop = is_delta and cheap_entry.get("engine") == "empirical"
     if needs_prmtop and not prmtop:
@@ -523,10 +590,31 @@ def export_forcefield(
                 meta[f"{kernel}_same_n"]["cheap_level"] = sg["cheap_level"].iloc[0]
     # The best plain force field (no cheap level at run time) and the best Δ model at the same N, with
     # their validation errors and CPU per call, whichever is recommended: a user chooses knowingly.
-    for key, kind in (("plain_same_n", PRODUCT_METHODS), ("delta_same_n", ("delta",))):
+    for key, kind in (("plain_same_n", PRODUCT_METHODS), ("delta_same_n", NEURAL_DELTA_METHODS)):
         other = same_n[same_n["method"].isin(kind)]
         if len(other):
             meta[key] = _alternative(other.sort_values(["val_force_mae_kcal", "method"]).iloc[0], best)
+    # The same method's models of the other seeds (same model, level and N): the committee whose force
+    # disagreement the calculator reports at every call (pipeline/evaluation/calculator.py).
+    members = results[
+        (results["method"] == best["method"])
+        & (results["model"] == best["model"])
+        & (results["cheap_level"].fillna("") == (best["cheap_level"] or ""))
+        & (results["n_train"] == best["n_train"])
+        & (results["seed"] != best["seed"])
+    ].sort_values("seed")
+    committee_dir = out_dir / "committee"
+    if committee_dir.exists():
+        shutil.rmtree(committee_dir)  # members of an earlier export
+    if len(members):
+        meta["committee"] = {
+            "members": [f"committee/s{int(s)}.pt" for s in members["seed"]],
+            "seeds": [int(s) for s in members["seed"]],
+            "reports": "calc.results['force_disagreement'] (eV/Å) at every call; the energy and forces are model.pt's",
+        }
+        for s, path in zip(members["seed"], members["_path"]):
+            src = Path(path).with_name("model.pt")
+            atomic_write(committee_dir / f"s{int(s)}.pt", lambda tmp, src=src: shutil.copyfile(src, tmp))
     if needs_prmtop:
         atomic_write(out_dir / "gaff2.prmtop", lambda tmp: shutil.copyfile(prmtop, tmp))
     atomic_write(out_dir / "model.pt", lambda tmp: shutil.copyfile(model_path, tmp))

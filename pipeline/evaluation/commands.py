@@ -58,12 +58,17 @@ def _run_md_stability(a):
     # Several candidates (the gamma grid): run the one ASTEROID selects, by validation loss.
     extras = {p: dict(load_model(p).extra or {}) for p in a.model}
     chosen = best_by_validation(extras) if len(a.model) > 1 else a.model[0]
-    model, device = chosen, _device(a.device)
+    device = _device(a.device)
     if extras[chosen].get("stage") == "delta":  # the cheap level is called at every step
         from ..data import load_npz
         from .delta_prediction import DeltaCalculator
 
-        model = DeltaCalculator(chosen, z=load_npz(a.start).z, prmtop=a.prmtop, device=device)
+        z = load_npz(a.start).z
+        model = DeltaCalculator(chosen, z=z, prmtop=a.prmtop, device=device, committee=a.committee)
+    else:
+        from .calculator import ModelCalculator
+
+        model = ModelCalculator(chosen, device=device, committee=a.committee)
     df = run_stability(model, a.start, seed=a.seed, device=device, num_threads=a.threads, **kw)
     for key, value in {**a.label, "n_steps": kw.get("n_steps"), "model_path": chosen}.items():
         df[key] = value
@@ -132,6 +137,12 @@ def _run_collect(a):
         prmtop=a.prmtop,
         corrected_csvs=a.corrected_diagnostics,
         out_corrected=a.out_corrected,
+        selected=dict(kv.split("=", 1) for kv in a.selected),
+        selection_csvs=a.selection_scores,
+        selection_val_csvs=a.selection_validation,
+        out_selection=a.out_selection,
+        out_selection_validation=a.out_selection_validation,
+        selection_pool=a.selection_pool,
     )
 
 
@@ -173,6 +184,8 @@ def _run_report(a):
         bias_csv=a.bias,
         bias_summary_csv=a.bias_summary,
         corrected_csv=a.corrected,
+        selection_csv=a.selection,
+        selection_validation_csv=a.selection_validation,
         forcefield_dir=a.forcefield,
         label_plan_csv=a.label_plan,
     )
@@ -240,6 +253,12 @@ def _add_md_stability_command(sub) -> None:
     s.add_argument("--device", default="auto")
     s.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     s.add_argument("--prmtop", default=None, help="GAFF2 prmtop, for a Δ model whose cheap level is GAFF2")
+    s.add_argument(
+        "--committee",
+        nargs="*",
+        default=[],
+        help="the same method's models of other seeds: each step records their force disagreement",
+    )
     s.set_defaults(func=_run_md_stability)
 
 
@@ -284,6 +303,12 @@ def _add_collect_command(sub) -> None:
     s.add_argument("--bias-diagnostics", nargs="*", default=[], help="per-frame bias diagnostic CSVs")
     s.add_argument("--corrected-diagnostics", nargs="*", default=[], help="u_j rankings of bias-corrected pre-training")
     s.add_argument("--out-corrected", default=None, help="corrected_uncertainty.csv")
+    s.add_argument("--selected", nargs="*", default=[], help="LEVEL:N:SEED=PATH of the frames each selection labelled")
+    s.add_argument("--selection-scores", nargs="*", default=[], help="every selection round's candidate scores")
+    s.add_argument("--selection-validation", nargs="*", default=[], help="the committees on the validation frames")
+    s.add_argument("--selection-pool", default=None, help="the cheap level (of --cheap) whose pool the candidates are")
+    s.add_argument("--out-selection", default=None, help="selection.csv")
+    s.add_argument("--out-selection-validation", default=None, help="selection_validation.csv")
     s.add_argument("--out-reductions", required=True)
     s.add_argument("--out-bias", required=True)
     s.add_argument("--out-bias-summary", required=True)
@@ -316,6 +341,8 @@ def _add_report_command(sub) -> None:
     s.add_argument("--bias", default=None, help="bias_diagnostic.csv (per validation frame)")
     s.add_argument("--bias-summary", default=None, help="bias_correlation.csv")
     s.add_argument("--corrected", default=None, help="corrected_uncertainty.csv")
+    s.add_argument("--selection", default=None, help="selection.csv")
+    s.add_argument("--selection-validation", default=None, help="selection_validation.csv")
     s.add_argument("--forcefield", default=None, help="directory of the recommended force field")
     s.add_argument("--benchmarks-dir", required=True, help="Snakemake benchmark files of the molecule (*.tsv)")
     s.add_argument("--config-json", type=_json, required=True, help="the run's effective config, shown in the report")

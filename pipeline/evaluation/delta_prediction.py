@@ -27,6 +27,7 @@ from .. import units
 from ..data import Dataset, load_npz
 from ..delta import CheapPotential, DeltaError, cheap_labels_for, difference_dataset
 from ..models import load_model
+from .calculator import CommitteeMixin
 from .predict import TIMED_FRAMES, load_labelled, predict, predict_cpu_s_per_frame, write_evaluation
 
 
@@ -46,7 +47,7 @@ def cheap_potential_of(model, z, prmtop: str | None = None) -> CheapPotential:
     return CheapPotential(extra["cheap_level"], extra["cheap_entry"], z, prmtop=prmtop)
 
 
-class DeltaCalculator(Calculator):
+class DeltaCalculator(CommitteeMixin, Calculator):
     """ASE calculator of a Δ model: energy (eV) and forces (eV/Å) = cheap level + correction.
 
     Args:
@@ -55,10 +56,12 @@ class DeltaCalculator(Calculator):
         first Atoms object it is asked about.
       prmtop: the molecule's GAFF2 prmtop when the cheap level is GAFF2 (empirical).
       potential: a CheapPotential to use instead of the one the model's metadata describes.
+      committee: other Δ models (or paths) of the same method and cheap level; with any, every call
+        also sets results["force_disagreement"] (eV/Å, the spread of the corrections).
     A cheap-level calculation that fails gives NaN energy and forces (an MD run stops there).
     """
 
-    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "force_disagreement"]
 
     def __init__(
         self,
@@ -67,6 +70,7 @@ class DeltaCalculator(Calculator):
         prmtop: str | None = None,
         device: str = "cpu",
         potential: CheapPotential | None = None,
+        committee=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -76,6 +80,10 @@ class DeltaCalculator(Calculator):
         self.device = device
         self.prmtop = prmtop
         delta_metadata(model)  # refuse a model that is not a Δ model now, not at the first call
+        self._set_committee(committee, device)
+        for m in self.committee:
+            if delta_metadata(m)["cheap_level"] != delta_metadata(model)["cheap_level"]:
+                raise DeltaError("a Δ committee corrects one cheap level; its members correct different ones")
         if potential is None and z is not None:
             potential = cheap_potential_of(model, z, prmtop)
         self.potential = potential
@@ -96,6 +104,7 @@ class DeltaCalculator(Calculator):
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = forces  # [n_atoms, 3] eV/A
+        self._record_disagreement(F[0])
 
 
 def cheap_cpu_s_per_frame(potential: CheapPotential, test: Dataset, cheap: Dataset) -> tuple[float, str]:

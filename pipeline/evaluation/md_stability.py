@@ -51,6 +51,8 @@ COLUMNS = [
     "max_bond_stretch",
     "final_temperature_K",
     "wall_s",
+    "max_force_disagreement_kcal",  # largest committee force disagreement of the run (NaN: no committee)
+    "mean_force_disagreement_kcal",
 ]
 
 
@@ -156,7 +158,9 @@ def run_stability(
     Returns a DataFrame with one row per run: run, start_frame, steps_completed (steps
     integrated; for a diverged run the step at which divergence was detected), time_ps,
     diverged, reason ("" if stable), max_bond_stretch (largest d / d_start over bonds and
-    steps), final_temperature_K (instantaneous kinetic temperature of the last frame), wall_s.
+    steps), final_temperature_K (instantaneous kinetic temperature of the last frame), wall_s, and
+    the largest and mean committee force disagreement over the steps (kcal/mol/Å) when the calculator
+    reports one (a ModelCalculator or DeltaCalculator with a committee; NaN otherwise).
     """
     start_R, z = _start_positions(start, z)
     # an ASE calculator is used as is; a model (or its path) is wrapped
@@ -249,7 +253,10 @@ def _one_run(
     energy0 = units.ev_to_kcal(atoms.get_potential_energy())
     reason = ""
     max_stretch = float("nan")
+    disagreement = []  # kcal/mol/Å per step, when the calculator has a committee
     for _ in dyn.irun(n_steps):
+        if "force_disagreement" in calc.results:
+            disagreement.append(units.ev_to_kcal(calc.results["force_disagreement"]))
         reason, stretch = check_divergence(
             atoms.positions,
             units.ev_to_kcal(atoms.get_potential_energy()),
@@ -273,6 +280,8 @@ def _one_run(
         "max_bond_stretch": max_stretch,
         "final_temperature_K": float(atoms.get_temperature()),
         "wall_s": time.perf_counter() - t0,
+        "max_force_disagreement_kcal": float(np.max(disagreement)) if disagreement else float("nan"),
+        "mean_force_disagreement_kcal": float(np.mean(disagreement)) if disagreement else float("nan"),
     }
 
 

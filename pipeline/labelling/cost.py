@@ -234,8 +234,10 @@ def _current_frames(frames_path: Path, config: dict, molecule: str, subset: str)
 
     if not frames_path.exists():
         return None
-    block = pconf.subset_block(config, molecule, subset)
     ds = load_npz(frames_path)
+    if pconf.selection_batch(subset) is not None:  # picked by a selection round, not a block
+        return ds if len(ds) == pconf.subset_size(config, molecule, subset) else None
+    block = pconf.subset_block(config, molecule, subset)
     return ds if len(ds) == block.size and ds.meta.get("block") == block.token else None
 
 
@@ -248,7 +250,23 @@ def accurate_level_source(config: dict, molecule: str) -> str:
 
 # The config sections a plan depends on: the label_plan rule passes only these (so that other edits
 # do not rerun it); a test checks that they give the plan of the whole config.
-PLAN_SECTIONS = ("molecules", "levels", "accurate_level", "cheap_levels", "sampling", "splits", "labelling", "delta")
+PLAN_SECTIONS = (
+    "molecules",
+    "levels",
+    "accurate_level",
+    "cheap_levels",
+    "sampling",
+    "splits",
+    "labelling",
+    "delta",
+    "selection",
+)
+
+
+def plan_config(config: dict) -> dict:
+    """What a plan depends on: PLAN_SECTIONS and the training seeds (one selection, and so one set
+    of picked frames to label, per seed)."""
+    return {**{k: config[k] for k in PLAN_SECTIONS}, "training": {"seeds": list(config["training"]["seeds"])}}
 
 
 def label_cores(cluster: bool, cores: int | None, jobs: int | None, threads: int, machine: int) -> tuple[int, str]:

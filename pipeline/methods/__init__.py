@@ -38,7 +38,8 @@ __all__ = [
     "train_sizes",
 ]
 
-METHOD_MODULES = ("standard", "asteroid", "score_matching", "sgdml", "delta", "corrected")  # the report's order
+# the report's order
+METHOD_MODULES = ("standard", "asteroid", "score_matching", "sgdml", "delta", "corrected", "selected")
 
 
 def _load() -> dict[str, Method]:

@@ -33,6 +33,7 @@ class Method:
     card: str | None = None  # a summary card of its reduction vs standard training, with this name
     gamma_role: str | None = None  # records of its γ candidates (chosen on validation; gamma_selection.csv)
     compare_with: tuple[str, ...] = ()  # methods (same model, level, N) reductions.csv also compares it with
+    selected_frames: bool = False  # trains on frames a committee selected (pipeline/selection.py)
     cheap_labels: str = "none"  # cheap labels it pays for: none, "pool" (its level's whole pool),
     # "own" (Δ: its level on the N training frames and every validation and test frame) or "pool+own"
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .. import methods as method_registry
+from ..evaluation.stats import spearman
 from . import metrics
 from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
 from .inputs import ReportInputs, software_versions
@@ -111,6 +112,7 @@ class ReportContent:
     gamma: GammaSelection | None
     bias: Table | None
     corrected: Table | None
+    selection: Table | None
     stability: Table | None
     label_cost_summary: Table | None
     label_costs: Table | None
@@ -551,6 +553,32 @@ def corrected_table(diag: pd.DataFrame) -> Table | None:
     return frame_table(with_labels(metrics.normalise_levels(diag)), cols, "corrected-table")
 
 
+def selection_table(selection: pd.DataFrame, validation: pd.DataFrame) -> Table | None:
+    """Per selection (seed) and round: candidates, picks, the picks' mean disagreement and distance
+    against the candidates', and the committee's rank correlation with the true error on validation."""
+    if selection.empty:
+        return None
+    rows = []
+    for (seed, r), g in selection.groupby(["seed", "round"], sort=True):
+        picked = g[g["pick_order"] >= 0]
+        v = validation[(validation["seed"] == seed) & (validation["round"] == r)] if not validation.empty else g[:0]
+        rows.append(
+            {
+                "seed": int(seed),
+                "round": int(r),
+                "candidates": len(g),
+                "picked": len(picked),
+                "disagreement_picked_kcal": picked["disagreement_kcal"].mean(),
+                "disagreement_candidates_kcal": g["disagreement_kcal"].mean(),
+                "distance_picked": picked["distance"].mean(),
+                "distance_candidates": g["distance"].mean(),
+                "n_val": len(v),
+                "spearman_val": spearman(v["disagreement_kcal"], v["true_error_kcal"]) if len(v) else float("nan"),
+            }
+        )
+    return frame_table(pd.DataFrame(rows), table_id="selection-table")
+
+
 def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) -> tuple[Table | None, Table | None]:
     """Per level (summed over subsets) and per level and subset, as in label_costs.csv."""
     if label_summary.empty:
@@ -606,6 +634,8 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
         gamma=inputs.gamma,
         bias_frames=inputs.bias_frames,
         bias_summary=inputs.bias_summary,
+        selection=inputs.selection,
+        selection_validation=inputs.selection_validation,
     )
     notes += [f"Figure “{f.title}” not drawn: {f.skipped}." for f in figures if f.skipped]
     results = inputs.results
@@ -637,6 +667,7 @@ def compute_report(inputs: ReportInputs, fig_dir: str | os.PathLike) -> ReportCo
         gamma=gamma_selection(inputs.gamma),
         bias=bias_table(inputs.bias_summary),
         corrected=corrected_table(inputs.corrected),
+        selection=selection_table(inputs.selection, inputs.selection_validation),
         stability=(
             frame_table(with_labels(metrics.stability_summary(inputs.stability)), table_id="stability-table")
             if not inputs.stability.empty

@@ -31,6 +31,7 @@ from matplotlib.ticker import (
 
 from .. import methods
 from ..data import atomic_write
+from ..evaluation.stats import spearman
 from . import metrics
 
 MAE_LABEL = "force MAE (kcal/mol/Å)"
@@ -369,6 +370,48 @@ def bias_figure(bias_frames: pd.DataFrame, summary: pd.DataFrame) -> tuple[Figur
     )
 
 
+def selection_figure(selection: pd.DataFrame, validation: pd.DataFrame) -> tuple[Figure, str]:
+    """What the committees picked (the first seed's selection): each round's picks against its
+    candidate pool in energy, force and disagreement, and the committee's disagreement against the
+    true error on the validation frames."""
+    if selection.empty:
+        raise SkipFigure("no selection rounds (selection.enabled: false)")
+    seed = sorted(selection["seed"].unique())[0]
+    sel = selection[selection["seed"] == seed]
+    panels = [
+        ("cheap_energy_kcal", "energy at the pool's level − pool mean (kcal/mol)"),
+        ("cheap_force_rms_kcal", "RMS force at the pool's level (kcal/mol/Å)"),
+        ("disagreement_kcal", "committee disagreement (kcal/mol/Å)"),
+    ]
+    panels = [p for p in panels if sel[p[0]].notna().any()]
+    fig = Figure(figsize=(4.0 * (len(panels) + 1), 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels) + 1, squeeze=False)).ravel()
+    rounds = sorted(sel["round"].unique())
+    for ax, (col, xlabel) in zip(axes, panels):
+        pool = sel[sel["round"] == rounds[0]][col].dropna()
+        bins = np.histogram_bin_edges(sel[col].dropna(), bins=20)
+        ax.hist(pool, bins=bins, density=True, color="0.75", label=f"candidates (round {rounds[0]})")
+        for i, r in enumerate(rounds):
+            picked = sel[(sel["round"] == r) & (sel["pick_order"] >= 0)][col].dropna()
+            style = dict(density=True, histtype="step", lw=1.8, color=f"C{i % 10}")
+            ax.hist(picked, bins=bins, label=f"round {r} picks", **style)
+        _finish_panel(ax, xlabel, "density", f"seed {seed}")
+    ax = axes[-1]
+    val = validation[validation["seed"] == seed] if not validation.empty else validation
+    for i, (r, rows) in enumerate(val.groupby("round") if not val.empty else []):
+        rho = spearman(rows["disagreement_kcal"], rows["true_error_kcal"])
+        label = f"round {r}" + (f", ρ = {rho:.2f}" if np.isfinite(rho) else "")
+        ax.scatter(rows["true_error_kcal"], rows["disagreement_kcal"], s=14, alpha=0.7, color=f"C{i % 10}", label=label)
+    _finish_panel(ax, "true force error of the committee mean (kcal/mol/Å)", "disagreement (kcal/mol/Å)", "validation")
+    return fig, (
+        "Which frames the committees picked: each round's picks (lines) against the candidates (grey) in "
+        "energy and force at the pool's level and in committee disagreement; picks far in the tails are "
+        "strained geometries the random test frames rarely contain. Right: the committee's disagreement "
+        "against the true error of its mean prediction on the validation frames (ρ: Spearman rank "
+        "correlation; near 0, disagreement does not find the frames the model gets wrong)."
+    )
+
+
 def cheap_only_figure(agg: pd.DataFrame) -> tuple[Figure, str]:
     """Bar chart of the force MAE, against the accurate test set, of models trained
     without accurate labels; a dashed line marks standard training at its largest N."""
@@ -570,6 +613,7 @@ FIGURE_TITLES = {
     "md_stability": "MD stability",
     "stage_timings": "Compute time and memory per workflow stage",
     "label_cost": "Label cost per frame and level of theory",
+    "selection": "Frames picked by committee disagreement",
 }
 
 
@@ -582,6 +626,8 @@ def make_figures(
     gamma: pd.DataFrame | None = None,
     bias_frames: pd.DataFrame | None = None,
     bias_summary: pd.DataFrame | None = None,
+    selection: pd.DataFrame | None = None,
+    selection_validation: pd.DataFrame | None = None,
 ) -> list[FigureResult]:
     """Draw and save all report figures; skipped ones carry the reason.
 
@@ -602,6 +648,10 @@ def make_figures(
         "md_stability": lambda: stability_figure(stability),
         "stage_timings": lambda: timings_figure(timings),
         "label_cost": lambda: label_cost_figure(metrics.label_cost_summary(label_costs)),
+        "selection": lambda: selection_figure(
+            selection if selection is not None else pd.DataFrame(),
+            selection_validation if selection_validation is not None else pd.DataFrame(),
+        ),
     }
     out = []
     for name, build in builders.items():

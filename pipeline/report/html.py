@@ -122,6 +122,8 @@ def build_report(
     corrected_csv: str | os.PathLike | None = None,
     forcefield_dir: str | os.PathLike | None = None,
     label_plan_csv: str | os.PathLike | None = None,
+    selection_csv: str | os.PathLike | None = None,
+    selection_validation_csv: str | os.PathLike | None = None,
 ) -> Path:
     """Write the report of `molecule` to `out_html` and its figures to `fig_dir`.
 
@@ -148,6 +150,8 @@ def build_report(
         corrected_csv=corrected_csv,
         forcefield_dir=forcefield_dir,
         label_plan_csv=label_plan_csv,
+        selection_csv=selection_csv,
+        selection_validation_csv=selection_validation_csv,
     )
     content = compute_report(inputs, fig_dir)
     page = render_report(content, out_html.parent)

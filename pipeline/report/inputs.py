@@ -39,6 +39,8 @@ class ReportInputs:
     bias_frames: pd.DataFrame
     bias_summary: pd.DataFrame
     corrected: pd.DataFrame  # corrected_uncertainty.csv (bias-corrected pre-training's u_j ranking)
+    selection: pd.DataFrame  # selection.csv (every selection round's candidates and picks)
+    selection_validation: pd.DataFrame  # selection_validation.csv (the committees on the validation frames)
     forcefield: dict | None
     timings: pd.DataFrame
     config_path: PathLike | None
@@ -105,6 +107,8 @@ def load_inputs(
     corrected_csv: PathLike | None = None,
     forcefield_dir: PathLike | None = None,
     label_plan_csv: PathLike | None = None,
+    selection_csv: PathLike | None = None,
+    selection_validation_csv: PathLike | None = None,
 ) -> ReportInputs:
     """Read every input of the report of `molecule` (see :func:`pipeline.report.html.build_report`)."""
     notes: list[str] = []
@@ -120,10 +124,10 @@ def load_inputs(
     reductions = load_csv(reductions_csv, records.REDUCTIONS, "reductions.csv", notes)
     bias_frames = load_csv(bias_csv, records.BIAS_FRAMES, "bias_diagnostic.csv", notes)
     bias_summary = load_csv(bias_summary_csv, metrics.BIAS_SUMMARY_COLUMNS, "bias_correlation.csv", notes)
-    corrected = (
-        load_csv(corrected_csv, records.CORRECTED_UNCERTAINTY, "corrected_uncertainty.csv", notes)
-        if corrected_csv is not None
-        else pd.DataFrame(columns=records.CORRECTED_UNCERTAINTY)
+    corrected = _optional_csv(corrected_csv, records.CORRECTED_UNCERTAINTY, "corrected_uncertainty.csv", notes)
+    selection = _optional_csv(selection_csv, records.SELECTION, "selection.csv", notes)
+    selection_val = _optional_csv(
+        selection_validation_csv, records.SELECTION_VALIDATION, "selection_validation.csv", notes
     )
     ff_meta = Path(forcefield_dir, "metadata.json") if forcefield_dir else None
     forcefield = json.loads(ff_meta.read_text()) if ff_meta and ff_meta.is_file() else None
@@ -144,12 +148,19 @@ def load_inputs(
         bias_frames=bias_frames,
         bias_summary=bias_summary,
         corrected=corrected,
+        selection=selection,
+        selection_validation=selection_val,
         forcefield=forcefield,
         timings=timings,
         config_path=config_path,
         config_text=config_text,
         notes=notes,
     )
+
+
+def _optional_csv(path: PathLike | None, columns, name: str, notes: list[str]) -> pd.DataFrame:
+    """A table the workflow writes only for some configs: empty (no note) when not given."""
+    return load_csv(path, columns, name, notes) if path is not None else pd.DataFrame(columns=columns)
 
 
 def software_versions() -> dict[str, str]:

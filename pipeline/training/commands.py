@@ -56,6 +56,7 @@ def _run_standard(a):
         n_train=a.n_train,
         val_npz=a.val,
         **_stage_kwargs(a),
+        extra=_role_extra(a),
     )
     _done(a)
 
@@ -155,8 +156,38 @@ def _run_delta(a):
         cheap_level=a.cheap_level,
         cheap_entry=a.cheap_entry,
         **_stage_kwargs(a),
+        extra=_role_extra(a),
     )
     _done(a)
+
+
+def _run_select(a):
+    from ..selection import select_round
+
+    _setup(a)
+    select_round(
+        committee_paths=a.committee,
+        kind=a.kind,
+        candidates_npz=a.candidates,
+        labelled_npz=a.labelled,
+        n_labelled=a.n_labelled,
+        n_pick=a.n_pick,
+        diversity=a.diversity,
+        val_npz=a.val,
+        cheap_val_npz=a.cheap_val,
+        seed=a.seed,
+        round_=a.round,
+        out_frames=a.out_frames,
+        out_scores=a.out_scores,
+        out_validation=a.out_validation,
+        device=a.device,
+    )
+
+
+def _run_merge_selected(a):
+    from ..selection import merge_selected
+
+    merge_selected(first_npz=a.first, n_first=a.n_first, batch_npzs=a.batches, batch_frames=a.batch_frames, out=a.out)
 
 
 def add_commands(sub) -> None:
@@ -165,6 +196,7 @@ def add_commands(sub) -> None:
     s.add_argument("--train", required=True)
     s.add_argument("--n-train", type=int, required=True)
     s.add_argument("--val", required=True)
+    s.add_argument("--role", default=None, help="the method's role in the model metadata (pipeline/methods)")
     s.set_defaults(func=_run_standard)
 
     s = sub.add_parser("bias", help="per-frame bias of cheap labels against the stage-1 model")
@@ -226,4 +258,31 @@ def add_commands(sub) -> None:
     s.add_argument("--cheap-val", required=True, help="the validation frames labelled at the cheap level")
     s.add_argument("--cheap-level", required=True, help="name of the cheap level")
     s.add_argument("--cheap-entry", type=_json, required=True, help="the cheap level's config entry as JSON")
+    s.add_argument("--role", default=None, help="the method's role in the model metadata (pipeline/methods)")
     s.set_defaults(func=_run_delta)
+
+    s = sub.add_parser("select", help="one selection round: committee disagreement + diversity picks the next frames")
+    _common(s, model=False, stage=False)
+    s.add_argument("--committee", nargs="+", required=True, help="the committee's model.pt files (>= 2)")
+    s.add_argument("--kind", choices=["delta", "standard"], required=True, help="what the members learned")
+    s.add_argument("--candidates", required=True, help="frames file of the candidate pool")
+    s.add_argument("--labelled", required=True, help="the frames labelled so far (accurate dataset)")
+    s.add_argument("--n-labelled", type=int, required=True, help="its first N frames are the labelled ones")
+    s.add_argument("--n-pick", type=int, required=True)
+    s.add_argument("--diversity", type=float, required=True, help="length scale x the median distance (0: top-n)")
+    s.add_argument("--val", required=True, help="accurate validation set")
+    s.add_argument("--cheap-val", default=None, help="validation frames at the Δ committee's level")
+    s.add_argument("--seed", type=int, required=True, help="the training seed whose selection this is")
+    s.add_argument("--round", type=int, required=True)
+    s.add_argument("--out-frames", required=True)
+    s.add_argument("--out-scores", required=True)
+    s.add_argument("--out-validation", required=True)
+    s.set_defaults(func=_run_select)
+
+    s = sub.add_parser("merge-selected", help="a selection's labelled frames: round 0 and every batch, at one level")
+    s.add_argument("--first", required=True, help="dataset whose first N frames are round 0 (train)")
+    s.add_argument("--n-first", type=int, required=True)
+    s.add_argument("--batches", nargs="*", default=[], help="labelled batches in round order")
+    s.add_argument("--batch-frames", nargs="*", default=[], help="their frames files (selection metadata)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=_run_merge_selected)

@@ -61,6 +61,8 @@ def test_results_cover_every_method(finished_run):
         "delta",
         "delta_sgdml",
         "corrected",
+        "standard_selected",
+        "delta_selected",
     }
     assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"xtb", "empirical"}
     assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
@@ -218,7 +220,7 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
         "finetune_corrected",
         "collect",
         "report",
-    }, planned
+    }, planned  # not the selection: its candidates are the pool's frames, not its labels
     assert {"train_stage2", "finetune_cheap", "evaluate", "collect", "report"} <= set(planned)
     # only the xTB branch: 2 finite gammas x 2 N stage-2 models, and the fine-tunes of those and of gamma = inf;
     # the corrected pool of each N and its 3 gamma candidates' stages 2 and 3
@@ -281,3 +283,83 @@ def test_every_registered_method_is_in_results_report_and_costs(finished_run):
         assert rows[["data_cost_cpu_h", "train_cpu_h_total", "total_cpu_h"]].notna().all().all(), m.name
         assert (rows["train_cpu_h_total"] > 0).all(), m.name
         assert m.label in html, m.label
+
+
+def test_selection_picks_pool_frames_and_its_models_pay_for_the_committee(finished_run):
+    """Round 0 is the random train[:4]; round 1's committee of two Δ models picked 4 frames of the
+    xTB pool (never validation or test frames); standard and Δ models trained on those 8 frames
+    count their own labels and the committee's training in their cost."""
+    wd, _ = finished_run
+    train, val, test = (load_npz(wd / MOL / f"data/ccsd_t/{s}.npz") for s in ("train", "val", "test"))
+    picked = load_npz(wd / MOL / "frames/sel-s0-r1.npz")
+    pool = load_npz(wd / MOL / "frames/cheap-xtb.npz")
+    assert len(picked) == 4 and set(picked.frame_id) <= set(pool.frame_id)
+    assert not set(picked.frame_id) & (set(val.frame_id) | set(test.frame_id) | set(train.frame_id))
+    merged = load_npz(wd / MOL / "data/ccsd_t/selected/N8_s0.npz")
+    assert list(merged.frame_id) == [*train.frame_id[:4], *picked.frame_id] and merged.labelled
+    meta = picked.meta["selection"]
+    assert meta["committee"] == "delta" and meta["committee_size"] == 2 and meta["committee_cpu_s"] > 0
+    df = pd.read_csv(wd / MOL / "results.csv")
+    std_sel = df[df.method == "standard_selected"].iloc[0]
+    assert std_sel.n_train == 8 and std_sel.seed == 0
+    assert std_sel.accurate_label_cpu_h == pytest.approx(merged.cpu_s.sum() / 3600)
+    own = json.loads((wd / MOL / "models/egnn/selected/standard/N8_s0/eval.json").read_text())["model_extra"]
+    selection_s = merged.meta["selected"]["selection_cpu_s"]
+    assert selection_s >= meta["committee_cpu_s"]
+    assert std_sel.train_cpu_h_total * 3600 == pytest.approx(own["train_cpu_s"] + selection_s, rel=1e-6)
+    d_sel = df[df.method == "delta_selected"].iloc[0]
+    assert d_sel.cheap_level == "xtb" and d_sel.cheap_label_cpu_h > 0 and np.isfinite(d_sel.reduction_vs_standard)
+    red = pd.read_csv(wd / MOL / "reductions.csv")
+    baselines = set(red.loc[red.method == "delta_selected", "baseline"])
+    assert baselines == {"egnn standard", "egnn delta"}  # and with Δ on random frames
+    scores = pd.read_csv(wd / MOL / "selection.csv")
+    assert len(scores) == len(pool) and sorted(scores.loc[scores.pick_order >= 0, "pick_order"]) == [0, 1, 2, 3]
+    assert scores[["cheap_energy_kcal", "cheap_force_rms_kcal"]].notna().all().all()
+    top = scores.loc[scores.pick_order == 0, "frame_id"].iloc[0]
+    assert top == picked.frame_id[0]
+    committee_val = pd.read_csv(wd / MOL / "selection_validation.csv")
+    assert set(committee_val.frame_id) == set(val.frame_id) and (committee_val.true_error_kcal > 0).all()
+    html = (wd / MOL / "report.html").read_text()
+    assert 'id="selection-table"' in html and 'data-figure="selection"' in html
+
+
+def test_touching_a_round_reruns_exactly_what_follows_it(finished_run):
+    """Touching round 1's picks relabels them (from the label cache) and retrains only the models on
+    selected frames; the committee and the random-frame runs stay."""
+    wd, _ = finished_run
+    picked = wd / MOL / "frames/sel-s0-r1.npz"
+    before = picked.stat()
+    picked.touch()
+    try:
+        planned = _planned(snakemake(wd, "-n", "results/ethanol/report.html"))
+    finally:
+        os.utime(picked, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert set(planned) == {
+        "label_chunk",
+        "dataset",
+        "selected_data",
+        "train_standard_selected",
+        "train_delta_selected",
+        "evaluate",
+        "evaluate_delta_selected",
+        "collect",
+        "report",
+    }, planned
+    assert planned["selected_data"] == 2  # the picks at CCSD(T) and at xTB
+
+
+def test_a_second_round_trains_its_committee_on_the_first_rounds_frames(finished_run):
+    """splits.train_sizes [4, 6, 8]: two rounds of 2 picks; round 2's committee trains on round 0 plus
+    round 1's picks, round 1's committee (trained on the same 4 frames) is kept (dry run)."""
+    wd, _ = finished_run
+    cfg = (wd / "config-tiny.yaml").read_text()
+    assert "  train_sizes: [4, 8]\n" in cfg
+    (wd / "config-tiny.yaml").write_text(cfg.replace("  train_sizes: [4, 8]\n", "  train_sizes: [4, 6, 8]\n"))
+    try:
+        r = snakemake(wd, "-n", "-p", "results/ethanol/delta/egnn/xtb/selected/N8_s0/eval.json")
+    finally:
+        (wd / "config-tiny.yaml").write_text(cfg)
+    planned, text = _planned(r), r.stdout + r.stderr
+    assert planned["train_committee"] == 2 and planned["select_frames"] == 2, planned
+    assert "--n-pick 2" in text and "--round 2" in text
+    assert "--train results/ethanol/data/ccsd_t/selected/N6_s0.npz --n-train 6" in text

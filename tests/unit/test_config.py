@@ -84,6 +84,33 @@ def test_schema_errors(edit, message):
             ),
             "'md17' is an imported",
         ),
+        (
+            lambda c: c["selection"].update(enabled=True, level="dft"),
+            r"selection.level: 'dft' is not a cheap level of ethanol \['xtb'\]",
+        ),
+        (
+            lambda c: (c["selection"].update(enabled=True), c["delta"].update(enabled=False)),
+            r"selection.committee: a Δ model on 'xtb' needs 'xtb' in delta.cheap_levels",
+        ),
+        (
+            lambda c: (
+                c["selection"].update(enabled=True, committee="standard"),
+                c["delta"].update(enabled=False),
+            ),
+            r"selection.methods: a Δ model on 'xtb'.*remove delta from selection.methods",
+        ),
+        (
+            lambda c: (c["selection"].update(enabled=True), c["splits"].update(train_sizes=[50])),
+            r"splits.train_sizes \[50\] is one round",
+        ),
+        (
+            lambda c: (c["selection"].update(enabled=True), c["splits"].update(train_sizes=[25, 5000])),
+            r"the rounds pick 4975 frames but the candidate pool splits.cheap.xtb has",
+        ),
+        (
+            lambda c: c["selection"].update(enabled=True, committee_model="nequip"),
+            r"selection.committee_model: unknown model 'nequip'; models: egnn, gemnet, mace",
+        ),
     ],
 )
 def test_semantic_errors(edit, message):
@@ -354,3 +381,22 @@ def test_numbers_from_the_command_line_are_numbers():
     cfg = pconf.coerce_command_line_values({"training": {"accurate": {"lr": "1e-3"}, "device": "cpu"}})
     assert cfg["training"]["accurate"]["lr"] == 0.001 and cfg["training"]["device"] == "cpu"
     assert pconf.coerce_command_line_values({"labelling": {"threads": "four"}})["labelling"]["threads"] == "four"
+
+
+def test_selection_rounds_label_only_their_picks_at_the_levels_that_need_them():
+    cfg = _default()
+    cfg["selection"].update(enabled=True)
+    cfg["splits"].update(train_sizes=[25, 50, 100])
+    cfg["training"].update(seeds=[0, 1])
+    pconf.validate_schema(cfg)
+    pconf.check_config(cfg)
+    assert pconf.selection_batch_sizes(cfg) == [25, 50]
+    assert pconf.selection_subsets(cfg, "ethanol") == ["sel-s0-r1", "sel-s0-r2", "sel-s1-r1", "sel-s1-r2"]
+    assert pconf.subset_size(cfg, "ethanol", "sel-s1-r2") == 50
+    assert pconf.subset_level(cfg, "ethanol", "sel-s1-r2") == "ccsd_t"
+    tasks = pconf.labelling_tasks(cfg, "ethanol")
+    assert ("ccsd_t", "sel-s0-r1") in tasks and ("xtb", "sel-s0-r1") in tasks  # a Δ committee needs xTB there
+    cfg["selection"].update(committee="standard", methods=["standard"])
+    assert ("xtb", "sel-s0-r1") not in pconf.labelling_tasks(cfg, "ethanol")
+    cfg["selection"].update(enabled=False)
+    assert pconf.selection_subsets(cfg, "ethanol") == [] and "sel-s0-r1" not in pconf.subsets(cfg, "ethanol")

@@ -317,7 +317,14 @@ def test_gpus_for_training_rules_only(name):
     assert pres.gpus(config, "evaluate") == pres.gpus(config, "label_chunk") == 0
     assert pres.gpus(_config(name, device="cpu"), "train_standard") == 0
     # the rules of methods added since (bias-corrected pre-training) are one line each
-    assert set(pres.TRAINING_RULES) == {*OLD_TRAINING_RULES, "train_corrected", "finetune_corrected"}
+    new = {
+        "train_corrected",
+        "finetune_corrected",
+        "train_committee",
+        "train_standard_selected",
+        "train_delta_selected",
+    }
+    assert set(pres.TRAINING_RULES) == {*OLD_TRAINING_RULES, *new}
 
 
 def test_a_new_training_rule_is_one_line(monkeypatch):

@@ -13,6 +13,7 @@ from pipeline import config as pconf
 from pipeline import layout as L
 from pipeline import methods
 from pipeline import resources as pres
+from pipeline import selection as pselection
 from pipeline import slurm_compat
 from pipeline.labelling import cost as lcost
 from pipeline.labelling.levels import LEVELS
@@ -36,7 +37,7 @@ slurm_compat.install()
 wildcard_constraints:
     molecule="[A-Za-z0-9_]+",
     level="[A-Za-z0-9_]+",
-    subset="train|val|test|unlabelled|cheap-[A-Za-z0-9_]+",
+    subset=f"train|val|test|unlabelled|cheap-[A-Za-z0-9_]+|{L.SELECTION_SUBSET_RE}",
     chunk="[0-9]+",
     model="[a-z0-9_]+",
     n="[0-9]+",
@@ -181,7 +182,7 @@ def get_dataset(molecule, subset, level=None):
 
 def get_label_plan_config(wildcards):
     """The config sections the label cost estimate depends on (other edits do not rerun it)."""
-    return q({k: config[k] for k in lcost.PLAN_SECTIONS})
+    return q(lcost.plan_config(config))
 
 
 # ----------------------------------------------------------------------------- evaluation

@@ -6,6 +6,22 @@ def get_stability_models(wildcards):
     return methods.get(wildcards.method).stability_models(config, wildcards)
 
 
+def get_stability_committee(wildcards):
+    """The same method's models of the other training seeds, whose force disagreement every MD step
+    records; none for a method that chooses among candidates per seed (γ) or with one seed."""
+    own = methods.get(wildcards.method).stability_models(config, wildcards)
+    others = [s for s in methods.seeds(config) if s != int(wildcards.seed)]
+    if len(own) != 1 or not others:
+        return []
+    values = dict(wildcards.items())
+    return [methods.get(wildcards.method).stability_models(config, {**values, "seed": s})[0] for s in others]
+
+
+def get_delta_stability_committee(wildcards):
+    """The Δ models of the other training seeds (same level and N): their corrections' spread."""
+    return [L.run("delta", values=wildcards, seed=s) for s in methods.seeds(config) if s != int(wildcards.seed)]
+
+
 def get_stability_methods():
     """The {method} of the generic md_stability rule: methods with a plain-model stability run."""
     return "|".join(n for n, m in methods.METHODS.items() if m.has_generic_stability())
@@ -38,7 +54,10 @@ def get_collect_inputs(wildcards):
     return {
         "evals": get_evaluations(mol),
         "train": get_dataset(mol, "train"),
-        "datasets": datasets + get_delta_datasets(mol),
+        "datasets": datasets + get_delta_datasets(mol) + list(get_selection_batch_datasets(mol).values()),
+        "selected": list(get_selected_datasets(mol).values()),
+        "selection_scores": get_selection_tables(mol)["scores"],
+        "selection_validation": get_selection_tables(mol)["validation"],
         "stability": get_stability_runs(mol),
         "bias": get_bias_diagnostics(mol),
         "corrected": get_corrected_diagnostics(mol),
@@ -77,6 +96,7 @@ def get_collect_dataset_flags(wildcards):
             out.append(f"{lvl}:{s}={get_dataset(mol, s, lvl)}")
     for lvl in pconf.delta_levels(config, mol):
         out += [f"{lvl}:{s}={get_dataset(mol, s, lvl)}" for s in pconf.SUBSETS_ACCURATE]
+    out += [f"{k}={v}" for k, v in get_selection_batch_datasets(mol).items()]
     return " ".join(out)
 
 
@@ -94,6 +114,7 @@ REPORT_FIGURE_GROUPS = {
     "md_stability": "MD stability",
     "stage_timings": "Compute",
     "label_cost": "Label cost",
+    "selection": "Selection",
 }
 
 

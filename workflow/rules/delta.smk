@@ -24,11 +24,12 @@ rule train_delta:
         training=get_training_common,
         level=get_level_entry,
         device=config["training"]["device"],
+        role="",  # `--role <method>` where a method reuses this rule (train_delta_selected)
     shell:
         train_command(
             "train-delta --model-name {wildcards.model} --hparams {params.hparams} "
             "--train {input.train} --cheap-train {input.cheap_train} --n-train {wildcards.n} --val {input.val} "
-            "--cheap-val {input.cheap_val} --cheap-level {wildcards.level} --cheap-entry {params.level}"
+            "--cheap-val {input.cheap_val} --cheap-level {wildcards.level} --cheap-entry {params.level} {params.role}"
         )
 
 
@@ -94,6 +95,7 @@ rule md_stability_delta:
     """MD stability of a Δ model: the cheap level and the correction at every step."""
     input:
         models=L.run("delta"),
+        committee=get_delta_stability_committee,
         start=get_test_data,
         prmtop=get_delta_prmtop,
     output:
@@ -114,4 +116,4 @@ rule md_stability_delta:
     shell:
         "OMP_NUM_THREADS=1 python -m pipeline md-stability --model {input.models} --start {input.start} "
         "--md-stability {params.settings} --label {params.label} --seed {wildcards.seed} {params.prmtop} "
-        "--out {output} --device {params.device} 2> {log}"
+        "--committee {input.committee} --out {output} --device {params.device} 2> {log}"

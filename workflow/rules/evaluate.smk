@@ -53,6 +53,7 @@ rule sgdml:
 rule md_stability:
     input:
         models=get_stability_models,
+        committee=get_stability_committee,
         start=get_test_data,
     output:
         L.file("stability"),
@@ -73,7 +74,7 @@ rule md_stability:
     shell:
         "python -m pipeline md-stability --model {input.models} --start {input.start} "
         "--md-stability {params.settings} --label {params.label} --seed {wildcards.seed} --out {output} "
-        "--device {params.device} 2> {log}"
+        "--committee {input.committee} --device {params.device} 2> {log}"
 
 
 rule bias_diagnostic:
@@ -152,6 +153,14 @@ rule collect:
             subcategory="Corrected pre-training",
             labels={"table": "corrected_uncertainty.csv", "molecule": "{molecule}"},
         ),
+        selection=L.table("selection"),
+        selection_validation=report(
+            L.table("selection_validation"),
+            caption="../report/selection_validation.rst",
+            category="Tables",
+            subcategory="Selection",
+            labels={"table": "selection_validation.csv", "molecule": "{molecule}"},
+        ),
         forcefield=directory(L.file("forcefield")),
     log:
         L.log("collect"),
@@ -167,6 +176,8 @@ rule collect:
         unlabelled=get_collect_unlabelled_flag,
         accurate_level=get_accurate_level,
         prmtop=get_collect_prmtop_flag,
+        selected=get_collect_selected_flags,
+        selection_pool=get_collect_selection_pool_flag,
     shell:
         "python -m pipeline collect --molecule {wildcards.molecule} --evals {input.evals} --train {input.train} "
         "--cheap {params.cheap} {params.unlabelled} --datasets {params.datasets} --stability {input.stability} "
@@ -174,4 +185,7 @@ rule collect:
         "--out-corrected {output.corrected} --accurate-level {params.accurate_level} "
         "--out-results {output.results} --out-reductions {output.reductions} --out-gamma {output.gamma} "
         "--out-costs {output.costs} --out-stability {output.stability} --out-bias {output.bias} "
-        "--out-bias-summary {output.bias_summary} --out-forcefield {output.forcefield} {params.prmtop} 2> {log}"
+        "--out-bias-summary {output.bias_summary} --out-forcefield {output.forcefield} {params.prmtop} "
+        "--selected {params.selected} {params.selection_pool} --selection-scores {input.selection_scores} "
+        "--selection-validation {input.selection_validation} --out-selection {output.selection} "
+        "--out-selection-validation {output.selection_validation} 2> {log}"

@@ -17,6 +17,8 @@ rule report:
         bias=L.table("bias"),
         bias_summary=L.table("bias_summary"),
         corrected=L.table("corrected_uncertainty"),
+        selection=L.table("selection"),
+        selection_validation=L.table("selection_validation"),
         forcefield=L.file("forcefield"),
         plan=L.file("label_plan"),
     output:
@@ -50,7 +52,8 @@ rule report:
         "python -m pipeline report --molecule {wildcards.molecule} --results {input.results} "
         "--label-costs {input.costs} --gamma {input.gamma} --stability {input.stability} "
         "--reductions {input.reductions} --bias {input.bias} --bias-summary {input.bias_summary} "
-        "--corrected {input.corrected} "
+        "--corrected {input.corrected} --selection {input.selection} "
+        "--selection-validation {input.selection_validation} "
         "--forcefield {input.forcefield} "
         "--label-plan {input.plan} "
         "--benchmarks-dir {params.benchmarks} --config-json {params.config} --out-config {output.config} "

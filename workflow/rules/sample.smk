@@ -74,6 +74,8 @@ rule frames:
         L.log("frames"),
     benchmark:
         L.benchmark("frames")
+    wildcard_constraints:
+        subset="train|val|test|unlabelled|cheap-[A-Za-z0-9_]+",  # a selection's batches: select_frames
     conda:
         "../../envs/md.yaml"
     resources:

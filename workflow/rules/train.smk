@@ -28,10 +28,11 @@ rule train_standard:
         stage=get_stage("accurate"),
         training=get_training_common,
         device=config["training"]["device"],
+        role="",  # `--role <method>` where a method reuses this rule (train_standard_selected)
     shell:
         train_command(
             "train-standard --model-name {wildcards.model} --hparams {params.hparams} "
-            "--train {input.train} --n-train {wildcards.n} --val {input.val}"
+            "--train {input.train} --n-train {wildcards.n} --val {input.val} {params.role}"
         )
 
 

@@ -92,3 +92,40 @@ def test_load_forcefield_reads_the_export_and_names_a_wrong_directory(distorted,
         load_forcefield(tmp_path)
     with pytest.raises(FileNotFoundError, match="forcefield/ directory"):
         load_forcefield(tmp_path / "nowhere")
+
+
+def test_a_committee_reports_its_force_disagreement_and_keeps_the_models_own_forces(distorted, tmp_path):
+    """With members, every call also reports the spread of the members' and the model's forces (eV/Å);
+    the energy and forces stay the model's own. A member equal to the model disagrees by zero."""
+    from pipeline.selection import committee_disagreement
+
+    _, R, z = distorted
+    paths = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        save_model(build("egnn", **SMALL_EGNN), tmp_path / f"m{seed}.pt")
+        paths.append(tmp_path / f"m{seed}.pt")
+    alone = with_calc(z, R, ModelCalculator(paths[0]))
+    calc = ModelCalculator(paths[0], committee=paths[1:])
+    atoms = with_calc(z, R, calc)
+    np.testing.assert_allclose(atoms.get_forces(), alone.get_forces(), rtol=1e-12)
+    F = np.stack([predict(ModelCalculator(p).model, R[None], z)[1] for p in paths])  # [3, 1, n_atoms, 3] kcal
+    want = units.kcal_to_ev(committee_disagreement(F)[0])
+    assert calc.results["force_disagreement"] == pytest.approx(want, rel=1e-6) and want > 1e-4
+    assert "force_disagreement" not in alone.calc.results
+    same = with_calc(z, R, ModelCalculator(paths[0], committee=[paths[0]]))
+    same.get_forces()
+    assert same.calc.results["force_disagreement"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_load_forcefield_gives_the_exported_committee(distorted, tmp_path):
+    _, R, z = distorted
+    (tmp_path / "committee").mkdir()
+    for name in ("model.pt", "committee/s1.pt"):
+        torch.manual_seed(len(name))
+        save_model(build("egnn", **SMALL_EGNN), tmp_path / name)
+    meta = {"calculator": "ModelCalculator", "committee": {"members": ["committee/s1.pt"], "seeds": [1]}}
+    (tmp_path / "metadata.json").write_text(json.dumps(meta))
+    atoms = with_calc(z, R, load_forcefield(tmp_path))
+    atoms.get_forces()
+    assert atoms.calc.results["force_disagreement"] > 0

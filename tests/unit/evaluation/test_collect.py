@@ -232,9 +232,10 @@ def test_evaluations_on_different_test_sets_are_refused(tmp_path, run):
         )
 
 
-def _ds_ids(path, frame_id, cpu):
+def _ds_ids(path, frame_id, cpu, meta=None):
     n = len(frame_id)
     Dataset(
+        meta=meta or {},
         R=np.repeat(ETHANOL_R[None], n, 0),
         z=ETHANOL_Z,
         E=np.zeros(n),
@@ -248,8 +249,9 @@ def _ds_ids(path, frame_id, cpu):
 XTB_ENTRY = {"engine": "xtb", "method": "GFN2-xTB"}
 
 
-def _delta_run(tmp_path, cheap_entry=XTB_ENTRY, prmtop=None):
-    """Standard EGNN, Δ-EGNN and Δ-sGDML on xTB at N = 4 (Δ-EGNN best on validation)."""
+def _delta_run(tmp_path, cheap_entry=XTB_ENTRY, prmtop=None, selected=False):
+    """Standard EGNN, Δ-EGNN and Δ-sGDML on xTB at N = 4 (Δ-EGNN best on validation); with
+    `selected`, also Δ-EGNN on the frames a selection picked (best on validation then)."""
     rng = np.random.default_rng(1)
     hard = rng.lognormal(0, 0.5, N_TEST)
     m = tmp_path / "models"
@@ -298,6 +300,16 @@ def _delta_run(tmp_path, cheap_entry=XTB_ENTRY, prmtop=None):
     )
     xtb_val = _ds_ids(tmp_path / "xtb_val.npz", [200, 201, 202], 36.0)
     xtb_test = _ds_ids(tmp_path / "xtb_test.npz", list(range(N_TEST)), 36.0)
+    picks = {}
+    if selected:  # round 0 = 100, 101; round 1 picked pool frames 300, 301 (accurate 2 CPU-h, xTB 40 s each)
+        extra = dict(model_name="egnn", seed=0, stage="delta", n_train=4, cheap_level="xtb", role="delta_selected")
+        extra.update(cheap_entry=cheap_entry, best_metric=0.45, train_cpu_s=80)
+        evals.append(_eval(m / "dsel", 0.4 * hard, extra, predict_cpu_s_per_frame=0.006))
+        cost = {"selected": {"n_first": 2, "selection_cpu_s": 500.0}}
+        picks = {
+            "ccsd_t:4:0": _ds_ids(tmp_path / "sel_acc.npz", [100, 101, 300, 301], 7200.0, cost),
+            "xtb:4:0": _ds_ids(tmp_path / "sel_xtb.npz", [100, 101, 300, 301], 40.0, cost),
+        }
     out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red")}
     res = collect(
         molecule="ethanol",
@@ -315,6 +327,8 @@ def _delta_run(tmp_path, cheap_entry=XTB_ENTRY, prmtop=None):
         n_bootstrap=300,
         out_forcefield=str(tmp_path / "ff"),
         prmtop=prmtop,
+        selected=picks,
+        accurate_level="ccsd_t",
     )
     return res, out
 
@@ -424,3 +438,64 @@ def test_corrected_pretraining_is_also_compared_with_delta_learning():
     vs_delta = red.loc[("corrected", "egnn delta")]
     assert vs_delta["reduction"] == pytest.approx(1 - 1.0 / 0.8, abs=0.03) and vs_delta["n_seeds"] == 3
     assert red.loc[("corrected", "egnn standard"), "reduction"] == pytest.approx(0.5, abs=0.03)
+
+
+def test_a_model_on_selected_frames_pays_for_its_own_labels_and_the_selection(tmp_path):
+    """Δ-EGNN on selected frames: the accurate and cheap labels of its own 4 frames (not train[:4]),
+    the validation and test frames at xTB, and the committees' training and scoring as training CPU;
+    best on validation, it is exported as a Δ model (its cheap level runs at every call)."""
+    res, out = _delta_run(tmp_path, selected=True)
+    r = {x.method: x for x in res.itertuples()}
+    d = r["delta_selected"]
+    assert d.n_train == 4 and d.seed == 0 and d.cheap_level == "xtb"
+    assert d.accurate_label_cpu_h == pytest.approx(4 * 2.0)  # its own frames, 2 CPU-h each
+    assert d.cheap_label_cpu_h * 3600 == pytest.approx(4 * 40 + 3 * 36 + N_TEST * 36)
+    assert d.train_cpu_h_total * 3600 == pytest.approx(80 + 500)
+    assert r["delta"].accurate_label_cpu_h == pytest.approx(4.0)  # random frames unchanged
+    red = pd.read_csv(out["red"])
+    assert set(red.loc[red.method == "delta_selected", "baseline"]) == {"egnn standard", "egnn delta"}
+    meta = json.loads((tmp_path / "ff" / "metadata.json").read_text())
+    assert meta["method"] == "delta_selected" and meta["calculator"] == "DeltaCalculator"
+    assert meta["cheap_level_entry"] == XTB_ENTRY and meta["delta_same_n"]["method"] == "delta_selected"
+    assert "committee" not in meta  # one seed: no committee
+
+
+def test_the_other_seeds_of_the_recommended_method_are_exported_as_its_committee(tmp_path):
+    """Every seed of the recommended method, model and N other than its own is exported under
+    committee/ (the calculator reports their force disagreement); an earlier export's are replaced."""
+    hard = np.random.default_rng(2).lognormal(0, 0.5, N_TEST)
+    evals = [
+        _eval(
+            tmp_path / f"std{s}",
+            (1.0 + 0.1 * s) * hard,
+            dict(model_name="egnn", seed=s, stage="standard", n_train=4, best_metric=1.0 + 0.1 * s, train_cpu_s=9),
+        )
+        for s in (2, 0, 1)
+    ]
+    train = _ds(tmp_path / "train.npz", 4, 3600.0)
+    ff = tmp_path / "ff"
+    (ff / "committee").mkdir(parents=True)
+    (ff / "committee" / "s7.pt").write_bytes(b"stale")
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red")}
+    collect(
+        molecule="ethanol",
+        evals=evals,
+        train_npz=train,
+        cheap_npz={},
+        unlabelled_npz=None,
+        datasets={"ccsd_t:train": train},
+        stability_csvs=[],
+        out_results=out["results"],
+        out_gamma=out["gamma"],
+        out_costs=out["costs"],
+        out_stability=out["stab"],
+        out_reductions=out["red"],
+        n_bootstrap=100,
+        out_forcefield=str(ff),
+    )
+    meta = json.loads((ff / "metadata.json").read_text())
+    assert meta["method"] == "standard" and meta["seed"] == 0
+    assert meta["committee"]["members"] == ["committee/s1.pt", "committee/s2.pt"]
+    assert meta["committee"]["seeds"] == [1, 2]
+    assert (ff / "committee" / "s1.pt").read_bytes() == b"model std1"
+    assert sorted(p.name for p in (ff / "committee").iterdir()) == ["s1.pt", "s2.pt"]

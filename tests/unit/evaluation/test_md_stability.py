@@ -101,3 +101,18 @@ def test_to_csv_with_saved_model_and_start_npz(tmp_path):
     assert {"run", "steps_completed", "diverged", "reason", "max_bond_stretch", "final_temperature_K", "wall_s"} <= set(
         back.columns
     )
+
+
+def test_a_committee_run_records_its_force_disagreement():
+    """Two harmonic models with different stiffness disagree off the minimum: the run records the
+    largest and mean disagreement (kcal/mol/Å); a model alone records none (NaN)."""
+    from pipeline.evaluation.calculator import ModelCalculator
+
+    R0, z = methanol()
+    calc = ModelCalculator(HarmonicModel(R0), committee=[HarmonicModel(R0, k_bonded=400.0)])
+    df = run_stability(calc, R0, z, temperature_K=500, n_steps=50, n_runs=1, seed=1)
+    assert not df["diverged"].any()
+    row = df.iloc[0]
+    assert row["max_force_disagreement_kcal"] >= row["mean_force_disagreement_kcal"] > 0.1
+    alone = run_stability(HarmonicModel(R0), R0, z, n_steps=10, n_runs=1, seed=1)
+    assert np.isnan(alone["max_force_disagreement_kcal"]).all()

@@ -222,12 +222,17 @@ def test_plan_counts_frames_and_cache_hits(tmp_path):
 
 
 def test_the_plan_sections_give_the_plan_of_the_whole_config(tmp_path):
-    """The label_plan rule sees only cost.PLAN_SECTIONS of the config: its plan (Δ-learning labels
-    included) must be the one the DAG-time preview makes from the whole config."""
+    """The label_plan rule sees only cost.plan_config of the config: its plan (Δ-learning labels and
+    each seed's selected frames included) must be the one the DAG-time preview makes from the whole config."""
     cfg = _tiny_config(tmp_path)
+    cfg["training"]["seeds"] = [0, 1]
+    cfg["splits"]["train_sizes"] = [5, 10]
+    cfg["selection"].update(enabled=True, level="dft", committee="standard", methods=["standard"])
+    pconf.check_config(cfg)
     assert pconf.delta_levels(cfg, "ethanol"), "the tiny config labels Δ frames"
+    assert pconf.selection_subsets(cfg, "ethanol") == ["sel-s0-r1", "sel-s1-r1"], "and each seed's picks"
     whole = cost.plan_labels(cfg, "ethanol", cores=2, calibrate=False)
-    part = cost.plan_labels({k: cfg[k] for k in cost.PLAN_SECTIONS}, "ethanol", cores=2, calibrate=False)
+    part = cost.plan_labels(cost.plan_config(cfg), "ethanol", cores=2, calibrate=False)
     assert cost.plan_table(part).equals(cost.plan_table(whole))
 
 

@@ -27,6 +27,7 @@ FIGURES = [
     "md_stability",
     "stage_timings",
     "label_cost",
+    "selection",
 ]
 N_VALUES = [25, 50, 100, 200]
 SEEDS = [0, 1]
@@ -238,6 +239,20 @@ def write_synthetic_inputs(root: Path) -> dict:
                 header + f"{wall + j}\t0:10:00\t{rss + j}\t{2 * rss}\t{rss}\t{rss}\t1.0\t2.0\t95.0\t{cpu + j}\n"
             )
             bench.append(str(p))
+    sel, val = [], []
+    for seed in SEEDS:
+        for r in (1, 2):
+            u = rng.gamma(2.0, 0.3, 60)  # kcal/mol/Å
+            order = np.full(60, -1)
+            order[np.argsort(-u)[:10]] = np.arange(10)
+            sel += [
+                (seed, r, 1000 * r + j, u[j], rng.random(), order[j], rng.normal(0, 3), rng.gamma(4, 5))
+                for j in range(60)
+            ]
+            err = rng.gamma(2.0, 0.4, 20)
+            val += [(seed, r, "delta", 5000 + j, 0.5 * err[j] + 0.1 * rng.random(), err[j]) for j in range(20)]
+    pd.DataFrame(sel, columns=records.SELECTION).to_csv(root / "selection.csv", index=False)
+    pd.DataFrame(val, columns=records.SELECTION_VALIDATION).to_csv(root / "selection_validation.csv", index=False)
     (root / "config.yaml").write_text(CONFIG_TEXT)
     return dict(
         results_csv=root / "results.csv",
@@ -253,6 +268,8 @@ def write_synthetic_inputs(root: Path) -> dict:
         bias_csv=root / "bias_diagnostic.csv",
         bias_summary_csv=root / "bias_correlation.csv",
         forcefield_dir=root / "forcefield",
+        selection_csv=root / "selection.csv",
+        selection_validation_csv=root / "selection_validation.csv",
     )
 
 

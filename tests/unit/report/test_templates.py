@@ -26,6 +26,7 @@ SECTIONS = [
     ("gamma", "γ selection"),
     ("bias", "Bias diagnostic"),
     ("corrected", "Corrected pre-training"),
+    ("selection", "Selected frames"),
     ("stability", "MD stability"),
     ("costs", "Labels and compute"),
     ("provenance", "Provenance"),
@@ -43,6 +44,7 @@ EXPLAINED = {
     "gamma-table": "No γ selection table.",
     "bias-table": "No bias diagnostic: no cheap level could label the validation frames.",
     "stability-table": "No MD stability runs.",
+    "selection-table": "No selection rounds (selection.enabled: false)",
     "label-cost-summary-table": "No label costs.",
     "timing-table": "No benchmark files.",
     "config": "Config file not found.",
@@ -89,6 +91,8 @@ def test_each_missing_table_shows_its_explanation(tmp_path):
         "reductions_csv",
         "bias_csv",
         "bias_summary_csv",
+        "selection_csv",
+        "selection_validation_csv",
         "config_path",
     ):
         kwargs[key] = tmp_path / "absent" / f"{key}.csv"
@@ -101,8 +105,8 @@ def test_each_missing_table_shows_its_explanation(tmp_path):
     assert f"No model results for {MOLECULE} yet." in text
     assert 'id="label-estimate-table"' not in text and "estimate vs spent" not in text
     notes = text.split('<div class="notes"><strong>Notes</strong><ul>')[1].split("</ul>")[0]
-    # 7 tables, no benchmark files, 9 figures not drawn, no config
-    assert notes.count("<li>") == 18 and "stability.csv not found" in notes
+    # 9 tables, no benchmark files, 10 figures not drawn, no config
+    assert notes.count("<li>") == 21 and "stability.csv not found" in notes and "selection.csv not found" in notes
     assert 'id="results-table"' in text and 'id="versions-table"' in text  # always there
 
 
