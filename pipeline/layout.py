@@ -86,6 +86,8 @@ RUNS = {
     "committee": "selection/s{seed}/r{round}/{model}/m{member}",
     "standard_selected": "models/{model}/selected/standard/N{n}_s{seed}",
     "delta_selected": "delta/{model}/{level}/selected/N{n}_s{seed}",
+    "foundation": "models/{model}/foundation/N{n}_s{seed}",
+    "foundation_zero_shot": "models/{model}/zero_shot/N{n}",
     "any_model": "models/{run}",  # the generic evaluate rule: any run under models/
 }
 
@@ -123,6 +125,8 @@ LOGS = {
     "train_standard_selected": "train/{model}/selected/standard/N{n}_s{seed}",
     "train_delta_selected": "train/{model}/selected/delta/{level}/N{n}_s{seed}",
     "evaluate_delta_selected": "evaluate_delta/{model}/{level}/selected/N{n}_s{seed}",
+    "train_foundation": "train/{model}/foundation/N{n}_s{seed}",
+    "zero_shot": "train/{model}/zero_shot/N{n}",
     "collect": "collect",
     "report": "report",
 }
@@ -158,6 +162,8 @@ BENCHMARKS = {
     "train_standard_selected": "train_standard/{model}/selected_N{n}_s{seed}",
     "train_delta_selected": "train_delta/{model}/{level}/selected_N{n}_s{seed}",
     "evaluate_delta_selected": "evaluate_delta/{model}/{level}/selected_N{n}_s{seed}",
+    "train_foundation": "train_foundation/{model}/N{n}_s{seed}",
+    "zero_shot": "zero_shot/{model}/N{n}",
     "collect": "collect/collect",
     "report": "report/report",
 }

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 # the report's order
-METHOD_MODULES = ("standard", "asteroid", "score_matching", "sgdml", "delta", "corrected", "selected")
+METHOD_MODULES = ("standard", "asteroid", "score_matching", "sgdml", "delta", "corrected", "selected", "foundation")
 
 
 def _load() -> dict[str, Method]:

@@ -19,8 +19,9 @@ from .egnn import EGNN
 from .gemnet import GemNetT, ScaleFactor, fit_scale_factors
 from .graph import num_structures
 from .mace import MACE
+from .so3lr import SO3LR
 
-MODELS: dict[str, type[nn.Module]] = {"egnn": EGNN, "gemnet": GemNetT, "mace": MACE}
+MODELS: dict[str, type[nn.Module]] = {"egnn": EGNN, "gemnet": GemNetT, "mace": MACE, "so3lr": SO3LR}
 
 __all__ = [
     "MODELS",

@@ -61,6 +61,23 @@ def _run_standard(a):
     _done(a)
 
 
+def _run_zero_shot(a):
+    from .stages import zero_shot
+
+    _setup(a)
+    zero_shot(
+        model_name=a.model_name,
+        hparams=a.hparams,
+        train_npz=a.train,
+        n_train=a.n_train,
+        val_npz=a.val,
+        seed=a.seed,
+        device=a.device,
+        out_model=a.out_model,
+        extra=_role_extra(a),
+    )
+
+
 def _run_bias(a):
     from .stages import compute_bias
 
@@ -198,6 +215,16 @@ def add_commands(sub) -> None:
     s.add_argument("--val", required=True)
     s.add_argument("--role", default=None, help="the method's role in the model metadata (pipeline/methods)")
     s.set_defaults(func=_run_standard)
+
+    s = sub.add_parser("zero-shot", help="a pretrained model as it is: only its energy offset fitted to train[:N]")
+    _common(s, stage=False)
+    s.add_argument("--train", required=True)
+    s.add_argument("--n-train", type=int, required=True)
+    s.add_argument("--val", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out-model", required=True)
+    s.add_argument("--role", default=None, help="the method's role in the model metadata (pipeline/methods)")
+    s.set_defaults(func=_run_zero_shot)
 
     s = sub.add_parser("bias", help="per-frame bias of cheap labels against the stage-1 model")
     _common(s, model=False, stage=False)

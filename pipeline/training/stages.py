@@ -68,7 +68,13 @@ def stage_config(stage: dict, training: dict, **overrides) -> StageConfig:
 
 
 def _normalize(model, data: TensorData, force_scale: float | None = None) -> None:
-    """Energy shift per atom from the mean label energy, scale from the force spread."""
+    """Energy shift per atom from the mean label energy, scale from the force spread. A pretrained
+    backbone (SO3LR) keeps its own scale: only the energy offset to these labels is fitted."""
+    if getattr(model.backbone, "PRETRAINED", False):
+        model.set_normalization(0.0, 1.0)
+        if data.E is not None:
+            _refit_shift(model, data)
+        return
     shift = float(data.E.mean()) / data.n_atoms if data.E is not None else 0.0
     scale = force_scale if force_scale is not None else float(data.F.std())
     model.set_normalization(shift, max(scale, 1e-3))
@@ -142,6 +148,41 @@ def train_standard(
         out_model,
         {"stage": "standard", "model_name": model_name, "n_train": n_train, "seed": seed, **summary, **(extra or {})},
     )
+    return summary
+
+
+def zero_shot(*, model_name, hparams, train_npz, n_train, val_npz, seed, device, out_model, extra=None):
+    """A pretrained model as it is (SO3LR): no training step; only the energy offset to the labels
+    is fitted on the accurate train[:N] (forces are the pretrained model's), and its validation
+    force MAE is recorded like every model's."""
+    import time
+
+    from ..evaluation.predict import predict
+
+    c0, w0 = time.process_time(), time.perf_counter()
+    dev = resolve_device(device)
+    tr = _accurate_train(train_npz, n_train, dev)
+    model = _fresh_model(model_name, hparams, seed, dev, tr)
+    if not getattr(model.backbone, "PRETRAINED", False):
+        raise ValueError(f"model {model_name!r} is not pretrained: a zero-shot model would be an untrained one")
+    _normalize(model, tr)
+    val = load_npz(val_npz)
+    _, F = predict(model, val.R, val.z, device=str(dev))
+    val_mae = float(np.abs(F - units.ev_to_kcal(val.F)).mean())
+    summary = {
+        "best_metric": val_mae,
+        "metric": "val_force_mae",
+        "steps": 0,
+        "stop_step": 0,
+        "train_wall_s": time.perf_counter() - w0,
+        "train_cpu_s": time.process_time() - c0,
+    }
+    _save(
+        model,
+        out_model,
+        {"stage": "standard", "model_name": model_name, "n_train": n_train, "seed": seed, **summary, **(extra or {})},
+    )
+    log.info("zero-shot %s: energy offset fitted on N = %d; validation force MAE %.3f", model_name, n_train, val_mae)
     return summary
 
 

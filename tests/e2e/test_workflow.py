@@ -63,6 +63,8 @@ def test_results_cover_every_method(finished_run):
         "corrected",
         "standard_selected",
         "delta_selected",
+        "foundation",
+        "foundation_zero_shot",
     }
     assert set(df.loc[df.method == "asteroid", "cheap_level"]) == {"xtb", "empirical"}
     assert set(df.loc[df.method == "standard", "n_train"]) == {4, 8}
@@ -109,7 +111,7 @@ def test_results_cover_every_method(finished_run):
         np.testing.assert_allclose(units.ev_to_kcal(atoms.get_forces()), pred["F_pred"][0], atol=1e-3)
     stab = pd.read_csv(wd / MOL / "stability.csv")
     assert (
-        set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta", "corrected"}
+        set(stab["method"]) == {"standard", "asteroid", "cheap_only", "delta", "corrected", "foundation"}
         and (stab["steps_completed"] > 0).all()
     )
 

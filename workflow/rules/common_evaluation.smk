@@ -28,7 +28,7 @@ def get_stability_methods():
 
 
 def get_stability_label(wildcards):
-    cheap = "" if wildcards.method == "standard" else wildcards.level
+    cheap = "" if wildcards.level == "none" else wildcards.level  # "none": a method without a cheap level
     n = 0 if wildcards.method == "cheap_only" else int(wildcards.n)
     return q(
         {

@@ -140,16 +140,6 @@ def get_selected_delta_data(wildcards):
     }
 
 
-def get_role_flag(role):
-    """A function giving `--role <role>` (the method's role in the model metadata)."""
-
-    def _role(wildcards):
-        return f"--role {role}"
-
-    _role.__name__ = f"get_role_{role}"
-    return _role
-
-
 # ----------------------------------------------------------------------------- collect
 def get_selection_tables(molecule):
     """Every round's candidate scores and committee-on-validation CSVs ([] when selection is off)."""

@@ -77,3 +77,13 @@ def get_finetune_init(wildcards):
     if wildcards.gamma == "inf":
         return L.run("cheap_only", values=wildcards)
     return L.run("stage2", values=wildcards)
+
+
+def get_role_flag(role):
+    """A function giving `--role <role>` (the method's role in the model metadata)."""
+
+    def _role(wildcards):
+        return f"--role {role}"
+
+    _role.__name__ = f"get_role_{role}"
+    return _role

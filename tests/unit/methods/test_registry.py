@@ -38,7 +38,7 @@ def test_workflow_paths_come_from_the_methods_and_the_layout():
     assert all(p.startswith("results/ethanol/") and p.endswith("eval.json") for p in runs)
     assert "{" not in "".join(runs)
     stab = [p for m in methods.active(cfg, "ethanol") for p in m.stability_runs(cfg, "ethanol")]
-    assert sorted(stab) == sorted(set(stab)) and len(stab) == 12  # at every N
+    assert sorted(stab) == sorted(set(stab)) and len(stab) == 14  # at every N
     for m in methods.active(cfg, "ethanol"):
         if m.has_generic_stability():
             for p in m.stability_runs(cfg, "ethanol"):

@@ -341,3 +341,44 @@ def test_the_schema_is_the_one_source_of_every_stage_setting():
         assert all(getattr(built, k) == cfg[section][k] for k in stage_fields), section
     # score matching has no step budget (epochs only), the rest comes from its section too
     assert stage_fields - {"max_steps", "eval_every_steps"} <= set(cfg["score_matching"])
+
+
+def test_a_pretrained_model_keeps_its_forces_and_fits_only_its_energy_offset(tmp_path):
+    """SO3LR zero-shot: the saved model's forces are the pretrained model's (scale 1, nothing
+    trained) and its energies are shifted to the labels' mean; a fine-tuning run starts from the
+    same model and lowers its loss. A model that is not pretrained is refused zero-shot."""
+    from pipeline.evaluation.predict import predict
+
+    acc, val = _dataset(tmp_path / "acc.npz", 12, 0), _dataset(tmp_path / "val.npz", 6, 1)
+    out = tmp_path / "zs.pt"
+    stages.zero_shot(
+        model_name="so3lr", hparams={}, train_npz=acc, n_train=8, val_npz=val, seed=0, device="cpu", out_model=out
+    )
+    zs, fresh = load_model(out), build("so3lr")
+    assert float(zs.energy_scale) == 1.0 and zs.extra["steps"] == 0 and zs.extra["best_metric"] > 0
+    data = Dataset(**{k: v for k, v in np.load(acc).items() if k in ("R", "z", "E", "F")})
+    E_zs, F_zs = predict(zs, data.R[:8], data.z)
+    _, F_raw = predict(fresh, data.R[:8], data.z)
+    np.testing.assert_allclose(F_zs, F_raw, rtol=1e-5, atol=1e-4)
+    assert np.mean(E_zs) == pytest.approx(units.ev_to_kcal(data.E[:8]).mean(), abs=1e-2)
+    summary = stages.train_standard(
+        model_name="so3lr",
+        hparams={},
+        train_npz=acc,
+        n_train=8,
+        val_npz=val,
+        stage={"batch_size": 4, "max_epochs": 3, "lr": 1e-4, "warmup_epochs": 0, "early_stopping_patience": 10},
+        training=TRAINING,
+        seed=0,
+        device="cpu",
+        out_model=tmp_path / "ft.pt",
+        out_history=tmp_path / "ft.csv",
+        checkpoint=tmp_path / "ft.ckpt",
+        extra={"role": "foundation"},
+    )
+    first, last, _ = _first_last(tmp_path / "ft.csv")
+    assert last < first and summary["best_metric"] > 0 and load_model(tmp_path / "ft.pt").extra["role"] == "foundation"
+    with pytest.raises(ValueError, match="not pretrained"):
+        stages.zero_shot(
+            model_name="egnn", hparams=HP, train_npz=acc, n_train=8, val_npz=val, seed=0, device="cpu", out_model=out
+        )
