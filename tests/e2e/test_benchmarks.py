@@ -102,3 +102,16 @@ def test_asteroid_ablation_on_validation(finished_run):
         "1",
     )
     assert "### N = 4" in out and "| standard |" in out and "| asteroid g=1 pool=6 ft=cfg |" in out
+
+
+def test_selection_curve_sets_selected_frames_against_random_ones(finished_run):
+    """The tiny run's errors come back as results.csv has them, for random and selected frames, and
+    the selected N = 8 is paired with random N = 8 (round 0, N = 4, has no selected run)."""
+    workdir, _ = finished_run
+    out = bench(workdir, "selection_curve.py", "--run", str(workdir), "--sizes", "4", "8", "--seeds", "0")
+    res = pd.read_csv(workdir / "results/ethanol/results.csv").set_index(["method", "n_train", "seed"])
+    std, sel = res.loc[("standard", 8, 0), "force_mae_kcal"], res.loc[("standard_selected", 8, 0), "force_mae_kcal"]
+    row = next(line for line in out.splitlines() if line.startswith("| standard | 8 |"))
+    assert f"| {std:.2f} [" in row and f"| {sel:.2f} [" in row
+    assert "| standard | 4 |" in out and re.search(r"\| standard \| 4 \| [0-9.]+ \[.*\| — \|", out)
+    assert re.search(r"\| Δ \| 8 \| 8 \| 1 \| [+-]\d+% \[", out)
