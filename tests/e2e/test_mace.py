@@ -29,7 +29,7 @@ def mace_run(finished_run, tmp_path_factory):
     cfg = (mace_wd / "config-tiny.yaml").read_text()
     assert "  models: [egnn]\n" in cfg
     (mace_wd / "config-tiny.yaml").write_text(cfg.replace("  models: [egnn]\n", "  models: [egnn, mace]\n"))
-    r = snakemake(mace_wd, "results/ethanol/report.html")
+    r = snakemake(mace_wd, "results/ethanol/report.html", timeout=2700)  # MACE trains ~5x slower than EGNN
     return mace_wd, r
 
 
