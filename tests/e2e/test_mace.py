@@ -39,7 +39,7 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
     assert "rule md:" not in log and "rule label_chunk:" not in log  # sampling and labels reused
     assert "model=mace" in log and "model=egnn" not in log  # only MACE is trained
     df = pd.read_csv(wd / MOL / "results.csv")
-    assert set(df["model"]) == {"egnn", "mace", "sgdml"}
+    assert set(df["model"]) == {"egnn", "mace", "sgdml", "so3lr"}  # so3lr: the foundation model's rows
     nn = df[df.model == "mace"]
     assert {
         "standard",
@@ -56,7 +56,7 @@ def test_mace_runs_every_stage_evaluation_md_and_report(mace_run):
     stab = pd.read_csv(wd / MOL / "stability.csv")
     assert (stab["steps_completed"] > 0).all() and len(stab) > 0
     meta = json.loads((wd / MOL / "forcefield/metadata.json").read_text())
-    assert meta["model"] in {"egnn", "mace"}
+    assert meta["model"] in {"egnn", "mace", "so3lr"}
     report = (wd / MOL / "report.html").read_text(encoding="utf-8")
     assert "MACE" in report and "EGNN" in report
 
