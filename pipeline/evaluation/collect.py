@@ -445,10 +445,12 @@ def collect(
 
 def _baselines(res: pd.DataFrame, model: str, method: str, lvl, n: int) -> list[tuple[str, pd.DataFrame]]:
     """What a (model, method, level, N) group is compared with: standard training of the same model
-    and N (the kernel methods: of every neural model), then each method of its `compare_with`
-    (the same model, level and N; bias-corrected pre-training: Δ-learning)."""
-    if method in KERNEL_METHODS:
-        neural = sorted(res.loc[res["model"] != "sgdml", "model"].unique())
+    and N (a method with a model of its own, sGDML or SO3LR: of every neural model of
+    training.models), then each method of its `compare_with` (the same model, level and N;
+    bias-corrected pre-training: Δ-learning)."""
+    if methods.get(method).own_model:
+        own = {m.own_model for m in methods.METHODS.values() if m.own_model}
+        neural = sorted(set(res.loc[res["method"] == "standard", "model"]) - own)
         return [
             ("standard", res[(res["model"] == m) & (res["method"] == "standard") & (res["n_train"] == n)])
             for m in neural
@@ -462,7 +464,7 @@ def _baselines(res: pd.DataFrame, model: str, method: str, lvl, n: int) -> list[
 
 def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.DataFrame:
     """Every method against standard training of the same model and N, all seeds pooled
-    (seeds present for both, matched), the kernel methods (sGDML, sGDML Δ) against each model's
+    (seeds present for both, matched), methods with a model of their own (sGDML, sGDML Δ, SO3LR) against each model's
     standard training, and a method against those of its `compare_with` (e.g. bias-corrected
     pre-training against Δ-learning: a negative reduction is how much worse it is)."""
     rows = []
@@ -470,7 +472,8 @@ def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.Data
     for (model, method, lvl, n), g in res.groupby(["model", "method", "cheap_level", "n_train"], sort=True):
         if method == "standard":
             continue
-        kernel = method in KERNEL_METHODS
+        own_model = bool(methods.get(method).own_model)
+        kernel = own_model and g["seed"].nunique() == 1  # one deterministic model: paired with every seed
         for base_name, b in _baselines(res, model, method, lvl, n):
             seeds = sorted(set(g["seed"]) & set(b["seed"])) if not kernel else sorted(b["seed"])
             if not seeds:
@@ -483,7 +486,7 @@ def pooled_reductions(results: pd.DataFrame, n_bootstrap: int = 2000) -> pd.Data
             base_model = b["model"].iloc[0]
             rows.append(
                 dict(
-                    model=model if not kernel else f"sgdml vs {base_model}",
+                    model=model if not own_model else f"{model} vs {base_model}",
                     method=method,
                     cheap_level=lvl,
                     n_train=n,

@@ -33,6 +33,8 @@ class Method:
     card: str | None = None  # a summary card of its reduction vs standard training, with this name
     gamma_role: str | None = None  # records of its γ candidates (chosen on validation; gamma_selection.csv)
     compare_with: tuple[str, ...] = ()  # methods (same model, level, N) reductions.csv also compares it with
+    own_model: str | None = None  # a model of its own, not one of training.models (sgdml, so3lr):
+    # reductions.csv compares it with each neural model's standard training
     selected_frames: bool = False  # trains on frames a committee selected (pipeline/selection.py)
     cheap_labels: str = "none"  # cheap labels it pays for: none, "pool" (its level's whole pool),
     # "own" (Δ: its level on the N training frames and every validation and test frame) or "pool+own"

@@ -47,6 +47,7 @@ class DeltaSGDML(Method):
     label = "Δ-learning: cheap level + sGDML correction"
     color = "#bcbd22"
     kernel = True
+    own_model = "sgdml"
     route = True
     runtime_level = True
     cheap_labels = "own"

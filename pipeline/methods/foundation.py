@@ -28,6 +28,7 @@ class Foundation(Method):
     forcefield = True
     product = True
     card = "Fine-tuned SO3LR"
+    own_model = MODEL
 
     def enabled(self, config, molecule):
         return _enabled(config)
@@ -54,6 +55,7 @@ class FoundationZeroShot(Method):
     name = "foundation_zero_shot"
     label = "SO3LR zero-shot (energy offset fitted only)"
     color = "#cab2d6"
+    own_model = MODEL
     forcefield = True
     product = True
 

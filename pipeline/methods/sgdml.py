@@ -12,6 +12,7 @@ class SGDML(Method):
     label = "sGDML (accurate labels only)"
     color = "#222222"
     kernel = True
+    own_model = "sgdml"
     route = True
 
     def enabled(self, config, molecule):

@@ -499,3 +499,39 @@ def test_the_other_seeds_of_the_recommended_method_are_exported_as_its_committee
     assert meta["committee"]["seeds"] == [1, 2]
     assert (ff / "committee" / "s1.pt").read_bytes() == b"model std1"
     assert sorted(p.name for p in (ff / "committee").iterdir()) == ["s1.pt", "s2.pt"]
+
+
+def test_a_model_of_its_own_is_compared_with_each_neural_models_standard_training(tmp_path):
+    """Fine-tuned SO3LR (model so3lr, seeds 0 and 1) has no standard training of its own model:
+    reductions.csv pairs it seed by seed with EGNN's standard training, and the zero-shot model (one
+    deterministic run) with every EGNN seed."""
+    hard = np.random.default_rng(3).lognormal(0, 0.5, N_TEST)
+    evals = []
+    for s in (0, 1):
+        base = dict(seed=s, stage="standard", n_train=4, train_cpu_s=9)
+        evals.append(_eval(tmp_path / f"std{s}", 2.0 * hard, dict(base, model_name="egnn", best_metric=2.0)))
+        ft = dict(base, model_name="so3lr", best_metric=1.0, role="foundation")
+        evals.append(_eval(tmp_path / f"ft{s}", 1.0 * hard, ft))
+    zs = dict(seed=0, stage="standard", n_train=4, model_name="so3lr", best_metric=3.0, role="foundation_zero_shot")
+    evals.append(_eval(tmp_path / "zs", 4.0 * hard, zs))
+    train = _ds(tmp_path / "train.npz", 4, 3600.0)
+    out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red")}
+    collect(
+        molecule="ethanol",
+        evals=evals,
+        train_npz=train,
+        cheap_npz={},
+        unlabelled_npz=None,
+        datasets={"ccsd_t:train": train},
+        stability_csvs=[],
+        out_results=out["results"],
+        out_gamma=out["gamma"],
+        out_costs=out["costs"],
+        out_stability=out["stab"],
+        out_reductions=out["red"],
+        n_bootstrap=100,
+    )
+    red = pd.read_csv(out["red"]).set_index("method")
+    ft, zs = red.loc["foundation"], red.loc["foundation_zero_shot"]
+    assert ft["model"] == "so3lr vs egnn" and ft["baseline"] == "egnn standard" and ft["n_seeds"] == 2
+    assert ft["reduction"] == pytest.approx(0.5) and zs["reduction"] == pytest.approx(-1.0) and zs["n_seeds"] == 2
