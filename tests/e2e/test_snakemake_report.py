@@ -20,6 +20,7 @@ TABLES = {
     "Corrected pre-training": ["corrected_uncertainty.csv"],
     "Label cost": ["label_costs.csv", "label_plan.csv"],
     "MD stability": ["stability.csv"],
+    "Selection": ["selection_validation.csv"],
 }
 
 
