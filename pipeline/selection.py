@@ -92,9 +92,9 @@ def committee_seed(seed: int, member: int) -> int:
 def committee_forces(models, R: np.ndarray, z: np.ndarray, device: str = "cpu") -> np.ndarray:
     """Every member's forces on the frames [n_models, n_frames, n_atoms, 3] (kcal/mol/Å): the
     correction for Δ members, the whole force for plain ones."""
-    from .evaluation.predict import predict
+    from .training.corrected import corrections
 
-    return np.stack([predict(m, R, z, device=device)[1] for m in models])
+    return corrections(models, R, z, device)[1]
 
 
 def validation_rows(models, val, cheap_val, kind: str, device: str = "cpu") -> list[dict]:
@@ -102,6 +102,7 @@ def validation_rows(models, val, cheap_val, kind: str, device: str = "cpu") -> l
     its mean prediction (for a Δ committee: the cheap labels plus the mean correction)."""
     from . import units
     from .delta import align
+    from .training.corrected import frame_force_mae
 
     if kind == "delta":
         ia, ic = align(val, cheap_val)
@@ -111,7 +112,7 @@ def validation_rows(models, val, cheap_val, kind: str, device: str = "cpu") -> l
         ia = np.arange(len(val))
         F = committee_forces(models, val.R, val.z, device)
         F_pred = F.mean(axis=0)
-    err = np.abs(F_pred - units.ev_to_kcal(val.F[ia])).mean(axis=(1, 2))  # [n_val]
+    err = frame_force_mae(F_pred, units.ev_to_kcal(val.F[ia]))  # [n_val]
     u = committee_disagreement(F)
     return [
         dict(frame_id=int(f), disagreement_kcal=float(a), true_error_kcal=float(b))
