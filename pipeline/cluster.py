@@ -155,6 +155,29 @@ def largest_per_rule(jobs: Iterable[JobRequest]) -> dict[str, JobRequest]:
     return out
 
 
+def cap_threads(threads: int, cores: int | None) -> int:
+    """A job's CPUs: its rule's threads, capped at Snakemake's `cores` (on a cluster the most CPUs
+    one job asks for: the SLURM profile's `cores`, or --cores)."""
+    return min(threads, cores) if cores else threads
+
+
+def group_request(group: str, member: JobRequest, components: int, cores: int | None) -> JobRequest:
+    """What one job of a Snakemake group asks for: `components` jobs like `member` (independent of
+    each other), run as many at once as fit in `cores` (all of them when `cores` is None); CPUs,
+    memory and GPUs add up over the jobs running at once, run time over the rounds (Snakemake's
+    layered group resources)."""
+    at_once = components if not cores else max(1, min(components, cores // max(member.threads, 1)))
+    rounds = -(-components // at_once)
+    return JobRequest(
+        f"group {group}",
+        at_once * member.threads,
+        at_once * member.mem_mb,
+        rounds * member.runtime,
+        at_once * member.gpus,
+        rounds * member.estimate,
+    )
+
+
 def _hours(h: float) -> str:
     return f"{h:,.0f}" if h >= 100 else f"{h:.3g}"
 

@@ -1,25 +1,57 @@
-"""A work-around for snakemake-executor-plugin-slurm (tested with 2.8.0, the newest release).
+"""Work-arounds for snakemake-executor-plugin-slurm (tested with 2.8.0, the newest release) and for
+how Snakemake ends a cluster run. `install()` (from workflow/rules/common.smk, in Snakemake's main
+process) applies each; with any other executor only the SIGTERM one applies.
 
-With accounting (what real clusters run) the plugin polls job states with `sacct`. A job
-cancelled with `scancel` shows there as `CANCELLED by <uid>`, which the plugin compares verbatim
-against its list of failed states ("CANCELLED", ...): no match, so it treats the job as still
-running and the whole run waits forever with an empty queue. `install()` wraps the plugin's status
-query so that only the first word of each state reaches the plugin ("CANCELLED by 0" ->
-"CANCELLED"); every other state (COMPLETED, TIMEOUT, OUT_OF_MEMORY, RUNNING, ...) is one word
-already and passes unchanged. The cancelled job is then reported as failed at the next status
-check, and Snakemake retries it or goes on with the rest (the profile's `retries` and
-`keep-going`).
+1. **Cancelled jobs.** With accounting (what real clusters run) the plugin polls job states with
+   `sacct`. A job cancelled with `scancel` shows there as `CANCELLED by <uid>`, which the plugin
+   compares verbatim against its list of failed states ("CANCELLED", ...): no match, so it treats the
+   job as still running and the whole run waits forever with an empty queue. Only the first word of
+   each state reaches the plugin ("CANCELLED by 0" -> "CANCELLED"); every other state (COMPLETED,
+   TIMEOUT, OUT_OF_MEMORY, RUNNING, ...) is one word already and passes unchanged.
+2. **Jobs that can never start.** A job pending for a reason that never clears (its time request
+   above the partition's MaxTime, more CPUs, memory or GPUs per node than the partition has, a
+   per-job QOS limit) would wait silently for ever. At each status check the pending jobs' reasons
+   are read from `squeue`; such a job is reported with its reason and the setting that fixes it, and
+   cancelled, so Snakemake reports it as failed and goes on with the rest (keep-going).
+3. **A failed job's log is its own.** The plugin submits a job without removing the rule's `log:`
+   files (Snakemake's job preparation does that inside the job, once it runs), so a job cancelled
+   before it started was reported with the log of an earlier, successful run. Log files are removed
+   when a job is submitted; a job that never ran is reported with "Logfile ... not found".
+4. **SIGTERM ends the run as Ctrl-C does.** Snakemake's SIGTERM handler waits for the running jobs
+   to finish and leaves queued cluster jobs in the queue (a batch system ending the head job, or
+   `timeout`, kills it a little later). Here SIGTERM raises KeyboardInterrupt in the main thread,
+   so Snakemake cancels every submitted job (scancel) and marks their outputs incomplete.
 
-Called from workflow/rules/common.smk, in Snakemake's main process, where the plugin's module is
-already imported when it is the executor; with any other executor it does nothing. Idempotent,
-and harmless once the plugin handles these states itself.
+5. **Group checks once per group.** Snakemake 9 checks each group job for paths that leave and
+   re-enter it once per *member* (its job -> group map lists a group of 20 evaluations 20 times),
+   each a depth-first search of everything upstream: 15 of the 26 minutes of the paper config's dry
+   run. The check runs once per group here, with the same result.
+
+Idempotent, and harmless once the plugin or Snakemake handles these cases itself.
 """
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 PLUGIN = "snakemake_executor_plugin_slurm"
+
+# squeue's pending reasons that no amount of waiting clears, and what fixes each.
+_PARTITION_FIX = "send the rule to a partition that can run it (--set-resources <rule>:slurm_partition=<name>)"
+NEVER_CLEARS = {
+    "PartitionTimeLimit": "its time request is above the partition's MaxTime: lower cluster.max_job_hours "
+    "below it (long jobs then continue from their checkpoints) or " + _PARTITION_FIX,
+    "PartitionConfig": "it asks for more than the partition's nodes have (CPUs, memory or GPUs; for GPUs set "
+    "training.device: cpu), or " + _PARTITION_FIX,
+    "PartitionNodeLimit": "it asks for more nodes than the partition allows: " + _PARTITION_FIX,
+    "BadConstraints": "no node satisfies its constraints: " + _PARTITION_FIX,
+    "InvalidQOS": "its QOS is not valid for the account or partition: fix slurm_qos or slurm_account",
+    "InvalidAccount": "its account is not valid: fix slurm_account (--default-resources slurm_account=...)",
+}
+_PER_JOB_LIMIT = re.compile(r"^(Assoc|QOS)\w*PerJob\w*$")
 
 
 def normalise_state(state: str) -> str:
@@ -28,24 +60,156 @@ def normalise_state(state: str) -> str:
     return words[0] if words else state
 
 
-def install() -> bool:
-    """Wrap the SLURM plugin's status query; True when it is (now or already) wrapped."""
-    plugin = sys.modules.get(PLUGIN)
-    if plugin is None:
-        return False
-    original = getattr(plugin, "query_job_status", None)
-    if original is None:  # a plugin version without this function: nothing to wrap
-        return False
-    if getattr(original, "asteroid_wrapped", False):
-        return True
+def never_clears(reason: str) -> str | None:
+    """What fixes a pending reason that never clears; None for a reason that may (Resources,
+    Priority, Dependency, ReqNodeNotAvail, a group's running limit, ...)."""
+    if reason in NEVER_CLEARS:
+        return NEVER_CLEARS[reason]
+    if _PER_JOB_LIMIT.match(reason):
+        return (
+            "a per-job limit of your QOS or association: lower the request (cluster.max_job_hours, "
+            "threads) or ask your administrators"
+        )
+    return None
+
+
+def rule_of_comment(comment: str) -> str:
+    """The rule (or group) of a job from the plugin's sbatch comment (rule_<name>_wildcards_...)."""
+    m = re.match(r"(?:rule|group)_(.+?)(?:_wildcards_.*)?$", comment)
+    return m.group(1) if m else comment
+
+
+def stuck_jobs(job_ids, run=subprocess.run) -> dict[str, str]:
+    """The jobs among `job_ids` pending for a reason that never clears: {job id: message naming the
+    job's rule, partition, reason and fix}."""
+    if not job_ids:
+        return {}
+    out = run(
+        ["squeue", "--noheader", "--format=%i|%T|%r|%P|%k", f"--jobs={','.join(job_ids)}"],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode != 0:
+        return {}
+    stuck = {}
+    for line in out.stdout.splitlines():
+        parts = line.strip().split("|", 4)
+        if len(parts) != 5 or parts[1] != "PENDING":
+            continue
+        job, _, reason, partition, comment = parts
+        fix = never_clears(reason)
+        if fix:
+            stuck[job] = (
+                f"SLURM job {job} ({rule_of_comment(comment)}) can never start on partition {partition!r}: "
+                f"pending with reason {reason}; {fix}. Cancelled."
+            )
+    return stuck
+
+
+def wrap_status_query(original, run=subprocess.run):
+    """The plugin's status query with one-word states and never-starting jobs cancelled."""
 
     async def query_job_status(command, logger):
         states, duration = await original(command, logger)
         if states is not None:
             states = {job: normalise_state(state) for job, state in states.items()}
+            pending = [job for job, state in states.items() if state == "PENDING"]
+            for job, message in stuck_jobs(pending, run).items():
+                logger.error(message)
+                run(["scancel", job], capture_output=True, text=True)
+                states[job] = "CANCELLED"
         return states, duration
 
     query_job_status.asteroid_wrapped = True
     query_job_status.__wrapped__ = original
-    plugin.query_job_status = query_job_status
+    return query_job_status
+
+
+def remove_logs(job) -> None:
+    """Delete the `log:` files of a job (each job of a group job) before it is submitted."""
+    members = job.jobs if job.is_group() else [job]
+    for member in members:
+        for f in member.log:
+            Path(f).unlink(missing_ok=True)
+
+
+def wrap_run_jobs(original):
+    def run_jobs(self, jobs):
+        for job in jobs:
+            remove_logs(job)
+        return original(self, jobs)
+
+    run_jobs.asteroid_wrapped = True
+    run_jobs.__wrapped__ = original
+    return run_jobs
+
+
+def exit_on_sigterm(self, *args):
+    """SIGTERM handler of Snakemake's scheduler: the Ctrl-C path (cancel every job, then exit)."""
+    raise KeyboardInterrupt
+
+
+def install_sigterm() -> bool:
+    """SIGTERM cancels the run's jobs as Ctrl-C does (Snakemake's scheduler binds its handler when it
+    starts, after the Snakefile is read, so patching the class here is in time)."""
+    try:
+        from snakemake.scheduling.job_scheduler import JobScheduler
+    except ImportError:  # another Snakemake layout: keep its own handling
+        return False
+    if not hasattr(JobScheduler, "exit_gracefully"):
+        return False
+    JobScheduler.exit_gracefully = exit_on_sigterm
+    return True
+
+
+def check_groups_once(original):
+    """Snakemake's DAG._check_groups over each group once (the same checks, not one per member)."""
+
+    def _check_groups(self):
+        every = self._group
+        first = {}
+        for job, group in every.items():
+            first.setdefault(id(group), (job, group))
+        self._group = dict(first.values())
+        try:
+            return original(self)
+        finally:
+            self._group = every
+
+    _check_groups.asteroid_wrapped = True
+    _check_groups.__wrapped__ = original
+    return _check_groups
+
+
+def install_group_check() -> bool:
+    try:
+        import snakemake.api  # noqa: F401  (snakemake.dag imported first is a circular import)
+        from snakemake.dag import DAG
+    except ImportError:
+        return False
+    original = getattr(DAG, "_check_groups", None)
+    if original is None:
+        return False
+    if not getattr(original, "asteroid_wrapped", False):
+        DAG._check_groups = check_groups_once(original)
+    return True
+
+
+def install(main_process: bool = True) -> bool:
+    """Apply the work-arounds (SIGTERM's only in Snakemake's main process, not inside a job); True
+    when the SLURM plugin's are (now or already) in place."""
+    plugin = sys.modules.get(PLUGIN)  # before the imports below, which load every executor plugin
+    install_group_check()
+    if main_process:
+        install_sigterm()
+    if plugin is None:
+        return False
+    original = getattr(plugin, "query_job_status", None)
+    executor = getattr(plugin, "Executor", None)
+    if original is None or executor is None:  # a plugin version without these: nothing to wrap
+        return False
+    if not getattr(original, "asteroid_wrapped", False):
+        plugin.query_job_status = wrap_status_query(original)
+    if not getattr(executor.run_jobs, "asteroid_wrapped", False):
+        executor.run_jobs = wrap_run_jobs(executor.run_jobs)
     return True

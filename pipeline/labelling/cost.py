@@ -272,14 +272,13 @@ def plan_config(config: dict) -> dict:
 def label_cores(cluster: bool, cores: int | None, jobs: int | None, threads: int, machine: int) -> tuple[int, str]:
     """The cores the label jobs share, and where that number comes from (stated in the preview).
     On a cluster: `jobs` label jobs at once (--jobs) x `threads` CPUs each (labelling.threads).
-    Locally: --cores, which Snakemake sets to the machine's count when the command line gives none
-    (workflow/profiles/default: `cores: all`)."""
+    Locally: --cores (`--cores all`: the machine's count)."""
     if cluster:
         jobs = max(1, min(jobs or 1, 10000))  # --jobs unlimited counts as 10,000
         return jobs * threads, f"--jobs {jobs} label jobs at once x labelling.threads {threads} CPUs each"
     cores = max(1, cores or 1)
     if cores == machine:
-        return cores, "all of this machine's cores (--cores all, workflow/profiles/default's setting)"
+        return cores, "all of this machine's cores (--cores all)"
     return cores, f"--cores {cores}"
 
 

@@ -196,16 +196,25 @@ def _is_hybrid(xc: str) -> bool:
         return False
 
 
-def _check_basis(level_name: str, basis: str) -> None:
+@functools.cache
+def _basis_known(basis: str) -> bool:
+    """Whether PySCF knows the basis set (parsing its file: ~2 ms, once per name and process; the
+    workflow builds a level for every job's resources, 34,000 jobs in the paper config)."""
     from pyscf import gto
 
     try:
         gto.basis.load(basis, "H")
     except Exception:
+        return False
+    return True
+
+
+def _check_basis(level_name: str, basis: str) -> None:
+    if not _basis_known(basis):
         raise LevelError(
             f"level {level_name!r}: unknown basis set {basis!r}; use a PySCF basis name "
             f"such as sto-3g, 6-31G, 6-31G*, cc-pVDZ, def2-SVP"
-        ) from None
+        )
 
 
 def _pyscf_mol(z, R, basis, charge, spin):

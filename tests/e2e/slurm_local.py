@@ -5,7 +5,8 @@ localhost, for tests: what real clusters run, so Snakemake's SLURM executor uses
 Daemons run as root from Debian's slurm-wlm, slurmdbd, munge and mariadb-server packages, with all
 state under one temporary directory; `stop()` ends exactly the daemons `start()` began. The node
 declares GPUs with /dev/null and the like as their devices so that a job asking for a GPU is accepted and
-the request shows in `sacct`'s ReqTRES; nothing runs on a GPU.
+the request shows in `sacct`'s ReqTRES; nothing runs on a GPU. The node may declare more CPUs than
+the machine has (`config_overrides`), as a cluster node has more than the submitting host.
 """
 
 from __future__ import annotations
@@ -47,9 +48,10 @@ JobAcctGatherFrequency=5
 GresTypes=gpu
 MinJobAge=300
 SchedulerParameters=sched_interval=1
-NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} Gres=gpu:{gpus} State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName=localhost NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem}{gres} State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
-"""
+{partitions}"""
 
 DBD_CONF = """\
 AuthType=auth/munge
@@ -112,10 +114,21 @@ def _wait(check, timeout: float, what: str, log: Path) -> None:
 
 
 class LocalSlurm:
-    def __init__(self, root: Path, cpus: int = 2, mem_mb: int = 16000, gpus: int = 1, port_base: int = 26817):
+    def __init__(
+        self,
+        root: Path,
+        cpus: int = 8,
+        mem_mb: int = 16000,
+        gpus: int = 1,
+        port_base: int = 26817,
+        partitions: dict[str, int] | None = None,
+    ):
+        """`partitions`: more partitions on the one node beside the default `debug`, name -> MaxTime
+        in minutes."""
         self.root = Path(root)
         self.conf = self.root / "slurm.conf"
         self.cpus, self.mem_mb, self.gpus = cpus, mem_mb, gpus
+        self.partitions = dict(partitions or {})
         self.ports = {
             "ctld_port": port_base,
             "d_port": port_base + 1,
@@ -161,7 +174,17 @@ class LocalSlurm:
         auth = f"AuthInfo=socket={socket}\n"
         # AccountingStoragePass names the munge socket for connections to slurmdbd
         self.conf.write_text(
-            CONF.format(d=d, cpus=self.cpus, mem=self.mem_mb, gpus=self.gpus, **self.ports)
+            CONF.format(
+                d=d,
+                cpus=self.cpus,
+                mem=self.mem_mb,
+                gres=f" Gres=gpu:{self.gpus}" if self.gpus else "",
+                partitions="".join(
+                    f"PartitionName={name} Nodes=localhost MaxTime={minutes} State=UP\n"
+                    for name, minutes in self.partitions.items()
+                ),
+                **self.ports,
+            )
             + auth
             + f"AccountingStoragePass={socket}\n"
         )
@@ -233,7 +256,7 @@ class LocalSlurm:
 
         def idle():
             r = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=self.env)
-            return r.returncode == 0 and r.stdout.strip() == "idle"
+            return r.returncode == 0 and set(r.stdout.split()) == {"idle"}  # one line per partition
 
         _wait(idle, timeout, "the SLURM node", d / "log")
 

@@ -208,3 +208,18 @@ def test_the_executor_asked_for():
     assert pc.intended_executor(SimpleNamespace(executor_plugin=None)) == "local"
     assert pc.should_check("auto", "slurm") and not pc.should_check("auto", "local")
     assert pc.should_check("always", "local") and not pc.should_check("never", "slurm")
+
+
+def test_group_request_adds_up_what_runs_at_once_and_the_rounds():
+    one = pc.JobRequest("evaluate", 1, 1500, 12, 0, 10)
+    g = pc.group_request("evaluations", one, 20, cores=8)
+    assert (g.rule, g.threads, g.mem_mb, g.runtime, g.estimate) == ("group evaluations", 8, 12000, 36, 30)
+    assert pc.group_request("evaluations", one, 20, cores=None).threads == 20  # nothing caps it
+    assert pc.group_request("evaluations", one, 3, cores=8).runtime == 12  # fewer jobs than cores
+    two = pc.JobRequest("sgdml", 2, 1000, 10, 0, 10)
+    assert pc.group_request("g", two, 5, cores=5).threads == 4  # two 2-CPU jobs at once
+    assert pc.group_request("g", two, 5, cores=1).threads == 2  # at least one job
+
+
+def test_cap_threads():
+    assert pc.cap_threads(8, 4) == 4 and pc.cap_threads(2, 4) == 2 and pc.cap_threads(8, None) == 8

@@ -79,15 +79,17 @@ def test_slurm_dry_run_plan_summary_and_continuations(workdir):
 
 
 FAKE_SINFO = """#!/bin/sh
-# a CPU-only cluster whose default partition allows 5 minutes a job
-echo 'short*|5:00|8|32000|(null)'
-echo 'short*|5:00|16+|64000+|(null)'
+# a CPU-only cluster: the default partition has no time limit, `short` allows 5 minutes a job
+echo 'long*|infinite|8|32000|(null)'
+echo 'short|5:00|8|32000|(null)'
+echo 'short|5:00|16+|64000+|(null)'
 """
 
 
 def test_partition_check_names_every_rule_a_partition_can_never_run(workdir):
-    """A faked sinfo (a partition without GPUs and a 5-minute limit): the dry run stops at DAG
-    construction naming each rule, the GPU rules with training.device: cpu as the fix."""
+    """A faked sinfo (a partition without GPUs and a 5-minute limit, chosen as the user does with
+    --default-resources): the dry run stops at DAG construction naming each rule, the GPU rules with
+    training.device: cpu as the fix."""
     from pipeline import resources as pres
 
     bin_dir = workdir / "bin"
@@ -104,6 +106,8 @@ def test_partition_check_names_every_rule_a_partition_can_never_run(workdir):
             "--config",
             "cluster={check_partitions: always}",
             "training={device: auto}",
+            "--default-resources",
+            "slurm_partition=short",
         ],
         cwd=workdir,
         env=env,
@@ -123,3 +127,39 @@ def test_partition_check_names_every_rule_a_partition_can_never_run(workdir):
         line = next(ln for ln in out.splitlines() if ln.strip().startswith(f"{rule}: 1 GPU(s)"))
         assert "this partition has no GPUs: train on CPUs with training.device: cpu" in line
     assert not any(ln.strip().startswith("evaluate: 1 GPU") for ln in out.splitlines())
+
+
+SMALL_SINFO = """#!/bin/sh
+# a CPU-only cluster of 2-CPU nodes without a time limit
+echo 'small*|infinite|2|32000|(null)'
+"""
+
+
+def test_cpu_counts_come_from_the_rules_capped_at_cores_and_groups_are_checked(workdir):
+    """--cores on a cluster is the most CPUs one job asks for: labelling.threads 8 becomes 4 (and the
+    plan says so), an evaluation group of 20 runs 4 at once in a 4-CPU job; on 2-CPU nodes both are
+    named before anything is submitted."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sinfo").write_text(SMALL_SINFO)
+    (bin_dir / "sinfo").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--cores", "4", "--groups", "evaluate=evaluations"]
+        + ["--group-components", "evaluations=20", "--config", "cluster={check_partitions: always}"]
+        + ["labelling={threads: 8}", "training={device: cpu}"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    assert "label_chunk: asks for 8 threads, capped at cores = 4" in out, out[-3000:]
+    group = next(ln for ln in out.splitlines() if ln.strip().startswith("group evaluations: one job asks for"))
+    assert "4 CPUs" in group, group
+    problems = out.split("can never run on their partitions")[1]
+    assert "group evaluations: 4 CPUs > partition 'small''s 2 CPUs per node" in problems
+    assert "label_chunk: 4 CPUs > partition 'small''s 2 CPUs per node" in problems
+    assert "evaluate: " not in problems  # one evaluation fits; its group does not

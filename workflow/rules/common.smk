@@ -1,6 +1,7 @@
 # Config validation at parse time and the get_* input functions the rules call. Paths come from
 # pipeline/layout.py (L), the methods and what they train from pipeline/methods (one module each),
 # cluster resources from pipeline/resources.py; the Δ-learning helpers are in delta.smk.
+import dataclasses
 import functools
 import json
 import shlex
@@ -29,9 +30,10 @@ try:
 except pconf.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-# snakemake-executor-plugin-slurm 2.8 waits forever for a job cancelled with scancel ("CANCELLED by
-# <uid>" in sacct); pipeline/slurm_compat.py makes it a failure. Does nothing without that plugin.
-slurm_compat.install()
+# pipeline/slurm_compat.py: with snakemake-executor-plugin-slurm 2.8, a job cancelled with scancel or
+# pending for ever (e.g. PartitionTimeLimit) is reported as failed, a job's log is its own; with any
+# executor, SIGTERM cancels the run's jobs as Ctrl-C does.
+slurm_compat.install(main_process=workflow.is_main_process)
 
 
 wildcard_constraints:
@@ -73,6 +75,8 @@ def get_label_cores():
     """Cores the label jobs share and where that number comes from (pipeline.labelling.cost.label_cores)."""
     cluster = get_executor() != "local"
     threads = config["labelling"]["threads"]
+    if cluster:
+        threads = pcluster.cap_threads(threads, get_cores())
     return lcost.label_cores(cluster, workflow._cores, workflow.nodes, threads, available_cpu_count())
 
 
@@ -265,10 +269,22 @@ def get_rule_setting(smk_rule, key, computed):
     return res.value
 
 
-def get_rule_partition(rule_name):
-    """The slurm_partition a rule's jobs go to (None: the cluster's default partition)."""
-    value = get_rule_setting(workflow.get_rule(rule_name), "slurm_partition", None)
+def get_job_partition(job):
+    """The slurm_partition a job goes to (None: the cluster's default partition), from its evaluated
+    resources: --default-resources slurm_partition=... arrives as an expression evaluated per job."""
+    value = job.resources.get("slurm_partition")
+    value = getattr(value, "value", value)
     return str(value).strip("'\"") if value else None
+
+
+def get_cores():
+    """Snakemake's `cores`: on a cluster the most CPUs one job asks for (the SLURM profile's cores,
+    or --cores); None where nothing caps a job's threads."""
+    cores = workflow._cores
+    return cores if isinstance(cores, int) and 0 < cores < sys.maxsize else None
+
+
+CAPPED_THREADS = {}  # rule -> the threads it asks for, where `cores` caps them
 
 
 def get_job_request(job):
@@ -276,9 +292,13 @@ def get_job_request(job):
     with its uncapped run-time estimate."""
     name = job.rule.name
     est = pres.estimate(config, name, job.wildcards_dict, 1)
+    threads = int(get_rule_setting(job.rule, "_cores", 1))
+    cpus = pcluster.cap_threads(threads, get_cores())
+    if cpus < threads:
+        CAPPED_THREADS[name] = threads
     return pcluster.JobRequest(
         name,
-        int(get_rule_setting(job.rule, "_cores", 1)),
+        cpus,
         int(get_rule_setting(job.rule, "mem_mb", est.mem_mb)),
         int(get_rule_setting(job.rule, "runtime", min(est.runtime, pres.max_job_minutes(config)))),
         int(get_rule_setting(job.rule, "gpu", 0)),
@@ -286,19 +306,49 @@ def get_job_request(job):
     )
 
 
+def get_group_requests(jobs):
+    """{group name: (what one job of the group asks for, its first member rule)} for the groups the
+    profile sets (`groups:`, `group-components:`), e.g. the SLURM profile's evaluation groups."""
+    settings = workflow.group_settings
+    largest = pcluster.largest_per_rule(jobs)
+    out = {}
+    for group in sorted(set(settings.overwrite_groups.values())):
+        rules = [r for r, g in settings.overwrite_groups.items() if g == group and r in largest]
+        if not rules:
+            continue
+        member = pcluster.largest_per_rule([dataclasses.replace(largest[r], rule=group) for r in rules])[group]
+        n = sum(1 for j in jobs if j.rule in rules)
+        components = min(settings.group_components.get(group, 1), n)
+        out[f"group {group}"] = (pcluster.group_request(group, member, components, get_cores()), rules[0])
+    return out
+
+
 def check_plan():
     """Once, in the main process, when the scheduler first evaluates a job's resources (the DAG is
     built, nothing is submitted yet): the continuations of jobs estimated beyond cluster.max_job_hours,
     the plan summary, and with the SLURM executor (or cluster.check_partitions: always) every rule's
-    largest request against sinfo's partitions, stopping here when one can never run."""
+    (and group job's) largest request against sinfo's partitions, stopping here when one can never run."""
     if PLAN_CHECKED or not workflow.is_main_process or workflow.scheduler is None:
         return  # done, a job's own process, or the DAG is not complete yet (no scheduler)
     PLAN_CHECKED.append(True)
-    jobs = [get_job_request(j) for j in workflow.dag.needrun_jobs() if j.rule.name in RESOURCE_RULES]
+    dag_jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name in RESOURCE_RULES]
+    jobs = [get_job_request(j) for j in dag_jobs]
     longest = {}
     for j in jobs:
         longest[j.rule] = max(longest.get(j.rule, 0), j.estimate)
     print(pcluster.summarise(jobs), file=sys.stderr)
+    groups = get_group_requests(jobs)
+    for name, (req, _) in groups.items():
+        print(
+            f"  {name}: one job asks for {req.threads} CPUs, {req.mem_mb / 1000:.1f} GB, {req.runtime / 60:.1f} h",
+            file=sys.stderr,
+        )
+    for rule, threads in sorted(CAPPED_THREADS.items()):
+        print(
+            f"  {rule}: asks for {threads} threads, capped at cores = {get_cores()} (the most CPUs one job "
+            "asks for: the SLURM profile's cores, or --cores); raise it to give the rule more",
+            file=sys.stderr,
+        )
     for row in pres.over_limit(config, longest):
         print(f"  {row.describe(config['cluster']['max_job_hours'])}", file=sys.stderr)
     retries = workflow.execution_settings.retries if workflow.execution_settings else 0
@@ -306,12 +356,16 @@ def check_plan():
         more = pres.continuations(config, name, minutes)
         if more:  # each resubmission continues from the checkpoint (label cache) the last one left
             workflow.get_rule(name).restart_times = (retries or 0) + more
-    check_partitions(jobs)
+    first = {}
+    for j in dag_jobs:
+        first.setdefault(j.rule.name, j)
+    check_partitions(jobs, groups, first)
 
 
-def check_partitions(jobs):
-    """With the SLURM executor (or cluster.check_partitions: always): stop when a rule's largest
-    request exceeds what sinfo reports for its partition (time limit, CPUs, memory, GPUs)."""
+def check_partitions(jobs, groups, first):
+    """With the SLURM executor (or cluster.check_partitions: always): stop when a rule's (or group
+    job's) largest request exceeds what sinfo reports for its partition (time limit, CPUs, memory,
+    GPUs); `first`: one job of each rule, whose resources name its partition."""
     setting = config["cluster"]["check_partitions"]
     if not pcluster.should_check(setting, get_executor()):
         return
@@ -322,12 +376,24 @@ def check_partitions(jobs):
             raise WorkflowError(f"cluster check: {err}") from None
         print(f"Partition check skipped: {err}", file=sys.stderr)
         return
+    largest = pcluster.largest_per_rule(jobs)
+    largest.update({name: req for name, (req, _) in groups.items()})
+    member = {name: rule for name, (_, rule) in groups.items()}
+
+    def partition_of(name):
+        return get_job_partition(first[member.get(name, name)])
+
     try:
-        pcluster.raise_problems(
-            pcluster.check_partitions(pcluster.largest_per_rule(jobs), get_rule_partition, partitions)
-        )
+        pcluster.raise_problems(pcluster.check_partitions(largest, partition_of, partitions))
     except pcluster.ClusterError as err:
         raise WorkflowError(f"cluster check: {err}") from None
+
+
+# A real run checks the plan once the scheduler exists, before the first job is submitted (a job's
+# resources can be evaluated while the DAG is built, when the check cannot run yet); a dry run,
+# which runs no onstart handler, checks it when it prints the first job's resources.
+onstart:
+    check_plan()
 
 
 def get_resources(rule_name):

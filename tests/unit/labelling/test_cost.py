@@ -248,13 +248,10 @@ def test_wall_time_is_total_over_cores_or_the_longest_chunk(tmp_path):
 
 
 def test_preview_states_the_cores_it_assumed_and_where_they_come_from(tmp_path):
-    """The wall time is quoted at a core count the user can trace: --cores, the machine's (none given),
+    """The wall time is quoted at a core count the user can trace: --cores, the machine's (--cores all),
     or a cluster's label jobs at once x their CPUs."""
     assert cost.label_cores(False, 8, None, 1, machine=2) == (8, "--cores 8")
-    assert cost.label_cores(False, 2, None, 4, machine=2) == (
-        2,
-        "all of this machine's cores (--cores all, workflow/profiles/default's setting)",
-    )
+    assert cost.label_cores(False, 2, None, 4, machine=2) == (2, "all of this machine's cores (--cores all)")
     cluster = cost.label_cores(True, 2, 100, 4, machine=2)  # the workstation's cores do not count
     assert cluster == (400, "--jobs 100 label jobs at once x labelling.threads 4 CPUs each")
     assert cost.label_cores(True, None, 2**63 - 1, 1, machine=2)[0] == 10000  # --jobs unlimited
