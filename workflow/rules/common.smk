@@ -15,7 +15,7 @@ from pipeline import layout as L
 from pipeline import methods
 from pipeline import resources as pres
 from pipeline import selection as pselection
-from pipeline import slurm_compat
+from pipeline import snakemake_compat
 from pipeline.labelling import cost as lcost
 from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import n_chunks
@@ -30,10 +30,10 @@ try:
 except pconf.ConfigError as err:
     raise WorkflowError(f"invalid config: {err}") from None
 
-# pipeline/slurm_compat.py: with snakemake-executor-plugin-slurm 2.8, a job cancelled with scancel or
-# pending for ever (e.g. PartitionTimeLimit) is reported as failed, a job's log is its own; with any
-# executor, SIGTERM cancels the run's jobs as Ctrl-C does.
-slurm_compat.install(main_process=workflow.is_main_process)
+# pipeline/snakemake_compat.py: with snakemake-executor-plugin-slurm 2.8, a job cancelled with scancel
+# or pending for ever (e.g. PartitionTimeLimit) is reported as failed, a job's log is its own; with any
+# executor, SIGTERM cancels the run's jobs as Ctrl-C does, and large DAGs plan faster.
+snakemake_compat.install(main_process=workflow.is_main_process)
 
 
 wildcard_constraints:

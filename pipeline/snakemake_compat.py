@@ -1,6 +1,7 @@
-"""Work-arounds for snakemake-executor-plugin-slurm (tested with 2.8.0, the newest release) and for
-how Snakemake ends a cluster run. `install()` (from workflow/rules/common.smk, in Snakemake's main
-process) applies each; with any other executor only the SIGTERM one applies.
+"""Work-arounds for Snakemake 9 and snakemake-executor-plugin-slurm (tested with Snakemake 9.27.1 and
+plugin 2.8.0, the newest release): how a cluster run reports and ends its jobs, and the cost of
+planning a large DAG. `install()` (from workflow/rules/common.smk) applies each; the plugin's only
+matter with the SLURM executor.
 
 1. **Cancelled jobs.** With accounting (what real clusters run) the plugin polls job states with
    `sacct`. A job cancelled with `scancel` shows there as `CANCELLED by <uid>`, which the plugin
@@ -22,10 +23,17 @@ process) applies each; with any other executor only the SIGTERM one applies.
    `timeout`, kills it a little later). Here SIGTERM raises KeyboardInterrupt in the main thread,
    so Snakemake cancels every submitted job (scancel) and marks their outputs incomplete.
 
-5. **Group checks once per group.** Snakemake 9 checks each group job for paths that leave and
-   re-enter it once per *member* (its job -> group map lists a group of 20 evaluations 20 times),
-   each a depth-first search of everything upstream: 15 of the 26 minutes of the paper config's dry
-   run. The check runs once per group here, with the same result.
+5. **Group checks in one pass per group.** Snakemake 9 checks each group job for paths that leave
+   and re-enter it once per *member* (its job -> group map lists a group of 20 evaluations 20
+   times), each a depth-first search of everything upstream, and before that validates every
+   one-job group the same way: 20 of the 26 minutes of the paper config's dry run. Here a group is
+   refused exactly when a job outside it, reachable from a member, depends on a member (one
+   traversal per group), and a one-job group is not searched (a path out of a job and back into it
+   would be a cycle, which a DAG has not).
+
+6. **Input functions' signatures once.** Snakemake inspects the signature of a rule's input, params
+   and resource functions every time it calls one (`inspect.signature`, 700,000 calls and a tenth
+   of the paper config's dry run); the parameters of each function are looked up once here.
 
 Idempotent, and harmless once the plugin or Snakemake handles these cases itself.
 """
@@ -162,23 +170,56 @@ def install_sigterm() -> bool:
     return True
 
 
-def check_groups_once(original):
-    """Snakemake's DAG._check_groups over each group once (the same checks, not one per member)."""
+def group_reentry(group_jobs, dependencies):
+    """(outside job, member) of a path that leaves the group and enters it again, or None: one
+    traversal of everything upstream of the members; `dependencies[job]`: the jobs `job` needs."""
+    members = set(group_jobs)
+    visited = set(members)
+    stack = list(members)
+    while stack:
+        job = stack.pop()
+        for dep in dependencies[job]:
+            if dep in members:
+                if job not in members:
+                    return job, dep
+            elif dep not in visited:
+                visited.add(dep)
+                stack.append(dep)
+    return None
 
-    def _check_groups(self):
-        every = self._group
-        first = {}
-        for job, group in every.items():
-            first.setdefault(id(group), (job, group))
-        self._group = dict(first.values())
-        try:
-            return original(self)
-        finally:
-            self._group = every
 
-    _check_groups.asteroid_wrapped = True
-    _check_groups.__wrapped__ = original
-    return _check_groups
+def check_groups(self):
+    """DAG._check_groups: no group may depend on itself through a job outside it."""
+    from snakemake.exceptions import WorkflowError
+
+    seen = set()
+    for group in self._group.values():
+        if id(group) in seen:
+            continue
+        seen.add(id(group))
+        found = group_reentry(group, self._dependencies)
+        if found:
+            outside, member = found
+            raise WorkflowError(
+                f"Group {group.groupid} depends on itself: {outside.rule.name} (outside the group) needs "
+                f"{member.rule.name} (in it) and is needed by the group. Add {outside.rule.name} to the group "
+                f"or remove {member.rule.name} from it.",
+                rule=member.rule,
+            )
+
+
+check_groups.asteroid_wrapped = True
+
+
+def validate_group_skipping_single_jobs(original):
+    def validate_group(self, group):
+        if len(group.jobs) <= 1:
+            return None  # no path leaves one job and comes back to it: the DAG has no cycles
+        return original(self, group)
+
+    validate_group.asteroid_wrapped = True
+    validate_group.__wrapped__ = original
+    return validate_group
 
 
 def install_group_check() -> bool:
@@ -187,12 +228,51 @@ def install_group_check() -> bool:
         from snakemake.dag import DAG
     except ImportError:
         return False
-    original = getattr(DAG, "_check_groups", None)
-    if original is None:
+    if not (hasattr(DAG, "_check_groups") and hasattr(DAG, "validate_group")):
         return False
-    if not getattr(original, "asteroid_wrapped", False):
-        DAG._check_groups = check_groups_once(original)
+    if not getattr(DAG._check_groups, "asteroid_wrapped", False):
+        check_groups.__wrapped__ = DAG._check_groups
+        DAG._check_groups = check_groups
+    if not getattr(DAG.validate_group, "asteroid_wrapped", False):
+        DAG.validate_group = validate_group_skipping_single_jobs(DAG.validate_group)
     return True
+
+
+def cache_function_params(original):
+    """snakemake.common.get_function_params, remembered per function (a function's parameters do not
+    change; one whose are forced later through `_overwrite_params` is looked up afresh)."""
+    cache = {}
+
+    def get_function_params(func):
+        if hasattr(func, "_overwrite_params"):
+            return original(func)
+        try:
+            return cache[func]
+        except KeyError:
+            params = cache[func] = original(func)
+            return params
+        except TypeError:  # an unhashable callable
+            return original(func)
+
+    get_function_params.asteroid_wrapped = True
+    get_function_params.__wrapped__ = original
+    return get_function_params
+
+
+def install_function_params_cache() -> bool:
+    import importlib
+
+    patched = False
+    for name in ("snakemake.common", "snakemake.rules", "snakemake.jobs"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        original = getattr(module, "get_function_params", None)
+        if original is not None and not getattr(original, "asteroid_wrapped", False):
+            module.get_function_params = cache_function_params(original)
+            patched = True
+    return patched
 
 
 def install(main_process: bool = True) -> bool:
@@ -200,6 +280,7 @@ def install(main_process: bool = True) -> bool:
     when the SLURM plugin's are (now or already) in place."""
     plugin = sys.modules.get(PLUGIN)  # before the imports below, which load every executor plugin
     install_group_check()
+    install_function_params_cache()
     if main_process:
         install_sigterm()
     if plugin is None:
