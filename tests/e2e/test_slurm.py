@@ -144,8 +144,9 @@ def test_tiny_run_through_slurm_profile_as_shipped(finished_run, slurm, tmp_path
         rule = rule_of(j["Comment"])
         assert (tres.get("gres/gpu") == "1") == (rule in TRAINING_RULES), (rule, j["ReqTRES"])
         mem_mb = float(tres["mem"].rstrip("M")) * (1024 if tres["mem"].endswith("G") else 1)
-        # a group of evaluations adds up the memory of the evaluations it runs at once (cores: 8)
-        assert mem_mb <= (slurm.mem_mb if rule.startswith("group_") else 7000), (rule, j["ReqTRES"])
+        # a group of evaluations (comment rule_evaluations_evaluate) adds up the memory of the
+        # evaluations it runs at once (the profile's cores: 8)
+        assert mem_mb <= (slurm.mem_mb if rule.startswith("evaluations") else 7000), (rule, j["ReqTRES"])
         assert re.fullmatch(r"(\d+-)?\d\d:\d\d:\d\d", j["Timelimit"]), (rule, j["Timelimit"])
     first_job, retry_job = sorted(by_rule[CANCELLED_RULE], key=lambda j: int(j["JobID"]))
     assert first_job["ReqTRES"] != retry_job["ReqTRES"], "the retry asks for more memory"
