@@ -24,6 +24,7 @@ import pytest
 import yaml
 
 from pipeline import resources as pres
+from pipeline import snakemake_compat
 
 from .conftest import make_workdir
 from .slurm_local import LocalSlurm, available
@@ -60,10 +61,7 @@ def readme_command(cluster, *configfiles):
     ]
 
 
-def rule_of(comment: str) -> str:
-    """The rule of a job from the plugin's sbatch comment (rule_<name>_wildcards_...)."""
-    m = re.match(r"rule_(.+?)(?:_wildcards_.*)?$", comment)
-    return m.group(1) if m else comment
+rule_of = snakemake_compat.rule_of_comment  # the rule of a job from the plugin's sbatch comment
 
 
 def cancel_running(cluster, rule, deadline):

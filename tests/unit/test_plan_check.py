@@ -78,6 +78,27 @@ def test_slurm_dry_run_plan_summary_and_continuations(workdir):
     assert all(n == 1 for rule, n in times.items() if rule not in resumable)
 
 
+def _dry_run_with_sinfo(workdir, sinfo_script, *args):
+    """`snakemake -n *args` with `sinfo_script` as the sinfo on PATH; the run must stop (the check
+    refuses the plan): returns its output."""
+    bin_dir = workdir / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "sinfo").write_text(sinfo_script)
+    (bin_dir / "sinfo").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    r = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out[-3000:]
+    return out
+
+
 FAKE_SINFO = """#!/bin/sh
 # a CPU-only cluster: the default partition has no time limit, `short` allows 5 minutes a job
 echo 'long*|infinite|8|32000|(null)'
@@ -92,31 +113,15 @@ def test_partition_check_names_every_rule_a_partition_can_never_run(workdir):
     training.device: cpu as the fix."""
     from pipeline import resources as pres
 
-    bin_dir = workdir / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sinfo").write_text(FAKE_SINFO)
-    (bin_dir / "sinfo").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    r = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "snakemake",
-            "-n",
-            "--config",
-            "cluster={check_partitions: always}",
-            "training={device: auto}",
-            "--default-resources",
-            "slurm_partition=short",
-        ],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = _dry_run_with_sinfo(
+        workdir,
+        FAKE_SINFO,
+        "--config",
+        "cluster={check_partitions: always}",
+        "training={device: auto}",
+        "--default-resources",
+        "slurm_partition=short",
     )
-    out = r.stdout + r.stderr
-    assert r.returncode != 0, out[-3000:]
     assert "cluster check: these jobs can never run on their partitions (sinfo):" in out, out[-3000:]
     assert "rule label_chunk:" not in out  # nothing was listed as run
     for rule in ("label_chunk", "evaluate", "train_standard", "sgdml"):
@@ -139,23 +144,12 @@ def test_cpu_counts_come_from_the_rules_capped_at_cores_and_groups_are_checked(w
     """--cores on a cluster is the most CPUs one job asks for: labelling.threads 8 becomes 4 (and the
     plan says so), an evaluation group of 20 runs 4 at once in a 4-CPU job; on 2-CPU nodes both are
     named before anything is submitted."""
-    bin_dir = workdir / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "sinfo").write_text(SMALL_SINFO)
-    (bin_dir / "sinfo").chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-n", "--cores", "4", "--groups", "evaluate=evaluations"]
-        + ["--group-components", "evaluations=20", "--config", "cluster={check_partitions: always}"]
-        + ["labelling={threads: 8}", "training={device: cpu}"],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    out = _dry_run_with_sinfo(
+        workdir,
+        SMALL_SINFO,
+        *("--cores", "4", "--groups", "evaluate=evaluations", "--group-components", "evaluations=20"),
+        *("--config", "cluster={check_partitions: always}", "labelling={threads: 8}", "training={device: cpu}"),
     )
-    out = r.stdout + r.stderr
-    assert r.returncode != 0, out[-3000:]
     assert "label_chunk: asks for 8 threads, capped at cores = 4" in out, out[-3000:]
     group = next(ln for ln in out.splitlines() if ln.strip().startswith("group evaluations: one job asks for"))
     assert "4 CPUs" in group, group

@@ -284,21 +284,14 @@ def get_cores():
     return cores if isinstance(cores, int) and 0 < cores < sys.maxsize else None
 
 
-CAPPED_THREADS = {}  # rule -> the threads it asks for, where `cores` caps them
-
-
 def get_job_request(job):
     """What a job of the DAG asks for at its first try (pipeline/resources.py, or as overridden),
     with its uncapped run-time estimate."""
     name = job.rule.name
     est = pres.estimate(config, name, job.wildcards_dict, 1)
-    threads = int(get_rule_setting(job.rule, "_cores", 1))
-    cpus = pcluster.cap_threads(threads, get_cores())
-    if cpus < threads:
-        CAPPED_THREADS[name] = threads
     return pcluster.JobRequest(
         name,
-        cpus,
+        pcluster.cap_threads(int(get_rule_setting(job.rule, "_cores", 1)), get_cores()),
         int(get_rule_setting(job.rule, "mem_mb", est.mem_mb)),
         int(get_rule_setting(job.rule, "runtime", min(est.runtime, pres.max_job_minutes(config)))),
         int(get_rule_setting(job.rule, "gpu", 0)),
@@ -324,9 +317,9 @@ def get_group_requests(jobs):
 
 
 def check_plan():
-    """Once, in the main process, when the scheduler first evaluates a job's resources (the DAG is
-    built, nothing is submitted yet): the continuations of jobs estimated beyond cluster.max_job_hours,
-    the plan summary, and with the SLURM executor (or cluster.check_partitions: always) every rule's
+    """Once, in the main process, at onstart or (dry run) when the scheduler first evaluates a job's
+    resources (the DAG is built, nothing is submitted yet): the continuations of jobs estimated
+    beyond cluster.max_job_hours, the plan summary, and with the SLURM executor (or cluster.check_partitions: always) every rule's
     (and group job's) largest request against sinfo's partitions, stopping here when one can never run."""
     if PLAN_CHECKED or not workflow.is_main_process or workflow.scheduler is None:
         return  # done, a job's own process, or the DAG is not complete yet (no scheduler)
@@ -343,9 +336,15 @@ def check_plan():
             f"  {name}: one job asks for {req.threads} CPUs, {req.mem_mb / 1000:.1f} GB, {req.runtime / 60:.1f} h",
             file=sys.stderr,
         )
-    for rule, threads in sorted(CAPPED_THREADS.items()):
+    first = {}  # one job of each rule
+    for j in dag_jobs:
+        first.setdefault(j.rule.name, j)
+    for name in sorted(first):
+        threads = int(get_rule_setting(first[name].rule, "_cores", 1))
+        if pcluster.cap_threads(threads, get_cores()) == threads:
+            continue
         print(
-            f"  {rule}: asks for {threads} threads, capped at cores = {get_cores()} (the most CPUs one job "
+            f"  {name}: asks for {threads} threads, capped at cores = {get_cores()} (the most CPUs one job "
             "asks for: the SLURM profile's cores, or --cores); raise it to give the rule more",
             file=sys.stderr,
         )
@@ -356,9 +355,6 @@ def check_plan():
         more = pres.continuations(config, name, minutes)
         if more:  # each resubmission continues from the checkpoint (label cache) the last one left
             workflow.get_rule(name).restart_times = (retries or 0) + more
-    first = {}
-    for j in dag_jobs:
-        first.setdefault(j.rule.name, j)
     check_partitions(jobs, groups, first)
 
 
