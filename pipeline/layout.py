@@ -88,11 +88,17 @@ RUNS = {
     "delta_selected": "delta/{model}/{level}/selected/N{n}_s{seed}",
     "foundation": "models/{model}/foundation/N{n}_s{seed}",
     "foundation_zero_shot": "models/{model}/zero_shot/N{n}",
-    "any_model": "models/{run}",  # the generic evaluate rule: any run under models/
+    "any_model": "models/{run}",  # the generic evaluate rule: any run under models/ (ANY_MODEL_RUN_RE)
 }
 
 # Log (results/logs/<molecule>/<x>.log) and benchmark (results/benchmarks/<molecule>/<x>.tsv)
 # of each rule. The first directory of a benchmark is the stage the report's timings show.
+# The {run} of the generic evaluate rule: any run under models/ except ASTEROID's finite-γ stage-2
+# and stage-3 runs and its γ = inf stage 3 (RUNS stage2, finetune with N), which rule evaluate_gammas
+# evaluates together. Without the exclusion Snakemake would build both rules' jobs for each of those
+# files and discard one (a ruleorder), which costs as much planning time as the jobs saved.
+ANY_MODEL_RUN_RE = r"(?![^/]+/(?:stage2|finetune)/[^/]+/g[^/]+/N[0-9]+_s[0-9]+/)[A-Za-z0-9_./-]+"
+
 LOGS = {
     "gaff2": "gaff2",
     "md": "md",
@@ -110,6 +116,7 @@ LOGS = {
     "finetune_score": "train/{model}/finetune/score/N{n}_s{seed}",
     "train_delta": "train/{model}/delta/{level}/N{n}_s{seed}",
     "evaluate": "evaluate/{run}",
+    "evaluate_gammas": "evaluate_gammas/{model}/{level}/N{n}_s{seed}",
     "evaluate_delta": "evaluate_delta/{model}/{level}/N{n}_s{seed}",
     "sgdml": "sgdml/N{n}",
     "sgdml_delta": "sgdml_delta/{level}/N{n}",
@@ -147,6 +154,7 @@ BENCHMARKS = {
     "finetune_score": "finetune/{model}/score/N{n}_s{seed}",
     "train_delta": "train_delta/{model}/{level}/N{n}_s{seed}",
     "evaluate": "evaluate/{run}",
+    "evaluate_gammas": "evaluate_gammas/{model}/{level}/N{n}_s{seed}",
     "evaluate_delta": "evaluate_delta/{model}/{level}/N{n}_s{seed}",
     "sgdml": "sgdml/N{n}",
     "sgdml_delta": "sgdml_delta/{level}/N{n}",

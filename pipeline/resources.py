@@ -214,6 +214,13 @@ def _test(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
     return config["splits"]["test"]
 
 
+def _gamma_candidates_test(config: dict, molecule: str, wildcards: Mapping[str, str]) -> int:
+    """The test frames, predicted once per ASTEROID γ candidate (rule evaluate_gammas)."""
+    from .methods.asteroid import candidate_runs
+
+    return config["splits"]["test"] * len(candidate_runs(config))
+
+
 def _md_steps(calls_per_step: int) -> Frames:
     """Predictions of an MD stability run: its MD steps (a Δ model also calls its cheap level each
     step: counted `calls_per_step` times) and the validation frames of every gamma candidate."""
@@ -254,6 +261,7 @@ INFERENCE_RULES: dict[str, tuple[bool, Frames, bool]] = {
     "bias": (True, _cheap_pool, True),
     "bias_diagnostic": (True, _val, True),
     "evaluate": (False, _test, False),
+    "evaluate_gammas": (True, _gamma_candidates_test, False),
     "evaluate_delta": (False, _test, False),
     "md_stability": (True, _md_steps(1), False),
     "md_stability_delta": (True, _md_steps(2), False),
@@ -281,7 +289,11 @@ def job_request(config: dict, rule: str, wildcards: Mapping[str, str], attempt: 
     """The Request (mem_mb, runtime in minutes) of one job of the workflow rule `rule` with these
     wildcards, at Snakemake's `attempt` (1 first, more on each retry): the :func:`estimate`, its run
     time capped at cluster.max_job_hours."""
-    r = estimate(config, rule, wildcards, attempt)
+    return capped(config, estimate(config, rule, wildcards, attempt))
+
+
+def capped(config: dict, r: Request) -> Request:
+    """An estimate with its run time capped at cluster.max_job_hours (what the job asks for)."""
     return Request(r.mem_mb, min(r.runtime, max_job_minutes(config)))
 
 
@@ -353,6 +365,7 @@ SIZED_BY = {
     "correct_pool": "splits.cheap, training.threads",
     "select_frames": "splits.cheap of selection.level, selection.committee_size",
     "evaluate": "splits.test",
+    "evaluate_gammas": "splits.test, asteroid.gammas, asteroid.relative_gammas",
     "evaluate_delta": "splits.test",
     "label_chunk": "labelling.threads, or a cheaper level or basis, when one frame alone exceeds the limit",
 }

@@ -18,7 +18,14 @@ def _device(name: str) -> str:
 def _run_evaluate(a):
     from .predict import evaluate_model
 
-    evaluate_model(a.model, a.test, a.out_json, a.out_pred, device=_device(a.device), batch_size=a.batch_size)
+    if not len(a.model) == len(a.out_json) == len(a.out_pred):
+        raise SystemExit(
+            f"evaluate: {len(a.model)} --model, {len(a.out_json)} --out-json and {len(a.out_pred)} --out-pred "
+            "files; give one of each per model, in the same order"
+        )
+    device = _device(a.device)
+    for model, out_json, out_pred in zip(a.model, a.out_json, a.out_pred, strict=True):
+        evaluate_model(model, a.test, out_json, out_pred, device=device, batch_size=a.batch_size)
 
 
 def _run_sgdml(a):
@@ -191,12 +198,13 @@ def _run_report(a):
     )
 
 
-def _evaluation_args(s, model_help: str) -> None:
-    """The arguments every test-set evaluation command takes."""
-    s.add_argument("--model", required=True, help=model_help)
+def _evaluation_args(s, model_help: str, nargs: str | None = None) -> None:
+    """The arguments every test-set evaluation command takes (nargs "+": several models, each with
+    its own --out-json and --out-pred, in the same order)."""
+    s.add_argument("--model", required=True, nargs=nargs, help=model_help)
     s.add_argument("--test", required=True, help="accurate test set npz (eV, eV/A)")
-    s.add_argument("--out-json", required=True)
-    s.add_argument("--out-pred", required=True)
+    s.add_argument("--out-json", required=True, nargs=nargs)
+    s.add_argument("--out-pred", required=True, nargs=nargs)
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--device", default="auto")
 
@@ -213,7 +221,7 @@ def add_commands(sub) -> None:
 def _add_test_set_commands(sub) -> None:
     """evaluate (a trained model) and sgdml (the kernel baseline) on the test set."""
     s = sub.add_parser("evaluate", help="test-set errors of a trained model (JSON + per-frame predictions)")
-    _evaluation_args(s, "the model file")
+    _evaluation_args(s, "the model file(s)", nargs="+")
     s.set_defaults(func=_run_evaluate)
 
     s = sub.add_parser("sgdml", help="sGDML baseline on the accurate data, sigma chosen on --val")

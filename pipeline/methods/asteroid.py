@@ -59,6 +59,17 @@ def chosen_candidates(idx, role: str = "finetune") -> list[Selected]:
     return out
 
 
+def candidate_runs(config: dict, name: str = "model.pt", values=None) -> list[str]:
+    """The γ candidates of one (molecule, model, cheap level, N, seed) chain, as run files (templates
+    where `values` leaves wildcards): every finite γ's stage 2 and stage 3, and γ = inf's stage 3.
+    The workflow evaluates them in one job (rule evaluate_gammas): with the paper's grid of seven γ
+    they are most of a run's models, and one job per model made the plan ~7,000 jobs larger."""
+    out = []
+    for g in gamma_tokens(config):
+        out += [layout.run("stage2", name, values, gamma=g), layout.run("finetune", name, values, gamma=g)]
+    return out + [layout.run("finetune", name, values, gamma="inf")]
+
+
 class Asteroid(Method):
     name = "asteroid"
     label = "ASTEROID"
@@ -75,10 +86,7 @@ class Asteroid(Method):
         out = []
         for m, s, lvl in _chains(config, molecule):
             for n in train_sizes(config):
-                kw = dict(molecule=molecule, model=m, level=lvl, n=n, seed=s)
-                for g in gamma_tokens(config):
-                    out += [layout.run("stage2", gamma=g, **kw), layout.run("finetune", gamma=g, **kw)]
-                out.append(layout.run("finetune", gamma="inf", **kw))
+                out += candidate_runs(config, values=dict(molecule=molecule, model=m, level=lvl, n=n, seed=s))
         return out
 
     def stability_runs(self, config, molecule):

@@ -219,6 +219,7 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
         "train_cheap_only",
         "finetune_cheap",
         "evaluate",
+        "evaluate_gammas",
         "md_stability",
         "correct_pool",
         "train_corrected",
@@ -226,7 +227,7 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
         "collect",
         "report",
     }, planned  # not the selection: its candidates are the pool's frames, not its labels
-    assert {"train_stage2", "finetune_cheap", "evaluate", "collect", "report"} <= set(planned)
+    assert {"train_stage2", "finetune_cheap", "evaluate", "evaluate_gammas", "collect", "report"} <= set(planned)
     # only the xTB branch: 2 finite gammas x 2 N stage-2 models, and the fine-tunes of those and of gamma = inf;
     # the corrected pool of each N and its 3 gamma candidates' stages 2 and 3
     assert planned["train_stage2"] == 4 and planned["finetune_cheap"] == 6 and planned["train_cheap_only"] == 1
@@ -248,6 +249,7 @@ def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finishe
         "finetune_score",
         "finetune_corrected",
         "evaluate",
+        "evaluate_gammas",
         "md_stability",
         "collect",
         "report",
@@ -268,7 +270,9 @@ def test_growing_the_test_set_moves_no_training_frame(finished_run):
     planned = _planned(r)
     trained = {k for k in planned if k.startswith(("train", "finetune")) or k in ("bias", "correct_pool")}
     assert not trained, planned
-    assert {"frames", "label_chunk", "dataset", "evaluate", "collect"} <= set(planned)
+    assert {"frames", "label_chunk", "dataset", "evaluate", "evaluate_gammas", "collect"} <= set(planned)
+    # ASTEROID's γ candidates of one model, level, N and seed are scored in one job (rule evaluate_gammas)
+    assert planned["evaluate_gammas"] == 4, planned  # tiny config: 1 model x 2 cheap levels x 2 N x 1 seed
     assert planned["frames"] == 1 and "results/ethanol/frames/test.npz" in r.stdout + r.stderr
 
 

@@ -19,6 +19,7 @@ from pipeline import snakemake_compat
 from pipeline.labelling import cost as lcost
 from pipeline.labelling.levels import LEVELS
 from pipeline.labelling.runner import n_chunks
+from pipeline.methods import asteroid
 from pipeline.methods.corrected import levels as corrected_levels
 
 # Numbers given as `--config section='{key: 4}'` arrive as strings (Snakemake's YAML base loader).
@@ -284,11 +285,18 @@ def get_cores():
     return cores if isinstance(cores, int) and 0 < cores < sys.maxsize else None
 
 
+@functools.cache
+def get_estimate(rule_name, wildcard_items, attempt):
+    """pipeline/resources.py's estimate of one job at one attempt, computed once (Snakemake asks
+    for a job's mem_mb and runtime separately, and the plan check asks again)."""
+    return pres.estimate(config, rule_name, dict(wildcard_items), attempt)
+
+
 def get_job_request(job):
     """What a job of the DAG asks for at its first try (pipeline/resources.py, or as overridden),
     with its uncapped run-time estimate."""
     name = job.rule.name
-    est = pres.estimate(config, name, job.wildcards_dict, 1)
+    est = get_estimate(name, tuple(job.wildcards_dict.items()), 1)
     return pcluster.JobRequest(
         name,
         pcluster.cap_threads(int(get_rule_setting(job.rule, "_cores", 1)), get_cores()),
@@ -399,7 +407,7 @@ def get_resources(rule_name):
     def request(wildcards, attempt):
         get_molecule(wildcards)  # the molecule's checks and label budget (once), as every input function does
         check_plan()  # the plan summary and the partition check (once)
-        return pres.job_request(config, rule_name, wildcards, attempt)
+        return pres.capped(config, get_estimate(rule_name, tuple(wildcards.items()), attempt))
 
     def mem_mb(wildcards, attempt):
         return request(wildcards, attempt).mem_mb

@@ -1,6 +1,12 @@
 # Input functions of evaluation, collect (evaluate.smk) and the report (report.smk).
 
 
+def get_gamma_candidates(name):
+    """ASTEROID's γ candidates of one (molecule, model, cheap level, N, seed), as `name` files of
+    their run directories (templates: the rule's wildcards fill them)."""
+    return asteroid.candidate_runs(config, name)
+
+
 def get_stability_models(wildcards):
     """The model(s) of one MD stability run, as the method's module names them."""
     return methods.get(wildcards.method).stability_models(config, wildcards)

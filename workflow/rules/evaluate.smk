@@ -14,7 +14,7 @@ rule evaluate:
     benchmark:
         L.benchmark("evaluate")
     wildcard_constraints:
-        run="[A-Za-z0-9_./-]+",
+        run=L.ANY_MODEL_RUN_RE,
     conda:
         "../../envs/train.yaml"
     resources:
@@ -23,6 +23,30 @@ rule evaluate:
         device=config["training"]["device"],
     shell:
         "python -m pipeline evaluate --model {input.model} --test {input.test} --out-json {output.json} "
+        "--out-pred {output.predictions} --device {params.device} 2> {log}"
+
+
+# ASTEROID's γ candidates of one model, cheap level, N and seed in one job (the generic rule, which
+# leaves their paths to this one, would run one job each: with the paper's γ grid most of a run's jobs).
+rule evaluate_gammas:
+    input:
+        models=get_gamma_candidates("model.pt"),
+        test=get_test_data,
+    output:
+        json=get_gamma_candidates("eval.json"),
+        predictions=get_gamma_candidates("predictions.npz"),
+    log:
+        L.log("evaluate_gammas"),
+    benchmark:
+        L.benchmark("evaluate_gammas")
+    conda:
+        "../../envs/train.yaml"
+    resources:
+        **get_resources("evaluate_gammas"),
+    params:
+        device=config["training"]["device"],
+    shell:
+        "python -m pipeline evaluate --model {input.models} --test {input.test} --out-json {output.json} "
         "--out-pred {output.predictions} --device {params.device} 2> {log}"
 
 

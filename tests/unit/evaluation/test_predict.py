@@ -98,3 +98,29 @@ def test_evaluate_model_writes_metrics(tmp_path, egnn, frames):
         assert metrics(p["E_pred"], p["F_pred"], p["E_ref"], p["F_ref"])["force_rmse_kcal"] == pytest.approx(
             0.25, abs=1e-4
         )
+
+
+def test_evaluate_command_scores_several_models_each_to_its_own_files(tmp_path, egnn, frames):
+    """`python -m pipeline evaluate` with several models (rule evaluate_gammas): file i of --out-json
+    and --out-pred belongs to model i; counts that disagree are refused before anything is written."""
+    from pipeline.cli import main
+
+    R, z = frames
+    E_pred, F_pred = predict(egnn, R, z)
+    save_npz(tmp_path / "test.npz", Dataset(R=R, z=z, E=units.kcal_to_ev(E_pred), F=units.kcal_to_ev(F_pred)))
+    save_model(egnn, tmp_path / "a.pt", extra={"level": "a"})
+    torch.manual_seed(1)
+    other = build("egnn", **SMALL_EGNN)
+    save_model(other, tmp_path / "b.pt", extra={"level": "b"})
+    args = ["evaluate", "--test", str(tmp_path / "test.npz"), "--device", "cpu", "--model"]
+    with pytest.raises(SystemExit, match="2 --model, 1 --out-json"):
+        main(args + [str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--out-json", "x.json", "--out-pred", "x.npz"])
+    assert not (tmp_path / "x.json").exists()
+    paths = [str(tmp_path / n) for n in ("a.pt", "b.pt", "a.json", "b.json", "a.npz", "b.npz")]
+    main(args + paths[:2] + ["--out-json", *paths[2:4], "--out-pred", *paths[4:]])
+    a, b = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    assert a["model_extra"]["level"] == "a" and b["model_extra"]["level"] == "b"
+    assert a["force_mae_kcal"] == pytest.approx(0.0, abs=1e-4)  # the reference is model a's own prediction
+    assert b["force_mae_kcal"] > 1e-3
+    with np.load(tmp_path / "b.npz") as p:
+        np.testing.assert_allclose(p["F_pred"], predict(other, R, z)[1], atol=1e-5)
