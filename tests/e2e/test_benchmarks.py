@@ -1,10 +1,13 @@
 """The benchmark scripts run on a finished (tiny) run and print their tables."""
 
 import re
+import subprocess
+import sys
 
 import pandas as pd
+import pytest
 
-from .conftest import bench, snakemake
+from .conftest import ROOT, bench, snakemake
 
 
 def test_accuracy_per_cost_tables(finished_run):
@@ -115,3 +118,39 @@ def test_selection_curve_sets_selected_frames_against_random_ones(finished_run):
     assert f"| {std:.2f} [" in row and f"| {sel:.2f} [" in row
     assert "| standard | 4 |" in out and re.search(r"\| standard \| 4 \| [0-9.]+ \[.*\| — \|", out)
     assert re.search(r"\| Δ \| 8 \| 8 \| 1 \| [+-]\d+% \[", out)
+
+
+def test_method_errors_export_keeps_results_csv_and_merges_by_model(finished_run, tmp_path):
+    """The per-frame export reproduces results.csv's per-model errors and reductions.csv's pooled
+    reductions; a second export of the same run replaces its rows instead of adding them, and an
+    export on other test frames is refused."""
+    workdir, _ = finished_run
+    mol = workdir / "results/ethanol"
+    out = tmp_path / "errors.csv.gz"
+    args = ["export", "--run", str(mol), "--accurate-level", "ccsd_t", "--cheap", "xtb", "empirical", "--out", str(out)]
+    bench(workdir, "method_errors.py", *args)
+    first = pd.read_csv(out)
+    bench(workdir, "method_errors.py", *args)
+    again = pd.read_csv(out)
+    assert len(again) == len(first) > 0
+    res = pd.read_csv(mol / "results.csv", keep_default_na=False)  # no cheap level: "" in both
+    key = ["method", "cheap_level", "n_train", "seed"]
+    per_model = pd.read_csv(out, keep_default_na=False).groupby(key)["force_mae_kcal"].mean()
+    assert len(per_model) == len(res)
+    for r in res.itertuples():
+        assert per_model[(r.method, r.cheap_level, r.n_train, r.seed)] == pytest.approx(r.force_mae_kcal, rel=1e-6)
+    table = bench(workdir, "method_errors.py", "table", str(out))
+    red = pd.read_csv(mol / "reductions.csv")
+    row = red[(red["method"] == "delta") & (red["n_train"] == 8)].iloc[0]
+    assert f"{100 * row.reduction:+.1f}% [" in table
+    # another test set: refused, the file unchanged
+    moved = first.assign(test_set="0123456789ab")
+    moved.to_csv(out, index=False)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "method_errors.py"), *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0 and "differs from the file's" in r.stderr
+    assert set(pd.read_csv(out)["test_set"]) == {"0123456789ab"}

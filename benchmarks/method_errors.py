@@ -1,0 +1,233 @@
+"""Per-frame test errors of a run's methods, kept beside BENCHMARKS.md, and the tables built from them.
+
+A benchmark run (config.benchmark.yaml) takes many CPU-hours and outlives no VM: its models and
+caches are not kept. What a comparison needs afterwards is each model's per-frame test error and
+what it cost, so ``export`` writes those to a gzipped CSV under ``benchmarks/results/`` (committed),
+one row per (method, model, cheap level, N, seed, test frame), built by the workflow's own
+``pipeline.evaluation.collect.results_table`` (the same method selection, γ choice on validation
+and cost accounting as results.csv). Exports from several sessions merge into one file: rows of the
+same (method, model, cheap level, N, seed) are replaced, and every row carries a fingerprint of the
+test set (frame ids and accurate forces), so evaluations on different test frames never mix.
+``table`` prints, from one or more such files, each method's test force MAE per N with its 95%
+interval over seeds and frames, and the paired reductions of ``reductions.csv``
+(``pipeline.evaluation.collect.pooled_reductions``).
+
+    python benchmarks/method_errors.py export --run /path/to/run/results/ethanol \\
+        --accurate-level ccsd_t --cheap xtb --out benchmarks/results/ethanol_benchmark.csv.gz
+    python benchmarks/method_errors.py table benchmarks/results/ethanol_benchmark.csv.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from common import markdown_table, print_machine
+
+from pipeline import layout
+from pipeline.data import load_npz
+from pipeline.evaluation.collect import Index, _Costs, evaluation_record, pooled_reductions, results_table
+from pipeline.evaluation.stats import mean_interval
+
+KEY = ["method", "model", "cheap_level", "n_train", "seed"]
+# Per-model columns carried on every frame row (results.csv's names).
+MODEL_COLUMNS = [
+    "gamma",
+    "val_force_mae_kcal",
+    "stop_reason",
+    "stop_step",
+    "train_cpu_h_total",
+    "accurate_label_cpu_h",
+    "cheap_label_cpu_h",
+    "predict_cpu_s_per_frame",
+]
+
+
+def test_set_fingerprint(test_npz: str) -> str:
+    """Short hash of the test frames' ids and accurate forces: equal only for the same test set."""
+    ds = load_npz(test_npz)
+    h = hashlib.sha256(np.asarray(ds.frame_id, dtype=np.int64).tobytes())
+    h.update(np.round(np.asarray(ds.F, dtype=np.float64), 6).tobytes())  # [n_frames, n_atoms, 3] eV/Å
+    return h.hexdigest()[:12]
+
+
+def _commit(path: Path) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True)
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def run_rows(run: Path, accurate_level: str, cheap_levels: list[str]) -> pd.DataFrame:
+    """Long per-frame rows of every method the run has evaluated so far."""
+    evals = sorted(str(p) for p in run.rglob("eval.json"))
+    if not evals:
+        raise SystemExit(f"no eval.json under {run}")
+    idx = Index([evaluation_record(p) for p in evals])
+    data = run / "data"
+    datasets = {f"{accurate_level}:{s}": str(data / accurate_level / f"{s}.npz") for s in ("train", "val", "test")}
+    for lvl in cheap_levels:
+        for s in ("train", "val", "test", f"cheap-{lvl}"):
+            if (data / lvl / f"{s}.npz").exists():
+                datasets[f"{lvl}:{s}"] = str(data / lvl / f"{s}.npz")
+    cheap = {lvl: str(data / lvl / f"cheap-{lvl}.npz") for lvl in cheap_levels}
+    # the frames each selection labelled (models trained on selected frames count their cost)
+    selected = {}
+    for rec in idx.records:
+        for lvl in [accurate_level, *cheap_levels]:
+            values = dict(molecule=run.name, level=lvl, n=rec["n_train"], seed=rec["seed"])
+            path = run.parent.parent / layout.file("selected_data", **values)
+            if path.exists():
+                selected[f"{lvl}:{rec['n_train']}:{rec['seed']}"] = str(path)
+    unlabelled = run.parent.parent / layout.file("frames", molecule=run.name, subset="unlabelled")
+    costs = _Costs(
+        datasets[f"{accurate_level}:train"],
+        cheap,
+        str(unlabelled) if unlabelled.exists() else None,
+        datasets,
+        selected,
+        accurate_level,
+    )
+    res = results_table(idx, costs, run.name, n_bootstrap=200)
+    fingerprint = test_set_fingerprint(datasets[f"{accurate_level}:test"])
+    frame_ids = np.asarray(idx.records[0]["frame_id"])
+    rows = []
+    for _, r in res.iterrows():
+        per_model = {k: r[k] for k in KEY + MODEL_COLUMNS}
+        for f, e in zip(frame_ids, r["_errors"], strict=True):
+            rows.append({**per_model, "frame_id": int(f), "force_mae_kcal": float(e)})
+    out = pd.DataFrame(rows)
+    out["molecule"] = run.name
+    out["test_set"] = fingerprint
+    out["commit"] = _commit(run)
+    return out
+
+
+def merge(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """New rows replace old rows of the same model; both must be on the same test set."""
+    if len(old) and set(old["test_set"]) != set(new["test_set"]):
+        raise SystemExit(
+            f"test set {sorted(set(new['test_set']))} differs from the file's {sorted(set(old['test_set']))}: "
+            "a different split or accurate level; export to another file"
+        )
+    keys = set(map(tuple, new[KEY].astype(str).to_numpy()))
+    keep = ~old[KEY].astype(str).apply(tuple, axis=1).isin(keys) if len(old) else []
+    return pd.concat([old[keep], new], ignore_index=True) if len(old) else new
+
+
+def load(paths: list[str]) -> pd.DataFrame:
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in paths]
+    df = pd.concat(frames, ignore_index=True)
+    df["cheap_level"] = df["cheap_level"].fillna("").astype(str)
+    return df
+
+
+def results_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per model with its per-frame errors (`_errors`, in frame-id order), as results_table."""
+    out = []
+    for key, g in rows.groupby(KEY, sort=True):
+        g = g.sort_values("frame_id")
+        out.append(
+            {
+                **dict(zip(KEY, key, strict=True)),
+                **{k: g[k].iloc[0] for k in MODEL_COLUMNS},
+                "_errors": g["force_mae_kcal"].to_numpy(),
+                "_frames": tuple(g["frame_id"]),
+            }
+        )
+    res = pd.DataFrame(out)
+    if res["_frames"].nunique() > 1:
+        raise SystemExit("models were scored on different test frames")
+    return res
+
+
+def _ci(ci, pct: bool = False) -> str:
+    if pct:
+        return f"{100 * ci.estimate:+.1f}% [{100 * ci.low:+.1f}, {100 * ci.high:+.1f}]"
+    return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
+
+
+def print_tables(res: pd.DataFrame) -> None:
+    rows = []
+    for (model, method, lvl, n), g in res.groupby(["model", "method", "cheap_level", "n_train"], sort=True):
+        g = g.sort_values("seed")
+        ci = mean_interval(np.stack(list(g["_errors"])))
+        per_seed = " ".join(f"{e.mean():.2f}" for e in g["_errors"])
+        stops = ", ".join(f"{k} {v}" for k, v in g["stop_reason"].fillna("").value_counts().items() if k)
+        rows.append(
+            [
+                model,
+                method,
+                lvl,
+                n,
+                len(g),
+                _ci(ci),
+                per_seed,
+                f"{3600 * g['train_cpu_h_total'].mean():,.0f}",
+                stops,
+            ]
+        )
+    print(
+        markdown_table(
+            ["model", "method", "cheap level", "N", "seeds", "test force MAE", "per seed", "train CPU-s", "stopped"],
+            rows,
+        )
+    )
+    print()
+    red = pooled_reductions(res, n_bootstrap=200)
+    print(
+        markdown_table(
+            ["model", "method", "cheap level", "N", "against", "seeds", "test frames", "reduction", "significant"],
+            [
+                [
+                    r.model,
+                    r.method,
+                    r.cheap_level,
+                    r.n_train,
+                    r.baseline,
+                    r.n_seeds,
+                    r.n_test,
+                    f"{100 * r.reduction:+.1f}% [{100 * r.reduction_ci_low:+.1f}, {100 * r.reduction_ci_high:+.1f}]",
+                    "yes" if r.significant else "no",
+                ]
+                for r in red.itertuples()
+            ],
+        )
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("export", help="add a run's evaluations to a per-frame CSV")
+    ex.add_argument("--run", required=True, type=Path, help="the run's results/<molecule> directory (of its workdir)")
+    ex.add_argument("--accurate-level", required=True)
+    ex.add_argument("--cheap", nargs="*", default=[], help="cheap levels of the run (pools and Δ levels)")
+    ex.add_argument("--out", required=True, type=Path, help="CSV (.csv.gz) to create or merge into")
+    tb = sub.add_parser("table", help="print the tables of one or more per-frame CSVs")
+    tb.add_argument("csv", nargs="+")
+    tb.add_argument("--n", type=int, nargs="*", help="only these N")
+    a = ap.parse_args()
+    if a.command == "export":
+        new = run_rows(a.run, a.accurate_level, a.cheap)
+        old = load([str(a.out)]) if a.out.exists() else pd.DataFrame()
+        merged = merge(old, new)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        merged.to_csv(a.out, index=False)
+        n_all, n_new = (len(df[KEY].drop_duplicates()) for df in (merged, new))
+        print(f"{a.out}: {n_all} models ({n_new} from {a.run}), test set {new['test_set'].iloc[0]}")
+        return
+    rows = load(a.csv)
+    if a.n:
+        rows = rows[rows["n_train"].isin(a.n)]
+    print_machine({"files": ", ".join(a.csv), "commits": ", ".join(sorted(set(rows["commit"].astype(str))))})
+    print_tables(results_from_rows(rows))
+
+
+if __name__ == "__main__":
+    main()
