@@ -69,22 +69,23 @@ def run_rows(run: Path, accurate_level: str, cheap_levels: list[str]) -> pd.Data
     if not evals:
         raise SystemExit(f"no eval.json under {run}")
     idx = Index([evaluation_record(p) for p in evals])
-    data = run / "data"
-    datasets = {f"{accurate_level}:{s}": str(data / accurate_level / f"{s}.npz") for s in ("train", "val", "test")}
+    workdir, mol = run.parent.parent, run.name  # layout paths are relative to the run's workdir
+    datasets = {
+        f"{accurate_level}:{s}": str(workdir / layout.dataset(mol, accurate_level, s)) for s in ("train", "val", "test")
+    }
     for lvl in cheap_levels:
         for s in ("train", "val", "test", f"cheap-{lvl}"):
-            if (data / lvl / f"{s}.npz").exists():
-                datasets[f"{lvl}:{s}"] = str(data / lvl / f"{s}.npz")
-    cheap = {lvl: str(data / lvl / f"cheap-{lvl}.npz") for lvl in cheap_levels}
+            if (workdir / layout.dataset(mol, lvl, s)).exists():
+                datasets[f"{lvl}:{s}"] = str(workdir / layout.dataset(mol, lvl, s))
+    cheap = {lvl: str(workdir / layout.dataset(mol, lvl, f"cheap-{lvl}")) for lvl in cheap_levels}
     # the frames each selection labelled (models trained on selected frames count their cost)
     selected = {}
     for rec in idx.records:
         for lvl in [accurate_level, *cheap_levels]:
-            values = dict(molecule=run.name, level=lvl, n=rec["n_train"], seed=rec["seed"])
-            path = run.parent.parent / layout.file("selected_data", **values)
+            path = workdir / layout.file("selected_data", molecule=mol, level=lvl, n=rec["n_train"], seed=rec["seed"])
             if path.exists():
                 selected[f"{lvl}:{rec['n_train']}:{rec['seed']}"] = str(path)
-    unlabelled = run.parent.parent / layout.file("frames", molecule=run.name, subset="unlabelled")
+    unlabelled = workdir / layout.file("frames", molecule=mol, subset="unlabelled")
     costs = _Costs(
         datasets[f"{accurate_level}:train"],
         cheap,
@@ -93,7 +94,7 @@ def run_rows(run: Path, accurate_level: str, cheap_levels: list[str]) -> pd.Data
         selected,
         accurate_level,
     )
-    res = results_table(idx, costs, run.name, n_bootstrap=200)
+    res = results_table(idx, costs, mol, n_bootstrap=200)
     fingerprint = test_set_fingerprint(datasets[f"{accurate_level}:test"])
     frame_ids = np.asarray(idx.records[0]["frame_id"])
     rows = []
@@ -102,7 +103,7 @@ def run_rows(run: Path, accurate_level: str, cheap_levels: list[str]) -> pd.Data
         for f, e in zip(frame_ids, r["_errors"], strict=True):
             rows.append({**per_model, "frame_id": int(f), "force_mae_kcal": float(e)})
     out = pd.DataFrame(rows)
-    out["molecule"] = run.name
+    out["molecule"] = mol
     out["test_set"] = fingerprint
     out["commit"] = _commit(run)
     return out
@@ -110,14 +111,16 @@ def run_rows(run: Path, accurate_level: str, cheap_levels: list[str]) -> pd.Data
 
 def merge(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     """New rows replace old rows of the same model; both must be on the same test set."""
-    if len(old) and set(old["test_set"]) != set(new["test_set"]):
+    if not len(old):
+        return new
+    if set(old["test_set"]) != set(new["test_set"]):
         raise SystemExit(
             f"test set {sorted(set(new['test_set']))} differs from the file's {sorted(set(old['test_set']))}: "
             "a different split or accurate level; export to another file"
         )
     keys = set(map(tuple, new[KEY].astype(str).to_numpy()))
-    keep = ~old[KEY].astype(str).apply(tuple, axis=1).isin(keys) if len(old) else []
-    return pd.concat([old[keep], new], ignore_index=True) if len(old) else new
+    keep = ~old[KEY].astype(str).apply(tuple, axis=1).isin(keys)
+    return pd.concat([old[keep], new], ignore_index=True)
 
 
 def load(paths: list[str]) -> pd.DataFrame:
@@ -146,9 +149,7 @@ def results_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
     return res
 
 
-def _ci(ci, pct: bool = False) -> str:
-    if pct:
-        return f"{100 * ci.estimate:+.1f}% [{100 * ci.low:+.1f}, {100 * ci.high:+.1f}]"
+def _ci(ci) -> str:
     return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
 
 

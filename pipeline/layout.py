@@ -91,14 +91,14 @@ RUNS = {
     "any_model": "models/{run}",  # the generic evaluate rule: any run under models/ (ANY_MODEL_RUN_RE)
 }
 
-# Log (results/logs/<molecule>/<x>.log) and benchmark (results/benchmarks/<molecule>/<x>.tsv)
-# of each rule. The first directory of a benchmark is the stage the report's timings show.
 # The {run} of the generic evaluate rule: any run under models/ except ASTEROID's finite-γ stage-2
 # and stage-3 runs and its γ = inf stage 3 (RUNS stage2, finetune with N), which rule evaluate_gammas
 # evaluates together. Without the exclusion Snakemake would build both rules' jobs for each of those
 # files and discard one (a ruleorder), which costs as much planning time as the jobs saved.
 ANY_MODEL_RUN_RE = r"(?![^/]+/(?:stage2|finetune)/[^/]+/g[^/]+/N[0-9]+_s[0-9]+/)[A-Za-z0-9_./-]+"
 
+# Log (results/logs/<molecule>/<x>.log) and benchmark (results/benchmarks/<molecule>/<x>.tsv)
+# of each rule. The first directory of a benchmark is the stage the report's timings show.
 LOGS = {
     "gaff2": "gaff2",
     "md": "md",
