@@ -245,9 +245,14 @@ def selection_levels(config: dict, molecule: str) -> list[str]:
     level when a Δ model (committee or trained method) needs it on them."""
     sel = config["selection"]
     out = [accurate_level(config, molecule)]
-    if sel["committee"] == "delta" or "delta" in sel["methods"]:
+    if sel["committee"] == "delta" or SELECTION_DELTA_METHODS & set(sel["methods"]):
         out.append(sel["level"])
     return out
+
+
+# Methods on selected frames that train a Δ model on them at selection.level (corrected pre-training
+# relabels the pool with the Δ models of the selections).
+SELECTION_DELTA_METHODS = {"delta", "corrected"}
 
 
 def _check_selection(config: dict, molecule: str) -> None:
@@ -260,12 +265,18 @@ def _check_selection(config: dict, molecule: str) -> None:
             f"selection.level: {lvl!r} is not a cheap level of {molecule} {cheap}; the candidates are the frames of a "
             f"cheap level's pool: set selection.level to one of {cheap}"
         )
-    why = "committee" if sel["committee"] == "delta" else "methods" if "delta" in sel["methods"] else None
+    delta_methods = sorted(SELECTION_DELTA_METHODS & set(sel["methods"]))
+    why = "committee" if sel["committee"] == "delta" else "methods" if delta_methods else None
     if why and lvl not in delta_levels(config, molecule):
         raise ConfigError(
             f"selection.{why}: a Δ model on {lvl!r} needs {lvl!r} in delta.cheap_levels "
             f"{delta_levels(config, molecule)} (delta.enabled: {config['delta']['enabled']}); add it there, or set "
-            "selection.committee: standard and remove delta from selection.methods"
+            f"selection.committee: standard and remove {', '.join(delta_methods) or 'delta'} from selection.methods"
+        )
+    if "corrected" in sel["methods"] and not config["corrected"]["enabled"]:
+        raise ConfigError(
+            "selection.methods: corrected (pre-training on Δ-corrected labels, on the selected frames) needs "
+            "corrected.enabled: true; set it, or remove corrected from selection.methods"
         )
     sizes = selection_rounds(config)
     if len(sizes) < 2:

@@ -252,6 +252,10 @@ TRAINING_RULES: dict[str, tuple[str, Frames]] = {
     "train_committee": ("accurate", _committee_size),
     "train_standard_selected": ("accurate", _train_size),
     "train_delta_selected": ("accurate", _train_size),
+    "train_stage2_selected": ("cheap", _cheap_pool),
+    "finetune_selected": ("finetune", _train_size),
+    "train_corrected_selected": ("corrected", _cheap_pool),
+    "finetune_corrected_selected": ("finetune", _train_size),
     "train_foundation": ("foundation", _train_size),
 }
 
@@ -268,6 +272,8 @@ INFERENCE_RULES: dict[str, tuple[bool, Frames, bool]] = {
     "correct_pool": (True, _cheap_pool, True),
     "select_frames": (False, _candidates, True),
     "evaluate_delta_selected": (False, _test, False),
+    "bias_selected": (True, _cheap_pool, True),
+    "correct_pool_selected": (True, _cheap_pool, True),
 }
 
 

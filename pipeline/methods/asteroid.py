@@ -38,12 +38,13 @@ def _chains(config, molecule):
                 yield m, s, lvl
 
 
-def stage2_of(idx, rec: dict) -> dict | None:
-    """The stage-2 model a stage-3 (or bias-aware) record of γ rec['gamma_spec'] started from."""
+def stage2_of(idx, rec: dict, stage2_role: str = "stage2") -> dict | None:
+    """The stage-2 model a stage-3 (or bias-aware) record of γ rec['gamma_spec'] started from (records
+    of `stage2_role` for a finite γ; the cheap-only model, shared by every N and selection, for inf)."""
     m, lvl, n, s = rec["model"], rec["cheap_level"], rec["n_train"], rec["seed"]
     if is_inf(rec):
         return idx.one("cheap_only", m, lvl, seed=s)
-    return idx.one("stage2", m, lvl, n, s, gamma_spec=rec["gamma_spec"])
+    return idx.one(stage2_role, m, lvl, n, s, gamma_spec=rec["gamma_spec"])
 
 
 def chosen_candidates(idx, role: str = "finetune") -> list[Selected]:
@@ -59,15 +60,20 @@ def chosen_candidates(idx, role: str = "finetune") -> list[Selected]:
     return out
 
 
-def candidate_runs(config: dict, name: str = "model.pt", values=None) -> list[str]:
+def candidate_runs(
+    config: dict, name: str = "model.pt", values=None, kinds: tuple[str, str] = ("stage2", "finetune")
+) -> list[str]:
     """The γ candidates of one (molecule, model, cheap level, N, seed) chain, as run files (templates
-    where `values` leaves wildcards): every finite γ's stage 2 and stage 3, and γ = inf's stage 3.
-    The workflow evaluates them in one job (rule evaluate_gammas): with the paper's grid of seven γ
-    they are most of a run's models, and one job per model made the plan ~7,000 jobs larger."""
+    where `values` leaves wildcards): every finite γ's stage 2 and stage 3, and γ = inf's stage 3
+    (`kinds`: the RUNS of stage 2 and 3; ASTEROID on selected frames has its own).
+    The workflow evaluates the random frames' candidates in one job (rule evaluate_gammas): with the
+    paper's grid of seven γ they are most of a run's models, and one job per model made the plan
+    ~7,000 jobs larger."""
+    stage2, stage3 = kinds
     out = []
     for g in gamma_tokens(config):
-        out += [layout.run("stage2", name, values, gamma=g), layout.run("finetune", name, values, gamma=g)]
-    return out + [layout.run("finetune", name, values, gamma="inf")]
+        out += [layout.run(stage2, name, values, gamma=g), layout.run(stage3, name, values, gamma=g)]
+    return out + [layout.run(stage3, name, values, gamma="inf")]
 
 
 class Asteroid(Method):
@@ -81,6 +87,8 @@ class Asteroid(Method):
     card = "ASTEROID"
     cheap_labels = "pool"
     gamma_role = "finetune"
+    stage1_role = "standard"  # records of its stage 1 and finite-γ stage 2 (train_cpu_s)
+    stage2_role = "stage2"
 
     def runs(self, config, molecule):
         out = []
@@ -107,10 +115,10 @@ class Asteroid(Method):
     def train_cpu_s(self, sel, idx):
         """Stage 1, the bias pass and every γ candidate's stage 2 and 3: choosing γ needs them all."""
         rec = sel.rec
-        total = cpu_s(idx.one("standard", rec["model"], n=rec["n_train"], seed=rec["seed"]))
+        total = cpu_s(idx.one(self.stage1_role, rec["model"], n=rec["n_train"], seed=rec["seed"]))
         bias_cpu = float(rec["extra"].get("bias_cpu_s") or 0.0)
         for c in sel.candidates:
-            s2 = stage2_of(idx, c)
+            s2 = stage2_of(idx, c, self.stage2_role)
             if not is_inf(c):
                 bias_cpu = float((s2 or {}).get("extra", {}).get("bias_cpu_s") or bias_cpu)
             total += cpu_s(s2) + cpu_s(c)

@@ -45,17 +45,23 @@ class Corrected(Method):
     card = "Corrected pre-training"
     cheap_labels = "pool+own"
     gamma_role = "corrected"
+    stage2_role = "corrected_stage2"  # records of its stage 2 (train_cpu_s)
+    kinds = ("corrected_stage2", "corrected")  # RUNS of its stages 2 and 3
     compare_with = ("delta",)  # its goal: Δ-learning's accuracy without the cheap level at run time
 
     def enabled(self, config, molecule):
         return bool(levels(config, molecule))
 
+    def chains(self, config, molecule):
+        """The (molecule, model, level, N, seed) of its runs."""
+        return _chains(config, molecule)
+
     def runs(self, config, molecule):
         return [
             layout.run(kind, gamma=g, **kw)
-            for kw in _chains(config, molecule)
+            for kw in self.chains(config, molecule)
             for g in gamma_tokens(config, "corrected") + ["inf"]
-            for kind in ("corrected_stage2", "corrected")
+            for kind in self.kinds
         ]
 
     def stability_runs(self, config, molecule):
@@ -72,7 +78,7 @@ class Corrected(Method):
         """The Δ model(s) and the relabelling (recorded with stage 2), every γ candidate's stages 2 and 3."""
         total, shared = 0.0, 0.0
         for c in sel.candidates:
-            s2 = idx.one("corrected_stage2", c["model"], c["cheap_level"], c["n_train"], c["seed"], c["gamma_spec"])
+            s2 = idx.one(self.stage2_role, c["model"], c["cheap_level"], c["n_train"], c["seed"], c["gamma_spec"])
             extra = (s2 or {}).get("extra", {})
             shared = max(shared, float(extra.get("delta_cpu_s") or 0.0) + float(extra.get("bias_cpu_s") or 0.0))
             total += cpu_s(s2) + cpu_s(c)

@@ -63,6 +63,8 @@ def test_results_cover_every_method(finished_run):
         "corrected",
         "standard_selected",
         "delta_selected",
+        "asteroid_selected",
+        "corrected_selected",
         "foundation",
         "foundation_zero_shot",
     }
@@ -96,7 +98,7 @@ def test_results_cover_every_method(finished_run):
     assert sg.loc[4, "force_mae_kcal"] == pytest.approx(ev4["force_mae_kcal"])
     gam = pd.read_csv(wd / MOL / "gamma_selection.csv")
     assert gam.groupby(["method", "cheap_level", "n_train"])["chosen"].sum().eq(1).all()
-    assert set(gam["method"]) == {"asteroid", "corrected"}
+    assert set(gam["method"]) == {"asteroid", "corrected", "asteroid_selected", "corrected_selected"}
     ast = gam[gam["method"] == "asteroid"]
     assert set(ast["gamma_spec"]) == {"1", "r1", "inf"} and (ast["effective_frames"] > 0).all()
     bias = pd.read_csv(wd / MOL / "bias_correlation.csv")
@@ -204,6 +206,17 @@ def _planned(r) -> dict[str, int]:
     return counts
 
 
+# ASTEROID's and corrected pre-training's rules on selected frames (they train on the cheap pool)
+SELECTED_POOL_RULES = (
+    "bias_selected",
+    "train_stage2_selected",
+    "finetune_selected",
+    "correct_pool_selected",
+    "train_corrected_selected",
+    "finetune_corrected_selected",
+)
+
+
 def test_touching_cheap_labels_plans_only_downstream(finished_run):
     wd, _ = finished_run
     label_file = wd / MOL / "data/xtb/cheap-xtb.npz"
@@ -224,6 +237,7 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
         "correct_pool",
         "train_corrected",
         "finetune_corrected",
+        *SELECTED_POOL_RULES,
         "collect",
         "report",
     }, planned  # not the selection: its candidates are the pool's frames, not its labels
@@ -232,6 +246,9 @@ def test_touching_cheap_labels_plans_only_downstream(finished_run):
     # the corrected pool of each N and its 3 gamma candidates' stages 2 and 3
     assert planned["train_stage2"] == 4 and planned["finetune_cheap"] == 6 and planned["train_cheap_only"] == 1
     assert planned["correct_pool"] == 2 and planned["train_corrected"] == 6 and planned["finetune_corrected"] == 6
+    # and the same on the selected frames of N = 8 (ASTEROID's 2 finite gammas, corrected's 3 candidates)
+    assert planned["train_stage2_selected"] == 2 and planned["finetune_selected"] == 3
+    assert planned["correct_pool_selected"] == 1 and planned["finetune_corrected_selected"] == 3
 
 
 def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finished_run):
@@ -248,6 +265,8 @@ def test_changing_a_training_hyperparameter_reruns_only_training_onwards(finishe
         "finetune_cheap",
         "finetune_score",
         "finetune_corrected",
+        "finetune_selected",
+        "finetune_corrected_selected",
         "evaluate",
         "evaluate_gammas",
         "md_stability",
@@ -321,6 +340,25 @@ def test_selection_picks_pool_frames_and_its_models_pay_for_the_committee(finish
     red = pd.read_csv(wd / MOL / "reductions.csv")
     baselines = set(red.loc[red.method == "delta_selected", "baseline"])
     assert baselines == {"egnn standard", "egnn delta"}  # and with Δ on random frames
+    # ASTEROID on the selected frames: stage 1 is the standard model on them, stage 3 fine-tunes on them
+    ast_sel = df[df.method == "asteroid_selected"].iloc[0]
+    assert ast_sel.n_train == 8 and ast_sel.cheap_level == "xtb"
+    assert ast_sel.accurate_label_cpu_h == pytest.approx(std_sel.accurate_label_cpu_h)
+    assert ast_sel.train_cpu_h_total > std_sel.train_cpu_h_total  # stage 1 + bias + stages 2 and 3 + committee
+    bias = np.load(wd / MOL / "models/egnn/selected/bias/xtb/N8_s0.npz")
+    assert int(bias["n_train"]) == 8 and len(bias["B"]) == len(pool)
+    # corrected pre-training on them: the pool corrected by the Δ model of the selected frames
+    cor_pool = load_npz(wd / MOL / "models/egnn/selected/corrected/xtb/N8_s0/pool.npz")
+    assert cor_pool.meta["corrected_by"].endswith("delta/egnn/xtb/selected/N8_s0/model.pt")
+    assert cor_pool.meta["n_train"] == 8 and list(cor_pool.frame_id) == list(pool.frame_id)
+    cor_sel = df[df.method == "corrected_selected"].iloc[0]
+    assert cor_sel.accurate_label_cpu_h == pytest.approx(std_sel.accurate_label_cpu_h) and cor_sel.cheap_label_cpu_h > 0
+    assert set(red.loc[red.method == "corrected_selected", "baseline"]) == {
+        "egnn standard",
+        "egnn corrected",
+        "egnn delta_selected",
+    }
+    assert set(red.loc[red.method == "asteroid_selected", "baseline"]) == {"egnn standard", "egnn asteroid"}
     scores = pd.read_csv(wd / MOL / "selection.csv")
     assert len(scores) == len(pool) and sorted(scores.loc[scores.pick_order >= 0, "pick_order"]) == [0, 1, 2, 3]
     assert scores[["cheap_energy_kcal", "cheap_force_rms_kcal"]].notna().all().all()
@@ -349,6 +387,7 @@ def test_touching_a_round_reruns_exactly_what_follows_it(finished_run):
         "selected_data",
         "train_standard_selected",
         "train_delta_selected",
+        *SELECTED_POOL_RULES,
         "evaluate",
         "evaluate_delta_selected",
         "collect",

@@ -108,6 +108,19 @@ def test_schema_errors(edit, message):
             r"the rounds pick 4975 frames but the candidate pool splits.cheap.xtb has",
         ),
         (
+            lambda c: c["selection"].update(enabled=True, methods=["standard", "corrected"]),
+            r"selection.methods: corrected .* needs corrected.enabled: true",
+        ),
+        (
+            lambda c: (
+                c.update(cheap_levels=["xtb", "empirical"]),
+                c["selection"].update(enabled=True, committee="standard", methods=["corrected"]),
+                c["corrected"].update(enabled=True),
+                c["delta"].update(cheap_levels=["empirical"], md_stability_levels=[]),
+            ),
+            r"selection.methods: a Δ model on 'xtb'.*remove corrected from selection.methods",
+        ),
+        (
             lambda c: c["selection"].update(enabled=True, committee_model="nequip"),
             r"selection.committee_model: unknown model 'nequip'; models: egnn, gemnet, mace",
         ),

@@ -323,6 +323,10 @@ def test_gpus_for_training_rules_only(name):
         "train_committee",
         "train_standard_selected",
         "train_delta_selected",
+        "train_stage2_selected",
+        "finetune_selected",
+        "train_corrected_selected",
+        "finetune_corrected_selected",
         "train_foundation",
     }
     assert set(pres.TRAINING_RULES) == {*OLD_TRAINING_RULES, *new}

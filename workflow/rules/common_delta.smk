@@ -71,14 +71,18 @@ def get_corrected_level(wildcards):
     return wildcards.level
 
 
+def get_corrected_delta_seeds(wildcards):
+    """The seed of the path first (its Δ model corrects), then, for a committee, the other seeds."""
+    own = int(wildcards.seed)
+    committee = config["corrected"]["uncertainty"] != "distance"
+    return [own, *([s for s in methods.seeds(config) if s != own] if committee else [])]
+
+
 def get_corrected_inputs(wildcards):
     """The Δ model of this N and seed first (it corrects), then, for a committee, those of the other seeds."""
     mol, lvl = get_molecule(wildcards), get_corrected_level(wildcards)
-    own = int(wildcards.seed)
-    committee = config["corrected"]["uncertainty"] != "distance"
-    others = [s for s in methods.seeds(config) if s != own] if committee else []
     return {
-        "delta": [L.run("delta", values=wildcards, seed=s) for s in [own, *others]],
+        "delta": [L.run("delta", values=wildcards, seed=s) for s in get_corrected_delta_seeds(wildcards)],
         "cheap": get_dataset(mol, f"cheap-{lvl}", lvl),
         "train": get_dataset(mol, "train"),
         "val": get_dataset(mol, "val"),

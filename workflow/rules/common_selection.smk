@@ -140,6 +140,35 @@ def get_selected_delta_data(wildcards):
     }
 
 
+def get_selected_cheap_data(wildcards):
+    """The pool of selection.level (ASTEROID's stage 2 on selected frames), checked."""
+    get_selected_n(wildcards)
+    if wildcards.level != config["selection"]["level"]:
+        raise WorkflowError(
+            f"methods on selected frames use the pool of selection.level {config['selection']['level']!r}, "
+            f"not {wildcards.level!r}"
+        )
+    return get_cheap_data(wildcards)
+
+
+def get_selected_finetune_init(wildcards):
+    """ASTEROID's stage 3 on selected frames starts from its stage 2 (γ = inf: the cheap-only model)."""
+    if wildcards.gamma == "inf":
+        return L.run("cheap_only", values=wildcards)
+    return L.run("stage2_selected", values=wildcards)
+
+
+def get_corrected_selected_inputs(wildcards):
+    """As get_corrected_inputs, with the Δ models of the selections at N and their frames."""
+    mol, n = get_molecule(wildcards), get_selected_n(wildcards)
+    get_selected_cheap_data(wildcards)
+    return {
+        **get_corrected_inputs(wildcards),
+        "delta": [L.run("delta_selected", values=wildcards, seed=s) for s in get_corrected_delta_seeds(wildcards)],
+        "train": get_chain_dataset(mol, pconf.accurate_level(config, mol), n, wildcards.seed),
+    }
+
+
 # ----------------------------------------------------------------------------- collect
 def get_selection_tables(molecule):
     """Every round's candidate scores and committee-on-validation CSVs ([] when selection is off)."""

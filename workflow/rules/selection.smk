@@ -147,3 +147,159 @@ use rule evaluate_delta as evaluate_delta_selected with:
         L.benchmark("evaluate_delta_selected")
     resources:
         **get_resources("evaluate_delta_selected"),
+
+
+# ASTEROID on selected frames: stage 1 is standard training on them (train_standard_selected), the
+# bias of selection.level's pool comes from that model, stage 2 trains on the pool and stage 3
+# fine-tunes on the selected frames (γ = inf starts from the shared cheap-only model). The rules that
+# record a role are written out (not `use rule`): a role param on train_stage2 or finetune_cheap
+# would change their params and retrain every existing run's models (params rerun trigger).
+use rule bias as bias_selected with:
+    input:
+        model=L.run("standard_selected"),
+        cheap=get_selected_cheap_data,
+    output:
+        L.file("bias_selected"),
+    log:
+        L.log("bias_selected"),
+    benchmark:
+        L.benchmark("bias_selected")
+    resources:
+        **get_resources("bias_selected"),
+
+
+rule train_stage2_selected:
+    input:
+        cheap=get_selected_cheap_data,
+        bias=L.file("bias_selected"),
+    output:
+        **train_outputs("stage2_selected"),
+    log:
+        L.log("train_stage2_selected"),
+    benchmark:
+        L.benchmark("train_stage2_selected")
+    wildcard_constraints:
+        gamma=L.GAMMA_RE,
+    priority: get_chain_priority
+    conda:
+        "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("train_stage2_selected"),
+    params:
+        hparams=get_hparams,
+        stage=get_stage("cheap"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    shell:
+        train_command(
+            "train-cheap --model-name {wildcards.model} --hparams {params.hparams} --cheap {input.cheap} "
+            "--cheap-level {wildcards.level} --bias {input.bias} --gamma {wildcards.gamma} "
+            "--role stage2_selected --for-n-train {wildcards.n}"
+        )
+
+
+rule finetune_selected:
+    input:
+        unpack(get_selected_training_data),
+        init=get_selected_finetune_init,
+    output:
+        **train_outputs("finetune_selected"),
+    log:
+        L.log("finetune_selected"),
+    benchmark:
+        L.benchmark("finetune_selected")
+    wildcard_constraints:
+        gamma=f"{L.GAMMA_RE}|inf",
+    priority: get_chain_priority
+    conda:
+        "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("finetune_selected"),
+    params:
+        stage=get_stage("finetune"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    shell:
+        train_command(
+            "finetune --init {input.init} --train {input.train} --n-train {wildcards.n} --val {input.val} "
+            "--role finetune_selected"
+        )
+
+
+# Corrected pre-training on selected frames: the pool of selection.level relabelled by the Δ models
+# of the selections (delta_selected), stage 2 on it, fine-tuning on the selected frames.
+use rule correct_pool as correct_pool_selected with:
+    input:
+        unpack(get_corrected_selected_inputs),
+    output:
+        pool=L.file("corrected_pool_selected"),
+        uncertainty=L.file("corrected_u_selected"),
+        csv=L.file("corrected_diag_selected"),
+    log:
+        L.log("correct_pool_selected"),
+    benchmark:
+        L.benchmark("correct_pool_selected")
+    resources:
+        **get_resources("correct_pool_selected"),
+
+
+rule train_corrected_selected:
+    input:
+        cheap=L.file("corrected_pool_selected"),
+        bias=L.file("corrected_u_selected"),
+    output:
+        **train_outputs("corrected_selected_stage2"),
+    log:
+        L.log("train_corrected_selected"),
+    benchmark:
+        L.benchmark("train_corrected_selected")
+    wildcard_constraints:
+        gamma=f"{L.GAMMA_RE}|inf",
+    priority: get_chain_priority
+    conda:
+        "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("train_corrected_selected"),
+    params:
+        hparams=get_hparams,
+        stage=get_stage("corrected"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    shell:
+        train_command(
+            "train-cheap --model-name {wildcards.model} --hparams {params.hparams} --cheap {input.cheap} "
+            "--cheap-level {wildcards.level} --bias {input.bias} --gamma {wildcards.gamma} "
+            "--role corrected_selected_stage2 --for-n-train {wildcards.n}"
+        )
+
+
+rule finetune_corrected_selected:
+    input:
+        unpack(get_selected_training_data),
+        init=L.run("corrected_selected_stage2"),
+    output:
+        **train_outputs("corrected_selected"),
+    log:
+        L.log("finetune_corrected_selected"),
+    benchmark:
+        L.benchmark("finetune_corrected_selected")
+    wildcard_constraints:
+        gamma=f"{L.GAMMA_RE}|inf",
+    priority: get_chain_priority
+    conda:
+        "../../envs/train.yaml"
+    threads: config["training"]["threads"]
+    resources:
+        **get_resources("finetune_corrected_selected"),
+    params:
+        stage=get_stage("finetune"),
+        training=get_training_common,
+        device=config["training"]["device"],
+    shell:
+        train_command(
+            "finetune --init {input.init} --train {input.train} --n-train {wildcards.n} --val {input.val} "
+            "--role corrected_selected"
+        )

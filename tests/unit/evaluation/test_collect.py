@@ -310,14 +310,22 @@ def _delta_run(tmp_path, cheap_entry=XTB_ENTRY, prmtop=None, selected=False):
             "ccsd_t:4:0": _ds_ids(tmp_path / "sel_acc.npz", [100, 101, 300, 301], 7200.0, cost),
             "xtb:4:0": _ds_ids(tmp_path / "sel_xtb.npz", [100, 101, 300, 301], 40.0, cost),
         }
+    datasets = {"ccsd_t:train": train, "xtb:train": xtb_train, "xtb:val": xtb_val, "xtb:test": xtb_test}
+    return _collect(
+        tmp_path, evals, train, {}, datasets, out_forcefield=str(tmp_path / "ff"), prmtop=prmtop, selected=picks
+    )
+
+
+def _collect(tmp_path, evals, train, cheap_npz, datasets, **kw):
+    """collect into tmp_path (results, gamma, costs, stab, red CSVs): (results, their paths)."""
     out = {k: str(tmp_path / f"{k}.csv") for k in ("results", "gamma", "costs", "stab", "red")}
     res = collect(
         molecule="ethanol",
         evals=evals,
         train_npz=train,
-        cheap_npz={},
+        cheap_npz=cheap_npz,
         unlabelled_npz=None,
-        datasets={"ccsd_t:train": train, "xtb:train": xtb_train, "xtb:val": xtb_val, "xtb:test": xtb_test},
+        datasets=datasets,
         stability_csvs=[],
         out_results=out["results"],
         out_gamma=out["gamma"],
@@ -325,10 +333,8 @@ def _delta_run(tmp_path, cheap_entry=XTB_ENTRY, prmtop=None, selected=False):
         out_stability=out["stab"],
         out_reductions=out["red"],
         n_bootstrap=300,
-        out_forcefield=str(tmp_path / "ff"),
-        prmtop=prmtop,
-        selected=picks,
         accurate_level="ccsd_t",
+        **kw,
     )
     return res, out
 
@@ -535,3 +541,46 @@ def test_a_model_of_its_own_is_compared_with_each_neural_models_standard_trainin
     ft, zs = red.loc["foundation"], red.loc["foundation_zero_shot"]
     assert ft["model"] == "so3lr vs egnn" and ft["baseline"] == "egnn standard" and ft["n_seeds"] == 2
     assert ft["reduction"] == pytest.approx(0.5) and zs["reduction"] == pytest.approx(-1.0) and zs["n_seeds"] == 2
+
+
+def test_asteroid_on_selected_frames_pays_for_its_stage_1_on_them_and_every_gamma(tmp_path):
+    """ASTEROID on selected frames: γ chosen among its own candidates on validation (inf wins), its
+    stage 1 is the standard model on the selected frames, its cost every candidate's stages 2 and 3,
+    the bias pass, the selection's committees and the accurate labels of its own frames."""
+    hard = np.random.default_rng(2).lognormal(0, 0.5, N_TEST)
+    m, base = tmp_path / "models", dict(model_name="egnn", seed=0, n_train=4)
+    ft = dict(base, stage="finetune", init_stage="cheap", cheap_level="xtb", role="finetune_selected")
+    evals = [
+        _eval(m / "std", 2.0 * hard, dict(base, stage="standard", best_metric=2.1, train_cpu_s=100)),
+        _eval(m / "std_sel", 1.8 * hard, dict(base, stage="standard", role="standard_selected", train_cpu_s=110)),
+        _eval(
+            m / "cheap_only",
+            3.0 * hard,
+            dict(base, stage="cheap", cheap_level="xtb", gamma=math.inf, gamma_spec="inf", train_cpu_s=1000),
+        ),
+        _eval(
+            m / "s2_sel",
+            2.9 * hard,
+            dict(base, stage="cheap", cheap_level="xtb", gamma=0.7, gamma_spec="r1", role="stage2_selected")
+            | dict(bias_cpu_s=9, stage1_n_train=4, train_cpu_s=800),
+        ),
+        _eval(m / "ft_sel_r1", 1.5 * hard, dict(ft, gamma=0.7, gamma_spec="r1", best_val_loss=0.6, train_cpu_s=40)),
+        _eval(
+            m / "ft_sel_inf", 1.1 * hard, dict(ft, gamma=math.inf, gamma_spec="inf", best_val_loss=0.4, train_cpu_s=30)
+        ),
+    ]
+    train = _ds_ids(tmp_path / "train.npz", [100, 101, 102, 103], 3600.0)
+    cheap = _ds(tmp_path / "cheap.npz", 100, 36.0)  # 1 CPU-h for the pool
+    cost = {"selected": {"n_first": 2, "selection_cpu_s": 500.0}}
+    picks = {"ccsd_t:4:0": _ds_ids(tmp_path / "sel_acc.npz", [100, 101, 300, 301], 7200.0, cost)}
+    datasets = {"ccsd_t:train": train, "xtb:cheap-xtb": cheap}
+    res, out = _collect(tmp_path, evals, train, {"xtb": cheap}, datasets, selected=picks)
+    a = res[res.method == "asteroid_selected"].iloc[0]
+    assert math.isinf(a.gamma) and a.n_train == 4 and a.cheap_level == "xtb"
+    assert a.force_mae_kcal == pytest.approx(1.1 * hard.mean())
+    assert a.accurate_label_cpu_h == pytest.approx(4 * 2.0) and a.cheap_label_cpu_h == pytest.approx(1.0)
+    assert a.train_cpu_h_total * 3600 == pytest.approx(110 + 9 + (800 + 40) + (1000 + 30) + 500)
+    gam = pd.read_csv(out["gamma"])
+    assert set(gam.loc[gam.method == "asteroid_selected", "gamma_spec"]) == {"r1", "inf"}
+    red = pd.read_csv(out["red"])
+    assert set(red.loc[red.method == "asteroid_selected", "baseline"]) == {"egnn standard"}  # no ASTEROID row here
