@@ -1,7 +1,8 @@
 """Selected against random frames: test force error against the number of accurate labels (issue 27).
 
-Reads a finished run with `selection.enabled` (its results/<molecule>/ tree): for standard training
-and Δ-learning, the test force MAE at each N on random frames (train[:N]) and on the frames the
+Reads a run with `selection.enabled` (its results/<molecule>/ tree, finished or not: the models
+evaluated so far): for standard training, Δ-learning, ASTEROID and bias-corrected pre-training, the
+test force MAE at each N on random frames (train[:N]) and on the frames the
 committees selected, with 95% intervals over seeds and test frames, and the paired comparisons
 that answer "does selection reach random selection's error with fewer labels": every selected N
 against every random N' >= N (same seeds, same test frames; positive = selected is better).
@@ -12,28 +13,21 @@ against every random N' >= N (same seeds, same test frames; positive = selected 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 from common import markdown_table, print_machine
 
-from pipeline import layout
+from pipeline import methods
+from pipeline.evaluation.collect import Index, evaluation_record
 from pipeline.evaluation.stats import mean_interval, reduction_interval
 
-FAMILIES = {  # method family: (random-frame run kind, selected-frame run kind, label)
+FAMILIES = {  # method family: (method on random frames, method on selected frames, label)
     "standard": ("standard", "standard_selected", "standard"),
     "delta": ("delta", "delta_selected", "Δ"),
+    "asteroid": ("asteroid", "asteroid_selected", "ASTEROID"),
+    "corrected": ("corrected", "corrected_selected", "corrected pre-training"),
 }
-
-
-def _errors(run: Path, kind: str, values: dict) -> tuple[np.ndarray, list[int]] | None:
-    """Per-frame test force MAE of one run [n_frames] and its frame ids; None when not run."""
-    path = run / layout.run(kind, "eval.json", **values)
-    if not path.is_file():
-        return None
-    ev = json.loads(path.read_text())
-    return np.asarray(ev["per_frame_force_mae_kcal"]), [int(f) for f in ev["frame_id"]]
 
 
 def _pct(ci) -> str:
@@ -44,24 +38,28 @@ def _pct(ci) -> str:
 
 def curves(run: Path, molecule: str, model: str, level: str, sizes: list[int], seeds: list[int]) -> dict:
     """{(family, 'random'|'selected', N): (errors [n_seeds, n_frames], seeds)} of the runs present,
-    every one on the same test frames."""
+    every one on the same test frames. Each method's model is the one results.csv scores: its own
+    `select` (γ chosen on validation for ASTEROID and corrected pre-training)."""
+    evals = sorted(str(p) for p in (run / "results" / molecule).rglob("eval.json"))
+    idx = Index([evaluation_record(p) for p in evals])
     out, frames = {}, None
-    for family, (rand_kind, sel_kind, _) in FAMILIES.items():
-        for which, kind in (("random", rand_kind), ("selected", sel_kind)):
-            for n in sizes:
-                rows, have = [], []
-                for s in seeds:
-                    got = _errors(run, kind, dict(molecule=molecule, model=model, level=level, n=n, seed=s))
-                    if got is None:
-                        continue
-                    if frames is None:
-                        frames = got[1]
-                    if got[1] != frames:
-                        raise SystemExit(f"{kind} N = {n} seed {s} was scored on other test frames")
-                    rows.append(got[0])
-                    have.append(s)
-                if rows:
-                    out[(family, which, n)] = (np.stack(rows), have)
+    for family, names in FAMILIES.items():
+        for which, name in zip(("random", "selected"), names[:2], strict=True):
+            per_n: dict[int, list] = {}
+            for sel in methods.get(name).select(idx):
+                r = sel.rec
+                n = r["n_train"] if sel.n_train is None else sel.n_train
+                wanted = r["model"] == model and r["seed"] in seeds and n in sizes
+                if not wanted or r["cheap_level"] not in ("", level):
+                    continue
+                ids = [int(f) for f in r["frame_id"]]
+                frames = ids if frames is None else frames
+                if ids != frames:
+                    raise SystemExit(f"{name} N = {n} seed {r['seed']} was scored on other test frames ({r['path']})")
+                per_n.setdefault(n, []).append((r["seed"], r["errors"]))
+            for n, got in per_n.items():
+                got.sort(key=lambda x: x[0])
+                out[(family, which, n)] = (np.stack([e for _, e in got]), [s for s, _ in got])
     return out
 
 

@@ -73,7 +73,9 @@ class Method:
 
 
 def cpu_s(rec: dict | None) -> float:
-    return 0.0 if rec is None else float(rec["train_cpu_s"])
+    """A record's training CPU seconds; NaN for a record the cost needs but the run has not evaluated
+    (e.g. a stage 2 whose eval.json a partial run never made): unknown, not free."""
+    return float("nan") if rec is None else float(rec["train_cpu_s"])
 
 
 def seeds(config: dict) -> list[int]:

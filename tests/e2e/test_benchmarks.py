@@ -108,14 +108,18 @@ def test_asteroid_ablation_on_validation(finished_run):
 
 
 def test_selection_curve_sets_selected_frames_against_random_ones(finished_run):
-    """The tiny run's errors come back as results.csv has them, for random and selected frames, and
-    the selected N = 8 is paired with random N = 8 (round 0, N = 4, has no selected run)."""
+    """The tiny run's errors come back as results.csv has them (γ chosen on validation for ASTEROID
+    and corrected pre-training), for random and selected frames, and the selected N = 8 is paired
+    with random N = 8 (round 0, N = 4, has no selected run)."""
     workdir, _ = finished_run
     out = bench(workdir, "selection_curve.py", "--run", str(workdir), "--sizes", "4", "8", "--seeds", "0")
-    res = pd.read_csv(workdir / "results/ethanol/results.csv").set_index(["method", "n_train", "seed"])
-    std, sel = res.loc[("standard", 8, 0), "force_mae_kcal"], res.loc[("standard_selected", 8, 0), "force_mae_kcal"]
-    row = next(line for line in out.splitlines() if line.startswith("| standard | 8 |"))
-    assert f"| {std:.2f} [" in row and f"| {sel:.2f} [" in row
+    res = pd.read_csv(workdir / "results/ethanol/results.csv", keep_default_na=False)
+    res = res[(res.model == "egnn") & res.cheap_level.isin(["", "xtb"])].set_index(["method", "n_train", "seed"])
+    for method, label in (("standard", "standard"), ("asteroid", "ASTEROID"), ("corrected", "corrected pre-training")):
+        rand = res.loc[(method, 8, 0), "force_mae_kcal"]
+        sel = res.loc[(f"{method}_selected", 8, 0), "force_mae_kcal"]
+        row = next(line for line in out.splitlines() if line.startswith(f"| {label} | 8 |"))
+        assert f"| {rand:.2f} [" in row and f"| {sel:.2f} [" in row
     assert "| standard | 4 |" in out and re.search(r"\| standard \| 4 \| [0-9.]+ \[.*\| — \|", out)
     assert re.search(r"\| Δ \| 8 \| 8 \| 1 \| [+-]\d+% \[", out)
 
