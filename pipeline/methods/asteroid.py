@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 
+from .. import config as pconf
 from .. import layout
-from .base import Method, Selected, cheap_levels, cpu_s, gamma_tokens, is_inf, models, seeds, train_sizes
+from .base import Method, Selected, cpu_s, gamma_tokens, is_inf, models, seeds, train_sizes
 
 
 def best_by_validation(model_extras: dict) -> object:
@@ -34,7 +35,7 @@ def best_by_validation(model_extras: dict) -> object:
 def _chains(config, molecule):
     for m in models(config):
         for s in seeds(config):
-            for lvl in cheap_levels(config, molecule):
+            for lvl in pconf.cheap_levels(config, molecule):
                 yield m, s, lvl
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .. import config as pconf
 from .. import layout
 
 
@@ -101,7 +100,3 @@ def gamma_tokens(config: dict, section: str = "asteroid") -> list[str]:
 
 def is_inf(rec: dict) -> bool:
     return math.isinf(rec["gamma"])
-
-
-def cheap_levels(config: dict, molecule: str) -> list[str]:
-    return pconf.cheap_levels(config, molecule)
