@@ -247,14 +247,12 @@ def train_cheap(
     ds = load_npz(cheap_npz)
     kind = gamma_kind
     spec = layout.gamma_token(kind, math.inf if kind == "inf" else gamma)
-    bias_info = {}
-    if kind == "inf":
-        w, gamma_abs = np.ones(len(ds)), math.inf
-    else:
+    bias_info, B = {}, None
+    if bias_npz is not None:  # its costs travel with the model whatever γ (corrected pre-training's γ = inf too)
         with np.load(bias_npz) as f:
             if not np.array_equal(f["frame_id"], ds.frame_id):
                 raise ValueError(f"{bias_npz} was computed for other frames than {cheap_npz}; rerun the bias rule")
-            B = f["B"]
+            B = f["B"]  # [n_cheap] kcal/mol/Å
             bias_info = {
                 **({"delta_cpu_s": float(f["delta_cpu_s"])} if "delta_cpu_s" in f.files else {}),
                 "bias_cpu_s": float(f["bias_cpu_s"]),
@@ -262,6 +260,11 @@ def train_cheap(
                 "bias_mean": float(B.mean()),
                 "bias_iqr": float(np.subtract(*np.percentile(B, [75, 25]))),
             }
+    if kind == "inf":
+        w, gamma_abs = np.ones(len(ds)), math.inf
+    else:
+        if B is None:
+            raise ValueError(f"a finite γ ({spec}) needs the per-frame bias file (--bias)")
         gamma_abs = resolve_gamma(kind, gamma, B)
         w = normalised_bias_weights(B, gamma_abs)
     ess = effective_sample_size(w)

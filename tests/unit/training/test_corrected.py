@@ -23,11 +23,17 @@ def _frames(n, seed, scale=0.05, ids=0):
     return Dataset(R=R, z=ETHANOL_Z, E=E, F=F, frame_id=np.arange(ids, ids + n), cpu_s=np.full(n, 0.01))
 
 
-def _delta_model(path, seed, train_ids):
+def _delta_model(path, seed, train_ids, train_cpu_s=0.0):
     torch.manual_seed(seed)
     m = build("egnn", hidden=16, num_layers=2)
     m.set_normalization(0.3, 2.0)  # a correction of a few kcal/mol, so a units slip would show
-    extra = {"stage": "delta", "model_name": "egnn", "n_train": len(train_ids), "seed": seed}
+    extra = {
+        "stage": "delta",
+        "model_name": "egnn",
+        "n_train": len(train_ids),
+        "seed": seed,
+        "train_cpu_s": train_cpu_s,
+    }
     save_model(m, path, extra={**extra, "cheap_level": "xtb", "train_frame_id": [int(i) for i in train_ids]})
     return m
 
@@ -98,3 +104,35 @@ def test_committee_disagreement_is_zero_for_agreeing_models():
     dF = np.random.default_rng(0).normal(size=(1, 4, 9, 3))
     assert np.allclose(committee_disagreement(np.repeat(dF, 3, axis=0)), 0.0)
     assert (committee_disagreement(np.random.default_rng(1).normal(size=(3, 4, 9, 3))) > 0).all()
+
+
+@pytest.mark.parametrize("gamma_kind", ["inf", "relative"])
+def test_stage_2_carries_what_the_delta_models_and_the_relabelling_cost_at_every_gamma(run, gamma_kind):
+    """Corrected pre-training's cost counts the Δ models and the relabelling through its stage-2 model;
+    at γ = ∞ (unit weights, the benchmark's only candidate) as well as at a finite γ."""
+    from pipeline.models import load_model
+    from pipeline.training import stages
+
+    tmp_path, paths, _, _ = run
+    for s in (0, 1):  # what training each Δ model cost: 100 and 101 CPU-s
+        _delta_model(tmp_path / f"d{s}.pt", s, load_npz(paths["train"]).frame_id, train_cpu_s=100.0 + s)
+    _, _, u, _ = _correct(tmp_path, paths, [tmp_path / "d0.pt", tmp_path / "d1.pt"])
+    stages.train_cheap(
+        model_name="egnn",
+        hparams={"hidden": 16, "num_layers": 2},
+        cheap_npz=tmp_path / "out_pool.npz",
+        bias_npz=tmp_path / "out_u.npz",
+        gamma_kind=gamma_kind,
+        gamma=1.0,
+        stage={"batch_size": 4, "max_epochs": 1, "lr": 1e-3},
+        training={"rho": 0.01, "ema_decay": 0.5, "grad_clip": 10.0, "n_projections": 1},
+        seed=0,
+        device="cpu",
+        out_model=tmp_path / "s2.pt",
+        out_history=tmp_path / "s2.csv",
+        checkpoint=tmp_path / "s2.ckpt",
+    )
+    extra = load_model(tmp_path / "s2.pt").extra
+    assert extra["delta_cpu_s"] == pytest.approx(201.0)
+    assert extra["bias_cpu_s"] == pytest.approx(float(u["bias_cpu_s"])) and extra["bias_cpu_s"] > 0
+    assert (extra["gamma"] == float("inf")) == (gamma_kind == "inf")
