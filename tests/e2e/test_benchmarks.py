@@ -124,6 +124,18 @@ def test_selection_curve_sets_selected_frames_against_random_ones(finished_run):
     assert re.search(r"\| Δ \| 8 \| 8 \| 1 \| [+-]\d+% \[", out)
 
 
+def test_selection_picks_compares_each_round_with_top_n_by_disagreement(finished_run):
+    """Every selection round of the tiny run comes back with its picked, top-n and random batches of
+    as many frames as selection.csv says it picked."""
+    workdir, _ = finished_run
+    out = bench(workdir, "selection_picks.py", "--run", str(workdir))
+    sel = pd.read_csv(workdir / "results/ethanol/selection.csv")
+    for (seed, round_), g in sel.groupby(["seed", "round"]):
+        n = int((g["pick_order"] >= 0).sum())
+        for batch in ("picked (with diversity)", "top-n by disagreement", "random"):
+            assert f"| {seed} | {round_} | {batch} | {n} |" in out
+
+
 def test_method_errors_export_keeps_results_csv_and_merges_by_model(finished_run, tmp_path):
     """The per-frame export reproduces results.csv's per-model errors and reductions.csv's pooled
     reductions; a second export of the same run replaces its rows instead of adding them, and an
