@@ -27,7 +27,7 @@ from .. import units
 from ..data import Dataset, load_npz
 from ..delta import CheapPotential, DeltaError, cheap_labels_for, difference_dataset
 from ..models import load_model
-from .calculator import CommitteeMixin
+from .calculator import CommitteeMixin, torch_threads
 from .predict import TIMED_FRAMES, load_labelled, predict, predict_cpu_s_per_frame, write_evaluation
 
 
@@ -58,6 +58,7 @@ class DeltaCalculator(CommitteeMixin, Calculator):
       potential: a CheapPotential to use instead of the one the model's metadata describes.
       committee: other Δ models (or paths) of the same method and cheap level; with any, every call
         also sets results["force_disagreement"] (eV/Å, the spread of the corrections).
+      threads: torch threads of each call (pipeline.evaluation.calculator); None leaves torch's setting.
     A cheap-level calculation that fails gives NaN energy and forces (an MD run stops there).
     """
 
@@ -71,6 +72,7 @@ class DeltaCalculator(CommitteeMixin, Calculator):
         device: str = "cpu",
         potential: CheapPotential | None = None,
         committee=(),
+        threads: int | None = 1,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -78,6 +80,7 @@ class DeltaCalculator(CommitteeMixin, Calculator):
             model = load_model(model, device=device)
         self.model = model
         self.device = device
+        self.threads = threads
         self.prmtop = prmtop
         delta_metadata(model)  # refuse a model that is not a Δ model now, not at the first call
         self._set_committee(committee, device)
@@ -98,13 +101,14 @@ class DeltaCalculator(CommitteeMixin, Calculator):
                 f"not {self.atoms.numbers.tolist()}; make one calculator per molecule"
             )
         e_cheap, f_cheap, ok = self.potential(self.atoms.positions)  # eV, eV/A
-        E, F = predict(self.model, self.atoms.positions[None], self.atoms.numbers, batch_size=1, device=self.device)
+        with torch_threads(self.threads):
+            E, F = predict(self.model, self.atoms.positions[None], self.atoms.numbers, batch_size=1, device=self.device)
+            self._record_disagreement(F[0])
         energy = e_cheap + float(units.kcal_to_ev(E[0])) if ok else float("nan")
         forces = f_cheap + units.kcal_to_ev(F[0]) if ok else np.full_like(f_cheap, np.nan)
         self.results["energy"] = energy
         self.results["free_energy"] = energy
         self.results["forces"] = forces  # [n_atoms, 3] eV/A
-        self._record_disagreement(F[0])
 
 
 def cheap_cpu_s_per_frame(potential: CheapPotential, test: Dataset, cheap: Dataset) -> tuple[float, str]:

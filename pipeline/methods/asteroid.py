@@ -159,8 +159,13 @@ class BiasAwareNoFinetune(Method):
         return out
 
     def train_cpu_s(self, sel, idx):
+        """Stage 1 at the row's N and the bias pass, then stage 2; at γ = inf stage 2 is the cheap-only
+        model, which needs no stage 1."""
         r = sel.rec
-        stage1 = cpu_s(idx.one("standard", r["model"], n=r["n_train"], seed=r["seed"]))
+        if is_inf(r):
+            return cpu_s(r)
+        n = r["n_train"] if sel.n_train is None else sel.n_train
+        stage1 = cpu_s(idx.one("standard", r["model"], n=n, seed=r["seed"]))
         return stage1 + float(r["extra"].get("bias_cpu_s") or 0.0) + cpu_s(r)
 
 

@@ -129,3 +129,32 @@ def test_load_forcefield_gives_the_exported_committee(distorted, tmp_path):
     atoms = with_calc(z, R, load_forcefield(tmp_path))
     atoms.get_forces()
     assert atoms.calc.results["force_disagreement"] > 0
+
+
+class _ThreadRecordingModel(HarmonicModel):
+    """The harmonic toy model, recording torch's intra-op threads at every call."""
+
+    def __init__(self, R0):
+        super().__init__(R0)
+        self.seen_threads = []
+
+    def forward(self, z, pos, batch):
+        self.seen_threads.append(torch.get_num_threads())
+        return super().forward(z, pos, batch)
+
+
+@pytest.mark.parametrize("threads, inside", [(1, 1), (None, 2)])
+def test_each_call_runs_on_its_threads_and_restores_torchs(distorted, threads, inside):
+    """A molecule of tens of atoms runs on one thread by default (more made MD steps ~70x slower on
+    shared cores); the caller's setting comes back after the call, and None leaves it alone."""
+    R0, R, z = distorted
+    model = _ThreadRecordingModel(R0)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        atoms = with_calc(z, R, ModelCalculator(model, threads=threads))
+        atoms.get_forces()
+        assert model.seen_threads == [inside]
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
