@@ -71,11 +71,11 @@ def _run_md_stability(a):
         from .delta_prediction import DeltaCalculator
 
         z = load_npz(a.start).z
-        model = DeltaCalculator(chosen, z=z, prmtop=a.prmtop, device=device, committee=a.committee)
+        model = DeltaCalculator(chosen, z=z, prmtop=a.prmtop, device=device, committee=a.committee, threads=None)
     else:
         from .calculator import ModelCalculator
 
-        model = ModelCalculator(chosen, device=device, committee=a.committee)
+        model = ModelCalculator(chosen, device=device, committee=a.committee, threads=None)
     df = run_stability(model, a.start, seed=a.seed, device=device, num_threads=a.threads, **kw)
     for key, value in {**a.label, "n_steps": kw.get("n_steps"), "model_path": chosen}.items():
         df[key] = value

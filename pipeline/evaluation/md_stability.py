@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +36,7 @@ from ase.md.velocitydistribution import Stationary, thermalize_momenta
 
 from .. import units
 from ..data import atomic_write, load_npz
-from .calculator import ModelCalculator
+from .calculator import ModelCalculator, torch_threads
 
 BOND_RADIUS_FACTOR = 1.2  # bonded: distance < 1.2 x (r_cov_i + r_cov_j)
 
@@ -164,10 +163,10 @@ def run_stability(
     """
     start_R, z = _start_positions(start, z)
     # an ASE calculator is used as is; a model (or its path) is wrapped
-    calc = model if isinstance(model, Calculator) else ModelCalculator(model, device=device)
+    calc = model if isinstance(model, Calculator) else ModelCalculator(model, device=device, threads=None)
 
     rows = []
-    with _torch_threads(num_threads):
+    with torch_threads(num_threads):
         for run in range(n_runs):
             frame = run % len(start_R)
             rows.append(
@@ -205,18 +204,6 @@ def _start_positions(start, z) -> tuple[np.ndarray, np.ndarray]:
     if start_R.ndim != 3 or start_R.shape[1:] != (len(z), 3):
         raise ValueError(f"start positions have shape {start_R.shape}; expected [n_start, {len(z)}, 3]")
     return start_R, z
-
-
-@contextmanager
-def _torch_threads(num_threads: int | None):
-    """torch intra-op CPU threads set to `num_threads` (None: unchanged) inside, restored after."""
-    threads_before = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _one_run(
