@@ -124,9 +124,10 @@ def merge(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def load(paths: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""]) for p in paths]
+    # cheap_level read as text: a file whose rows all lack one (standard training only) would else be float NaN
+    frames = [pd.read_csv(p, keep_default_na=False, na_values=[""], dtype={"cheap_level": str}) for p in paths]
     df = pd.concat(frames, ignore_index=True)
-    df["cheap_level"] = df["cheap_level"].fillna("").astype(str)
+    df["cheap_level"] = df["cheap_level"].fillna("")
     return df
 
 
