@@ -43,6 +43,32 @@ def test_paper_config_keeps_the_papers_settings_when_merged_over_the_default():
     assert pconf.accurate_level(cfg, "aspirin") == "ccsd"
 
 
+@pytest.mark.parametrize("name", ["config.benchmark.yaml", "config.paper-regime.yaml"])
+def test_shipped_overlays_are_valid_merged_over_the_default(name):
+    """The benchmark overlays BENCHMARKS.md names are used with --configfile over config.yaml."""
+    from snakemake.utils import update_config
+
+    cfg = _default()
+    update_config(cfg, yaml.safe_load((ROOT / name).read_text()))
+    pconf.validate_schema(cfg)
+    pconf.check_config(cfg)
+    assert pconf.subset_size(cfg, "ethanol", "test") == 200
+
+
+def test_paper_regime_trains_stage_2_to_a_plateau_and_keeps_the_default_fine_tuning():
+    """Stage 2 on the PBE pool gets the long budget (2,500 steps left it 2.4-2.8 kcal/mol/A from PBE,
+    BENCHMARKS.md 16); the fine-tuning and standard-training budgets stay those of config.yaml."""
+    from snakemake.utils import update_config
+
+    cfg, default = _default(), _default()
+    update_config(cfg, yaml.safe_load((ROOT / "config.paper-regime.yaml").read_text()))
+    assert cfg["training"]["cheap"]["max_steps"] == 30000 and cfg["training"]["cheap"]["batch_size"] == 32
+    assert cfg["training"]["cheap"]["warmup_epochs"] == default["training"]["cheap"]["warmup_epochs"]  # merged
+    for stage in ("accurate", "finetune"):
+        assert cfg["training"][stage] == default["training"][stage]
+    assert 1.0 in cfg["asteroid"]["gammas"]
+
+
 @pytest.mark.parametrize(
     "edit,message",
     [
