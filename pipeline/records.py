@@ -166,6 +166,8 @@ MODEL_META = {
     "frames_seen": "training frames seen (steps x batch)",
     "stop_reason": "how training ended: early_stopping, step_cap or epoch_cap",
     "stop_step": "optimisation steps when it ended",
+    "late_improvement": "relative improvement of the validation metric over the last quarter of the steps"
+    " (> 0.05 at a cap: not converged)",
     "train_wall_s": "wall-s of this training",
     "train_cpu_s": "CPU-s of this training",
 }

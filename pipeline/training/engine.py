@@ -135,6 +135,28 @@ def evaluate(model, data: TensorData, cfg: StageConfig, generator=None) -> dict:
 STOP_REASONS = ("early_stopping", "step_cap", "epoch_cap")
 
 
+# A run that a cap ended while its validation metric still improved by more than this (relative)
+# over the last quarter of its steps is reported as not converged (log warning, `late_improvement`).
+LATE_IMPROVEMENT_WARN = 0.05
+
+
+def late_improvement(history: list[dict], metric: str, tail: float = 0.25) -> float:
+    """Relative improvement of the best `metric` over the last `tail` of the steps run: 0 when the
+    best value was already reached before them, 0.1 when the last quarter lowered it by 10%.
+
+    At a step or epoch cap this tells "converged at the cap" from "stopped while still learning"
+    (a stage 2 ending at 2,500 steps still 0.1 kcal/mol/A better every 125 steps, BENCHMARKS.md 16)."""
+    rows = [r for r in history if r.get("step") is not None and math.isfinite(float(r.get(metric, math.nan)))]
+    if not rows:
+        return 0.0
+    cut = (1.0 - tail) * max(float(r["step"]) for r in rows)
+    before = [float(r[metric]) for r in rows if float(r["step"]) <= cut]
+    best_before, best = (min(before) if before else math.inf), min(float(r[metric]) for r in rows)
+    if not math.isfinite(best_before) or best_before <= 0:
+        return 0.0
+    return max(0.0, (best_before - best) / best_before)
+
+
 def stop_reason(state: dict, cfg: StageConfig) -> str | None:
     """Why training ends after the periods recorded in `state`, or None while it goes on.
 
@@ -323,14 +345,23 @@ class _Training:
             self.evaluate_start()
         while (reason := stop_reason(self.state, self.cfg)) is None:
             self.run_period()
+        state = self.state
         if reason == "early_stopping":
-            state = self.state
             log.info(
                 "early stopping at epoch %d (best %s %.4g at epoch %d)",
                 state["epoch"],
                 self.metric,
                 state["best"],
                 state["best_epoch"],
+            )
+        elif (late := late_improvement(state["history"], self.metric)) > LATE_IMPROVEMENT_WARN:
+            log.warning(
+                "not converged: the %s (%d steps) ended this training while validation %s still improved "
+                "by %.0f%% over its last quarter; raise this stage's max_steps (training.<stage>.max_steps)",
+                reason,
+                state["step"],
+                self.metric,
+                100 * late,
             )
         return reason
 
@@ -358,6 +389,7 @@ class _Training:
             "stop_reason": reason,
             "stop_step": state["step"],
             "best_step": best_row.get("step"),
+            "late_improvement": late_improvement(state["history"], self.metric),
         }
 
 
