@@ -151,10 +151,10 @@ def late_improvement(history: list[dict], metric: str, tail: float = 0.25) -> fl
         return 0.0
     cut = (1.0 - tail) * max(float(r["step"]) for r in rows)
     before = [float(r[metric]) for r in rows if float(r["step"]) <= cut]
-    best_before, best = (min(before) if before else math.inf), min(float(r[metric]) for r in rows)
-    if not math.isfinite(best_before) or best_before <= 0:
+    if not before or min(before) <= 0:
         return 0.0
-    return max(0.0, (best_before - best) / best_before)
+    best_before, best = min(before), min(float(r[metric]) for r in rows)
+    return (best_before - best) / best_before
 
 
 def stop_reason(state: dict, cfg: StageConfig) -> str | None:
