@@ -38,6 +38,7 @@ RESULTS = [
     "predict_cpu_s_per_frame",
     "stop_reason",  # how the final model's training ended: early_stopping, step_cap or epoch_cap
     "stop_step",  # optimisation steps when it ended
+    "late_improvement",  # relative gain of the validation metric over the last quarter of its steps
     "sgdml_sigma",  # sGDML: the kernel length scale chosen on validation
     "sigma_at_edge",  # sGDML: the chosen sigma is the smallest or largest of the grid (not tuned)
 ]
@@ -171,6 +172,11 @@ MODEL_META = {
     "train_wall_s": "wall-s of this training",
     "train_cpu_s": "CPU-s of this training",
 }
+
+
+# A run that a cap ended while its validation metric still improved by more than this (relative)
+# over the last quarter of its steps is reported as not converged (training log and report).
+LATE_IMPROVEMENT_WARN = 0.05
 
 
 def check_model_meta(extra: dict) -> dict:

@@ -79,6 +79,7 @@ def evaluation_record(path: str) -> dict:
         "predict_cpu_s_per_frame": _num(ev.get("predict_cpu_s_per_frame")),
         "stop_reason": str(extra.get("stop_reason") or ""),
         "stop_step": _num(extra.get("stop_step")),
+        "late_improvement": _num(extra.get("late_improvement")),
         "sgdml_sigma": math.nan,
         "sigma_at_edge": "",
     }

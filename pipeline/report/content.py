@@ -17,6 +17,7 @@ import pandas as pd
 
 from .. import methods as method_registry
 from ..evaluation.stats import spearman
+from ..records import LATE_IMPROVEMENT_WARN
 from . import metrics
 from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
 from .inputs import ReportInputs, software_versions
@@ -607,6 +608,14 @@ def tuning_notes(results: pd.DataFrame) -> list[str]:
                 f"{len(capped)} of {len(trained)} trainings ended at a step or epoch cap, not by early stopping: "
                 f"their errors are at this budget, not converged ({which})."
             )
+        if "late_improvement" in capped:
+            late = capped[pd.to_numeric(capped["late_improvement"], errors="coerce") > LATE_IMPROVEMENT_WARN]
+            if len(late):
+                which = ", ".join(sorted({f"{r.method} N = {int(r.n_train)}" for r in late.itertuples()}))
+                notes.append(
+                    f"{len(late)} of them were still improving by more than {LATE_IMPROVEMENT_WARN:.0%} over the last "
+                    f"quarter of their steps (results.csv `late_improvement`): raise that stage's max_steps ({which})."
+                )
     if "sigma_at_edge" in results:
         edge = results[results["sigma_at_edge"].astype(str).str.lower() == "true"]
         for r in edge.itertuples():

@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from ..data import atomic_write
+from ..records import LATE_IMPROVEMENT_WARN
 from .batching import TensorData
 from .losses import score_matching_loss, supervised_loss
 
@@ -133,11 +134,6 @@ def evaluate(model, data: TensorData, cfg: StageConfig, generator=None) -> dict:
 
 
 STOP_REASONS = ("early_stopping", "step_cap", "epoch_cap")
-
-
-# A run that a cap ended while its validation metric still improved by more than this (relative)
-# over the last quarter of its steps is reported as not converged (log warning, `late_improvement`).
-LATE_IMPROVEMENT_WARN = 0.05
 
 
 def late_improvement(history: list[dict], metric: str, tail: float = 0.25) -> float:

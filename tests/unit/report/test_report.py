@@ -513,3 +513,21 @@ def test_routes_and_prediction_cost_tables_show_delta(tmp_path):
     assert "50.3 CPU-h (N = 25)" in [c.text for c in cells] and [c.cls for c in cells].count("num best") == 1
     pred = prediction_cost_table(df)
     assert pred.id == "prediction-cost-table" and "0.007" in [c.value for row in pred.rows for c in row.cells]
+
+
+def test_tuning_notes_name_capped_runs_that_were_still_improving():
+    from pipeline.report.content import tuning_notes
+
+    df = pd.DataFrame(
+        [
+            dict(method="standard", n_train=50, stop_reason="early_stopping", late_improvement=0.0),
+            dict(method="standard", n_train=100, stop_reason="step_cap", late_improvement=0.01),
+            dict(method="asteroid", n_train=200, stop_reason="step_cap", late_improvement=0.2),
+        ]
+    )
+    notes = tuning_notes(df)
+    assert any("2 of 3 trainings ended at a step or epoch cap" in n for n in notes)
+    late = [n for n in notes if "still improving" in n]
+    assert len(late) == 1 and "1 of them" in late[0] and "asteroid N = 200" in late[0]
+    assert "standard N = 100" not in late[0]
+    assert not [n for n in tuning_notes(df.assign(late_improvement=0.02)) if "still improving" in n]
