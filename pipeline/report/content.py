@@ -593,6 +593,11 @@ def label_cost_tables(label_costs: pd.DataFrame, label_summary: pd.DataFrame) ->
 
 
 # ---------------------------------------------------------------- tuning
+def _which_runs(rows: pd.DataFrame) -> str:
+    """The distinct (method, N) of `rows`, e.g. "asteroid N = 50, standard N = 100"."""
+    return ", ".join(sorted({f"{r.method} N = {int(r.n_train)}" for r in rows.itertuples()}))
+
+
 def tuning_notes(results: pd.DataFrame) -> list[str]:
     """How the trainings ended (only early stopping shows convergence on validation data) and
     sGDML length scales chosen at the edge of their grid (an under-tuned baseline)."""
@@ -603,18 +608,17 @@ def tuning_notes(results: pd.DataFrame) -> list[str]:
         counts = ", ".join(f"{k}: {v}" for k, v in trained["stop_reason"].value_counts().sort_index().items())
         notes.append(f"How the final models' training ended ({counts}; results.csv `stop_reason`, `stop_step`).")
         if len(capped):
-            which = ", ".join(sorted({f"{r.method} N = {int(r.n_train)}" for r in capped.itertuples()}))
             notes.append(
                 f"{len(capped)} of {len(trained)} trainings ended at a step or epoch cap, not by early stopping: "
-                f"their errors are at this budget, not converged ({which})."
+                f"their errors are at this budget, not converged ({_which_runs(capped)})."
             )
         if "late_improvement" in capped:
             late = capped[pd.to_numeric(capped["late_improvement"], errors="coerce") > LATE_IMPROVEMENT_WARN]
             if len(late):
-                which = ", ".join(sorted({f"{r.method} N = {int(r.n_train)}" for r in late.itertuples()}))
                 notes.append(
                     f"{len(late)} of them were still improving by more than {LATE_IMPROVEMENT_WARN:.0%} over the last "
-                    f"quarter of their steps (results.csv `late_improvement`): raise that stage's max_steps ({which})."
+                    f"quarter of their steps (results.csv `late_improvement`): raise that stage's max_steps "
+                    f"({_which_runs(late)})."
                 )
     if "sigma_at_edge" in results:
         edge = results[results["sigma_at_edge"].astype(str).str.lower() == "true"]
