@@ -15,6 +15,13 @@ interval over seeds and frames, and the paired reductions of ``reductions.csv``
     python benchmarks/method_errors.py export --run /path/to/run/results/ethanol \\
         --accurate-level ccsd_t --cheap xtb --out benchmarks/results/ethanol_benchmark.csv.gz
     python benchmarks/method_errors.py table benchmarks/results/ethanol_benchmark.csv.gz
+
+``compare`` sets one method against another that ``table`` does not pair: another N (standard
+training at the same label cost), or another file (a baseline re-run with a larger budget), each
+named FILE:METHOD:N[:CHEAP_LEVEL]; seeds present in both are matched, the test frames must agree:
+
+    python benchmarks/method_errors.py compare benchmarks/results/ethanol_paper_regime.csv.gz:asteroid:200:dft \\
+        benchmarks/results/ethanol_paper_regime_long_standard.csv.gz:standard:600
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from common import markdown_table, print_machine
 from pipeline import layout
 from pipeline.data import load_npz
 from pipeline.evaluation.collect import Index, _Costs, evaluation_record, pooled_reductions, results_table
-from pipeline.evaluation.stats import mean_interval
+from pipeline.evaluation.stats import mean_interval, reduction_interval
 
 KEY = ["method", "model", "cheap_level", "n_train", "seed"]
 # Per-model columns carried on every frame row (results.csv's names).
@@ -203,6 +210,48 @@ def print_tables(res: pd.DataFrame) -> None:
     )
 
 
+def select(spec: str, model: str) -> pd.DataFrame:
+    """The models of one FILE:METHOD:N[:CHEAP_LEVEL] (results_from_rows' shape), one per seed."""
+    parts = spec.rsplit(":", 3) if spec.count(":") >= 3 else spec.rsplit(":", 2)
+    if len(parts) not in (3, 4):
+        raise SystemExit(f"{spec!r}: expected FILE:METHOD:N or FILE:METHOD:N:CHEAP_LEVEL")
+    path, method, n = parts[:3]
+    res = results_from_rows(load([path]))
+    g = res[(res["model"] == model) & (res["method"] == method) & (res["n_train"] == int(n))]
+    if len(parts) == 4:
+        g = g[g["cheap_level"] == parts[3]]
+    if g.empty:
+        have = sorted(set(map(tuple, res[["method", "n_train", "cheap_level"]].astype(str).to_numpy())))
+        raise SystemExit(f"{spec!r}: no {model} rows; the file has (method, N, cheap level) {have}")
+    if g["cheap_level"].nunique() > 1:
+        raise SystemExit(f"{spec!r}: several cheap levels {sorted(set(g['cheap_level']))}; add :CHEAP_LEVEL")
+    return g.sort_values("seed")
+
+
+def compare(spec_a: str, spec_b: str, model: str) -> None:
+    """A's paired reduction against B (positive: A has the lower test force error)."""
+    a, b = select(spec_a, model), select(spec_b, model)
+    if a["_frames"].iloc[0] != b["_frames"].iloc[0]:
+        raise SystemExit("the two were scored on different test frames")
+    seeds = sorted(set(a["seed"]) & set(b["seed"]))
+    if not seeds:
+        raise SystemExit(f"no seed in both: {sorted(a['seed'])} against {sorted(b['seed'])}")
+    err_a = np.stack([a[a["seed"] == s]["_errors"].iloc[0] for s in seeds])  # [n_seeds, n_frames]
+    err_b = np.stack([b[b["seed"] == s]["_errors"].iloc[0] for s in seeds])
+    ci = reduction_interval(err_a, err_b)
+    rows = [
+        [name, spec, _ci(mean_interval(err)), " ".join(f"{e.mean():.2f}" for e in err)]
+        for name, spec, err in (("A", spec_a, err_a), ("B", spec_b, err_b))
+    ]
+    print(markdown_table(["", "models", "test force MAE", "per seed"], rows))
+    print()
+    verdict = "significant" if ci.significant else "not significant (the interval contains 0)"
+    print(
+        f"A against B, seeds {seeds} paired, {err_a.shape[1]} test frames: "
+        f"{100 * ci.estimate:+.1f}% [{100 * ci.low:+.1f}, {100 * ci.high:+.1f}], {verdict}"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -214,6 +263,10 @@ def main() -> None:
     tb = sub.add_parser("table", help="print the tables of one or more per-frame CSVs")
     tb.add_argument("csv", nargs="+")
     tb.add_argument("--n", type=int, nargs="*", help="only these N")
+    cp = sub.add_parser("compare", help="one method's paired reduction against another (other N or file)")
+    cp.add_argument("a", help="FILE:METHOD:N[:CHEAP_LEVEL], the method")
+    cp.add_argument("b", help="FILE:METHOD:N[:CHEAP_LEVEL], the baseline")
+    cp.add_argument("--model", default="egnn")
     a = ap.parse_args()
     if a.command == "export":
         new = run_rows(a.run, a.accurate_level, a.cheap)
@@ -223,6 +276,10 @@ def main() -> None:
         merged.to_csv(a.out, index=False)
         n_all, n_new = (len(df[KEY].drop_duplicates()) for df in (merged, new))
         print(f"{a.out}: {n_all} models ({n_new} from {a.run}), test set {new['test_set'].iloc[0]}")
+        return
+    if a.command == "compare":
+        print_machine({"files": f"{a.a} against {a.b}"})
+        compare(a.a, a.b, a.model)
         return
     rows = load(a.csv)
     if a.n:

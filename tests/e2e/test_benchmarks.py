@@ -159,6 +159,17 @@ def test_method_errors_export_keeps_results_csv_and_merges_by_model(finished_run
     red = pd.read_csv(mol / "reductions.csv")
     row = red[(red["method"] == "delta") & (red["n_train"] == 8)].iloc[0]
     assert f"{100 * row.reduction:+.1f}% [" in table
+    # compare: the same pair named explicitly gives the same reduction; a missing N names what exists
+    pair = bench(workdir, "method_errors.py", "compare", f"{out}:delta:8", f"{out}:standard:8")
+    assert f"{100 * row.reduction:+.1f}% [" in pair
+    missing = ["compare", f"{out}:delta:8", f"{out}:standard:9"]
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "method_errors.py"), *missing],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode != 0 and "('standard', '8', '')" in r.stderr
     # another test set: refused, the file unchanged
     moved = first.assign(test_set="0123456789ab")
     moved.to_csv(out, index=False)
