@@ -228,9 +228,14 @@ def select(spec: str, model: str) -> pd.DataFrame:
     return g.sort_values("seed")
 
 
-def compare(spec_a: str, spec_b: str, model: str) -> None:
-    """A's paired reduction against B (positive: A has the lower test force error)."""
-    a, b = select(spec_a, model), select(spec_b, model)
+def compare(spec_a: str, spec_b: str, model: str, model_b: str | None = None) -> None:
+    """A's paired reduction against B (positive: A has the lower test force error); a deterministic
+    B or A of one seed (sGDML) is paired with every seed of the other."""
+    a, b = select(spec_a, model), select(spec_b, model_b or model)
+    if a["seed"].nunique() == 1 and b["seed"].nunique() > 1:
+        a = pd.concat([a.assign(seed=s) for s in b["seed"]], ignore_index=True)
+    elif b["seed"].nunique() == 1 and a["seed"].nunique() > 1:
+        b = pd.concat([b.assign(seed=s) for s in a["seed"]], ignore_index=True)
     if a["_frames"].iloc[0] != b["_frames"].iloc[0]:
         raise SystemExit("the two were scored on different test frames")
     seeds = sorted(set(a["seed"]) & set(b["seed"]))
@@ -266,7 +271,8 @@ def main() -> None:
     cp = sub.add_parser("compare", help="one method's paired reduction against another (other N or file)")
     cp.add_argument("a", help="FILE:METHOD:N[:CHEAP_LEVEL], the method")
     cp.add_argument("b", help="FILE:METHOD:N[:CHEAP_LEVEL], the baseline")
-    cp.add_argument("--model", default="egnn")
+    cp.add_argument("--model", default="egnn", help="A's model (sgdml for sGDML, whose method is its own model)")
+    cp.add_argument("--model-b", help="B's model when it differs from A's")
     a = ap.parse_args()
     if a.command == "export":
         new = run_rows(a.run, a.accurate_level, a.cheap)
@@ -279,7 +285,7 @@ def main() -> None:
         return
     if a.command == "compare":
         print_machine({"files": f"{a.a} against {a.b}"})
-        compare(a.a, a.b, a.model)
+        compare(a.a, a.b, a.model, a.model_b)
         return
     rows = load(a.csv)
     if a.n:
