@@ -22,15 +22,20 @@ def snakemake(workdir, *args, check=True, timeout=1800):
     return r
 
 
-def bench(workdir, script, *args):
-    """Run benchmarks/<script> in `workdir`; returns its stdout (the tables)."""
-    r = subprocess.run(
+def bench_run(workdir, script, *args):
+    """Run benchmarks/<script> in `workdir`; returns the CompletedProcess, whatever its exit status."""
+    return subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         cwd=workdir,
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def bench(workdir, script, *args):
+    """Run benchmarks/<script> in `workdir`; returns its stdout (the tables)."""
+    r = bench_run(workdir, script, *args)
     assert r.returncode == 0, r.stderr[-4000:]
     return r.stdout
 

@@ -1,13 +1,11 @@
 """The benchmark scripts run on a finished (tiny) run and print their tables."""
 
 import re
-import subprocess
-import sys
 
 import pandas as pd
 import pytest
 
-from .conftest import ROOT, bench, snakemake
+from .conftest import bench, bench_run, snakemake
 
 
 def test_accuracy_per_cost_tables(finished_run):
@@ -162,22 +160,11 @@ def test_method_errors_export_keeps_results_csv_and_merges_by_model(finished_run
     # compare: the same pair named explicitly gives the same reduction; a missing N names what exists
     pair = bench(workdir, "method_errors.py", "compare", f"{out}:delta:8", f"{out}:standard:8")
     assert f"{100 * row.reduction:+.1f}% [" in pair
-    missing = ["compare", f"{out}:delta:8", f"{out}:standard:9"]
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "method_errors.py"), *missing],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
+    r = bench_run(workdir, "method_errors.py", "compare", f"{out}:delta:8", f"{out}:standard:9")
     assert r.returncode != 0 and "('standard', '8', '')" in r.stderr
     # another test set: refused, the file unchanged
     moved = first.assign(test_set="0123456789ab")
     moved.to_csv(out, index=False)
-    r = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "method_errors.py"), *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
+    r = bench_run(workdir, "method_errors.py", *args)
     assert r.returncode != 0 and "differs from the file's" in r.stderr
     assert set(pd.read_csv(out)["test_set"]) == {"0123456789ab"}
