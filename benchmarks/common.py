@@ -10,6 +10,7 @@ import datetime
 import os
 import platform
 import statistics
+import subprocess
 
 import numpy as np
 
@@ -47,6 +48,17 @@ def machine_lines(extra: dict[str, str] | None = None) -> list[str]:
         **(extra or {}),
     }
     return [f"- {k}: {v}" for k, v in info.items()]
+
+
+def checkout_commit(path, short: bool = False) -> str:
+    """The commit of the git checkout holding `path` ('unknown' outside one)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", *(["--short"] if short else []), "HEAD"], cwd=path, capture_output=True, text=True
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
 
 
 def print_machine(extra: dict[str, str] | None = None) -> None:

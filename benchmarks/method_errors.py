@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from common import markdown_table, print_machine
+from common import checkout_commit, markdown_table, print_machine
 
 from pipeline import layout
 from pipeline.data import load_npz
@@ -60,14 +59,6 @@ def test_set_fingerprint(test_npz: str) -> str:
     h = hashlib.sha256(np.asarray(ds.frame_id, dtype=np.int64).tobytes())
     h.update(np.round(np.asarray(ds.F, dtype=np.float64), 6).tobytes())  # [n_frames, n_atoms, 3] eV/Å
     return h.hexdigest()[:12]
-
-
-def _commit(path: Path) -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=path, capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
 
 
 def run_rows(run: Path, accurate_level: str, cheap_levels: list[str]) -> pd.DataFrame:
@@ -112,7 +103,7 @@ def run_rows(run: Path, accurate_level: str, cheap_levels: list[str]) -> pd.Data
     out = pd.DataFrame(rows)
     out["molecule"] = mol
     out["test_set"] = fingerprint
-    out["commit"] = _commit(run)
+    out["commit"] = checkout_commit(run, short=True)
     return out
 
 

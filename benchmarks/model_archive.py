@@ -30,13 +30,13 @@ import hashlib
 import io
 import json
 import os
-import subprocess
 import sys
 import tarfile
 import time
 from pathlib import Path
 
 import numpy as np
+from common import checkout_commit
 
 MANIFEST = "manifest.json"
 SKIP_SUFFIXES = (".ckpt",)
@@ -64,13 +64,6 @@ def datasets(run: Path) -> dict[str, dict]:
     """Fingerprints of every .npz under run/data and run/frames, keyed by path relative to run."""
     files = sorted(p for sub in ("data", "frames") for p in (run / sub).rglob("*.npz"))
     return {str(p.relative_to(run)): fingerprint(p) for p in files}
-
-
-def checkout_commit(run: Path) -> str | None:
-    r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=run, capture_output=True, text=True)
-    if r.returncode != 0:
-        return None
-    return r.stdout.strip()
 
 
 def save(run: Path, out: Path, run_dirs: list[str]) -> None:

@@ -34,6 +34,8 @@ def add_model(run: Path) -> Path:
     (d / "model.pt").write_bytes(b"weights")
     (d / "history.csv").write_text("step,val\n0,1\n")
     (d / "model.pt.ckpt").write_bytes(b"checkpoint")
+    for f in d.iterdir():  # trained long before the target run's datasets exist
+        os.utime(f, (time.time() - 3600, time.time() - 3600))
     return d
 
 
@@ -44,12 +46,11 @@ def test_restore_onto_the_same_data_unpacks_without_checkpoints_and_dates_files_
     model_archive.main(["save", "--run", str(src), "--out", str(archive), "models/egnn/standard/N4_s0"])
     dst = make_run(tmp_path / "b")
     data = dst / "data" / "ccsd_t" / "train.npz"
-    os.utime(data, (time.time() + 5, time.time() + 5))  # inputs written after the archive was made
     model_archive.main(["restore", "--run", str(dst), str(archive)])
     d = dst / "models" / "egnn" / "standard" / "N4_s0"
     assert (d / "model.pt").read_bytes() == b"weights"
     assert (d / "history.csv").exists() and not (d / "model.pt.ckpt").exists()
-    assert (d / "model.pt").stat().st_mtime >= data.stat().st_mtime - 5  # restored after the data
+    assert (d / "model.pt").stat().st_mtime >= data.stat().st_mtime  # dated after its inputs, not when trained
     with pytest.raises(SystemExit, match="already has"):
         model_archive.main(["restore", "--run", str(dst), str(archive)])
 
