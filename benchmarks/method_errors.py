@@ -22,6 +22,15 @@ named FILE:METHOD:N[:CHEAP_LEVEL]; seeds present in both are matched, the test f
 
     python benchmarks/method_errors.py compare benchmarks/results/ethanol_paper_regime.csv.gz:asteroid:200:dft \\
         benchmarks/results/ethanol_paper_regime_long_standard.csv.gz:standard:600
+
+``targets`` prints the eval.json files a partial run must make for ``export`` to carry methods'
+rows at some N and seeds, each method's own evaluations as the workflow lists them (a stage 2's too:
+its training CPU counts in the row's cost). A method's cost can also count another method's models
+(ASTEROID: standard training as stage 1 and the cheap-only model as γ = inf's stage 2): name those too.
+
+    snakemake --cores 2 $(python benchmarks/method_errors.py targets --config config.yaml \
+        config.benchmark.yaml --molecule ethanol --methods standard cheap_only asteroid --n 100 --seeds 0 1) \
+        --configfile config.benchmark.yaml
 """
 
 from __future__ import annotations
@@ -34,7 +43,8 @@ import numpy as np
 import pandas as pd
 from common import checkout_commit, markdown_table, print_machine
 
-from pipeline import layout
+from pipeline import config as pconf
+from pipeline import layout, methods
 from pipeline.data import load_npz
 from pipeline.evaluation.collect import Index, _Costs, evaluation_record, pooled_reductions, results_table
 from pipeline.evaluation.stats import mean_interval, reduction_interval
@@ -51,6 +61,31 @@ MODEL_COLUMNS = [
     "cheap_label_cpu_h",
     "predict_cpu_s_per_frame",
 ]
+
+
+def targets(config_files: list[str], molecule: str, names: list[str], sizes: list[int], seeds: list[int]) -> list[str]:
+    """eval.json files of the named methods' runs at these N and seeds under the merged config."""
+    config = pconf.load_config(*config_files)
+    config["splits"]["train_sizes"], config["training"]["seeds"] = sorted(sizes), sorted(seeds)
+    out: list[str] = []
+    for name in names:
+        method = methods.get(name)
+        if not method.enabled(config, molecule):
+            raise SystemExit(f"method {name!r} is not enabled for {molecule} by {' + '.join(config_files)}")
+        out += [p for p in method.evaluations(config, molecule) if p not in out]
+    if not out:
+        raise SystemExit(f"methods {names} own no runs of their own (their rows are read from other methods' runs)")
+    return out
+
+
+def unknown_costs(new: pd.DataFrame) -> list[str]:
+    """Models whose training CPU is unknown: an evaluation their cost counts is missing from the run."""
+    per_model = new.drop_duplicates(KEY)
+    return [
+        f"{r.method} {r.model} {r.cheap_level or '-'} N = {r.n_train} seed {r.seed}"
+        for r in per_model.itertuples()
+        if pd.isna(r.train_cpu_h_total)
+    ]
 
 
 def test_set_fingerprint(test_npz: str) -> str:
@@ -264,9 +299,27 @@ def main() -> None:
     cp.add_argument("b", help="FILE:METHOD:N[:CHEAP_LEVEL], the baseline")
     cp.add_argument("--model", default="egnn", help="A's model (sgdml for sGDML, whose method is its own model)")
     cp.add_argument("--model-b", help="B's model when it differs from A's")
+    tg = sub.add_parser("targets", help="eval.json files a partial run needs for methods' rows at N and seeds")
+    tg.add_argument("--config", nargs="+", required=True, help="config files in --configfile order")
+    tg.add_argument("--molecule", required=True)
+    tg.add_argument("--methods", nargs="+", required=True, help=f"of {', '.join(methods.METHODS)}")
+    tg.add_argument("--n", type=int, nargs="+", required=True)
+    tg.add_argument("--seeds", type=int, nargs="+", required=True)
     a = ap.parse_args()
+    if a.command == "targets":
+        try:
+            print(" ".join(targets(a.config, a.molecule, a.methods, a.n, a.seeds)))
+        except (KeyError, pconf.ConfigError) as e:
+            raise SystemExit(e.args[0]) from e
+        return
     if a.command == "export":
         new = run_rows(a.run, a.accurate_level, a.cheap)
+        missing = unknown_costs(new)
+        if missing:
+            print(
+                f"training CPU unknown (an evaluation its cost counts is missing: see `targets`) for "
+                f"{len(missing)} models: {'; '.join(missing)}"
+            )
         old = load([str(a.out)]) if a.out.exists() else pd.DataFrame()
         merged = merge(old, new)
         a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,57 @@
+"""benchmarks/method_errors.py: `targets` lists every evaluation a method's row and its cost need,
+and `export` names the models whose training CPU a partial run left unknown."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import method_errors
+
+ROOT = Path(__file__).resolve().parents[2]
+
+CONFIGS = [str(ROOT / "config.yaml"), str(ROOT / "config.benchmark.yaml")]
+
+
+def test_targets_include_the_stage_2_the_cost_counts():
+    """The corrected pre-training's row costs its stage 2 too: a run that evaluated only the
+    fine-tuned model left its training CPU unknown (BENCHMARKS.md 15e)."""
+    out = method_errors.targets(CONFIGS, "ethanol", ["corrected", "cheap_only", "asteroid"], [100], [4])
+    run = "results/ethanol/models/egnn"
+    assert out == [
+        f"{run}/corrected/xtb/ginf/N100_s4/stage2/eval.json",
+        f"{run}/corrected/xtb/ginf/N100_s4/finetune/eval.json",
+        f"{run}/stage2/xtb/ginf/s4/eval.json",
+        f"{run}/stage2/xtb/gr1/N100_s4/eval.json",
+        f"{run}/finetune/xtb/gr1/N100_s4/eval.json",
+        f"{run}/finetune/xtb/ginf/N100_s4/eval.json",
+    ]
+    # only the N and seeds asked for, each file once
+    many = method_errors.targets(CONFIGS, "ethanol", ["standard", "standard"], [25, 100], [0, 2])
+    assert sorted(many) == sorted(f"{run}/standard/N{n}_s{s}/eval.json" for n in (25, 100) for s in (0, 2))
+
+
+def test_targets_refuse_unknown_and_disabled_methods():
+    with pytest.raises(KeyError, match="unknown method 'bogus'; methods: standard, asteroid"):
+        method_errors.targets(CONFIGS, "ethanol", ["bogus"], [100], [0])
+    # config.yaml alone has no foundation model to fine-tune
+    with pytest.raises(SystemExit, match="'foundation' is not enabled for ethanol"):
+        method_errors.targets(CONFIGS[:1], "ethanol", ["foundation"], [100], [0])
+
+
+def test_unknown_costs_names_each_model_once():
+    rows = pd.DataFrame(
+        {
+            "method": ["corrected"] * 2 + ["delta"] * 2,
+            "model": "egnn",
+            "cheap_level": "xtb",
+            "n_train": 100,
+            "seed": 4,
+            "frame_id": [0, 1, 0, 1],
+            "train_cpu_h_total": [np.nan, np.nan, 0.1, 0.1],
+        }
+    )
+    assert method_errors.unknown_costs(rows) == ["corrected egnn xtb N = 100 seed 4"]
