@@ -27,6 +27,9 @@ named FILE:METHOD:N[:CHEAP_LEVEL]; seeds present in both are matched, the test f
 rows at some N and seeds, each method's own evaluations as the workflow lists them (a stage 2's too:
 its training CPU counts in the row's cost). A method's cost can also count another method's models
 (ASTEROID: standard training as stage 1 and the cheap-only model as γ = inf's stage 2): name those too.
+``export`` refuses a run where a γ candidate (a fine-tuned model of ASTEROID or of the corrected
+pre-training) is trained but not evaluated: the γ choice would see only the evaluated candidates
+(a run rebuilt from archives that lacked one candidate's eval.json scored the other γ silently).
 
     snakemake --cores 2 $(python benchmarks/method_errors.py targets --config config.yaml \
         config.benchmark.yaml --molecule ethanol --methods standard cheap_only asteroid --n 100 --seeds 0 1) \
@@ -41,12 +44,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from common import checkout_commit, markdown_table, print_machine
 
 from pipeline import config as pconf
 from pipeline import layout, methods
 from pipeline.data import load_npz
-from pipeline.evaluation.collect import Index, _Costs, evaluation_record, pooled_reductions, results_table
+from pipeline.evaluation.collect import (
+    Index,
+    _Costs,
+    evaluation_record,
+    model_role,
+    pooled_reductions,
+    results_table,
+)
 from pipeline.evaluation.stats import mean_interval, reduction_interval
 
 KEY = ["method", "model", "cheap_level", "n_train", "seed"]
@@ -86,6 +97,24 @@ def unknown_costs(new: pd.DataFrame) -> list[str]:
         for r in per_model.itertuples()
         if pd.isna(r.train_cpu_h_total)
     ]
+
+
+def unevaluated_gamma_candidates(run: Path) -> list[str]:
+    """Run directories of γ candidates (records of a method's gamma_role) that hold a trained model
+    but no eval.json: exporting then would choose γ among the evaluated candidates only."""
+    roles = {m.gamma_role for m in methods.METHODS.values() if m.gamma_role}
+    out = []
+    for path in sorted(run.rglob("model.pt")):
+        if (path.parent / "eval.json").exists():
+            continue
+        extra = torch.load(path, map_location="cpu", weights_only=False).get("extra") or {}  # written by save_model
+        try:
+            role = model_role(extra, str(path))
+        except ValueError:  # not a trained model of a method (no stage): no row depends on it
+            continue
+        if role in roles:
+            out.append(str(path.parent.relative_to(run)))
+    return out
 
 
 def test_set_fingerprint(test_npz: str) -> str:
@@ -313,6 +342,13 @@ def main() -> None:
             raise SystemExit(e.args[0]) from e
         return
     if a.command == "export":
+        unevaluated = unevaluated_gamma_candidates(a.run)
+        if unevaluated:
+            raise SystemExit(
+                f"{len(unevaluated)} γ candidates under {a.run} are trained but not evaluated: "
+                f"{', '.join(unevaluated)}. The γ choice would see only the evaluated ones; make their "
+                "eval.json first (`targets` lists them for the methods, N and seeds) and export again"
+            )
         new = run_rows(a.run, a.accurate_level, a.cheap)
         missing = unknown_costs(new)
         if missing:

@@ -97,7 +97,6 @@ def evaluation_record(path: str) -> dict:
             "sgdml_sigma": _num(ev.get("sigma")),
             "sigma_at_edge": bool(ev.get("sigma_at_edge", False)),
         }
-    stage = extra.get("stage")
     rec.update(
         model=extra["model_name"],
         seed=int(extra["seed"]),
@@ -109,29 +108,34 @@ def evaluation_record(path: str) -> dict:
         effective_frames=_num(extra.get("effective_frames")),
         cheap_level=str(extra.get("cheap_level") or ""),
     )
-    if stage in ("standard", "finetune", "delta"):
+    if extra.get("stage") in ("standard", "finetune", "delta"):
         rec["val_force_mae_kcal"] = _num(extra.get("best_metric"))
-    if extra.get("role"):  # methods built on the registry write their role (pipeline/methods)
-        role = extra["role"]
-    elif stage == "standard":
-        role = "standard"
-    elif stage == "cheap":
-        role = "cheap_only" if math.isinf(rec["gamma"]) else "stage2"
-        if role == "cheap_only":
-            rec["n_train"] = 0
-        else:
-            rec["n_train"] = int(extra["stage1_n_train"])
-    elif stage == "score_matching":
-        role, rec["cheap_level"], rec["n_train"] = "score_matching_no_finetune", "unlabelled", 0
-    elif stage == "finetune" and extra.get("init_stage") == "score_matching":
-        role, rec["cheap_level"] = "score_matching", "unlabelled"
-    elif stage == "finetune":
-        role = "finetune"
-    elif stage == "delta":
-        role = "delta"
-    else:
-        raise ValueError(f"{path}: model metadata has no known stage ({stage!r}); retrain it with this version")
+    role = model_role(extra, path)
+    stage_roles = {  # roles read from the stage (no role in the metadata): their N and level
+        "cheap_only": {"n_train": 0},
+        "stage2": {"n_train": int(extra.get("stage1_n_train") or 0)},
+        "score_matching_no_finetune": {"cheap_level": "unlabelled", "n_train": 0},
+        "score_matching": {"cheap_level": "unlabelled"},
+    }
+    if not extra.get("role"):
+        rec.update(stage_roles.get(role, {}))
     return {**rec, "role": role}
+
+
+def model_role(extra: dict, where: str = "model") -> str:
+    """A trained model's role (the record kind methods read, pipeline/methods) from its metadata."""
+    stage = extra.get("stage")
+    if extra.get("role"):  # methods built on the registry write their role (pipeline/methods)
+        return str(extra["role"])
+    if stage == "cheap":
+        return "cheap_only" if math.isinf(_num(extra.get("gamma"))) else "stage2"
+    if stage == "score_matching":
+        return "score_matching_no_finetune"
+    if stage == "finetune" and extra.get("init_stage") == "score_matching":
+        return "score_matching"
+    if stage in ("standard", "finetune", "delta"):
+        return stage
+    raise ValueError(f"{where}: model metadata has no known stage ({stage!r}); retrain it with this version")
 
 
 def _dataset_and_failures(path: str) -> tuple:

@@ -55,3 +55,27 @@ def test_unknown_costs_names_each_model_once():
         }
     )
     assert method_errors.unknown_costs(rows) == ["corrected egnn xtb N = 100 seed 4"]
+
+
+def test_export_refuses_a_gamma_choice_with_an_unevaluated_candidate(tmp_path):
+    """A run rebuilt from archives lacked one γ candidate's eval.json, and the γ choice silently saw
+    only the other candidate (one seed's ASTEROID error moved 0.33 -> 0.35): the export now names
+    such candidates; models that no γ choice reads (stage 1, committee members) do not count."""
+    from pipeline.models import build, save_model
+
+    model = build("egnn", hidden=8, num_layers=1, cutoff=4.0)
+    finetune = {"stage": "finetune", "model_name": "egnn", "seed": 2, "n_train": 100}
+    runs = {
+        "models/egnn/finetune/xtb/gr1/N100_s2": {**finetune, "gamma_spec": "r1"},  # not evaluated
+        "models/egnn/finetune/xtb/ginf/N100_s2": finetune,  # evaluated
+        "models/egnn/corrected/xtb/ginf/N100_s2/finetune": {**finetune, "role": "corrected"},  # not evaluated
+        "models/egnn/standard/N100_s2": {**finetune, "stage": "standard"},  # stage 1: no γ choice reads it
+        "selection/s2/r1/egnn/m0": {"model_name": "egnn", "seed": 2},  # a committee member: no stage
+    }
+    for run, extra in runs.items():
+        save_model(model, tmp_path / run / "model.pt", extra)
+    (tmp_path / "models/egnn/finetune/xtb/ginf/N100_s2/eval.json").write_text("{}")
+    assert method_errors.unevaluated_gamma_candidates(tmp_path) == [
+        "models/egnn/corrected/xtb/ginf/N100_s2/finetune",
+        "models/egnn/finetune/xtb/gr1/N100_s2",
+    ]
