@@ -111,14 +111,16 @@ def evaluation_record(path: str) -> dict:
     if extra.get("stage") in ("standard", "finetune", "delta"):
         rec["val_force_mae_kcal"] = _num(extra.get("best_metric"))
     role = model_role(extra, path)
-    stage_roles = {  # roles read from the stage (no role in the metadata): their N and level
-        "cheap_only": {"n_train": 0},
-        "stage2": {"n_train": int(extra.get("stage1_n_train") or 0)},
-        "score_matching_no_finetune": {"cheap_level": "unlabelled", "n_train": 0},
-        "score_matching": {"cheap_level": "unlabelled"},
-    }
-    if not extra.get("role"):
-        rec.update(stage_roles.get(role, {}))
+    if extra.get("role"):  # a registry method's metadata holds its own N and level
+        return {**rec, "role": role}
+    if role == "cheap_only":  # roles read from the stage: their N and level follow from it
+        rec["n_train"] = 0
+    elif role == "stage2":
+        rec["n_train"] = int(extra["stage1_n_train"])
+    elif role == "score_matching_no_finetune":
+        rec["cheap_level"], rec["n_train"] = "unlabelled", 0
+    elif role == "score_matching":
+        rec["cheap_level"] = "unlabelled"
     return {**rec, "role": role}
 
 
