@@ -57,6 +57,26 @@ def test_shipped_overlays_are_valid_merged_over_the_default(name):
     assert cfg["training"]["cheap"] == cfg["training"]["corrected"]
 
 
+@pytest.mark.parametrize("name", ["config.benchmark-mace.yaml", "config.benchmark-foundation.yaml"])
+def test_model_overlays_add_runs_to_the_benchmark_run_without_moving_its_data(name):
+    """The MACE and SO3LR overlays go over config.yaml + config.benchmark.yaml in the same run: they
+    may change which models train, never the frames, levels, pools or training budgets."""
+    from snakemake.utils import update_config
+
+    bench = _default()
+    update_config(bench, yaml.safe_load((ROOT / "config.benchmark.yaml").read_text()))
+    cfg = copy.deepcopy(bench)
+    update_config(cfg, yaml.safe_load((ROOT / name).read_text()))
+    for c in (bench, cfg):  # validation fills the schema's defaults in
+        pconf.validate_schema(c)
+        pconf.check_config(c)
+    data_keys = ("molecules", "sampling", "levels", "accurate_level", "cheap_levels", "splits", "labelling")
+    for key in (*data_keys, "asteroid", "delta", "corrected"):
+        assert cfg.get(key) == bench.get(key), key
+    for stage in ("accurate", "cheap", "corrected", "finetune", "foundation", "hparams"):
+        assert cfg["training"][stage] == bench["training"][stage], stage
+
+
 def test_paper_regime_trains_stage_2_to_a_plateau_and_keeps_the_default_fine_tuning():
     """Stage 2 on the PBE pool gets the long budget (2,500 steps left it 2.4-2.8 kcal/mol/A from PBE,
     BENCHMARKS.md 16); the fine-tuning and standard-training budgets stay those of config.yaml."""
