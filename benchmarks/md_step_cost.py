@@ -26,23 +26,19 @@ import numpy as np
 from common import markdown_table, median, print_machine
 
 from pipeline.data import load_npz
-from pipeline.evaluation.calculator import ModelCalculator, torch_threads
+from pipeline.evaluation.calculator import calculator_of, torch_threads
 from pipeline.evaluation.md_stability import run_stability
 from pipeline.models import load_model
 
 
 def calculator(path: str, z: np.ndarray):
-    """The workflow's calculator of a saved model: Δ models call their cheap level at every step."""
+    """The workflow's calculator of a saved model (Δ models call their cheap level at every step),
+    and the model's metadata."""
     model = load_model(path)
-    extra = dict(model.extra or {})
-    if extra.get("stage") == "delta":
-        from pipeline.evaluation.delta_prediction import DeltaCalculator
-
-        return DeltaCalculator(model, z=z, threads=None), extra
-    return ModelCalculator(model, threads=None), extra
+    return calculator_of(model, z=z, threads=None), dict(model.extra or {})
 
 
-def describe(path: str, extra: dict) -> str:
+def describe(extra: dict) -> str:
     """A row label from the model's own metadata (never from its path)."""
     model = extra.get("model_name") or extra.get("model") or "?"
     role = extra.get("role") or extra.get("stage") or "?"
@@ -83,7 +79,7 @@ def main() -> None:
     ref = median(per_step[0])
     rows = [
         [
-            describe(p, extra),
+            describe(extra),
             p,
             f"{1000 * median(t):.2f}",
             f"{1000 * min(t):.2f}–{1000 * max(t):.2f}",

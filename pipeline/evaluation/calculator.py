@@ -107,6 +107,25 @@ class ModelCalculator(CommitteeMixin, Calculator):
             self._record_disagreement(F[0])
 
 
+def calculator_of(
+    model: torch.nn.Module | str | os.PathLike,
+    z=None,
+    prmtop: str | None = None,
+    device: str = "cpu",
+    committee=(),
+    threads: int | None = 1,
+) -> Calculator:
+    """The ASE calculator the workflow runs a saved model with: a Δ model (metadata stage "delta")
+    as DeltaCalculator, whose cheap level is computed at every call, any other as ModelCalculator.
+    z, prmtop: DeltaCalculator's (its cheap level); the other arguments as ModelCalculator's."""
+    model = _loaded(model, device)
+    if (model.extra or {}).get("stage") == "delta":
+        from .delta_prediction import DeltaCalculator
+
+        return DeltaCalculator(model, z=z, prmtop=prmtop, device=device, committee=committee, threads=threads)
+    return ModelCalculator(model, device=device, committee=committee, threads=threads)
+
+
 def load_forcefield(directory: str | os.PathLike, device: str = "cpu", threads: int | None = 1) -> Calculator:
     """The ASE calculator of an exported force field (results/<molecule>/forcefield).
 

@@ -46,8 +46,9 @@ def _run_sgdml(a):
 
 
 def _run_md_stability(a):
-    from ..data import atomic_write
+    from ..data import atomic_write, load_npz
     from ..models import load_model
+    from .calculator import calculator_of
     from .collect import best_by_validation
     from .md_stability import run_stability
 
@@ -66,16 +67,8 @@ def _run_md_stability(a):
     extras = {p: dict(load_model(p).extra or {}) for p in a.model}
     chosen = best_by_validation(extras) if len(a.model) > 1 else a.model[0]
     device = _device(a.device)
-    if extras[chosen].get("stage") == "delta":  # the cheap level is called at every step
-        from ..data import load_npz
-        from .delta_prediction import DeltaCalculator
-
-        z = load_npz(a.start).z
-        model = DeltaCalculator(chosen, z=z, prmtop=a.prmtop, device=device, committee=a.committee, threads=None)
-    else:
-        from .calculator import ModelCalculator
-
-        model = ModelCalculator(chosen, device=device, committee=a.committee, threads=None)
+    z = load_npz(a.start).z  # a Δ model's cheap level is called at every step
+    model = calculator_of(chosen, z=z, prmtop=a.prmtop, device=device, committee=a.committee, threads=None)
     df = run_stability(model, a.start, seed=a.seed, device=device, num_threads=a.threads, **kw)
     for key, value in {**a.label, "n_steps": kw.get("n_steps"), "model_path": chosen}.items():
         df[key] = value
