@@ -120,6 +120,9 @@ def test_selection_curve_sets_selected_frames_against_random_ones(finished_run):
         assert f"| {rand:.2f} [" in row and f"| {sel:.2f} [" in row
     assert "| standard | 4 |" in out and re.search(r"\| standard \| 4 \| [0-9.]+ \[.*\| — \|", out)
     assert re.search(r"\| Δ \| 8 \| 8 \| 1 \| [+-]\d+% \[", out)
+    # the same tables again on the test frames in the top tenth of their accurate energy
+    _, tail = out.split("test frames above the 90% quantile of their accurate energy", 1)
+    assert "| standard | 8 |" in tail and re.search(r"\| Δ \| 8 \| 8 \| 1 \| [+-]\d+% \[", tail)
 
 
 def test_selection_picks_compares_each_round_with_top_n_by_disagreement(finished_run):
