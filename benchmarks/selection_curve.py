@@ -43,14 +43,14 @@ def _pct(ci) -> str:
     )
 
 
-def curves(run: Path, molecule: str, model: str, level: str, sizes: list[int], seeds: list[int]) -> dict:
-    """{(family, 'random'|'selected', N): (errors [n_seeds, n_frames], seeds, test frame ids, an
-    eval.json)} of the runs present, every one on the same test frames. Each method's model is the
-    one results.csv scores: its own `select` (γ chosen on validation for ASTEROID and corrected
-    pre-training)."""
+def curves(run: Path, molecule: str, model: str, level: str, sizes: list[int], seeds: list[int]):
+    """{(family, 'random'|'selected', N): (errors [n_seeds, n_frames], seeds)} of the runs present,
+    every one on the same test frames; those frames' ids and one of the eval.json files scored on
+    them. Each method's model is the one results.csv scores: its own `select` (γ chosen on
+    validation for ASTEROID and corrected pre-training)."""
     evals = sorted(str(p) for p in (run / "results" / molecule).rglob("eval.json"))
     idx = Index([evaluation_record(p) for p in evals])
-    out, frames = {}, None
+    out, frames, some_eval = {}, None, None
     for family, names in FAMILIES.items():
         for which, name in zip(("random", "selected"), names[:2], strict=True):
             per_n: dict[int, list] = {}
@@ -64,11 +64,12 @@ def curves(run: Path, molecule: str, model: str, level: str, sizes: list[int], s
                 frames = ids if frames is None else frames
                 if ids != frames:
                     raise SystemExit(f"{name} N = {n} seed {r['seed']} was scored on other test frames ({r['path']})")
-                per_n.setdefault(n, []).append((r["seed"], r["errors"], r["path"]))
+                per_n.setdefault(n, []).append((r["seed"], r["errors"]))
+                some_eval = r["path"]
             for n, got in per_n.items():
                 got.sort(key=lambda x: x[0])
-                out[(family, which, n)] = (np.stack([g[1] for g in got]), [g[0] for g in got], frames, got[0][2])
-    return out
+                out[(family, which, n)] = (np.stack([e for _, e in got]), [s for s, _ in got])
+    return out, frames, some_eval
 
 
 def main() -> None:
@@ -84,14 +85,12 @@ def main() -> None:
     if not 0 < a.tail < 1:
         raise SystemExit(f"--tail must lie in (0, 1), got {a.tail}")
     run, sizes = Path(a.run), sorted(a.sizes)
-    c = curves(run, a.molecule, a.model, a.level, sizes, a.seeds)
+    c, frames, some_eval = curves(run, a.molecule, a.model, a.level, sizes, a.seeds)
     if not c:
         raise SystemExit(f"no evaluations of {a.model} under {a.run}/results/{a.molecule}")
     print_machine()
     print_tables(c, sizes, "all test frames", None)
-    some_eval = json.loads(Path(next(iter(c.values()))[3]).read_text())
-    test = load_npz(run / some_eval["test_npz"])  # the evaluations' test frames (one set: `curves` checks)
-    frames = next(iter(c.values()))[2]
+    test = load_npz(run / json.loads(Path(some_eval).read_text())["test_npz"])  # every evaluation's test frames
     energy = dict(zip(test.frame_id.astype(int).tolist(), test.E.tolist(), strict=True))  # eV
     E = np.array([energy[f] for f in frames])  # [n_test]
     cut = np.quantile(E, a.tail)
