@@ -39,6 +39,8 @@ RESULTS = [
     "stop_reason",  # how the final model's training ended: early_stopping, step_cap or epoch_cap
     "stop_step",  # optimisation steps when it ended
     "late_improvement",  # relative gain of the validation metric over the last quarter of its steps
+    "pretrain_stop_reason",  # a fine-tuned model: how the pre-training it started from ended
+    "pretrain_late_improvement",  # ... and that pre-training's late_improvement
     "sgdml_sigma",  # sGDML: the kernel length scale chosen on validation
     "sigma_at_edge",  # sGDML: the chosen sigma is the smallest or largest of the grid (not tuned)
 ]
@@ -153,6 +155,9 @@ MODEL_META = {
     "init_stage": "fine-tuning: the stage of the model it started from",
     "init_train_wall_s": "fine-tuning: wall-s of the model it started from",
     "init_train_cpu_s": "fine-tuning: CPU-s of the model it started from",
+    "init_stop_reason": "fine-tuning: how the training of the model it started from ended",
+    "init_stop_step": "fine-tuning: optimisation steps of the model it started from",
+    "init_late_improvement": "fine-tuning: late_improvement of the model it started from",
     "n_delta_train": "Δ: training frames with both labels",
     "n_delta_val": "Δ: validation frames with both labels",
     "train_frame_id": "Δ: frame ids of its training frames",

@@ -80,6 +80,8 @@ def evaluation_record(path: str) -> dict:
         "stop_reason": str(extra.get("stop_reason") or ""),
         "stop_step": _num(extra.get("stop_step")),
         "late_improvement": _num(extra.get("late_improvement")),
+        "pretrain_stop_reason": str(extra.get("init_stop_reason") or ""),
+        "pretrain_late_improvement": _num(extra.get("init_late_improvement")),
         "sgdml_sigma": math.nan,
         "sigma_at_edge": "",
     }

@@ -88,6 +88,7 @@ class Asteroid(Method):
     card = "ASTEROID"
     cheap_labels = "pool"
     gamma_role = "finetune"
+    pretraining = "cheap"
     stage1_role = "standard"  # records of its stage 1 and finite-γ stage 2 (train_cpu_s)
     stage2_role = "stage2"
 
@@ -128,6 +129,7 @@ class Asteroid(Method):
 
 class FinetuneUnweighted(Method):
     name = "finetune_unweighted"
+    pretraining = "cheap"
     label = "fine-tune, no bias weights"
     color = "#ff7f0e"
     forcefield = True

@@ -35,6 +35,7 @@ class Method:
     own_model: str | None = None  # a model of its own, not one of training.models (sgdml, so3lr):
     # reductions.csv compares it with each neural model's standard training
     selected_frames: bool = False  # trains on frames a committee selected (pipeline/selection.py)
+    pretraining: str | None = None  # training.<stage> of the pre-training its fine-tuning starts from
     cheap_labels: str = "none"  # cheap labels it pays for: none, "pool" (its level's whole pool),
     # "own" (Δ: its level on the N training frames and every validation and test frame) or "pool+own"
 

@@ -45,6 +45,7 @@ class Corrected(Method):
     card = "Corrected pre-training"
     cheap_labels = "pool+own"
     gamma_role = "corrected"
+    pretraining = "corrected"
     stage2_role = "corrected_stage2"  # records of its stage 2 (train_cpu_s)
     kinds = ("corrected_stage2", "corrected")  # RUNS of its stages 2 and 3
     compare_with = ("delta",)  # its goal: Δ-learning's accuracy without the cheap level at run time

@@ -10,6 +10,7 @@ from .base import Method, cpu_s, models, seeds, train_sizes
 
 class ScoreMatching(Method):
     name = "score_matching"
+    pretraining = "score_matching"
     label = "score matching + fine-tune"
     color = "#8c564b"
     route = True
@@ -35,6 +36,7 @@ class ScoreMatching(Method):
 
 class ScoreMatchingNoFinetune(ScoreMatching):
     name = "score_matching_no_finetune"
+    pretraining = None  # it is the pre-training
     label = "score matching, no fine-tuning"
     color = "#e377c2"
     route = forcefield = product = False

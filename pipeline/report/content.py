@@ -598,6 +598,27 @@ def _which_runs(rows: pd.DataFrame) -> str:
     return ", ".join(sorted({f"{r.method} N = {int(r.n_train)}" for r in rows.itertuples()}))
 
 
+def _pretraining_notes(results: pd.DataFrame) -> list[str]:
+    """Fine-tuned routes whose pre-training (ASTEROID's stage 2, the corrected pool's, score matching)
+    a cap ended while it was still improving: the route is measured with a pre-training that had not
+    learnt its labels, which can hide all of its gain (BENCHMARKS.md 16)."""
+    if "pretrain_late_improvement" not in results:
+        return []
+    capped = results["pretrain_stop_reason"].fillna("").astype(str).isin(["step_cap", "epoch_cap"])
+    improving = pd.to_numeric(results["pretrain_late_improvement"], errors="coerce") > LATE_IMPROVEMENT_WARN
+    late = results[capped & improving]
+    if late.empty:
+        return []
+    keys = {getattr(method_registry.METHODS.get(m), "pretraining", None) for m in late["method"]}
+    stages = ", ".join(sorted(f"training.{k}.max_steps" for k in keys if k)) or "the pre-training's max_steps"
+    return [
+        f"{len(late)} fine-tuned models start from a pre-training that its cap ended while it was still improving "
+        f"by more than {LATE_IMPROVEMENT_WARN:.0%} over its last quarter (results.csv `pretrain_stop_reason`, "
+        f"`pretrain_late_improvement`): these routes are measured with a pre-training that had not learnt its labels, "
+        f"and their errors may understate them; raise {stages} ({_which_runs(late)})."
+    ]
+
+
 def tuning_notes(results: pd.DataFrame) -> list[str]:
     """How the trainings ended (only early stopping shows convergence on validation data) and
     sGDML length scales chosen at the edge of their grid (an under-tuned baseline)."""
@@ -620,6 +641,7 @@ def tuning_notes(results: pd.DataFrame) -> list[str]:
                     f"quarter of their steps (results.csv `late_improvement`): raise that stage's max_steps "
                     f"({_which_runs(late)})."
                 )
+    notes += _pretraining_notes(results)
     if "sigma_at_edge" in results:
         edge = results[results["sigma_at_edge"].astype(str).str.lower() == "true"]
         for r in edge.itertuples():

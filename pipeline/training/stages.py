@@ -391,6 +391,11 @@ def finetune(
             "init_stage": init_extra.get("stage"),
             "init_train_wall_s": init_extra.get("train_wall_s"),
             "init_train_cpu_s": init_extra.get("train_cpu_s"),
+            **{
+                f"init_{k}": init_extra[k]
+                for k in ("stop_reason", "stop_step", "late_improvement")
+                if init_extra.get(k) is not None
+            },
             **summary,
             **(extra or {}),
         },

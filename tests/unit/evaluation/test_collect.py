@@ -96,6 +96,8 @@ def run(tmp_path):
                 base,
                 stage="finetune",
                 init_stage="cheap",
+                init_stop_reason="step_cap",
+                init_late_improvement=0.25,
                 cheap_level="xtb",
                 gamma=math.inf,
                 gamma_spec="inf",
@@ -162,6 +164,11 @@ def test_every_method_row_from_metadata(run):
         ("sgdml", ""),
     }
     assert rows[("cheap_only", "xtb")].n_train == 0 and rows[("asteroid", "xtb")].n_train == 4
+    # a fine-tuned row carries how its pre-training ended (γ = inf here wins: ASTEROID's row too)
+    ft = rows[("finetune_unweighted", "xtb")]
+    assert (ft.pretrain_stop_reason, ft.pretrain_late_improvement) == ("step_cap", 0.25)
+    st = rows[("standard", "")]
+    assert not st.pretrain_stop_reason and math.isnan(st.pretrain_late_improvement)
 
 
 def test_gamma_inf_is_a_candidate_and_wins_on_validation_loss(run):

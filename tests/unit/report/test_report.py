@@ -531,3 +531,24 @@ def test_tuning_notes_name_capped_runs_that_were_still_improving():
     assert len(late) == 1 and "1 of them" in late[0] and "asteroid N = 200" in late[0]
     assert "standard N = 100" not in late[0]
     assert not [n for n in tuning_notes(df.assign(late_improvement=0.02)) if "still improving" in n]
+
+
+def test_tuning_notes_name_fine_tuned_routes_whose_pre_training_was_cut_short():
+    """ASTEROID fine-tuned from a stage 2 that its cap ended while still improving: the note names the
+    runs and the stage budget to raise; a pre-training that early stopping ended, or that had stopped
+    improving, is not named."""
+    from pipeline.report.content import tuning_notes
+
+    rows = [
+        dict(method="asteroid", n_train=25, pretrain_stop_reason="step_cap", pretrain_late_improvement=0.3),
+        dict(method="corrected", n_train=25, pretrain_stop_reason="step_cap", pretrain_late_improvement=0.2),
+        dict(method="asteroid", n_train=50, pretrain_stop_reason="early_stopping", pretrain_late_improvement=0.3),
+        dict(method="finetune_unweighted", n_train=50, pretrain_stop_reason="step_cap", pretrain_late_improvement=0.01),
+        dict(method="standard", n_train=25, pretrain_stop_reason="", pretrain_late_improvement=float("nan")),
+    ]
+    (note,) = [n for n in tuning_notes(pd.DataFrame(rows)) if "pre-training" in n]
+    assert note.startswith("2 fine-tuned models")
+    assert "asteroid N = 25, corrected N = 25" in note and "N = 50" not in note
+    assert "training.cheap.max_steps, training.corrected.max_steps" in note
+    rows[0]["pretrain_late_improvement"] = rows[1]["pretrain_late_improvement"] = 0.0
+    assert not [n for n in tuning_notes(pd.DataFrame(rows)) if "pre-training" in n]

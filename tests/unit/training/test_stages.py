@@ -124,7 +124,11 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
     )
     first, last, _ = _first_last(tmp_path / "s3.csv")
     assert last < first
-    assert np.isfinite(load_model(tmp_path / "s3.pt").extra["best_val_loss"])
+    ft = load_model(tmp_path / "s3.pt").extra
+    assert np.isfinite(ft["best_val_loss"])
+    # how its start's training ended travels with the fine-tuned model (the report's pre-training note)
+    assert (ft["init_stop_reason"], ft["init_stop_step"]) == (extra["stop_reason"], extra["stop_step"])
+    assert ft["init_late_improvement"] == extra["late_improvement"]
 
     unl = Dataset(R=np.load(cheap)["R"], z=ETHANOL_Z)
     unl.save(tmp_path / "unl.npz")
