@@ -214,6 +214,38 @@ def test_step_budget_bounds_a_stage_and_records_it(tmp_path):
     assert load_model(tmp_path / "m.pt").extra["model_name"] == "egnn"
 
 
+@pytest.mark.parametrize("stop_reason, late, warned", [("step_cap", 0.3, True), ("early_stopping", 0.3, False)])
+def test_fine_tuning_a_pretraining_a_cap_cut_short_says_so(tmp_path, caplog, stop_reason, late, warned):
+    """The fine-tuning log names a start whose training a cap ended while it still improved (the
+    short stage 2 that hid ASTEROID's gain, BENCHMARKS.md 16); a start that early stopping ended is not named."""
+    acc = _dataset(tmp_path / "acc.npz", 16, 0)
+    val = _dataset(tmp_path / "val.npz", 8, 1)
+    torch.manual_seed(0)
+    start = {"stage": "cheap", "model_name": "egnn", "seed": 0, "stop_reason": stop_reason, "stop_step": 10}
+    save_model(build("egnn", **HP), tmp_path / "s2.pt", extra={**start, "late_improvement": late})
+    stage = {"batch_size": 8, "max_epochs": 1000, "max_steps": 4, "eval_every_steps": 2, "lr": 1e-3}
+    with caplog.at_level("WARNING", logger="pipeline.training.stages"):
+        stages.finetune(
+            init_model=tmp_path / "s2.pt",
+            train_npz=acc,
+            n_train=16,
+            val_npz=val,
+            stage=stage,
+            training=TRAINING,
+            seed=0,
+            device="cpu",
+            out_model=tmp_path / "s3.pt",
+            out_history=tmp_path / "s3.csv",
+            checkpoint=tmp_path / "s3.ckpt",
+        )
+    named = [r.getMessage() for r in caplog.records if "pre-training that has not converged" in r.getMessage()]
+    assert bool(named) == warned
+    if warned:
+        assert "step_cap" in named[0] and "30%" in named[0]
+    extra = load_model(tmp_path / "s3.pt").extra
+    assert (extra["init_stop_reason"], extra["init_late_improvement"]) == (stop_reason, late)
+
+
 @pytest.mark.parametrize("schedule", sorted(RESUME_STAGES))
 def test_killed_training_resumes_from_checkpoint(tmp_path, schedule):
     acc = _dataset(tmp_path / "acc.npz", 24, 0)
