@@ -609,8 +609,12 @@ def _pretraining_notes(results: pd.DataFrame) -> list[str]:
     late = results[capped & improving]
     if late.empty:
         return []
-    keys = {getattr(method_registry.METHODS.get(m), "pretraining", None) for m in late["method"]}
-    stages = ", ".join(sorted(f"training.{k}.max_steps" for k in keys if k)) or "the pre-training's max_steps"
+    cap = {"step_cap": "max_steps", "epoch_cap": "max_epochs"}  # the setting that ended it
+    keys = {
+        (getattr(method_registry.METHODS.get(r.method), "pretraining", None), cap[r.pretrain_stop_reason])
+        for r in late.itertuples()
+    }
+    stages = ", ".join(sorted(f"training.{k}.{c}" for k, c in keys if k)) or "the pre-training's cap"
     return [
         f"{len(late)} fine-tuned models start from a pre-training that its cap ended while it was still improving "
         f"by more than {LATE_IMPROVEMENT_WARN:.0%} over its last quarter (results.csv `pretrain_stop_reason`, "

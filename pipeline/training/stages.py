@@ -368,10 +368,11 @@ def finetune(
     ):
         log.warning(
             "fine-tuning a %s model whose training the %s ended while it still improved by %.0f%% over its last "
-            "quarter: this route is measured with a pre-training that has not converged (raise its max_steps)",
+            "quarter: this route is measured with a pre-training that has not converged (raise that stage's %s)",
             init_extra.get("stage"),
             init_extra["stop_reason"],
             100 * float(init_extra["late_improvement"]),
+            "max_epochs" if init_extra["stop_reason"] == "epoch_cap" else "max_steps",
         )
     _refit_shift(model, tr)
     cfg = stage_config(stage, training, evaluate_start=True)  # the start is a candidate: never worse

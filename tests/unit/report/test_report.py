@@ -545,10 +545,12 @@ def test_tuning_notes_name_fine_tuned_routes_whose_pre_training_was_cut_short():
         dict(method="asteroid", n_train=50, pretrain_stop_reason="early_stopping", pretrain_late_improvement=0.3),
         dict(method="finetune_unweighted", n_train=50, pretrain_stop_reason="step_cap", pretrain_late_improvement=0.01),
         dict(method="standard", n_train=25, pretrain_stop_reason="", pretrain_late_improvement=float("nan")),
+        dict(method="score_matching", n_train=25, pretrain_stop_reason="epoch_cap", pretrain_late_improvement=0.1),
     ]
     (note,) = [n for n in tuning_notes(pd.DataFrame(rows)) if "pre-training" in n]
-    assert note.startswith("2 fine-tuned models")
-    assert "asteroid N = 25, corrected N = 25" in note and "N = 50" not in note
-    assert "training.cheap.max_steps, training.corrected.max_steps" in note
+    assert note.startswith("3 fine-tuned models")
+    assert "asteroid N = 25, corrected N = 25, score_matching N = 25" in note and "N = 50" not in note
+    assert "training.cheap.max_steps, training.corrected.max_steps, training.score_matching.max_epochs" in note
+    rows[-1]["pretrain_late_improvement"] = 0.0
     rows[0]["pretrain_late_improvement"] = rows[1]["pretrain_late_improvement"] = 0.0
     assert not [n for n in tuning_notes(pd.DataFrame(rows)) if "pre-training" in n]
