@@ -57,6 +57,18 @@ def _dataset(path, n, seed, noise=0.0):
     return path
 
 
+def _outputs(tmp_path, tag: str) -> dict:
+    """The arguments every stage takes besides its data: training settings, seed 0 on CPU, and its files."""
+    return dict(
+        training=TRAINING,
+        seed=0,
+        device="cpu",
+        out_model=tmp_path / f"{tag}.pt",
+        out_history=tmp_path / f"{tag}.csv",
+        checkpoint=tmp_path / f"{tag}.ckpt",
+    )
+
+
 def _first_last(history):
     """First and last training loss of a history (fine-tuning's period 0, the start, has none)."""
     h = pd.read_csv(history)
@@ -201,14 +213,9 @@ def test_step_budget_bounds_a_stage_and_records_it(tmp_path):
         n_train=16,
         val_npz=val,
         stage=stage,
-        training=TRAINING,
-        seed=0,
-        device="cpu",
-        out_model=tmp_path / "m.pt",
-        out_history=tmp_path / "h.csv",
-        checkpoint=tmp_path / "m.ckpt",
+        **_outputs(tmp_path, "m"),
     )
-    h = pd.read_csv(tmp_path / "h.csv")
+    h = pd.read_csv(tmp_path / "m.csv")
     assert summary["steps"] == 10 and summary["frames_seen"] == 80
     assert list(h["step"]) == [4, 8, 10]  # three evaluations: two full periods and the rest of the budget
     assert load_model(tmp_path / "m.pt").extra["model_name"] == "egnn"
@@ -231,12 +238,7 @@ def test_fine_tuning_a_pretraining_a_cap_cut_short_says_so(tmp_path, caplog, sto
             n_train=16,
             val_npz=val,
             stage=stage,
-            training=TRAINING,
-            seed=0,
-            device="cpu",
-            out_model=tmp_path / "s3.pt",
-            out_history=tmp_path / "s3.csv",
-            checkpoint=tmp_path / "s3.ckpt",
+            **_outputs(tmp_path, "s3"),
         )
     named = [r.getMessage() for r in caplog.records if "pre-training that has not converged" in r.getMessage()]
     assert bool(named) == warned
