@@ -182,6 +182,17 @@ MODEL_META = {
 # A run that a cap ended while its validation metric still improved by more than this (relative)
 # over the last quarter of its steps is reported as not converged (training log and report).
 LATE_IMPROVEMENT_WARN = 0.05
+CAP_SETTINGS = {"step_cap": "max_steps", "epoch_cap": "max_epochs"}  # the stage setting behind each cap
+
+
+def cut_short(stop_reason, late_improvement) -> bool:
+    """A cap (not early stopping) ended this training while its validation metric still improved by
+    more than LATE_IMPROVEMENT_WARN over its last quarter (a missing value: not cut short)."""
+    try:
+        late = float(late_improvement)
+    except (TypeError, ValueError):
+        return False
+    return stop_reason in CAP_SETTINGS and late > LATE_IMPROVEMENT_WARN
 
 
 def check_model_meta(extra: dict) -> dict:

@@ -17,7 +17,7 @@ import pandas as pd
 
 from .. import methods as method_registry
 from ..evaluation.stats import spearman
-from ..records import LATE_IMPROVEMENT_WARN
+from ..records import CAP_SETTINGS, LATE_IMPROVEMENT_WARN, cut_short
 from . import metrics
 from .figures import MAE_LABEL, FigureResult, make_figures, method_label, model_label
 from .inputs import ReportInputs, software_versions
@@ -604,14 +604,12 @@ def _pretraining_notes(results: pd.DataFrame) -> list[str]:
     learnt its labels, which can hide all of its gain (BENCHMARKS.md 16)."""
     if "pretrain_late_improvement" not in results:
         return []
-    capped = results["pretrain_stop_reason"].fillna("").astype(str).isin(["step_cap", "epoch_cap"])
-    improving = pd.to_numeric(results["pretrain_late_improvement"], errors="coerce") > LATE_IMPROVEMENT_WARN
-    late = results[capped & improving]
+    pre = zip(results["pretrain_stop_reason"], results["pretrain_late_improvement"])
+    late = results[[cut_short(reason, gain) for reason, gain in pre]]
     if late.empty:
         return []
-    cap = {"step_cap": "max_steps", "epoch_cap": "max_epochs"}  # the setting that ended it
     keys = {
-        (getattr(method_registry.METHODS.get(r.method), "pretraining", None), cap[r.pretrain_stop_reason])
+        (getattr(method_registry.METHODS.get(r.method), "pretraining", None), CAP_SETTINGS[r.pretrain_stop_reason])
         for r in late.itertuples()
     }
     stages = ", ".join(sorted(f"training.{k}.{c}" for k, c in keys if k)) or "the pre-training's cap"

@@ -363,16 +363,14 @@ def finetune(
     va = TensorData.from_dataset(load_npz(val_npz), dev)
     model = load_model(init_model, device=dev)
     init_extra = dict(getattr(model, "extra", {}) or {})
-    if init_extra.get("stop_reason") not in (None, "early_stopping") and (
-        float(init_extra.get("late_improvement") or 0.0) > records.LATE_IMPROVEMENT_WARN
-    ):
+    if records.cut_short(init_extra.get("stop_reason"), init_extra.get("late_improvement")):
         log.warning(
             "fine-tuning a %s model whose training the %s ended while it still improved by %.0f%% over its last "
             "quarter: this route is measured with a pre-training that has not converged (raise that stage's %s)",
             init_extra.get("stage"),
             init_extra["stop_reason"],
             100 * float(init_extra["late_improvement"]),
-            "max_epochs" if init_extra["stop_reason"] == "epoch_cap" else "max_steps",
+            records.CAP_SETTINGS[init_extra["stop_reason"]],
         )
     _refit_shift(model, tr)
     cfg = stage_config(stage, training, evaluate_start=True)  # the start is a candidate: never worse

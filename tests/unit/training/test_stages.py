@@ -83,7 +83,6 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
     val = _dataset(tmp_path / "val.npz", 8, 1)
     cheap = _dataset(tmp_path / "cheap.npz", 40, 2, noise=0.3)
     stage = {"batch_size": 8, "max_epochs": 30, "lr": lr, "early_stopping_patience": 100}
-    common = dict(training=TRAINING, seed=0, device="cpu")
 
     stages.train_standard(
         model_name=model_name,
@@ -92,10 +91,7 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
         n_train=16,
         val_npz=val,
         stage=stage,
-        out_model=tmp_path / "s1.pt",
-        out_history=tmp_path / "s1.csv",
-        checkpoint=tmp_path / "s1.ckpt",
-        **common,
+        **_outputs(tmp_path, "s1"),
     )
     first, last, _ = _first_last(tmp_path / "s1.csv")
     assert last < 0.7 * first
@@ -113,10 +109,7 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
         gamma_kind="absolute",
         gamma=1.0,
         stage=stage,
-        out_model=tmp_path / "s2.pt",
-        out_history=tmp_path / "s2.csv",
-        checkpoint=tmp_path / "s2.ckpt",
-        **common,
+        **_outputs(tmp_path, "s2"),
     )
     first, last, _ = _first_last(tmp_path / "s2.csv")
     assert last < 0.7 * first
@@ -129,10 +122,7 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
         n_train=16,
         val_npz=val,
         stage=stage,
-        out_model=tmp_path / "s3.pt",
-        out_history=tmp_path / "s3.csv",
-        checkpoint=tmp_path / "s3.ckpt",
-        **common,
+        **_outputs(tmp_path, "s3"),
     )
     first, last, _ = _first_last(tmp_path / "s3.csv")
     assert last < first
@@ -150,10 +140,7 @@ def test_every_stage_lowers_its_loss(tmp_path, model_name):
         unlabelled_npz=tmp_path / "unl.npz",
         temperature_K=500.0,
         stage={**stage, "max_epochs": 15},
-        out_model=tmp_path / "sm.pt",
-        out_history=tmp_path / "sm.csv",
-        checkpoint=tmp_path / "sm.ckpt",
-        **common,
+        **_outputs(tmp_path, "sm"),
     )
     first, last, _ = _first_last(tmp_path / "sm.csv")
     assert last < first
