@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from ..data import atomic_write
-from ..records import LATE_IMPROVEMENT_WARN
+from ..records import CAP_SETTINGS, cut_short
 from .batching import TensorData
 from .losses import score_matching_loss, supervised_loss
 
@@ -350,14 +350,18 @@ class _Training:
                 state["best"],
                 state["best_epoch"],
             )
-        elif (late := late_improvement(state["history"], self.metric)) > LATE_IMPROVEMENT_WARN:
+        elif cut_short(reason, late := late_improvement(state["history"], self.metric)):
+            setting = CAP_SETTINGS[reason]
             log.warning(
-                "not converged: the %s (%d steps) ended this training while validation %s still improved "
-                "by %.0f%% over its last quarter; raise this stage's max_steps (training.<stage>.max_steps)",
+                "not converged: the %s (%d steps, epoch %d) ended this training while validation %s still "
+                "improved by %.0f%% over its last quarter; raise this stage's %s (training.<stage>.%s)",
                 reason,
                 state["step"],
+                state["epoch"],
                 self.metric,
                 100 * late,
+                setting,
+                setting,
             )
         return reason
 

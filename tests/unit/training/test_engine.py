@@ -6,6 +6,7 @@ import torch
 
 from pipeline.data import Dataset
 from pipeline.models import build
+from pipeline.records import LATE_IMPROVEMENT_WARN
 from pipeline.training import engine
 from pipeline.training.batching import TensorData
 from pipeline.training.engine import StageConfig, stop_reason, train
@@ -143,22 +144,28 @@ def test_late_improvement_is_the_tail_gain_over_the_best_before_it(values, expec
     assert engine.late_improvement(_history(values), "val_force_mae") == pytest.approx(expected)
 
 
-def test_a_cap_that_ends_a_still_improving_run_warns_and_is_recorded(tmp_path, caplog):
+@pytest.mark.parametrize(
+    "caps, reason, setting",
+    [
+        (dict(max_epochs=100000, max_steps=40), "step_cap", "max_steps"),
+        (dict(max_epochs=20, max_steps=None), "epoch_cap", "max_epochs"),  # 20 periods of 2 steps
+    ],
+)
+def test_a_cap_that_ends_a_still_improving_run_warns_and_is_recorded(tmp_path, caplog, caps, reason, setting):
     """Learning zero labels at a small lr lowers the validation error steadily (15% over the last
-    quarter of 40 steps here): the cap that ends it warns, and the summary's late_improvement says by
-    how much. Early stopping never warns."""
+    quarter of 40 steps here): the cap that ends it warns and names the setting to raise, and the
+    summary's late_improvement says by how much. Early stopping never warns."""
     rng = np.random.default_rng(0)
     R = ETHANOL_R[None] + 0.08 * rng.standard_normal((N_TRAIN, 9, 3))
     zero = Dataset(R=R, z=ETHANOL_Z, E=np.zeros(N_TRAIN), F=np.zeros((N_TRAIN, 9, 3)), cpu_s=np.ones(N_TRAIN))
     data = TensorData.from_dataset(zero)
-    cfg = StageConfig(
-        batch_size=BATCH, lr=1e-4, rho=0.01, ema_decay=0.5, max_epochs=100000, max_steps=40, eval_every_steps=2
-    )
+    cfg = StageConfig(batch_size=BATCH, lr=1e-4, rho=0.01, ema_decay=0.5, eval_every_steps=2, **caps)
     with caplog.at_level("WARNING", logger=engine.log.name):
         _, summary = train(_model(), data, data, cfg, seed=0, checkpoint=tmp_path / "c.ckpt", history_csv=None)
-    assert summary["stop_reason"] == "step_cap"
-    assert summary["late_improvement"] > 2 * engine.LATE_IMPROVEMENT_WARN
-    assert any("not converged" in r.getMessage() and "step_cap" in r.getMessage() for r in caplog.records)
+    assert summary["stop_reason"] == reason
+    assert summary["late_improvement"] > 2 * LATE_IMPROVEMENT_WARN
+    warned = [r.getMessage() for r in caplog.records if "not converged" in r.getMessage()]
+    assert len(warned) == 1 and reason in warned[0] and f"training.<stage>.{setting}" in warned[0]
     caplog.clear()
     with caplog.at_level("WARNING", logger=engine.log.name):
         _, summary = _train(tmp_path, checkpoint="d.ckpt", **ENDINGS["early_stopping"][0])
