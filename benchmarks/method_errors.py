@@ -59,6 +59,7 @@ from pipeline.evaluation.collect import (
     results_table,
 )
 from pipeline.evaluation.stats import mean_interval, reduction_interval
+from pipeline.records import cut_short
 
 KEY = ["method", "model", "cheap_level", "n_train", "seed"]
 # Per-model columns carried on every frame row (results.csv's names).
@@ -67,6 +68,8 @@ MODEL_COLUMNS = [
     "val_force_mae_kcal",
     "stop_reason",
     "stop_step",
+    "pretrain_stop_reason",  # a fine-tuned model: how the pre-training it started from ended
+    "pretrain_late_improvement",
     "train_cpu_h_total",
     "accurate_label_cpu_h",
     "cheap_label_cpu_h",
@@ -201,7 +204,7 @@ def results_from_rows(rows: pd.DataFrame) -> pd.DataFrame:
         out.append(
             {
                 **dict(zip(KEY, key, strict=True)),
-                **{k: g[k].iloc[0] for k in MODEL_COLUMNS},
+                **{k: g[k].iloc[0] if k in g else np.nan for k in MODEL_COLUMNS},  # older files lack some
                 "_errors": g["force_mae_kcal"].to_numpy(),
                 "_frames": tuple(g["frame_id"]),
             }
@@ -216,13 +219,22 @@ def _ci(ci) -> str:
     return f"{ci.estimate:.2f} [{ci.low:.2f}, {ci.high:.2f}]"
 
 
+def stopped(g: pd.DataFrame) -> str:
+    """How the seeds' trainings ended ("early_stopping 4, step_cap 1"), and how many fine-tuned from a
+    pre-training that a cap ended while it still improved (records.cut_short)."""
+    out = ", ".join(f"{k} {v}" for k, v in g["stop_reason"].fillna("").value_counts().items() if k)
+    if cut := sum(map(cut_short, g["pretrain_stop_reason"], g["pretrain_late_improvement"])):
+        out += f"; pre-training cut short by its cap {cut}"
+    return out
+
+
 def print_tables(res: pd.DataFrame) -> None:
     rows = []
     for (model, method, lvl, n), g in res.groupby(["model", "method", "cheap_level", "n_train"], sort=True):
         g = g.sort_values("seed")
         ci = mean_interval(np.stack(list(g["_errors"])))
         per_seed = " ".join(f"{e.mean():.2f}" for e in g["_errors"])
-        stops = ", ".join(f"{k} {v}" for k, v in g["stop_reason"].fillna("").value_counts().items() if k)
+        stops = stopped(g)
         rows.append(
             [
                 model,

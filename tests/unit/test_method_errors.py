@@ -79,3 +79,29 @@ def test_export_refuses_a_gamma_choice_with_an_unevaluated_candidate(tmp_path):
         "models/egnn/corrected/xtb/ginf/N100_s2/finetune",
         "models/egnn/finetune/xtb/gr1/N100_s2",
     ]
+
+
+def _rows(pretrain: list[tuple[str, float]] | None) -> pd.DataFrame:
+    """Per-frame rows of three seeds of one fine-tuned method, as an exported file holds them; without
+    the pre-training columns when `pretrain` is None (a file exported before they existed)."""
+    rows = []
+    for seed in range(3):
+        model = {"method": "corrected", "model": "mace", "cheap_level": "xtb", "n_train": 50, "seed": seed}
+        model |= dict.fromkeys(method_errors.MODEL_COLUMNS, np.nan) | {"stop_reason": "early_stopping"}
+        if pretrain is None:
+            model = {k: v for k, v in model.items() if not k.startswith("pretrain_")}
+        else:
+            model["pretrain_stop_reason"], model["pretrain_late_improvement"] = pretrain[seed]
+        rows += [{**model, "frame_id": f, "force_mae_kcal": 0.5} for f in range(4)]
+    return pd.DataFrame(rows)
+
+
+def test_stopped_counts_fine_tunings_whose_pre_training_a_cap_cut_short():
+    """Only a cap that ended a still-improving pre-training counts (not early stopping, not a cap
+    reached after the improvement had levelled off); files without the columns read as none."""
+    pretrain = [("step_cap", 0.14), ("step_cap", 0.01), ("early_stopping", 0.0)]
+    res = method_errors.results_from_rows(_rows(pretrain))
+    assert method_errors.stopped(res) == "early_stopping 3; pre-training cut short by its cap 1"
+    old = method_errors.results_from_rows(_rows(None))
+    assert old["pretrain_stop_reason"].isna().all()
+    assert method_errors.stopped(old) == "early_stopping 3"
