@@ -351,17 +351,15 @@ class _Training:
                 state["best_epoch"],
             )
         elif cut_short(reason, late := late_improvement(state["history"], self.metric)):
-            setting = CAP_SETTINGS[reason]
             log.warning(
                 "not converged: the %s (%d steps, epoch %d) ended this training while validation %s still "
-                "improved by %.0f%% over its last quarter; raise this stage's %s (training.<stage>.%s)",
+                "improved by %.0f%% over its last quarter; raise this stage's training.<stage>.%s",
                 reason,
                 state["step"],
                 state["epoch"],
                 self.metric,
                 100 * late,
-                setting,
-                setting,
+                CAP_SETTINGS[reason],
             )
         return reason
 
