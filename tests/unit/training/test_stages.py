@@ -168,15 +168,24 @@ def test_a_stage_refuses_fewer_accurate_frames_than_n(tmp_path, stage_fn):
 
 # A checkpoint every evaluation period; with eval_every_steps = 3 and 2 batches per epoch the
 # periods cut epochs in half, so a resumed run must continue a half-used shuffled permutation.
+# RESUME_PERIODS evaluation periods: long enough that the test's kill (after period 5) lands
+# mid-run on a fast machine too (with 30 a CI runner once finished first).
+RESUME_PERIODS = 200
 RESUME_STAGES = {
-    "epochs": {"batch_size": 8, "max_epochs": 30, "lr": 3e-3, "early_stopping_patience": 100, "checkpoint_every_s": 0},
+    "epochs": {
+        "batch_size": 8,
+        "max_epochs": RESUME_PERIODS,
+        "lr": 3e-3,
+        "early_stopping_patience": 1000,
+        "checkpoint_every_s": 0,
+    },
     "steps": {
         "batch_size": 8,
-        "max_epochs": 1000,
-        "max_steps": 90,
+        "max_epochs": 10 * RESUME_PERIODS,
+        "max_steps": 3 * RESUME_PERIODS,
         "eval_every_steps": 3,
         "lr": 3e-3,
-        "early_stopping_patience": 100,
+        "early_stopping_patience": 1000,
         "checkpoint_every_s": 0,
     },
 }
@@ -287,17 +296,19 @@ def test_killed_training_resumes_from_checkpoint(tmp_path, schedule):
     while time.time() < deadline and proc.poll() is None:
         if ckpt.exists() and torch.load(ckpt, weights_only=False)["state"]["epoch"] >= 5:
             break
-        time.sleep(0.1)
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.fail(f"training ended (exit {proc.returncode}) before the test could kill it; raise RESUME_PERIODS")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     epoch_at_kill = torch.load(ckpt, weights_only=False)["state"]["epoch"]
-    assert 5 <= epoch_at_kill < 30 and not (run_dir / "model.pt").exists()
+    assert 5 <= epoch_at_kill < RESUME_PERIODS and not (run_dir / "model.pt").exists()
 
     r = subprocess.run(cmd(run_dir), capture_output=True, text=True, check=True)
     assert f"resumed from {ckpt} at epoch {epoch_at_kill}" in r.stderr
     # the resumed run ends where an uninterrupted one does
     h_ref, h_run = pd.read_csv(ref_dir / "history.csv"), pd.read_csv(run_dir / "history.csv")
-    assert len(h_run) == len(h_ref) == 30
+    assert len(h_run) == len(h_ref) == RESUME_PERIODS
     np.testing.assert_allclose(h_run["val_loss"], h_ref["val_loss"], rtol=1e-5)
     a, b = load_model(ref_dir / "model.pt"), load_model(run_dir / "model.pt")
     for (_k, v), (_, w) in zip(a.state_dict().items(), b.state_dict().items()):
