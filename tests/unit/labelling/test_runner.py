@@ -57,6 +57,8 @@ def test_killed_chunk_resumes_without_recomputing(ethanol_frames, tmp_path, monk
     deadline = time.time() + 600  # a safety net only: on a loaded machine two frames can take minutes
     while len(_cached(cache_dir)) < 2 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.fail(f"the label job ended (exit {proc.returncode}) before the test could kill it mid-chunk")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in _cached(cache_dir)}
